@@ -1,0 +1,30 @@
+# Quick start: `make demo` (offline demo on SQLite) and `make test` (the whole test suite).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test eval bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/policywatch demo --out demo-out
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+eval: $(STAMP)
+	$(BIN)/python -m pytest tests/eval -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_detect.py
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache

@@ -1,0 +1,4 @@
+"""Items the spiders yield: one FetchResult per URL per pass (defined with the per-page work that consumes it)."""
+from monitor.pagework import FetchResult
+
+__all__ = ["FetchResult"]

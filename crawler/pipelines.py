@@ -1,0 +1,69 @@
+"""The item pipeline: each FetchResult goes through monitor.pagework (extract, hash, compare, store) in one
+transaction per page. When the spider runs without a run id (plain `scrapy crawl watchlist`), the pipeline
+opens and closes a run itself so the history stays complete."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from scrapy.crawler import Crawler
+
+from crawler.items import FetchResult
+from monitor.health import crawl_health
+from monitor.pagework import PageWork
+from storage import open_database
+from storage import queries as q
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class StorePipeline:
+    def __init__(self, crawler: Crawler):
+        self.crawler = crawler
+        self.db: Database | None = None
+        self.work: PageWork | None = None
+        self.own_run = False
+        self.errors = 0
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> "StorePipeline":
+        return cls(crawler)
+
+    def open_spider(self) -> None:
+        spider = self.crawler.spider
+        config = spider.pw_config
+        self.db = open_database(config.storage_url)
+        with self.db.session() as s:
+            first_run = not q.has_completed_run(s)
+            if spider.run_id is None:
+                spider.run_id = q.open_run(s, config.digest()).id
+                self.own_run = True
+        self.work = PageWork(self.db, config, spider.run_id, first_run=first_run)
+
+    def process_item(self, item: Any) -> Any:
+        if not isinstance(item, FetchResult) or self.work is None:
+            return item
+        stats = self.crawler.stats
+        try:
+            outcome = self.work.process(item)
+        except Exception:
+            self.errors += 1
+            stats.inc_value("policywatch/page_errors")
+            log.exception("could not store the result for %s; nothing was written for it", item.url)
+            return item
+        stats.inc_value(f"policywatch/result/{outcome.result}")
+        stats.inc_value(f"policywatch/outcome/{outcome.outcome}")
+        item.body = None  # free memory: the body is stored (or not needed) by now
+        return item
+
+    def close_spider(self) -> None:
+        if self.db is None:
+            return
+        spider = self.crawler.spider
+        if self.own_run:
+            with self.db.session() as s:
+                health = crawl_health(s, spider.run_id, spider.pw_config)
+                q.finish_run(s, spider.run_id, "completed" if not self.errors else "failed",
+                             f"{self.errors} pages could not be stored" if self.errors else None, health)
+        self.db.dispose()

@@ -1,0 +1,42 @@
+"""Scrapy settings for policywatch. Values from the TOML config (`[crawl]`) are applied by the spider's
+`from_crawler` (see crawler.spiders.base.configure_settings), so `scrapy crawl watchlist -a config=…` and
+`policywatch run` behave the same."""
+
+BOT_NAME = "policywatch"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+
+ROBOTSTXT_OBEY = True
+USER_AGENT = "policywatch/0.1 (+https://github.com/policywatch/policywatch)"
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 4
+DOWNLOAD_DELAY = 0.5
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 0.5
+AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
+DOWNLOAD_TIMEOUT = 30
+RETRY_ENABLED = True
+RETRY_TIMES = 2
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+DOWNLOAD_MAXSIZE = 16 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 8 * 1024 * 1024
+COOKIES_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+HTTPCACHE_ENABLED = False
+REDIRECT_MAX_TIMES = 5
+METAREFRESH_ENABLED = False
+DEPTH_LIMIT = 0  # discovery depth is enforced by the spider from [discovery].depth
+
+DOWNLOADER_MIDDLEWARES = {
+    # Before robots.txt (100) and redirects (600): every request, redirected ones included, is checked.
+    "crawler.middlewares.AllowedDomainsMiddleware": 50,
+    "crawler.middlewares.RetryAfterMiddleware": 540,
+}
+ITEM_PIPELINES = {
+    "crawler.pipelines.StorePipeline": 300,
+}
+EXTENSIONS = {"scrapy.extensions.telnet.TelnetConsole": None}
+
+REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
+FEED_EXPORT_ENCODING = "utf-8"
+LOG_LEVEL = "INFO"

@@ -1,0 +1,1 @@
+"""policywatch spiders (run `scrapy list` from the repository root)."""

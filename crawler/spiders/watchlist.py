@@ -1,0 +1,174 @@
+"""The watchlist spider: fetches every watched URL (and pages discovered earlier), follows links inside the
+configured prefixes to find new pages, and yields one FetchResult per URL, whatever happened to it.
+
+Run it through `policywatch run` (which opens the run and renders reports afterwards) or directly:
+`scrapy crawl watchlist -a config=policywatch.toml`.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, AsyncIterator
+from urllib.parse import urljoin, urldefrag
+
+import scrapy
+from scrapy.crawler import Crawler
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Response
+from twisted.internet.error import (ConnectError, ConnectionLost, DNSLookupError, TCPTimedOutError,
+                                    TimeoutError as TxTimeoutError)
+from twisted.python.failure import Failure
+from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
+
+from crawler.items import FetchResult
+from crawler.middlewares import OffsiteRequest
+from monitor.config import Config, load_config
+from monitor.urls import normalize_url
+from storage import open_database
+from storage import queries as q
+
+log = logging.getLogger(__name__)
+#: Statuses handed to the callback instead of being filtered (redirects are still followed by Scrapy).
+HANDLED = [304] + list(range(400, 600))
+
+
+def configure_settings(crawler: Crawler, config: Config) -> None:
+    """Apply `[crawl]` to Scrapy's settings (allowed before the crawler freezes them)."""
+    c = config.crawl
+    st = crawler.settings
+    prio = "spider"
+    st.set("USER_AGENT", c.user_agent, priority=prio)
+    st.set("ROBOTSTXT_OBEY", c.obey_robots, priority=prio)
+    st.set("CONCURRENT_REQUESTS_PER_DOMAIN", c.concurrency_per_domain, priority=prio)
+    st.set("DOWNLOAD_DELAY", c.download_delay, priority=prio)
+    st.set("AUTOTHROTTLE_ENABLED", c.autothrottle, priority=prio)
+    st.set("DOWNLOAD_TIMEOUT", c.timeout, priority=prio)
+    st.set("RETRY_TIMES", c.retries, priority=prio)
+    st.set("DOWNLOAD_MAXSIZE", c.max_size_mb * 1024 * 1024, priority=prio)
+    st.set("DOWNLOAD_WARNSIZE", c.max_size_mb * 1024 * 1024 // 2, priority=prio)
+    st.set("POLICYWATCH_ALLOWED_DOMAINS", list(c.allowed_domains), priority=prio)
+
+
+def classify_failure(failure: Failure) -> tuple[str, str]:
+    """Map a download failure to an outcome class and a one-line message."""
+    exc = failure.value
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, OffsiteRequest):
+        return ("offsite_redirect" if "redirect" in text else "blocked"), text
+    if isinstance(exc, IgnoreRequest):
+        if "robots.txt" in text:
+            return "blocked", "forbidden by robots.txt"
+        if "max size" in text.lower() or "larger than" in text.lower():
+            return "too_large", text
+        return "blocked", text
+    if isinstance(exc, (TxTimeoutError, TCPTimedOutError)) or "timeout" in type(exc).__name__.lower() or "took longer than" in text:
+        return "timeout", text
+    if isinstance(exc, (DNSLookupError, ConnectError, ConnectionLost, ResponseFailed, ResponseNeverReceived)):
+        if "maxsize" in text.lower() or "max size" in text.lower():
+            return "too_large", text
+        detail = "; ".join(str(r.value) for r in getattr(exc, "reasons", []) if hasattr(r, "value")) or text
+        return "connection_error", f"{type(exc).__name__}: {detail}"[:500]
+    if "cancel" in type(exc).__name__.lower() or "maxsize" in text.lower() or "max size" in text.lower():
+        return "too_large", text
+    return "connection_error", f"{type(exc).__name__}: {text}"[:500]
+
+
+class WatchlistSpider(scrapy.Spider):
+    name = "watchlist"
+
+    def __init__(self, config: str | None = None, run_id: str | int | None = None, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.config_path = config
+        self.pw_config: Config = load_config(config)
+        self.run_id = int(run_id) if run_id not in (None, "") else None
+        self.seen: set[str] = set()
+        self.discovered = 0
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> "WatchlistSpider":
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        configure_settings(crawler, spider.pw_config)
+        return spider
+
+    def _request(self, url: str, source: str, depth: int, validators: dict[str, tuple[str | None, str | None]]) -> scrapy.Request:
+        headers = {}
+        etag, last_modified = validators.get(normalize_url(url), (None, None))
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        self.seen.add(normalize_url(url))
+        return scrapy.Request(url, callback=self.parse, errback=self.failed, headers=headers, dont_filter=True,
+                              meta={"pw_url": url, "pw_source": source, "pw_depth": depth, "pw_start": time.monotonic(),
+                                    "handle_httpstatus_list": HANDLED})
+
+    async def start(self) -> AsyncIterator[Any]:
+        db = open_database(self.pw_config.storage_url)
+        try:
+            with db.session() as s:
+                validators = q.validators(s)
+                known = [(p.url, p.url_key) for p in q.known_discovered_pages(s, self.pw_config.discovery.max_pages)]
+        finally:
+            db.dispose()
+        for watch in self.pw_config.watches:
+            yield self._request(watch.url, "watch", 0, validators)
+        for url, key in known:
+            if key not in self.seen and self.pw_config.allowed.allows(url):
+                self.discovered += 1
+                yield self._request(url, "discovered", 1, validators)
+
+    def _result(self, response: Response | None, request: scrapy.Request, outcome: str, message: str | None = None) -> FetchResult:
+        meta = request.meta
+        started = meta.get("pw_start")
+        r = FetchResult(url=meta.get("pw_url", request.url), source=meta.get("pw_source", "watch"), outcome=outcome,
+                        message=message, attempts=int(meta.get("retry_times", 0)) + 1,
+                        duration_ms=int((time.monotonic() - started) * 1000) if started else None)
+        if response is not None:
+            r.status = response.status
+            headers = response.headers
+            r.content_type = headers.get(b"Content-Type", b"").decode("latin-1") or None
+            r.etag = headers.get(b"ETag", b"").decode("latin-1") or None
+            r.last_modified = headers.get(b"Last-Modified", b"").decode("latin-1") or None
+            r.body = response.body
+            r.encoding = getattr(response, "encoding", None)
+        return r
+
+    def parse(self, response: Response) -> Any:
+        request = response.request
+        status = response.status
+        if status == 304:
+            yield self._result(response, request, "not_modified")
+            return
+        if status >= 400:
+            reason = f"HTTP {status}" + (" after retries" if request.meta.get("retry_times") else "")
+            yield self._result(response, request, "http_error", reason)
+            return
+        yield self._result(response, request, "ok")
+        yield from self._follow(response)
+
+    def _follow(self, response: Response) -> Any:
+        disc = self.pw_config.discovery
+        depth = response.meta.get("pw_depth", 0)
+        if not disc.follow_prefixes or depth >= disc.depth or not hasattr(response, "xpath"):
+            return
+        ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
+        if "html" not in ctype:
+            return
+        for href in response.xpath("//a/@href").getall():
+            url = urldefrag(urljoin(response.url, href.strip()))[0]
+            key = normalize_url(url) if url.startswith(("http://", "https://")) else None
+            if key is None or key in self.seen:
+                continue
+            if not any(url.startswith(p) for p in disc.follow_prefixes) or not self.pw_config.allowed.allows(url):
+                continue
+            if self.discovered >= disc.max_pages:
+                log.warning("discovery.max_pages (%d) reached; not following %s", disc.max_pages, url)
+                return
+            self.discovered += 1
+            yield self._request(url, "discovered", depth + 1, {})
+
+    def failed(self, failure: Failure) -> Any:
+        request = failure.request  # type: ignore[attr-defined]
+        outcome, message = classify_failure(failure)
+        log.warning("fetch failed for %s: %s (%s)", request.meta.get("pw_url", request.url), outcome, message)
+        yield self._result(None, request, outcome, message)

@@ -1,0 +1,256 @@
+"""Load and validate policywatch's TOML configuration.
+
+Why strict: a typo in a nightly job's config (``[storge]``) must fail loudly the first night, naming the key,
+not silently fall back to defaults and watch nothing. Every error names the offending key path.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from monitor.urls import AllowedDomains, normalize_url
+
+ENV_VAR = "POLICYWATCH_CONFIG"
+DEFAULT_FILE = "policywatch.toml"
+
+#: The built-in Innovation Stream rule: a user `[topics.innovation-stream]` table only adds keywords.
+INNOVATION_STREAM = "innovation-stream"
+BUILTIN_TOPICS: dict[str, dict[str, Any]] = {
+    INNOVATION_STREAM: {
+        "display": "Innovation Stream",
+        "keywords": ["Innovation Stream", "Global Hypergrowth Project", "C88"],
+        "url_prefixes": [],
+    }
+}
+
+
+class ConfigError(Exception):
+    """A configuration problem, with the key path in the message."""
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    display: str
+    keywords: tuple[str, ...] = ()
+    url_prefixes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Watch:
+    url: str
+    topics: tuple[str, ...] = ()
+    kind: str = "auto"  # auto | html | json
+    json_records: str | None = None  # key path of the record list in a JSON endpoint, e.g. "rounds"
+    json_id: str | None = None  # natural id field of a record, e.g. "drawNumber"
+
+
+@dataclass(frozen=True)
+class CrawlSettings:
+    allowed_domains: tuple[str, ...]
+    user_agent: str = "policywatch/0.1 (+https://github.com/policywatch/policywatch)"
+    obey_robots: bool = True
+    concurrency_per_domain: int = 4
+    download_delay: float = 0.5
+    autothrottle: bool = True
+    timeout: float = 30.0
+    retries: int = 2
+    max_size_mb: int = 16
+
+
+@dataclass(frozen=True)
+class Discovery:
+    follow_prefixes: tuple[str, ...] = ()
+    depth: int = 1
+    max_pages: int = 500
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None
+    storage_url: str
+    crawl: CrawlSettings
+    watches: tuple[Watch, ...]
+    topics: dict[str, Topic]
+    reports_dir: Path
+    discovery: Discovery = field(default_factory=Discovery)
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def allowed(self) -> AllowedDomains:
+        return AllowedDomains(list(self.crawl.allowed_domains))
+
+    def digest(self) -> str:
+        """A short hash of the file's settings, stored on each run so analysts can see config changes."""
+        return hashlib.sha256(repr(sorted(self.raw.items())).encode()).hexdigest()[:16]
+
+    def watch_for(self, url: str) -> Watch | None:
+        key = normalize_url(url)
+        return next((w for w in self.watches if normalize_url(w.url) == key), None)
+
+
+KNOWN_SECTIONS = {"storage", "crawl", "watch", "topics", "reports", "discovery", "mail", "subscriber",
+                  "schedule", "cluster", "rules"}
+
+
+def find_config_path(explicit: str | os.PathLike[str] | None) -> Path:
+    """`--config`, else `$POLICYWATCH_CONFIG`, else `./policywatch.toml`."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR])
+    return Path(DEFAULT_FILE)
+
+
+def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
+    path = find_config_path(explicit)
+    if not path.exists():
+        hint = " (run `policywatch init` to write a starter file)" if path.name == DEFAULT_FILE else ""
+        raise ConfigError(f"config file not found: {path}{hint}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    return parse_config(data, path)
+
+
+def _expect(value: Any, typ: type | tuple[type, ...], key: str) -> Any:
+    if isinstance(value, bool) and typ in (int, float, (int, float)):
+        raise ConfigError(f"{key}: expected a number, got a boolean")
+    if not isinstance(value, typ):
+        names = typ.__name__ if isinstance(typ, type) else " or ".join(t.__name__ for t in typ)
+        raise ConfigError(f"{key}: expected {names}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _str_list(value: Any, key: str) -> tuple[str, ...]:
+    _expect(value, list, key)
+    for i, item in enumerate(value):
+        _expect(item, str, f"{key}[{i}]")
+    return tuple(value)
+
+
+def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"{where}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def _resolve_sqlite(url: str, base: Path) -> str:
+    """Relative SQLite paths are relative to the config file, so cron jobs work from any directory."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
+        rel = url[len(prefix):]
+        if rel and not Path(rel).is_absolute():
+            return prefix + str((base / rel).resolve())
+    return url
+
+
+def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
+    base = path.parent if path else Path.cwd()
+    for key in data:
+        if key not in KNOWN_SECTIONS:
+            raise ConfigError(f"{key}: unknown section (known: {', '.join(sorted(KNOWN_SECTIONS))})")
+
+    storage = _expect(data.get("storage", {}), dict, "storage")
+    _check_keys(storage, {"url"}, "storage")
+    storage_url = _expect(storage.get("url", "sqlite:///policywatch.db"), str, "storage.url")
+    if "://" not in storage_url:
+        raise ConfigError(f"storage.url: {storage_url!r} is not an SQLAlchemy URL (e.g. sqlite:///policywatch.db)")
+    storage_url = _resolve_sqlite(storage_url, base)
+
+    crawl_t = _expect(data.get("crawl", {}), dict, "crawl")
+    crawl_keys = {"allowed_domains", "user_agent", "obey_robots", "concurrency_per_domain", "download_delay",
+                  "autothrottle", "timeout", "retries", "max_size_mb"}
+    _check_keys(crawl_t, crawl_keys, "crawl")
+    if "allowed_domains" not in crawl_t:
+        raise ConfigError("crawl.allowed_domains: missing (list the hosts policywatch may request, e.g. [\"www.canada.ca\"])")
+    domains = _str_list(crawl_t["allowed_domains"], "crawl.allowed_domains")
+    if not domains:
+        raise ConfigError("crawl.allowed_domains: empty; nothing could be requested")
+    for i, d in enumerate(domains):
+        try:
+            AllowedDomains([d])
+        except ValueError as exc:
+            raise ConfigError(f"crawl.allowed_domains[{i}]: {exc}") from exc
+    crawl_kwargs: dict[str, Any] = {}
+    for key, typ in (("user_agent", str), ("obey_robots", bool), ("autothrottle", bool), ("concurrency_per_domain", int),
+                     ("retries", int), ("max_size_mb", int), ("download_delay", (int, float)), ("timeout", (int, float))):
+        if key in crawl_t:
+            crawl_kwargs[key] = _expect(crawl_t[key], typ, f"crawl.{key}")
+    if crawl_kwargs.get("max_size_mb", 16) < 10:
+        raise ConfigError("crawl.max_size_mb: must be at least 10 (IRCC's rounds JSON alone is 0.5 MB and growing)")
+    if crawl_kwargs.get("concurrency_per_domain", 1) < 1:
+        raise ConfigError("crawl.concurrency_per_domain: must be at least 1")
+    crawl = CrawlSettings(allowed_domains=domains, **crawl_kwargs)
+    allowed = AllowedDomains(list(domains))
+
+    topics: dict[str, Topic] = {}
+    topics_t = _expect(data.get("topics", {}), dict, "topics")
+    names = set(BUILTIN_TOPICS) | set(topics_t)
+    for name in sorted(names):
+        t = _expect(topics_t.get(name, {}), dict, f"topics.{name}")
+        _check_keys(t, {"keywords", "url_prefixes", "display"}, f"topics.{name}")
+        builtin = BUILTIN_TOPICS.get(name, {})
+        keywords = tuple(builtin.get("keywords", ())) + _str_list(t.get("keywords", []), f"topics.{name}.keywords")
+        prefixes = tuple(builtin.get("url_prefixes", ())) + _str_list(t.get("url_prefixes", []), f"topics.{name}.url_prefixes")
+        display = _expect(t.get("display", builtin.get("display", name.replace("-", " ").title())), str, f"topics.{name}.display")
+        topics[name] = Topic(name, display, tuple(dict.fromkeys(keywords)), prefixes)
+
+    watches: list[Watch] = []
+    watch_list = _expect(data.get("watch", []), list, "watch")
+    seen: set[str] = set()
+    for i, w in enumerate(watch_list):
+        where = f"watch[{i}]"
+        _expect(w, dict, where)
+        _check_keys(w, {"url", "topics", "kind", "json_records", "json_id"}, where)
+        if "url" not in w:
+            raise ConfigError(f"{where}.url: missing")
+        url = _expect(w["url"], str, f"{where}.url").strip()
+        if not allowed.allows(url):
+            raise ConfigError(f"{where}.url: {url!r} is outside crawl.allowed_domains {list(domains)} (or not http/https)")
+        key = normalize_url(url)
+        if key in seen:
+            raise ConfigError(f"{where}.url: {url!r} is listed twice")
+        seen.add(key)
+        wt = _str_list(w.get("topics", []), f"{where}.topics")
+        for t in wt:
+            topics.setdefault(t, Topic(t, t.replace("-", " ").title()))
+        kind = _expect(w.get("kind", "auto"), str, f"{where}.kind")
+        if kind not in ("auto", "html", "json"):
+            raise ConfigError(f"{where}.kind: {kind!r} is not auto, html or json")
+        jr = w.get("json_records")
+        ji = w.get("json_id")
+        watches.append(Watch(url, wt, kind, _expect(jr, str, f"{where}.json_records") if jr is not None else None,
+                             _expect(ji, str, f"{where}.json_id") if ji is not None else None))
+
+    disc_t = _expect(data.get("discovery", {}), dict, "discovery")
+    _check_keys(disc_t, {"follow_prefixes", "depth", "max_pages", "sitemaps", "feeds"}, "discovery")
+    prefixes = _str_list(disc_t.get("follow_prefixes", []), "discovery.follow_prefixes")
+    for i, p in enumerate(prefixes):
+        if not allowed.allows(p):
+            raise ConfigError(f"discovery.follow_prefixes[{i}]: {p!r} is outside crawl.allowed_domains")
+    for src in ("sitemaps", "feeds"):
+        for i, u in enumerate(_str_list(disc_t.get(src, []), f"discovery.{src}")):
+            if not allowed.allows(u):
+                raise ConfigError(f"discovery.{src}[{i}]: {u!r} is outside crawl.allowed_domains")
+    depth = _expect(disc_t.get("depth", 1), int, "discovery.depth")
+    max_pages = _expect(disc_t.get("max_pages", 500), int, "discovery.max_pages")
+    if depth < 0 or max_pages < 0:
+        raise ConfigError("discovery.depth and discovery.max_pages must not be negative")
+    discovery = Discovery(prefixes, depth, max_pages)
+
+    reports = _expect(data.get("reports", {}), dict, "reports")
+    _check_keys(reports, {"dir"}, "reports")
+    rdir = Path(_expect(reports.get("dir", "reports"), str, "reports.dir"))
+    if not rdir.is_absolute():
+        rdir = (base / rdir).resolve()
+
+    return Config(path=path, storage_url=storage_url, crawl=crawl, watches=tuple(watches), topics=topics,
+                  reports_dir=rdir, discovery=discovery, raw=data)

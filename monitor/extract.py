@@ -1,0 +1,244 @@
+"""Content extraction: HTML → title, metadata and a sequence of content blocks.
+
+canada.ca pages use the GCWeb template: the content is `<main property="mainContentOfPage">`, the "Date
+modified" block (`#wb-dtmd`, inside `section.pagedetails`) is metadata, never content, and everything around
+`<main>` (menus, rotating scripts, Akamai beacons, footers) is furniture. Other sites get a generic fallback
+(`<main>`, else `<article>`, else `<body>` minus navigation). The document is parsed once, with lxml.
+
+A block is one paragraph, list item, table row, definition term/description, heading or the like, with the
+heading path it sits under, its normalized text, its link targets and its images, so that a moved link or a
+removed image is a change even when the words stay the same.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+from urllib.parse import urljoin
+
+import lxml.html
+from lxml import etree
+
+from monitor.normalize import normalize_text
+
+HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+LEAF_BLOCKS = {"p", "li", "dt", "dd", "pre", "blockquote", "figcaption", "caption", "summary", "address", "legend"}
+INLINE = {"a", "abbr", "b", "strong", "i", "em", "span", "code", "small", "sup", "sub", "time", "br", "img", "mark",
+          "q", "cite", "dfn", "kbd", "s", "u", "del", "ins", "data", "var", "label", "wbr", "bdi", "bdo", "font"}
+DROP_TAGS = {"script", "style", "noscript", "template", "iframe", "object", "embed", "svg", "canvas", "form",
+             "button", "input", "select", "textarea", "link", "meta"}
+#: GCWeb furniture that can sit inside <main>: page details (date modified, report a problem), share widgets.
+GCWEB_NOISE = ["section.pagedetails", "#wb-dtmd", ".pagedetails", ".wb-share", ".gc-pgnt-hdr", "#gc-pft"]
+GENERIC_NOISE = ["nav", "header", "footer", "aside", "[role=navigation]", "[role=banner]", "[role=contentinfo]",
+                 "[aria-hidden=true]"]
+
+
+@dataclass
+class Extraction:
+    """What one HTML response says, stripped of furniture."""
+
+    extractor: str  # gcweb | generic
+    title: str
+    blocks: list[dict[str, Any]]
+    meta: dict[str, Any] = field(default_factory=dict)
+    dropped: list[str] = field(default_factory=list)  # why-not-content notes, for `policywatch explain`
+
+    @property
+    def text(self) -> str:
+        return "\n".join(b["text"] for b in self.blocks if b["text"])
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.title, self.blocks)
+
+
+def content_hash(title: str, blocks: Iterable[dict[str, Any]] | Any) -> str:
+    """SHA-256 over the canonical JSON of title + blocks: equal content, equal hash, whatever the bytes."""
+    payload = json.dumps([title, blocks], sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def parse_html(body: bytes | str, encoding: str | None = None) -> etree._Element:
+    if isinstance(body, bytes):
+        parser = lxml.html.HTMLParser(encoding=encoding or "utf-8", remove_comments=True)
+        return lxml.html.document_fromstring(body, parser=parser)
+    return lxml.html.document_fromstring(body, parser=lxml.html.HTMLParser(remove_comments=True))
+
+
+def find_gcweb_main(doc: etree._Element) -> etree._Element | None:
+    found = doc.xpath("//main[@property='mainContentOfPage']")
+    return found[0] if found else None
+
+
+def _first_text(doc: etree._Element, xpath: str) -> str | None:
+    for node in doc.xpath(xpath):
+        value = node if isinstance(node, str) else node.text_content()
+        value = normalize_text(str(value))
+        if value:
+            return value
+    return None
+
+
+def extract_metadata(doc: etree._Element) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    modified = _first_text(doc, "//*[@id='wb-dtmd']//time/text()") or _first_text(
+        doc, "//meta[@name='dcterms.modified']/@content")
+    if modified:
+        meta["date_modified"] = modified
+    issued = _first_text(doc, "//meta[@name='dcterms.issued']/@content")
+    if issued:
+        meta["date_issued"] = issued
+    canonical = _first_text(doc, "//link[@rel='canonical']/@href")
+    if canonical:
+        meta["canonical_url"] = canonical
+    lang = doc.get("lang")
+    if lang:
+        meta["lang"] = lang
+    return meta
+
+
+def _remove(nodes: Iterable[etree._Element], why: str, dropped: list[str]) -> None:
+    for node in list(nodes):
+        parent = node.getparent()
+        if parent is None:
+            continue
+        snippet = normalize_text(node.text_content())[:60] if node.tag not in ("script", "style") else ""
+        dropped.append(f"{why}: <{node.tag}{'#' + node.get('id') if node.get('id') else ''}> {snippet}".rstrip())
+        tail = node.tail
+        if tail:  # keep the text that followed the removed element
+            prev = node.getprevious()
+            if prev is not None:
+                prev.tail = (prev.tail or "") + tail
+            else:
+                parent.text = (parent.text or "") + tail
+        parent.remove(node)
+
+
+def _clean(root: etree._Element, selectors: list[str], why: str, dropped: list[str]) -> None:
+    for br in root.iter("br"):  # a line break separates words
+        br.tail = " " + (br.tail or "")
+    _remove([n for n in root.iter() if isinstance(n.tag, str) and n.tag in DROP_TAGS], "script/style/form", dropped)
+    for sel in selectors:
+        try:
+            _remove(root.cssselect(sel), f"{why} ({sel})", dropped)
+        except Exception:  # an invalid user selector is reported by rule validation, not here
+            continue
+
+
+class _Walker:
+    """Turns an element tree into blocks, tracking the heading path."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+        self.blocks: list[dict[str, Any]] = []
+        self.path: list[tuple[int, str]] = []
+
+    def section(self) -> list[str]:
+        return [t for _, t in self.path]
+
+    def emit(self, kind: str, text: str, links: list[str], images: list[dict[str, str]]) -> None:
+        text = normalize_text(text)
+        if not text and not images:
+            return
+        block: dict[str, Any] = {"kind": kind, "section": self.section(), "text": text}
+        if links:
+            block["links"] = links
+        if images:
+            block["images"] = images
+        self.blocks.append(block)
+
+    def _link(self, el: etree._Element, links: list[str], images: list[dict[str, str]]) -> None:
+        if el.tag == "a" and el.get("href") and not el.get("href").startswith(("javascript:", "#")):
+            links.append(urljoin(self.base_url, el.get("href").strip()))
+        elif el.tag == "img" and el.get("src"):
+            images.append({"src": urljoin(self.base_url, el.get("src").strip()), "alt": normalize_text(el.get("alt") or "")})
+
+    def inline_text(self, el: etree._Element, links: list[str], images: list[dict[str, str]]) -> str:
+        """All text of an element treated as inline (used for leaf blocks and table cells)."""
+        for node in el.iter():
+            if isinstance(node.tag, str):
+                self._link(node, links, images)
+        return "".join(el.itertext())
+
+    def heading(self, el: etree._Element) -> None:
+        level = int(el.tag[1])
+        text = normalize_text(el.text_content())
+        while self.path and self.path[-1][0] >= level:
+            self.path.pop()
+        links: list[str] = []
+        images: list[dict[str, str]] = []
+        self.inline_text(el, links, images)
+        self.emit(el.tag, text, links, images)
+        if text and level > 1:  # the h1 is the page title, not a section
+            self.path.append((level, text))
+
+    def walk(self, el: etree._Element) -> None:
+        tag = el.tag if isinstance(el.tag, str) else ""
+        if tag in HEADINGS:
+            self.heading(el)
+            return
+        if tag == "tr":
+            links: list[str] = []
+            images: list[dict[str, str]] = []
+            cells = [normalize_text(self.inline_text(c, links, images)) for c in el if isinstance(c.tag, str) and c.tag in ("td", "th")]
+            self.emit("tr", " | ".join(cells), links, images)
+            return
+        has_block_child = any(isinstance(c.tag, str) and c.tag not in INLINE for c in el)
+        if tag in LEAF_BLOCKS and not has_block_child or tag == "img":
+            links, images = [], []
+            text = self.inline_text(el, links, images) if tag != "img" else ""
+            if tag == "img":
+                self._link(el, links, images)
+            self.emit(tag if tag != "img" else "img", text, links, images)
+            return
+        # A container: runs of text and inline children between block children become anonymous blocks.
+        kind = tag if tag in LEAF_BLOCKS else "text"
+        run: list[str] = [el.text or ""]
+        links, images = [], []
+        for child in el:
+            if not isinstance(child.tag, str):
+                run.append(child.tail or "")
+                continue
+            if child.tag in INLINE and not any(isinstance(c.tag, str) and c.tag not in INLINE for c in child.iter() if c is not child):
+                run.append(self.inline_text(child, links, images))
+            else:
+                self.emit(kind, "".join(run), links, images)
+                run, links, images = [], [], []
+                self.walk(child)
+            run.append(child.tail or "")
+        self.emit(kind, "".join(run), links, images)
+
+
+def extract_html(body: bytes | str, url: str, *, encoding: str | None = None, extra_noise: list[str] | None = None,
+                 require_gcweb: bool = False) -> Extraction:
+    """Extract content from an HTML document.
+
+    `require_gcweb`: the page was extracted with the GCWeb selector before, so a response without it is not
+    content (raise NoMainContent; the caller records a soft error) rather than a generic-fallback extraction.
+    """
+    doc = body if isinstance(body, etree._Element) else parse_html(body, encoding)
+    meta = extract_metadata(doc)
+    dropped: list[str] = []
+    main = find_gcweb_main(doc)
+    if main is not None:
+        extractor, noise = "gcweb", GCWEB_NOISE
+    elif require_gcweb:
+        raise NoMainContent("the canada.ca content area <main property=\"mainContentOfPage\"> is missing")
+    else:
+        extractor, noise = "generic", GENERIC_NOISE
+        candidates = doc.xpath("//main") or doc.xpath("//article") or doc.xpath("//body")
+        main = candidates[0] if candidates else doc
+    _clean(main, noise + list(extra_noise or []), "furniture", dropped)
+    walker = _Walker(url)
+    walker.walk(main)
+    blocks = walker.blocks
+    title = next((b["text"] for b in blocks if b["kind"] == "h1"), None) or _first_text(doc, "//title/text()") or ""
+    if extractor == "gcweb":
+        title = title.removesuffix(" - Canada.ca").strip()
+    meta["extractor"] = extractor
+    return Extraction(extractor, title, blocks, meta, dropped)
+
+
+class NoMainContent(Exception):
+    """The page's usual content container is missing (maintenance or error page served with 200)."""

@@ -1,0 +1,14 @@
+"""Text normalization: the same words must hash the same whatever the whitespace or Unicode form."""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+_WS = re.compile(r"\s+")
+
+
+def normalize_text(text: str) -> str:
+    """NFKC (folds no-break spaces and compatibility forms), zero-width characters dropped, whitespace collapsed."""
+    text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
+    return _WS.sub(" ", text).strip()

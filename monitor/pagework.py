@@ -1,0 +1,195 @@
+"""The per-page unit of work run by the crawl's item pipeline: classify, extract, hash, compare, store.
+
+One transaction per page: the fetch record, a new version (only when the content changed) and the change are
+committed together or not at all. Nothing but an `ok` fetch creates a version; a page is `removed` only after
+a 404/410 on two consecutive passes; after any failed night the next good fetch is compared with the last good
+version, so a maintenance night never shows up as a change.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from monitor.config import Config
+from monitor.detect import ChangeDecision, detect_html, detect_json, removed_decision
+from monitor.extract import NoMainContent, extract_html
+from monitor.jsondiff import MalformedJSON, parse_json, records_hash, records_text, to_records
+from monitor.quality import soft_error_reason
+from monitor.urls import normalize_url
+from storage import queries as q
+from storage.db import Database
+from storage.models import Change, Fetch, Page, Version
+from storage.types import utcnow
+
+log = logging.getLogger(__name__)
+GONE_STATUSES = (404, 410)
+REMOVED_AFTER = 2
+
+
+@dataclass
+class FetchResult:
+    """What the spider learned about one URL, whatever happened."""
+
+    url: str  # as configured or discovered
+    source: str = "watch"  # watch | discovered
+    outcome: str = "ok"
+    status: int | None = None
+    message: str | None = None
+    body: bytes | None = None
+    encoding: str | None = None
+    content_type: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    attempts: int = 1
+    duration_ms: int | None = None
+    fetched_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass
+class PageOutcome:
+    result: str  # new | changed | unchanged | not_modified | failed | removed
+    outcome: str
+    change_id: int | None = None
+    message: str | None = None
+
+
+def _is_json(result: FetchResult, kind: str) -> bool:
+    if kind != "auto":
+        return kind == "json"
+    ct = (result.content_type or "").lower()
+    return "json" in ct or result.url.split("?")[0].lower().endswith(".json")
+
+
+def _is_html(result: FetchResult) -> bool:
+    ct = (result.content_type or "").lower()
+    return not ct or "html" in ct or "xml" in ct and "xhtml" in ct
+
+
+class PageWork:
+    """Processes FetchResults for one run against one database and config."""
+
+    def __init__(self, db: Database, config: Config, run_id: int, *, first_run: bool):
+        self.db = db
+        self.config = config
+        self.run_id = run_id
+        self.first_run = first_run
+
+    def process(self, result: FetchResult) -> PageOutcome:
+        with self.db.session() as s:
+            return self._process(s, result)
+
+    def _record_fetch(self, s, page: Page, r: FetchResult, outcome: str, message: str | None = None, **extra: Any) -> Fetch:
+        return q.add(s, Fetch(run_id=self.run_id, page_id=page.id, fetched_at=r.fetched_at, http_status=r.status,
+                              outcome=outcome, message=message if message is not None else r.message,
+                              attempts=r.attempts, etag=r.etag, last_modified=r.last_modified,
+                              bytes=len(r.body) if r.body is not None else None, duration_ms=r.duration_ms,
+                              **extra))
+
+    def _add_change(self, s, page: Page, decision: ChangeDecision, from_v: Version | None, to_v: Version | None) -> Change:
+        return q.add(s, Change(page_id=page.id, run_id=self.run_id, detected_at=utcnow(), kind=decision.kind,
+                               significance=decision.significance, topics=decision.topics,
+                               details_released=decision.details_released, url=page.url, title=page.title,
+                               summary=decision.summary, from_version_id=from_v.id if from_v else None,
+                               to_version_id=to_v.id if to_v else None, details=decision.details))
+
+    def _process(self, s, r: FetchResult) -> PageOutcome:
+        watch = self.config.watch_for(r.url)
+        source = "watch" if watch else r.source
+        topics = list(watch.topics) if watch else []
+        page, created = q.get_or_create_page(s, r.url, normalize_url(r.url), source=source, topics=topics)
+        if not watch:
+            topics = list(page.topics or [])
+
+        if r.outcome != "ok":
+            return self._failed(s, page, r)
+
+        body = r.body or b""
+        raw_hash = hashlib.sha256(body).hexdigest()
+        prev = q.last_version(s, page.id)
+        if prev is not None and prev.raw_hash == raw_hash:  # byte-identical: no parse, no diff
+            self._record_fetch(s, page, r, "ok", raw_hash=raw_hash, content_hash=prev.content_hash)
+            self._mark_seen(page, r)
+            return PageOutcome("unchanged", "ok")
+
+        kind = watch.kind if watch else "auto"
+        try:
+            if _is_json(r, kind):
+                doc = to_records(parse_json(body), watch.json_records if watch else None, watch.json_id if watch else None)
+                content_hash, title = records_hash(doc), page.title or r.url.rsplit("/", 1)[-1]
+                blocks, text, meta, extractor = doc, records_text(doc), {"extractor": "json", "records": len(doc["records"])}, "json"
+            elif _is_html(r):
+                ex = extract_html(body, r.url, encoding=r.encoding, require_gcweb=page.extractor == "gcweb")
+                reason = soft_error_reason(ex.title, ex.text, [b["text"] for b in ex.blocks if b["kind"] in ("h1", "h2")])
+                if reason:
+                    return self._failed(s, page, r, "soft_error", reason)
+                content_hash, title, blocks, text, meta, extractor = ex.content_hash, ex.title, ex.blocks, ex.text, ex.meta, ex.extractor
+            else:
+                return self._failed(s, page, r, "soft_error", f"unsupported content type {r.content_type!r}: not HTML or JSON")
+        except MalformedJSON as exc:
+            return self._failed(s, page, r, "soft_error", str(exc))
+        except NoMainContent as exc:
+            return self._failed(s, page, r, "soft_error", f"{exc} (selector drift or an error page)")
+
+        self._mark_seen(page, r)
+        page.extractor = page.extractor or extractor
+        if extractor != "json":
+            page.title = title or page.title
+            if meta.get("canonical_url"):
+                page.canonical_url = meta["canonical_url"]
+        if prev is not None and prev.content_hash == content_hash:  # noise only: keep just the hashes
+            self._record_fetch(s, page, r, "ok", raw_hash=raw_hash, content_hash=content_hash)
+            return PageOutcome("unchanged", "ok")
+
+        q.store_body(s, raw_hash, body, r.content_type)
+        fetch = self._record_fetch(s, page, r, "ok", raw_hash=raw_hash, content_hash=content_hash, content_changed=True)
+        version = q.add(s, Version(page_id=page.id, fetch_id=fetch.id, captured_at=r.fetched_at, content_hash=content_hash,
+                                   raw_hash=raw_hash, title=page.title, text=text, blocks=blocks,
+                                   meta={**meta, "content_type": r.content_type}))
+        old = {"blocks": prev.blocks, "meta": prev.meta, "text": prev.text} if prev is not None else None
+        common = dict(url=page.url, title=page.title or page.url, old=old, watch_topics=topics,
+                      topic_defs=self.config.topics, discovered=page.source == "discovered",
+                      baseline=page.source == "watch" or self.first_run)
+        decision = (detect_json(new_doc=blocks, **common) if extractor == "json"
+                    else detect_html(new_blocks=blocks, new_meta=meta, **common))
+        if decision is None:
+            return PageOutcome("unchanged", "ok")
+        change = self._add_change(s, page, decision, prev, version)
+        return PageOutcome("new" if decision.kind == "new_page" else "changed", "ok", change.id)
+
+    def _mark_seen(self, page: Page, r: FetchResult) -> None:
+        page.last_seen = r.fetched_at
+        page.gone_count = 0
+        if page.status != "active":
+            page.status = "active"
+
+    def _failed(self, s, page: Page, r: FetchResult, outcome: str | None = None, message: str | None = None) -> PageOutcome:
+        outcome = outcome or r.outcome
+        if outcome == "not_modified":
+            last_ok = q.last_fetch(s, page.id, ("ok",))
+            f = self._record_fetch(s, page, r, "not_modified", raw_hash=last_ok.raw_hash if last_ok else None,
+                                   content_hash=last_ok.content_hash if last_ok else None)
+            if not f.etag and last_ok is not None:  # keep validators for the next conditional GET
+                f.etag, f.last_modified = last_ok.etag, last_ok.last_modified
+            self._mark_seen(page, r)
+            return PageOutcome("not_modified", "not_modified")
+        self._record_fetch_failed(s, page, r, outcome, message)
+        if outcome == "http_error" and r.status in GONE_STATUSES:
+            page.gone_count = (page.gone_count or 0) + 1
+            if page.gone_count >= REMOVED_AFTER and page.status != "removed" and q.last_version(s, page.id) is not None:
+                page.status = "removed"
+                decision = removed_decision(url=page.url, title=page.title, status=r.status, watch_topics=list(page.topics or []))
+                change = self._add_change(s, page, decision, q.last_version(s, page.id), None)
+                return PageOutcome("removed", outcome, change.id, message)
+            page.status = "gone" if page.status != "removed" else page.status
+        return PageOutcome("failed", outcome, None, message or r.message)
+
+    def _record_fetch_failed(self, s, page: Page, r: FetchResult, outcome: str, message: str | None) -> Fetch:
+        # Validators of a failed response must not be reused for conditional GETs.
+        f = Fetch(run_id=self.run_id, page_id=page.id, fetched_at=r.fetched_at, http_status=r.status, outcome=outcome,
+                  message=message if message is not None else r.message, attempts=r.attempts, etag=None,
+                  last_modified=None, bytes=len(r.body) if r.body is not None else None, duration_ms=r.duration_ms,
+                  raw_hash=hashlib.sha256(r.body).hexdigest() if r.body else None)
+        return q.add(s, f)

@@ -1,0 +1,183 @@
+"""Open the history database: engine settings per backend, migrations on first use, clear errors.
+
+Why migrations run here: every entry point (CLI, crawl child process, scheduler, workers) may be the first to
+touch a new database, possibly several at once; `open_database` upgrades under a lock (PostgreSQL advisory
+lock, SQLite exclusive transaction) so exactly one of them migrates.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+ADVISORY_LOCK_KEY = 0x706F6C6963  # "polic": any fixed 64-bit key, shared by every policywatch process
+
+
+class StorageError(Exception):
+    """The database cannot be used; the message says why in one line."""
+
+
+def alembic_config(connection: Connection | None = None) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def make_engine(url: str, *, readonly: bool = False) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StorageError(f"storage.url {url!r} is not a valid SQLAlchemy URL") from exc
+    if parsed.drivername == "postgresql" or parsed.drivername.startswith("postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database
+        if db and db != ":memory:":
+            path = Path(db)
+            if readonly and not path.exists():
+                raise StorageError(f"no database at {path}: run `policywatch run` first")
+            if not path.parent.exists():
+                raise StorageError(f"directory for the SQLite database does not exist: {path.parent}")
+            if readonly:
+                parsed = parsed.set(database=f"file:{path}?mode=ro", query={"uri": "true"})
+        engine = create_engine(parsed, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        if readonly:
+            event.listen(engine, "connect", lambda c, _r: c.execute("PRAGMA query_only=ON"))
+        return engine
+    kwargs = {"pool_pre_ping": True}
+    if readonly:
+        kwargs["execution_options"] = {"postgresql_readonly": True}
+    try:
+        return create_engine(parsed, **kwargs)
+    except (ImportError, SQLAlchemyError) as exc:
+        raise StorageError(f"cannot use {parsed.render_as_string(hide_password=True)}: {exc}") from exc
+
+
+def _describe(exc: Exception, url: str) -> str:
+    msg = str(getattr(exc, "orig", exc) or exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
+    safe = make_url(url).render_as_string(hide_password=True) if "://" in url else url
+    if "file is not a database" in msg:
+        return f"{safe} is not a policywatch database (not an SQLite file, or corrupt)"
+    return f"database {safe} unusable: {msg}"
+
+
+@contextmanager
+def _migration_lock(conn: Connection) -> Iterator[None]:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
+            conn.commit()
+    else:
+        conn.exec_driver_sql("BEGIN EXCLUSIVE")
+        try:
+            yield
+        except BaseException:
+            conn.rollback()
+            raise
+        else:
+            conn.commit()
+
+
+def current_revision(conn: Connection) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine) -> str | None:
+    """Bring the schema to head under a cross-process lock; refuse a database newer than this code."""
+    script = ScriptDirectory.from_config(alembic_config())
+    with engine.connect() as conn:
+        with _migration_lock(conn):
+            rev = current_revision(conn)
+            if not _known(script, rev):
+                raise StorageError(
+                    f"the database is at schema revision {rev}, which this policywatch does not know: "
+                    "it was written by a newer version; upgrade policywatch")
+            if rev != script.get_current_head():
+                cfg = alembic_config(conn)
+                command.upgrade(cfg, "head")
+            return current_revision(conn)
+
+
+def _known(script: ScriptDirectory, rev: str | None) -> bool:
+    if rev is None:
+        return True
+    try:
+        return script.get_revision(rev) is not None
+    except Exception:
+        return False
+
+
+class Database:
+    """An engine plus a session factory for one history database."""
+
+    def __init__(self, url: str, *, readonly: bool = False):
+        self.url = url
+        self.engine = make_engine(url, readonly=readonly)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session whose work commits as one transaction, or rolls back entirely."""
+        with self.sessions() as s:
+            try:
+                yield s
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def open_database(url: str, *, migrate: bool = True, readonly: bool = False) -> Database:
+    """Open (and by default create or upgrade) the database at `url`, or raise StorageError in one line."""
+    db = Database(url, readonly=readonly)
+    try:
+        if migrate and not readonly:
+            upgrade(db.engine)
+        else:
+            with db.engine.connect() as conn:
+                rev = current_revision(conn)
+            if rev is None:
+                raise StorageError("the database has no policywatch schema yet: run `policywatch run` or `policywatch db upgrade`")
+            if not _known(ScriptDirectory.from_config(alembic_config()), rev):
+                raise StorageError(f"the database is at schema revision {rev}, newer than this policywatch: upgrade policywatch")
+    except StorageError:
+        db.dispose()
+        raise
+    except (OperationalError, DatabaseError, SQLAlchemyError, OSError) as exc:
+        db.dispose()
+        raise StorageError(_describe(exc, url)) from exc
+    return db

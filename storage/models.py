@@ -1,0 +1,132 @@
+"""SQLAlchemy 2 typed models of the history database.
+
+The data dictionary in docs/data-dictionary.md documents every column; the analyst views are created by the
+migrations (storage/migrations) and are the stable interface, the tables may grow.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from storage.types import UTCDateTime, utcnow
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Run(Base):
+    """One monitoring pass."""
+
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(20), default="running")  # running | completed | failed
+    message: Mapped[str | None] = mapped_column(Text)
+    config_digest: Mapped[str | None] = mapped_column(String(64))
+    pages_fetched: Mapped[int] = mapped_column(Integer, default=0)
+    pages_new: Mapped[int] = mapped_column(Integer, default=0)
+    pages_changed: Mapped[int] = mapped_column(Integer, default=0)
+    pages_unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    pages_failed: Mapped[int] = mapped_column(Integer, default=0)
+    health: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Page(Base):
+    """A URL policywatch watches or discovered."""
+
+    __tablename__ = "pages"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(Text)  # as configured or discovered (never rel=canonical)
+    url_key: Mapped[str] = mapped_column(String(2048), unique=True)  # normalized form, see monitor.urls
+    canonical_url: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    topics: Mapped[list[str]] = mapped_column(JSON, default=list)
+    source: Mapped[str] = mapped_column(String(20), default="watch")  # watch | discovered
+    extractor: Mapped[str | None] = mapped_column(String(20))  # gcweb | generic | json
+    status: Mapped[str] = mapped_column(String(20), default="active")  # active | gone | removed
+    gone_count: Mapped[int] = mapped_column(Integer, default=0)  # consecutive 404/410 fetches
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    versions: Mapped[list["Version"]] = relationship(back_populates="page", order_by="Version.id")
+
+
+class Body(Base):
+    """A raw response body, stored once per distinct byte string (zlib-compressed); prunable by age."""
+
+    __tablename__ = "bodies"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str | None] = mapped_column(String(200))
+    data: Mapped[bytes | None] = mapped_column(LargeBinary)  # NULL once pruned
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Fetch(Base):
+    """One request for one page in one run, whatever its outcome."""
+
+    __tablename__ = "fetches"
+    __table_args__ = (Index("ix_fetches_page_time", "page_id", "fetched_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"))
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(30))  # see monitor.quality.OUTCOMES
+    message: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    bytes: Mapped[int | None] = mapped_column(Integer)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    raw_hash: Mapped[str | None] = mapped_column(String(64))
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    content_changed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Version(Base):
+    """One distinct extracted content of a page (a noise-only fetch makes none)."""
+
+    __tablename__ = "versions"
+    __table_args__ = (Index("ix_versions_page_time", "page_id", "captured_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"))
+    fetch_id: Mapped[int | None] = mapped_column(ForeignKey("fetches.id"))
+    captured_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    raw_hash: Mapped[str | None] = mapped_column(ForeignKey("bodies.sha256"))
+    title: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    blocks: Mapped[list[dict[str, Any]] | dict[str, Any]] = mapped_column(JSON)  # blocks, or JSON records
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # date_modified, extractor, content_type
+
+    page: Mapped[Page] = relationship(back_populates="versions")
+
+
+class Change(Base):
+    """A detected change; written once, never updated."""
+
+    __tablename__ = "changes"
+    __table_args__ = (
+        UniqueConstraint("page_id", "run_id", "kind", name="uq_changes_page_run_kind"),
+        Index("ix_changes_detected", "detected_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"), index=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(20))  # new_page | changed | removed
+    significance: Mapped[str] = mapped_column(String(10))  # low | medium | high
+    topics: Mapped[list[str]] = mapped_column(JSON, default=list)
+    details_released: Mapped[bool] = mapped_column(Boolean, default=False)
+    url: Mapped[str] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[str] = mapped_column(Text)
+    from_version_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id"))
+    to_version_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id"))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -1,0 +1,153 @@
+"""Queries and writes on the history database, shared by the pipeline, the pass, the CLI and the reports.
+
+All functions take an open Session; the caller owns the transaction (one per page in the pipeline).
+"""
+from __future__ import annotations
+
+import zlib
+from datetime import datetime
+from typing import Any, Iterator, Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from storage.models import Body, Change, Fetch, Page, Run, Version
+from storage.types import utcnow
+
+
+# --- runs -----------------------------------------------------------------------------------------------
+def open_run(s: Session, config_digest: str | None = None) -> Run:
+    run = Run(started_at=utcnow(), status="running", config_digest=config_digest, pages_fetched=0, pages_new=0,
+              pages_changed=0, pages_unchanged=0, pages_failed=0)
+    s.add(run)
+    s.flush()
+    return run
+
+
+def run_counts(s: Session, run_id: int) -> dict[str, int]:
+    """Counts of a run, computed from its fetches and changes (the single source of truth)."""
+    rows = dict(s.execute(select(Fetch.outcome, func.count()).where(Fetch.run_id == run_id).group_by(Fetch.outcome)).all())
+    changes = dict(s.execute(select(Change.kind, func.count()).where(Change.run_id == run_id).group_by(Change.kind)).all())
+    fetched = sum(rows.values())
+    failed = sum(n for outcome, n in rows.items() if outcome not in ("ok", "not_modified"))
+    changed = changes.get("changed", 0)
+    new = changes.get("new_page", 0)
+    return {"fetched": fetched, "new": new, "changed": changed, "removed": changes.get("removed", 0),
+            "failed": failed, "unchanged": max(0, fetched - failed - changed - new), "outcomes": rows}
+
+
+def finish_run(s: Session, run_id: int, status: str, message: str | None = None, health: dict[str, Any] | None = None) -> Run:
+    run = s.get(Run, run_id)
+    assert run is not None
+    c = run_counts(s, run_id)
+    run.finished_at = utcnow()
+    run.status = status
+    run.message = message
+    run.pages_fetched, run.pages_new, run.pages_changed = c["fetched"], c["new"], c["changed"]
+    run.pages_unchanged, run.pages_failed = c["unchanged"], c["failed"]
+    run.health = health
+    return run
+
+
+def has_completed_run(s: Session) -> bool:
+    return s.scalar(select(func.count()).select_from(Run).where(Run.status == "completed")) > 0
+
+
+# --- pages ----------------------------------------------------------------------------------------------
+def get_page(s: Session, url_key: str) -> Page | None:
+    return s.scalar(select(Page).where(Page.url_key == url_key))
+
+
+def get_or_create_page(s: Session, url: str, url_key: str, *, source: str, topics: Sequence[str]) -> tuple[Page, bool]:
+    page = get_page(s, url_key)
+    if page is not None:
+        if source == "watch" and (page.source != "watch" or list(page.topics) != list(topics)):
+            page.source, page.topics = "watch", list(topics)
+        return page, False
+    page = Page(url=url, url_key=url_key, source=source, topics=list(topics), status="active", gone_count=0,
+                first_seen=utcnow())
+    try:
+        with s.begin_nested():
+            s.add(page)
+            s.flush()
+    except IntegrityError:  # another worker created it in the meantime
+        page = get_page(s, url_key)
+        assert page is not None
+        return page, False
+    return page, True
+
+
+def known_discovered_pages(s: Session, limit: int) -> list[Page]:
+    return list(s.scalars(select(Page).where(Page.source == "discovered", Page.status != "removed").order_by(Page.id).limit(limit)))
+
+
+# --- fetches, bodies, versions --------------------------------------------------------------------------
+def last_fetch(s: Session, page_id: int, outcomes: Sequence[str] | None = None) -> Fetch | None:
+    q = select(Fetch).where(Fetch.page_id == page_id)
+    if outcomes:
+        q = q.where(Fetch.outcome.in_(outcomes))
+    return s.scalar(q.order_by(Fetch.id.desc()).limit(1))
+
+
+def validators(s: Session) -> dict[str, tuple[str | None, str | None]]:
+    """url_key → (ETag, Last-Modified) of each page's last good fetch that had a current version."""
+    latest = select(Fetch.page_id, func.max(Fetch.id).label("fid")).where(Fetch.outcome.in_(("ok", "not_modified"))).group_by(Fetch.page_id).subquery()
+    rows = s.execute(select(Page.url_key, Fetch.etag, Fetch.last_modified).join(latest, latest.c.page_id == Page.id)
+                     .join(Fetch, Fetch.id == latest.c.fid)).all()
+    return {k: (e, lm) for k, e, lm in rows if e or lm}
+
+
+def store_body(s: Session, sha256: str, data: bytes, content_type: str | None) -> None:
+    """Store a raw body once; identical bytes are never stored twice."""
+    existing = s.get(Body, sha256)
+    if existing is not None:
+        if existing.data is None:  # pruned earlier, needed again
+            existing.data = zlib.compress(data, 6)
+        return
+    try:
+        with s.begin_nested():
+            s.add(Body(sha256=sha256, size=len(data), content_type=content_type, data=zlib.compress(data, 6), created_at=utcnow()))
+            s.flush()
+    except IntegrityError:
+        pass
+
+
+def body_bytes(s: Session, sha256: str) -> bytes | None:
+    b = s.get(Body, sha256)
+    return zlib.decompress(b.data) if b is not None and b.data is not None else None
+
+
+def last_version(s: Session, page_id: int) -> Version | None:
+    return s.scalar(select(Version).where(Version.page_id == page_id).order_by(Version.id.desc()).limit(1))
+
+
+def add(s: Session, obj: Any) -> Any:
+    s.add(obj)
+    s.flush()
+    return obj
+
+
+# --- changes and history --------------------------------------------------------------------------------
+def iter_changes(s: Session, *, since: datetime | None = None, topic: str | None = None, until_id: int | None = None,
+                 after_id: int | None = None) -> Iterator[Change]:
+    """Changes in detection order (id ascending); topic filtering happens on the JSON list in Python."""
+    q = select(Change).order_by(Change.id)
+    if since is not None:
+        q = q.where(Change.detected_at >= since)
+    if after_id is not None:
+        q = q.where(Change.id > after_id)
+    if until_id is not None:
+        q = q.where(Change.id <= until_id)
+    for change in s.scalars(q.execution_options(yield_per=500)):
+        if topic is None or topic in (change.topics or []):
+            yield change
+
+
+def versions_of(s: Session, page_id: int) -> list[Version]:
+    return list(s.scalars(select(Version).where(Version.page_id == page_id).order_by(Version.id)))
+
+
+def version_at(s: Session, page_id: int, when: datetime) -> Version | None:
+    return s.scalar(select(Version).where(Version.page_id == page_id, Version.captured_at <= when)
+                    .order_by(Version.captured_at.desc(), Version.id.desc()).limit(1))
