@@ -1,0 +1,112 @@
+"""One monitoring pass: open a run, crawl in a child process, finish the run with its health, render reports.
+
+Why a child process: Twisted's reactor cannot be restarted, and a crash or leak in a crawl must not take the
+caller (the CLI, the scheduler daemon) down. The monitor never imports the crawler: it runs `scrapy crawl
+watchlist` with `SCRAPY_SETTINGS_MODULE=crawler.settings`, and watches progress in the database.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from sqlalchemy import func, select
+
+from monitor.config import Config
+from monitor.health import crawl_health
+from reports.data import load_run_report
+from reports.render import write_run_reports
+from storage import open_database
+from storage import queries as q
+from storage.models import Fetch
+
+ProgressFn = Callable[[int, int], None]
+
+
+class PassError(Exception):
+    """The pass could not complete (the crawl crashed or could not start)."""
+
+
+@dataclass
+class PassResult:
+    run_id: int
+    status: str
+    counts: dict[str, int]
+    reports: dict[str, Path] = field(default_factory=dict)
+    health: dict = field(default_factory=dict)
+    log_file: Path | None = None
+    message: str | None = None
+
+
+def crawl_command(config_path: Path, run_id: int, log_file: Path, log_level: str = "INFO") -> list[str]:
+    return [sys.executable, "-m", "scrapy", "crawl", "watchlist", "-a", f"config={config_path}", "-a", f"run_id={run_id}",
+            "-s", f"LOG_FILE={log_file}", "-s", f"LOG_LEVEL={log_level}"]
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    errors = [ln for ln in text if " ERROR: " in ln or "Error" in ln]
+    return "\n".join((errors or text)[-lines:])
+
+
+def run_pass(config: Config, *, progress: ProgressFn | None = None, timeout: float | None = None) -> PassResult:
+    """Run one pass. Raises StorageError (database unusable) or PassError (crawl failed)."""
+    if config.path is None:
+        raise PassError("the pass needs a config file on disk (the crawl child process reads it)")
+    db = open_database(config.storage_url)
+    try:
+        with db.session() as s:
+            run_id = q.open_run(s, config.digest()).id
+        log_dir = config.reports_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_file = log_dir / f"run-{run_id}.log"
+        env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "crawler.settings"}
+        cmd = crawl_command(config.path.resolve(), run_id, log_file)
+        expected = len(config.watches)
+        started = time.monotonic()
+        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        message = None
+        try:
+            while proc.poll() is None:
+                if progress is not None:
+                    with db.session() as s:
+                        done = s.scalar(select(func.count()).select_from(Fetch).where(Fetch.run_id == run_id)) or 0
+                    progress(done, max(expected, done))
+                if timeout is not None and time.monotonic() - started > timeout:
+                    proc.terminate()
+                    proc.wait(30)
+                    message = f"crawl stopped after the {timeout:.0f} s timeout"
+                    break
+                time.sleep(0.3)
+        except BaseException:
+            proc.terminate()
+            proc.wait(30)
+            with db.session() as s:
+                q.finish_run(s, run_id, "failed", "interrupted")
+            raise
+        stderr = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+        rc = proc.returncode
+        if rc != 0 and message is None:
+            detail = (stderr.strip().splitlines() or [""])[-1] or _tail(log_file, 3)
+            message = f"crawl process exited with status {rc}: {detail}"[:1000]
+        status = "completed" if message is None else "failed"
+        with db.session() as s:
+            health = crawl_health(s, run_id, config)
+            run = q.finish_run(s, run_id, status, message, health)
+            counts = q.run_counts(s, run_id)
+        with db.session() as s:
+            data = load_run_report(s, run_id, {n: t.display for n, t in config.topics.items()})
+            paths = write_run_reports(data, config.reports_dir)
+        result = PassResult(run_id, run.status, counts, paths, health, log_file, message)
+        if status != "completed":
+            raise PassError(message or "crawl failed")
+        return result
+    finally:
+        db.dispose()

@@ -1,0 +1,1 @@
+"""Reports: Jinja2-rendered Markdown and HTML from the history database (reads storage only)."""

@@ -1,0 +1,56 @@
+"""What a report shows, loaded from storage: a run, its changes ranked for a consultant, and crawl health.
+
+Ranking: Innovation Stream details first, then significance (high → low), then detection order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from storage.models import Change, Run
+
+SIGNIFICANCE_ORDER = {"high": 0, "medium": 1, "low": 2}
+
+
+@dataclass
+class ReportData:
+    run: Run
+    changes: list[Change]
+    groups: list[tuple[str, list[Change]]]
+    baseline: list[Change]
+    health: dict[str, Any] = field(default_factory=dict)
+    topic_names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def headline(self) -> str:
+        released = [c for c in self.changes if c.details_released]
+        n = len(self.changes)
+        if released:
+            return f"Innovation Stream: details released · {n} change{'s' if n != 1 else ''}"
+        if n:
+            return f"{n} change{'s' if n != 1 else ''} · top: {self.changes[0].title or self.changes[0].url}"
+        return "No changes"
+
+
+def rank_key(c: Change) -> tuple[int, int, int]:
+    return (0 if c.details_released else 1, SIGNIFICANCE_ORDER.get(c.significance, 3), c.id)
+
+
+def load_run_report(s: Session, run_id: int, topic_names: dict[str, str] | None = None) -> ReportData:
+    run = s.get(Run, run_id)
+    if run is None:
+        raise LookupError(f"no run {run_id}")
+    all_changes = list(s.scalars(select(Change).where(Change.run_id == run_id)))
+    baseline = sorted((c for c in all_changes if (c.details or {}).get("baseline")), key=lambda c: c.id)
+    changes = sorted((c for c in all_changes if not (c.details or {}).get("baseline")), key=rank_key)
+    names = dict(topic_names or {})
+    groups: dict[str, list[Change]] = {}
+    for c in changes:
+        key = c.topics[0] if c.topics else ""
+        groups.setdefault(key, []).append(c)
+    ordered = sorted(groups.items(), key=lambda kv: rank_key(kv[1][0]))
+    return ReportData(run, changes, [(names.get(k, k.replace("-", " ").title()) if k else "Other pages", v) for k, v in ordered],
+                      baseline, run.health or {}, names)

@@ -1,0 +1,64 @@
+"""Render reports with Jinja2 (autoescape on for HTML: scraped text is hostile and must never execute)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from reports.data import ReportData
+
+_env: Environment | None = None
+
+
+def environment() -> Environment:
+    global _env
+    if _env is None:
+        _env = Environment(loader=PackageLoader("reports", "templates"),
+                           autoescape=select_autoescape(enabled_extensions=("html", "htm", "xml", "atom"), default=True),
+                           undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+        _env.filters["section"] = lambda s: " › ".join(s) if s else "Top of page"
+        _env.filters["md"] = _md_escape
+        _env.filters["iso"] = lambda d: d.isoformat(timespec="seconds") if d else ""
+    return _env
+
+
+def _md_escape(text: Any) -> str:
+    """Scraped text in Markdown: neutralize HTML and link syntax so it renders as the words it is."""
+    s = str(text or "")
+    for ch, rep in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
+        s = s.replace(ch, rep)
+    for ch in "\\`*_[]#|":
+        s = s.replace(ch, "\\" + ch)
+    return s
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def render_markdown(data: ReportData) -> str:
+    return environment().get_template("report.md.j2").render(r=data)
+
+
+def render_html(data: ReportData) -> str:
+    return environment().get_template("report.html.j2").render(r=data)
+
+
+def write_run_reports(data: ReportData, out_dir: Path) -> dict[str, Path]:
+    """Write run-<id>.md/.html and refresh latest.md / index.html; return the paths."""
+    rid = data.run.id
+    md, html = render_markdown(data), render_html(data)
+    paths = {"markdown": out_dir / f"run-{rid}.md", "html": out_dir / f"run-{rid}.html"}
+    _write_atomic(paths["markdown"], md)
+    _write_atomic(paths["html"], html)
+    _write_atomic(out_dir / "latest.md", md)
+    _write_atomic(out_dir / "index.html", html)
+    return paths
