@@ -135,7 +135,7 @@ class PageWork:
 
         self._mark_seen(page, r)
         page.extractor = page.extractor or extractor
-        if extractor != "json":
+        if extractor != "json" or not page.title:
             page.title = title or page.title
             if meta.get("canonical_url"):
                 page.canonical_url = meta["canonical_url"]

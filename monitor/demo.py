@@ -1,0 +1,324 @@
+"""The offline demo: a small canada.ca-like site over three nights, served on loopback, one pass per night.
+
+The pages are real IRCC wording (officer instructions and the Start-up Visa page, converted to Markdown and
+wrapped here in a real canada.ca GCWeb page shell), except the Tech Talent Strategy backgrounder, a sample
+written from the public record. The shells are three real captures of one canada.ca page whose rotating
+scripts differ, so every night carries real noise. The story:
+
+- night 1: the baseline; the backgrounder says Innovation Stream details "will be released later"; the
+  exemption-code table has no C88 row; IRCC's rounds JSON has rounds up to #335.
+- night 2: noise only (new script hashes, new "Date modified"), and IRCC's rounds JSON is malformed, exactly as
+  IRCC served it on 2025-02-19: a soft error, never "all rounds removed".
+- night 3: the pilot page appears (found by following links), the C88 row is added, the backgrounder's
+  promise is replaced by criteria, the Start-up Visa page gains a list item, rounds #336 and #337 appear.
+
+The builder functions are also used by the evaluation corpus (tests/eval) to wrap real pages in GCWeb.
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.resources import files
+from pathlib import Path
+from typing import Callable
+
+from rich.console import Console
+
+SITE = files("monitor").joinpath("demo_site")
+IRCC = "/en/immigration-refugees-citizenship"
+OPS = f"{IRCC}/corporate/publications-manuals/operational-bulletins-manuals/temporary-residents/foreign-workers"
+PATHS = {
+    "backgrounder": f"{IRCC}/news/2023/06/canadas-tech-talent-strategy.html",
+    "exemption-codes": f"{OPS}/exemption-codes.html",
+    "pilot": f"{OPS}/public-policy-competitiveness-economy/innovation-stream-pilot.html",
+    "h1b": f"{OPS}/work-permit-h1b-visa.html",
+    "start-visa": f"{IRCC}/services/immigrate-canada/start-visa.html",
+    "ee-rounds": "/content/dam/ircc/documents/json/ee_rounds_123_en.json",
+}
+NIGHTS = (1, 2, 3)
+LATER = "More details will be released later."
+RELEASED = ("The Innovation Stream pilot opened on March 22, 2024. Employers of the Global Hypergrowth Project can hire "
+            "workers in TEER 0, 1, 2 or 3 occupations on employer-specific work permits of up to 5 years under LMIA "
+            "exemption code C88. See the [Innovation Stream pilot instructions](https://www.canada.ca"
+            f"{PATHS['pilot']}).")
+
+
+# --- Markdown (as converted from IRCC pages) → GCWeb HTML ----------------------------------------------
+_LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]+)\)")
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+
+
+def _inline(text: str, local_links: dict[str, str]) -> str:
+    out, pos = [], 0
+    for m in _LINK.finditer(text):
+        out.append(html.escape(text[pos:m.start()]))
+        href = m.group(2)
+        bare = href.split("#")[0]
+        href = local_links.get(bare, href)
+        out.append(f'<a href="{html.escape(href)}">{html.escape(m.group(1))}</a>')
+        pos = m.end()
+    out.append(html.escape(text[pos:]))
+    return _BOLD.sub(r"<strong>\1</strong>", "".join(out))
+
+
+def markdown_to_html(md: str, local_links: dict[str, str] | None = None) -> tuple[str, str]:
+    """Convert the converter's Markdown back to simple HTML; return (title, body HTML without the h1)."""
+    links = local_links or {}
+    text = re.sub(r"\A---\n.*?\n---\n", "", md, flags=re.S)
+    lines = [ln.rstrip("\r") for ln in text.splitlines()]
+    title, parts, para, list_stack, table = "", [], [], [], False
+
+    def flush_para() -> None:
+        if para:
+            parts.append(f"<p>{_inline(' '.join(para), links)}</p>")
+            para.clear()
+
+    def close_lists(level: int = 0) -> None:
+        while len(list_stack) > level:
+            list_stack.pop()
+            parts.append("</ul>")
+
+    def close_table() -> None:
+        nonlocal table
+        if table:
+            parts.append("</tbody></table>")
+            table = False
+
+    i = 0
+    while i < len(lines):
+        ln = lines[i]
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        stripped = ln.strip()
+        if stripped.startswith("Published Time:"):
+            i += 1
+            continue
+        if stripped and re.fullmatch(r"=+", nxt.strip() or "x") and not stripped.startswith("|"):
+            flush_para(); close_lists(); close_table()
+            title = title or stripped
+            i += 2
+            continue
+        if stripped and re.fullmatch(r"-{3,}", nxt.strip() or "x") and not stripped.startswith("|"):
+            flush_para(); close_lists(); close_table()
+            parts.append(f"<h2>{_inline(stripped, links)}</h2>")
+            i += 2
+            continue
+        m = re.match(r"(#{1,6})\s+(.*)", stripped)
+        if m:
+            flush_para(); close_lists(); close_table()
+            level = max(2, len(m.group(1)))
+            heading = m.group(2).strip("* ").strip()
+            if len(m.group(1)) == 1 and not title:
+                title = heading
+            else:
+                parts.append(f"<h{level}>{_inline(heading, links)}</h{level}>")
+            i += 1
+            continue
+        m = re.match(r"(\s*)[*-]\s+(.*)", ln)
+        if m and not stripped.startswith("**"):
+            flush_para(); close_table()
+            level = len(m.group(1)) // 4 + 1
+            if len(list_stack) < level:
+                while len(list_stack) < level:
+                    list_stack.append(level)
+                    parts.append("<ul>")
+            else:
+                close_lists(level)
+            parts.append(f"<li>{_inline(m.group(2), links)}</li>")
+            i += 1
+            continue
+        if stripped.startswith("|"):
+            flush_para(); close_lists()
+            cells = [c.strip() for c in stripped.strip("|").split("|")]
+            if all(re.fullmatch(r":?-{3,}:?", c) for c in cells if c):
+                i += 1
+                continue
+            if not table:
+                parts.append('<table class="table table-bordered"><tbody>')
+                table = True
+            parts.append("<tr>" + "".join(f"<td>{_inline(c, links)}</td>" for c in cells) + "</tr>")
+            i += 1
+            continue
+        if not stripped:
+            flush_para(); close_lists(); close_table()
+            i += 1
+            continue
+        close_lists(); close_table()
+        para.append(stripped)
+        i += 1
+    flush_para(); close_lists(); close_table()
+    if not title and parts and re.match(r"<h2>", parts[0]):  # a page whose first heading is its title
+        title = re.sub(r"<[^>]+>", "", parts.pop(0))
+    return html.unescape(title), "\n".join(parts)
+
+
+def gcweb_page(shell: str, title: str, body_html: str, date_modified: str) -> str:
+    """Put content into a real canada.ca page shell: new <title>, <h1>, main content and "Date modified"."""
+    safe_title = html.escape(title)
+    page = re.sub(r"<title>.*?</title>", f"<title>{safe_title} - Canada.ca</title>", shell, count=1, flags=re.S)
+    page = re.sub(r'(<meta name="dcterms.modified" title="W3CDTF" content=")[^"]*', rf"\g<1>{date_modified}", page, count=1)
+    start = page.index("<main")
+    start = page.index(">", start) + 1
+    details = page.index('<section class="pagedetails">', start)
+    end = page.index("</main>", details)
+    pagedetails = re.sub(r'(<time property="dateModified">)[^<]*', rf"\g<1>{date_modified}", page[details:end], count=1)
+    content = f'\n<h1 property="name" id="wb-cont" dir="ltr">{safe_title}</h1>\n{body_html}\n'
+    return page[:start] + content + pagedetails + page[end:]
+
+
+def _shell(night: int) -> str:
+    return SITE.joinpath("shells", f"shell-{night}.html").read_text(encoding="utf-8")
+
+
+def _md(name: str) -> str:
+    return SITE.joinpath("pages", f"{name}.md").read_text(encoding="utf-8")
+
+
+def build_night(night: int) -> dict[str, tuple[bytes, str]]:
+    """path → (body, content type) of the demo site on one night."""
+    local = {f"https://www.canada.ca{p}": p for key, p in PATHS.items() if key != "pilot" or night >= 3}
+    shell = _shell(night)
+    modified = {1: "2024-03-01", 2: "2024-03-20", 3: "2024-03-22"}[night]
+    site: dict[str, tuple[bytes, str]] = {}
+
+    def add_page(key: str, md: str, date: str = modified) -> None:
+        title, body = markdown_to_html(md, local)
+        site[PATHS[key]] = (gcweb_page(shell, title, body, date).encode("utf-8"), "text/html; charset=UTF-8")
+
+    back = _md("tech-talent-strategy-backgrounder")
+    add_page("backgrounder", back.replace(LATER, RELEASED) if night >= 3 else back)
+    codes = _md("exemption-codes")
+    if night < 3:  # the C88 row appeared with the pilot on March 22, 2024
+        codes = "\n".join(ln for ln in codes.splitlines() if "| Innovation Stream pilot |" not in ln)
+    add_page("exemption-codes", codes)
+    add_page("h1b", _md("work-permit-h1b-visa"), "2024-09-27")
+    sv = _md("start-visa")
+    if night >= 3:
+        sv = sv.replace("- meet the language requirements\n", "- have a qualifying business\n- meet the language requirements\n", 1)
+    add_page("start-visa", sv, "2024-07-08")
+    if night >= 3:
+        add_page("pilot", _md("innovation-stream-pilot"))
+    site[PATHS["ee-rounds"]] = (SITE.joinpath("json", f"ee_rounds-night-{night}.json").read_bytes(), "application/json")
+    return site
+
+
+# --- a loopback server that can switch nights ----------------------------------------------------------
+class NightServer:
+    """Serves one night of a site dict on 127.0.0.1 with ETags (so conditional GETs get real 304s)."""
+
+    def __init__(self, pages: dict[str, tuple[bytes, str]] | None = None):
+        self.pages = pages or {}
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                path = self.path.split("?")[0]
+                if path == "/robots.txt":
+                    body, ctype = b"User-agent: *\nAllow: /\n", "text/plain"
+                elif path in server.pages:
+                    body, ctype = server.pages[path]
+                else:
+                    body, ctype = b"<html><body><h1>Not found</h1></body></html>", "text/html"
+                    self.send_response(404)
+                    self.send_header("Content-Type", ctype)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+                if self.headers.get("If-None-Match") == etag:
+                    self.send_response(304)
+                    self.send_header("ETag", etag)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("ETag", etag)
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "NightServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def demo_config(base: str, out_dir: Path) -> str:
+    host = base.split("://", 1)[1]
+    watches = [("backgrounder", ["innovation-stream"]), ("exemption-codes", ["innovation-stream"]), ("h1b", ["h1b"]),
+               ("start-visa", ["start-up-visa"])]
+    lines = ["# Written by `policywatch demo`: the demo site on a loopback port.", "[storage]",
+             f'url = "sqlite:///{(out_dir / "policywatch.db").as_posix()}"', "", "[crawl]", f'allowed_domains = ["{host}"]',
+             "download_delay = 0", "autothrottle = false", "concurrency_per_domain = 8", "", "[discovery]",
+             f'follow_prefixes = ["{base}{IRCC}/corporate/publications-manuals/"]', "depth = 1", "max_pages = 50", "",
+             "[reports]", f'dir = "{(out_dir / "reports").as_posix()}"', "", "[topics.h1b]", 'display = "H-1B open work permit"',
+             'keywords = ["H-1B"]', ""]
+    for key, topics in watches:
+        lines += ["[[watch]]", f'url = "{base}{PATHS[key]}"', f"topics = {topics!r}".replace("'", '"'), ""]
+    lines += ["[[watch]]", f'url = "{base}{PATHS["ee-rounds"]}"', 'topics = ["express-entry"]', 'kind = "json"',
+              'json_records = "rounds"', 'json_id = "drawNumber"', ""]
+    return "\n".join(lines)
+
+
+def run_demo(out_dir: Path, out: Console, err: Console, nights: tuple[int, ...] = NIGHTS,
+             on_night: Callable[[int], None] | None = None) -> list[dict]:
+    """Run the demo into `out_dir` (a fresh database each time); print what each night found."""
+    from monitor.config import load_config
+    from monitor.passrun import run_pass
+    from storage import open_database
+    from storage.models import Change
+    from sqlalchemy import select
+
+    out_dir = out_dir.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("policywatch.db", "policywatch.db-wal", "policywatch.db-shm"):
+        (out_dir / stale).unlink(missing_ok=True)
+    results = []
+    with NightServer() as server:
+        cfg_path = out_dir / "policywatch.toml"
+        cfg_path.write_text(demo_config(server.base, out_dir), encoding="utf-8")
+        config = load_config(cfg_path)
+        for night in nights:
+            server.pages = build_night(night)
+            err.print(f"[bold]night {night}[/bold]: serving {len(server.pages)} pages at {server.base}")
+            result = run_pass(config)
+            c = result.counts
+            out.print(f"night {night} (run {result.run_id}): {c['fetched']} fetched, {c['new']} new, {c['changed']} changed, "
+                      f"{c['unchanged']} unchanged, {c['failed']} failed", highlight=False)
+            db = open_database(config.storage_url)
+            try:
+                with db.session() as s:
+                    changes = list(s.scalars(select(Change).where(Change.run_id == result.run_id).order_by(Change.id)))
+                    for ch in changes:
+                        if (ch.details or {}).get("baseline"):
+                            continue
+                        star = "★ " if ch.details_released else ""
+                        out.print(f"  {star}[{ch.significance}] {ch.title}: {ch.summary}", markup=False, highlight=False)
+            finally:
+                db.dispose()
+            for f in result.health.get("failures", []):
+                out.print(f"  fetch problem (not a change): {f['url'].replace(server.base, '')} — {f['outcome']}: {f['message']}", markup=False, highlight=False)
+            results.append({"night": night, "run_id": result.run_id, "counts": c, "reports": result.reports})
+            if on_night:
+                on_night(night)
+    out.print(f"\nreports: {out_dir / 'reports' / 'index.html'}  (and latest.md; one run-N file per night)")
+    out.print(f"database: {out_dir / 'policywatch.db'}  — try: policywatch changes --config {cfg_path}")
+    return results
