@@ -210,6 +210,7 @@ class NightServer:
 
     def __init__(self, pages: dict[str, tuple[bytes, str]] | None = None):
         self.pages = pages or {}
+        self.requests: list[tuple[str, str | None]] = []  # (path, If-None-Match) of every request, for tests
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -218,6 +219,7 @@ class NightServer:
 
             def do_GET(self) -> None:  # noqa: N802
                 path = self.path.split("?")[0]
+                server.requests.append((path, self.headers.get("If-None-Match")))
                 if path == "/robots.txt":
                     body, ctype = b"User-agent: *\nAllow: /\n", "text/plain"
                 elif path in server.pages:

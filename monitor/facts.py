@@ -13,7 +13,7 @@ MONTHS = r"(?:January|February|March|April|May|June|July|August|September|Octobe
 NUMWORD = r"(?:\d+(?:\.\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|eighteen|twenty-four|thirty|sixty|ninety)"
 _PATTERNS: list[tuple[str, str]] = [
     ("date", rf"\b{MONTHS}\s+\d{{1,2}},\s+\d{{4}}\b|\b\d{{1,2}}\s+{MONTHS}\s+\d{{4}}\b|\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b{MONTHS}\s+\d{{4}}\b"),
-    ("fee", r"(?:CAN|CA|C)?\$\s?\d[\d,]*(?:\.\d{2})?"),
+    ("fee", r"(?:CAN|CA|C)?\$\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d{2})?"),
     ("percentage", r"\b\d+(?:\.\d+)?\s?(?:%|per\s?cent\b)"),
     ("duration", rf"\b(?:[Uu]p to\s+)?{NUMWORD}\s+(?:business\s+|calendar\s+)?(?:years?|months?|weeks?|days?|hours?)\b"),
     ("teer", r"\bTEER\s+(?:categor(?:y|ies)\s+)?[0-5](?:\s*(?:,|or|and|to|–|-)\s*[0-5])*"),

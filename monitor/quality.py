@@ -28,7 +28,7 @@ def soft_error_reason(title: str, text: str, headings: list[str]) -> str | None:
     m = _ERROR_WORDS.search(probe)
     if m:
         return f"error page served with status 200 (“{m.group(0)}”)"
-    if len(text.strip()) < MIN_TEXT_CHARS:
+    if len(text.strip()) < MIN_TEXT_CHARS and not headings:  # a short page with a heading is still a page
         return f"almost empty page ({len(text.strip())} characters of text)"
     if len(text) < 400:
         m = _ERROR_WORDS.search(text)

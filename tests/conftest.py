@@ -1,0 +1,127 @@
+"""Shared fixtures: loopback fixture sites, configs, and SQLite/PostgreSQL databases of the tests' own."""
+from __future__ import annotations
+
+import mimetypes
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from monitor.demo import NightServer
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent / "fixtures"
+BIN = Path(sys.executable).parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def load_site(directory: Path) -> dict[str, tuple[bytes, str]]:
+    """A directory of files → the {path: (body, content type)} a NightServer serves."""
+    pages = {}
+    for f in sorted(directory.rglob("*")):
+        if f.is_file():
+            ctype = mimetypes.guess_type(f.name)[0] or "application/octet-stream"
+            if ctype.startswith("text/"):
+                ctype += "; charset=utf-8"
+            pages["/" + f.relative_to(directory).as_posix()] = (f.read_bytes(), ctype)
+    return pages
+
+
+class FixtureSite:
+    """Serves `tests/fixtures/sites/<name>/night-<n>/` on a loopback port; `night(n)` switches nights."""
+
+    def __init__(self, name: str):
+        self.root = FIXTURES / "sites" / name
+        self.server = NightServer()
+
+    def night(self, n: int) -> None:
+        self.server.pages = load_site(self.root / f"night-{n}")
+
+    def url(self, path: str) -> str:
+        return f"{self.server.base}{path}"
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.server.port}"
+
+
+@pytest.fixture
+def permits_site() -> Iterator[FixtureSite]:
+    site = FixtureSite("permits")
+    site.night(1)
+    with site.server:
+        yield site
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> Callable[..., Path]:
+    """Write a TOML config under tmp_path from a text body (storage and reports default into tmp_path)."""
+
+    def _write(body: str, *, name: str = "policywatch.toml", storage: str | None = None) -> Path:
+        head = ""
+        if "[storage]" not in body:
+            head += f'[storage]\nurl = "{storage or "sqlite:///" + (tmp_path / "history.db").as_posix()}"\n\n'
+        if "[reports]" not in body:
+            head += f'[reports]\ndir = "{(tmp_path / "reports").as_posix()}"\n\n'
+        path = tmp_path / name
+        path.write_text(head + body, encoding="utf-8")
+        return path
+
+    return _write
+
+
+def policywatch(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script as users do."""
+    exe = BIN / "policywatch"
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------------------
+def _pg_admin_url() -> str | None:
+    return os.environ.get("POLICYWATCH_TEST_PG_URL")
+
+
+def _need_pg() -> str:
+    url = _pg_admin_url()
+    if not url:
+        if IN_CI:
+            pytest.fail("POLICYWATCH_TEST_PG_URL is not set: in CI the PostgreSQL tests must run, not skip")
+        pytest.skip("set POLICYWATCH_TEST_PG_URL to run the PostgreSQL tests")
+    return url
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database of this test's own, dropped afterwards."""
+    import sqlalchemy as sa
+
+    admin = _need_pg()
+    name = f"pwtest_{uuid.uuid4().hex[:12]}"
+    try:
+        engine = sa.create_engine(admin.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except Exception as exc:  # server down
+        if IN_CI:
+            pytest.fail(f"PostgreSQL at POLICYWATCH_TEST_PG_URL is not usable: {exc}")
+        pytest.skip(f"PostgreSQL not usable: {exc}")
+    url = sa.engine.make_url(admin).set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every storage test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{(tmp_path / 'history.db').as_posix()}"
+    return request.getfixturevalue("pg_url")

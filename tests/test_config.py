@@ -1,0 +1,86 @@
+"""Configuration: loading, validation with messages that name the key, and the lookup order."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.config import ConfigError, load_config, parse_config
+
+GOOD = """
+[storage]
+url = "sqlite:///data/pw.db"
+[crawl]
+allowed_domains = ["www.canada.ca", "127.0.0.1:8080"]
+[[watch]]
+url = "https://www.canada.ca/en/immigration-refugees-citizenship/news.html"
+topics = ["innovation-stream", "news"]
+[topics.innovation-stream]
+keywords = ["Tech Talent Strategy"]
+[reports]
+dir = "out"
+"""
+
+
+def test_good_config_and_relative_paths(tmp_path: Path):
+    p = tmp_path / "pw.toml"
+    p.write_text(GOOD)
+    cfg = load_config(p)
+    assert cfg.storage_url == f"sqlite:///{tmp_path / 'data' / 'pw.db'}"
+    assert cfg.reports_dir == tmp_path / "out"
+    assert cfg.watches[0].topics == ("innovation-stream", "news")
+    # the built-in rule keeps its keywords; the user's table adds to them
+    assert cfg.topics["innovation-stream"].keywords[:3] == ("Innovation Stream", "Global Hypergrowth Project", "C88")
+    assert "Tech Talent Strategy" in cfg.topics["innovation-stream"].keywords
+    assert cfg.topics["innovation-stream"].display == "Innovation Stream"
+    assert cfg.topics["news"].display == "News"  # a topic needs no table
+
+
+def test_env_var_and_default_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    p = tmp_path / "elsewhere.toml"
+    p.write_text(GOOD)
+    monkeypatch.setenv("POLICYWATCH_CONFIG", str(p))
+    assert load_config(None).path == p
+    monkeypatch.delenv("POLICYWATCH_CONFIG")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"config file not found: policywatch.toml \(run `policywatch init`"):
+        load_config(None)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[crawl]\nallowed_domains = ['a.ca']\n[storge]\nurl='x'", r"storge: unknown section"),
+    ("[crawl]\nallowed_domain = ['a.ca']", r"crawl.allowed_domain: unknown key"),
+    ("[storage]\nurl='x'", r"storage.url: 'x' is not an SQLAlchemy URL"),
+    ("[crawl]\nallowed_domains = 'a.ca'", r"crawl.allowed_domains: expected list"),
+    ("[crawl]\nallowed_domains = []", r"crawl.allowed_domains: empty"),
+    ("[crawl]\nallowed_domains = ['a.ca:99999']", r"crawl.allowed_domains\[0\]: .*invalid port"),
+    ("[crawl]\nallowed_domains = ['a.ca']\nmax_size_mb = 1", r"crawl.max_size_mb: must be at least 10"),
+    ("[crawl]\nallowed_domains = ['a.ca']\ndownload_delay = true", r"crawl.download_delay: expected a number"),
+    ("[crawl]\nallowed_domains = ['a.ca']\n[[watch]]\ntopics=['x']", r"watch\[0\].url: missing"),
+    ("[crawl]\nallowed_domains = ['a.ca']\n[[watch]]\nurl='https://evil.example/x'", r"watch\[0\].url: .* outside crawl.allowed_domains"),
+    ("[crawl]\nallowed_domains = ['a.ca']\n[[watch]]\nurl='ftp://a.ca/x'", r"watch\[0\].url: .*not http/https"),
+    ("[crawl]\nallowed_domains = ['a.ca']\n[[watch]]\nurl='https://a.ca/x'\n[[watch]]\nurl='https://A.ca/x#frag'", r"watch\[1\].url: .* listed twice"),
+    ("[crawl]\nallowed_domains = ['a.ca']\n[[watch]]\nurl='https://a.ca/x'\ntopics='t'", r"watch\[0\].topics: expected list"),
+    ("[crawl]\nallowed_domains = ['a.ca']\n[discovery]\nfollow_prefixes=['https://b.ca/']", r"discovery.follow_prefixes\[0\]: .* outside"),
+    ("[crawl]\nallowed_domains = ['a.ca']\n[discovery]\nfeeds=['https://api.io.canada.ca/x']", r"discovery.feeds\[0\]: .* outside"),
+    ("[crawl]\nallowed_domains = ['a.ca']\n[topics.x]\nkeyword=['y']", r"topics.x.keyword: unknown key"),
+    ("", r"crawl.allowed_domains: missing"),
+])
+def test_bad_configs_name_the_key(tmp_path: Path, text: str, message: str):
+    p = tmp_path / "bad.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(p)
+
+
+def test_invalid_toml_says_where(tmp_path: Path):
+    p = tmp_path / "broken.toml"
+    p.write_text("[crawl\nallowed_domains = 1")
+    with pytest.raises(ConfigError, match=r"broken.toml: invalid TOML: .*line 1"):
+        load_config(p)
+
+
+def test_digest_changes_with_settings():
+    a = parse_config({"crawl": {"allowed_domains": ["a.ca"]}})
+    b = parse_config({"crawl": {"allowed_domains": ["b.ca"]}})
+    assert a.digest() != b.digest() and len(a.digest()) == 16

@@ -1,0 +1,72 @@
+"""Extraction: canada.ca content without furniture, metadata kept apart, blocks with sections, links, images."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.extract import NoMainContent, extract_html
+
+NOISE = Path(__file__).parent / "eval" / "noise"
+PAGE = """<html lang="en"><head><title>T - Canada.ca</title><meta name="dcterms.modified" content="2024-03-22">
+<link rel="canonical" href="https://www.canada.ca/en/canonical.html"><script>var x=1</script></head><body>
+<nav>Menu</nav><main property="mainContentOfPage"><h1>Innovation Stream</h1>
+<p>Intro with&nbsp;a <strong>bold</strong>  word<br>and a break.</p>
+<h2>Eligibility</h2><ul><li>Item one<ul><li>Nested item</li></ul></li></ul>
+<h3>Wage</h3><table><tr><th>TEER</th><th>Wage</th></tr><tr><td>0</td><td>$80,000</td></tr></table>
+<p><a href="/en/doc.pdf">Guide</a> <img src="/img/chart.png" alt="Chart of caps"></p>
+<script>rotating()</script><div class="wb-share">Share {x}</div>
+<section class="pagedetails"><dl id="wb-dtmd"><dt>Date modified:</dt><dd><time property="dateModified">2024-03-22</time></dd></dl></section>
+</main><footer>Footer</footer></body></html>"""
+
+
+def test_gcweb_blocks_sections_and_metadata():
+    ex = extract_html(PAGE, "https://www.canada.ca/en/page.html")
+    assert ex.extractor == "gcweb" and ex.title == "Innovation Stream"
+    assert ex.meta["date_modified"] == "2024-03-22" and ex.meta["canonical_url"] == "https://www.canada.ca/en/canonical.html"
+    texts = [(b["kind"], b["section"], b["text"]) for b in ex.blocks]
+    assert ("p", [], "Intro with a bold word and a break.") in texts
+    assert ("li", ["Eligibility"], "Item one") in texts
+    assert ("li", ["Eligibility"], "Nested item") in texts
+    assert ("tr", ["Eligibility", "Wage"], "0 | $80,000") in texts
+    linked = next(b for b in ex.blocks if b.get("links"))
+    assert linked["links"] == ["https://www.canada.ca/en/doc.pdf"]
+    assert linked["images"] == [{"src": "https://www.canada.ca/img/chart.png", "alt": "Chart of caps"}]
+    joined = ex.text
+    for noise in ("Menu", "Footer", "rotating", "Share", "Date modified", "var x"):
+        assert noise not in joined
+
+
+def test_date_modified_is_metadata_not_content():
+    a = extract_html(PAGE, "u")
+    b = extract_html(PAGE.replace("2024-03-22", "2025-01-01"), "u")
+    assert a.content_hash == b.content_hash and a.meta["date_modified"] != b.meta["date_modified"]
+
+
+def test_link_target_change_is_a_content_change():
+    a = extract_html(PAGE, "u")
+    b = extract_html(PAGE.replace("/en/doc.pdf", "/en/doc-v2.pdf"), "u")
+    assert a.content_hash != b.content_hash
+
+
+def test_real_captures_noise_only_same_hash():
+    """36 real canada.ca captures: 3 pages × 12 nights whose content never changed → 3 hashes."""
+    by_page: dict[str, set[str]] = {}
+    for f in sorted(NOISE.glob("*.html")):
+        page = f.name.split("__")[0]
+        by_page.setdefault(page, set()).add(extract_html(f.read_bytes(), "https://www.canada.ca/x.html").content_hash)
+    assert len(by_page) == 3 and all(len(h) == 1 for h in by_page.values())
+
+
+def test_generic_fallback_and_required_gcweb():
+    html = "<html><body><header>Site</header><article><h1>Blog</h1><p>Post text here.</p></article><footer>f</footer></body></html>"
+    ex = extract_html(html, "https://example.org/")
+    assert ex.extractor == "generic" and [b["text"] for b in ex.blocks] == ["Blog", "Post text here."]
+    with pytest.raises(NoMainContent):
+        extract_html(html, "https://example.org/", require_gcweb=True)
+
+
+def test_charset_from_bytes():
+    body = "<html><head><meta charset='windows-1252'></head><body><main property='mainContentOfPage'><h1>Frais</h1><p>Co\xfbt : 155 $</p></main></body></html>".encode("cp1252")
+    ex = extract_html(body, "u", encoding="cp1252")
+    assert ex.blocks[1]["text"] == "Coût : 155 $"
