@@ -22,7 +22,7 @@ from rich.table import Table
 from monitor import __version__
 from monitor.config import Config, ConfigError, load_config
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 app = typer.Typer(name="policywatch", add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -414,13 +414,13 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, standalone_mode=False)
     except CliError as exc:
-        err.print(f"policywatch: {exc}", markup=False, highlight=False)
+        sys.stderr.write(f"policywatch: {exc}\n")
         sys.exit(exc.code)
     except ConfigError as exc:
-        err.print(f"policywatch: config error: {exc}", markup=False, highlight=False)
+        sys.stderr.write(f"policywatch: config error: {exc}\n")
         sys.exit(EXIT_USAGE)
     except StorageError as exc:
-        err.print(f"policywatch: {exc}", markup=False, highlight=False)
+        sys.stderr.write(f"policywatch: {exc}\n")
         sys.exit(EXIT_STORAGE)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

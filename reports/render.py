@@ -17,7 +17,7 @@ def environment() -> Environment:
     global _env
     if _env is None:
         _env = Environment(loader=PackageLoader("reports", "templates"),
-                           autoescape=select_autoescape(enabled_extensions=("html", "htm", "xml", "atom"), default=True),
+                           autoescape=select_autoescape(disabled_extensions=("md.j2", "txt.j2"), default=True),  # md/txt escape via |md
                            undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
         _env.filters["section"] = lambda s: " › ".join(s) if s else "Top of page"
         _env.filters["md"] = _md_escape

@@ -1,0 +1,126 @@
+"""The command line as users and scripts drive it: exit codes, stdout purity, history commands."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from monitor import __version__
+from tests.conftest import policywatch
+
+
+def test_help_and_version():
+    p = policywatch("--help")
+    assert p.returncode == 0
+    for cmd in ("run", "changes", "demo", "init", "history", "show", "diff", "export", "sql", "db"):
+        assert cmd in p.stdout
+    v = policywatch("--version")
+    assert v.returncode == 0 and v.stdout.strip() == f"policywatch {__version__}"
+
+
+def test_missing_config_exit_2(tmp_path: Path):
+    p = policywatch("run", "--config", str(tmp_path / "nope.toml"))
+    assert p.returncode == 2
+    assert p.stderr.strip() == f"policywatch: config error: config file not found: {tmp_path / 'nope.toml'}"
+    assert p.stdout == ""
+
+
+def test_invalid_config_names_key(write_config):
+    cfg = write_config('[crawl]\nallowed_domains = ["a.ca"]\n[[watch]]\nurl = "https://b.ca/x"\n')
+    p = policywatch("changes", "--config", str(cfg), "--format", "json")
+    assert p.returncode == 2 and "watch[0].url" in p.stderr and p.stdout == ""
+
+
+def test_database_unusable_exit_3(write_config, tmp_path: Path):
+    bad = tmp_path / "junk.db"
+    bad.write_bytes(b"garbage" * 500)
+    cfg = write_config('[crawl]\nallowed_domains = ["a.ca"]\n', storage=f"sqlite:///{bad}")
+    p = policywatch("changes", "--config", str(cfg), "--format", "json")
+    assert p.returncode == 3 and "not a policywatch database" in p.stderr and p.stdout == ""
+
+
+def test_init_writes_valid_starter(tmp_path: Path):
+    target = tmp_path / "policywatch.toml"
+    p = policywatch("init", str(target))
+    assert p.returncode == 0, p.stderr
+    text = target.read_text()
+    for needle in ("innovation-stream-pilot.html", "ee_rounds_123_en.json", "work-permit-h1b-visa.html", "start-visa.html",
+                   "exemption-codes.html", "global-talent.html", "category-based-selection.html", "tech-talent-strategy",
+                   "api.io.canada.ca"):
+        assert needle in text
+    again = policywatch("init", str(target))
+    assert again.returncode == 2 and "--force" in again.stderr
+
+
+@pytest.fixture
+def history_db(permits_site, write_config, tmp_path):
+    cfg = write_config(f"""
+[crawl]
+allowed_domains = ["{permits_site.host}"]
+download_delay = 0
+[[watch]]
+url = "{permits_site.url('/en/work-permits.html')}"
+topics = ["work-permits"]
+[[watch]]
+url = "{permits_site.url('/data/rounds.json')}"
+""")
+    for night in (1, 2):
+        permits_site.night(night)
+        p = policywatch("run", "--config", str(cfg))
+        assert p.returncode == 0, p.stderr
+    return str(cfg), permits_site
+
+
+def test_changes_formats(history_db):
+    cfg, site = history_db
+    js = policywatch("changes", "--config", cfg, "--format", "json")
+    data = json.loads(js.stdout)
+    assert [c["kind"] for c in data] == ["new_page", "new_page", "changed", "changed"]
+    csv_out = policywatch("changes", "--config", cfg, "--format", "csv", "--topic", "work-permits", "--no-baseline")
+    lines = csv_out.stdout.strip().splitlines()
+    assert lines[0].startswith("id,url,detected_at,kind") and len(lines) == 2 and "fee: $155 -> $230" in lines[1]
+    future = policywatch("changes", "--config", cfg, "--format", "json", "--since", "2999-01-01")
+    assert json.loads(future.stdout) == []
+    bad = policywatch("changes", "--config", cfg, "--since", "yesterday")
+    assert bad.returncode == 2 and "--since" in bad.stderr
+
+
+def test_history_show_diff(history_db):
+    cfg, site = history_db
+    url = site.url("/en/work-permits.html")
+    h = json.loads(policywatch("history", url, "--config", cfg, "--format", "json").stdout)
+    assert len(h) == 2
+    first = policywatch("show", url, "--config", cfg, "--version", str(h[0]["version_id"]))
+    assert "$155" in first.stdout and "$230" not in first.stdout
+    at = policywatch("show", url, "--config", cfg, "--at", h[0]["captured_at"])
+    assert at.stdout == first.stdout
+    latest = policywatch("show", url, "--config", cfg)
+    assert "$230" in latest.stdout
+    d = json.loads(policywatch("diff", url, "--config", cfg, "--format", "json").stdout)
+    assert [op["op"] for op in d["diff"]] == ["changed", "added"]
+    txt = policywatch("diff", url, "--config", cfg)
+    assert "~ [Fees] The work permit processing fee is $155.  →  The work permit processing fee is $230." in txt.stdout
+    missing = policywatch("show", site.url("/nope.html"), "--config", cfg)
+    assert missing.returncode == 2 and "no page" in missing.stderr
+
+
+def test_export_streams(history_db):
+    cfg, _ = history_db
+    nd = policywatch("export", "fetches", "--config", cfg, "--format", "ndjson").stdout.strip().splitlines()
+    assert len(nd) == 4 and all(json.loads(line)["url"] for line in nd)
+    arr = json.loads(policywatch("export", "versions", "--config", cfg, "--format", "json").stdout)
+    assert len(arr) == 4 and {"url", "version_id", "text"} <= set(arr[0])
+    csv_out = policywatch("export", "changes", "--config", cfg, "--format", "csv").stdout.splitlines()
+    assert csv_out[0].startswith("id,url,detected_at") and len(csv_out) == 5
+
+
+def test_sql_read_only(history_db):
+    cfg, _ = history_db
+    ok = policywatch("sql", "SELECT kind, count(*) AS n FROM change_log GROUP BY kind ORDER BY kind", "--config", cfg, "--format", "json")
+    assert json.loads(ok.stdout) == [{"kind": "changed", "n": 2}, {"kind": "new_page", "n": 2}]
+    for stmt in ("DELETE FROM changes", "UPDATE pages SET url = 'x'", "DROP TABLE runs"):
+        p = policywatch("sql", stmt, "--config", cfg)
+        assert p.returncode == 2 and "read-only" in p.stderr, (stmt, p.stderr)
+    count = policywatch("sql", "SELECT count(*) AS n FROM changes", "--config", cfg, "--format", "json")
+    assert json.loads(count.stdout) == [{"n": 4}]

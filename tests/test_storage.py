@@ -1,0 +1,194 @@
+"""The history database on SQLite and PostgreSQL: migrations, views, safety, and what analysts can query."""
+from __future__ import annotations
+
+import multiprocessing
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from monitor.config import parse_config
+from monitor.pagework import FetchResult, PageWork
+from storage import StorageError, open_database
+from storage import queries as q
+from storage.db import head_revision
+from storage.models import Change, Fetch, Version
+
+GCWEB = """<html><head><title>{t}</title></head><body><main property="mainContentOfPage"><h1>{t}</h1>
+<h2>Fees</h2><p>The work permit fee is {fee}.</p><script>{noise}</script>
+<section class="pagedetails"><dl id="wb-dtmd"><dt>Date modified:</dt><dd><time>{noise}</time></dd></dl></section></main></body></html>"""
+
+
+def _config(url: str):
+    return parse_config({"storage": {"url": url}, "crawl": {"allowed_domains": ["www.canada.ca"]},
+                         "watch": [{"url": "https://www.canada.ca/en/wp.html", "topics": ["work-permits"]}]})
+
+
+def _night(db, cfg, fee: str, noise: str, *, status: int = 200, outcome: str = "ok"):
+    with db.session() as s:
+        run_id = q.open_run(s).id
+    work = PageWork(db, cfg, run_id, first_run=run_id == 1)
+    body = GCWEB.format(t="Work permits", fee=fee, noise=noise).encode()
+    res = work.process(FetchResult(url="https://www.canada.ca/en/wp.html", outcome=outcome, status=status,
+                                   body=body if outcome == "ok" else None, content_type="text/html; charset=utf-8"))
+    with db.session() as s:
+        q.finish_run(s, run_id, "completed")
+    return res
+
+
+def test_migrations_views_and_history(db_url: str):
+    db = open_database(db_url)
+    cfg = _config(db_url)
+    try:
+        assert _night(db, cfg, "$155", "a").result == "new"
+        assert _night(db, cfg, "$155", "b").result == "unchanged"  # noise only: hashes, no version
+        assert _night(db, cfg, "$230", "c").result == "changed"
+        assert _night(db, cfg, "", "", status=503, outcome="http_error").result == "failed"
+        with db.engine.connect() as conn:
+            log = conn.execute(sa.text("SELECT kind, significance, summary, topics FROM change_log ORDER BY change_id")).all()
+            assert [r[0] for r in log] == ["new_page", "changed"]
+            assert "$155 → $230" in log[1][2]
+            versions = conn.execute(sa.text("SELECT count(*) FROM page_versions")).scalar()
+            assert versions == 2
+            fetches = conn.execute(sa.text("SELECT outcome, content_changed FROM fetch_log ORDER BY fetch_id")).all()
+            assert [f[0] for f in fetches] == ["ok", "ok", "ok", "http_error"]
+            assert [bool(f[1]) for f in fetches] == [True, False, True, False]
+            runs = conn.execute(sa.text("SELECT status, pages_fetched, pages_changed, pages_failed FROM run_log ORDER BY run_id")).all()
+            assert [tuple(r) for r in runs] == [("completed", 1, 0, 0), ("completed", 1, 0, 0), ("completed", 1, 1, 0), ("completed", 1, 0, 1)]
+            topics = conn.execute(sa.text("SELECT topic FROM change_topics ORDER BY change_id")).scalars().all()
+            assert topics == ["work-permits", "work-permits"]
+        with db.session() as s:
+            page = q.get_page(s, "https://www.canada.ca/en/wp.html")
+            vs = q.versions_of(s, page.id)
+            assert [v.text.splitlines()[-1] for v in vs] == ["The work permit fee is $155.", "The work permit fee is $230."]
+            assert q.version_at(s, page.id, vs[0].captured_at + timedelta(microseconds=1)).id == vs[0].id
+            assert q.version_at(s, page.id, datetime(2000, 1, 1, tzinfo=timezone.utc)) is None
+            assert all(c.detected_at.tzinfo is not None for c in s.scalars(sa.select(Change)))
+    finally:
+        db.dispose()
+
+
+def test_identical_bodies_stored_once(db_url: str):
+    db = open_database(db_url)
+    try:
+        with db.session() as s:
+            q.store_body(s, "ab" * 32, b"same bytes", "text/html")
+            q.store_body(s, "ab" * 32, b"same bytes", "text/html")
+        with db.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM bodies")).scalar() == 1
+        with db.session() as s:
+            assert q.body_bytes(s, "ab" * 32) == b"same bytes"
+    finally:
+        db.dispose()
+
+
+def test_a_failed_page_transaction_leaves_nothing(db_url: str):
+    """One transaction per page: an error midway rolls back the fetch, the version and the change together."""
+    db = open_database(db_url)
+    cfg = _config(db_url)
+    try:
+        _night(db, cfg, "$155", "a")
+        with db.session() as s:
+            run_id = q.open_run(s).id
+        work = PageWork(db, cfg, run_id, first_run=False)
+        original = q.add
+
+        def boom(s, obj):
+            if isinstance(obj, Change):
+                raise RuntimeError("crash while writing the change")
+            return original(s, obj)
+
+        q.add = boom
+        try:
+            with pytest.raises(RuntimeError):
+                work.process(FetchResult(url="https://www.canada.ca/en/wp.html", status=200, content_type="text/html",
+                                         body=GCWEB.format(t="Work permits", fee="$999", noise="z").encode()))
+        finally:
+            q.add = original
+        with db.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM versions")).scalar() == 1
+            assert conn.execute(sa.text("SELECT count(*) FROM fetches WHERE run_id = :r"), {"r": run_id}).scalar() == 0
+        # and the next pass finds the change, compared with the last committed version
+        assert _night(db, cfg, "$999", "y").result == "changed"
+    finally:
+        db.dispose()
+
+
+def _open(url: str) -> str:
+    db = open_database(url)
+    with db.engine.connect() as conn:
+        from storage.db import current_revision
+        rev = current_revision(conn)
+    db.dispose()
+    return rev
+
+
+def test_concurrent_first_use_migrates_once(db_url: str):
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        revs = pool.map(_open, [db_url] * 4)
+    assert revs == [head_revision()] * 4
+
+
+def test_database_newer_than_code_is_refused(db_url: str):
+    open_database(db_url).dispose()
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_future'"))
+    engine.dispose()
+    with pytest.raises(StorageError, match="newer version"):
+        open_database(db_url)
+
+
+def test_first_migration_upgrades_with_data_intact(db_url: str):
+    """A database at the first revision, with data, upgrades to head and keeps its rows."""
+    from alembic import command
+
+    from storage.db import alembic_config, make_engine
+
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0001")
+        conn.execute(sa.text("INSERT INTO runs (started_at, status, pages_fetched, pages_new, pages_changed, pages_unchanged, pages_failed) "
+                             "VALUES (:t, 'completed', 3, 1, 1, 1, 0)"), {"t": datetime(2024, 1, 1)})
+    engine.dispose()
+    db = open_database(db_url)
+    try:
+        with db.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT pages_fetched FROM run_log")).scalar() == 3
+            from storage.db import current_revision
+            assert current_revision(conn) == head_revision()
+    finally:
+        db.dispose()
+
+
+def test_sqlite_errors_are_one_line(tmp_path: Path):
+    bad = tmp_path / "foreign.db"
+    bad.write_bytes(b"this is not a database at all" * 100)
+    with pytest.raises(StorageError, match="is not a policywatch database"):
+        open_database(f"sqlite:///{bad}")
+    with pytest.raises(StorageError, match="directory for the SQLite database does not exist"):
+        open_database(f"sqlite:///{tmp_path}/missing/dir/x.db")
+
+
+def test_unreachable_postgresql_is_one_line():
+    with pytest.raises(StorageError, match=r"database postgresql://nobody:\*\*\*@127.0.0.1:1/x unusable: .*refused") as info:
+        open_database("postgresql://nobody:secret@127.0.0.1:1/x")
+    assert "secret" not in str(info.value)  # secrets never reach messages or logs
+
+
+def test_lost_postgresql_connection_recovers(pg_url: str):
+    """A backend killed under us (pg_terminate_backend): the next session reconnects (pool pre-ping)."""
+    db = open_database(pg_url)
+    try:
+        with db.engine.connect() as conn:
+            pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+        admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            assert c.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar() is True
+        admin.dispose()
+        with db.session() as s:
+            assert q.open_run(s).id >= 1
+    finally:
+        db.dispose()
