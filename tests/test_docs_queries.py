@@ -1,0 +1,44 @@
+"""The example queries in docs/data-dictionary.md run, on SQLite and PostgreSQL, and answer correctly."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from monitor.config import parse_config
+from monitor.pagework import FetchResult, PageWork
+from storage import open_database
+from storage import queries as q
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "data-dictionary.md"
+PAGE = ('<html><body><main property="mainContentOfPage"><h1>Innovation Stream</h1><h2>Status</h2><p>{p}</p></main>'
+        "</body></html>")
+
+
+def test_documented_queries(db_url):
+    queries = re.findall(r"```sql\n(.*?)```", DOC.read_text(), re.S)
+    assert len(queries) == 5
+    db = open_database(db_url)
+    cfg = parse_config({"storage": {"url": db_url}, "crawl": {"allowed_domains": ["www.canada.ca"]},
+                        "watch": [{"url": "https://www.canada.ca/en/is.html", "topics": ["innovation-stream"]}]})
+    try:
+        for text, outcome in (("More details will be released later.", "ok"), ("", "timeout"),
+                              ("Employers of the Global Hypergrowth Project may apply under code C88.", "ok")):
+            with db.session() as s:
+                run_id = q.open_run(s).id
+            PageWork(db, cfg, run_id, first_run=run_id == 1).process(FetchResult(
+                url="https://www.canada.ca/en/is.html", outcome=outcome, status=200 if outcome == "ok" else None,
+                body=PAGE.format(p=text).encode() if outcome == "ok" else None, content_type="text/html"))
+            with db.session() as s:
+                q.finish_run(s, run_id, "completed")
+        with db.engine.connect() as conn:
+            results = [conn.execute(sa.text(sql)).all() for sql in queries]
+    finally:
+        db.dispose()
+    tagged, first, failed, per_page, runs = results
+    assert [r.kind for r in tagged] == ["changed", "new_page"]
+    assert first[0].first_released is not None
+    assert failed == []  # the last pass was good
+    assert per_page[0].versions == 2
+    assert [r.pages_failed for r in runs] == [0, 1, 0]
