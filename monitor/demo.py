@@ -47,7 +47,7 @@ RELEASED = ("The Innovation Stream pilot opened on March 22, 2024. Employers of 
 
 
 # --- Markdown (as converted from IRCC pages) → GCWeb HTML ----------------------------------------------
-_LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]+)\)")
+_LINK = re.compile(r"\[((?:[^\[\]]|\[[^\]]*\])*)\]\(([^)\s]+)\)")  # one level of nested [ ] in link text
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 
 

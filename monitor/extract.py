@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 from urllib.parse import urljoin
@@ -31,7 +32,12 @@ DROP_TAGS = {"script", "style", "noscript", "template", "iframe", "object", "emb
 #: GCWeb furniture that can sit inside <main>: page details (date modified, report a problem), share widgets.
 GCWEB_NOISE = ["section.pagedetails", "#wb-dtmd", ".pagedetails", ".wb-share", ".gc-pgnt-hdr", "#gc-pft"]
 GENERIC_NOISE = ["nav", "header", "footer", "aside", "[role=navigation]", "[role=banner]", "[role=contentinfo]",
-                 "[aria-hidden=true]"]
+                 "[aria-hidden=true]", "[class*=teaser]", "[class*=promo]", "[class*=related]", "[class*=views]",
+                 "[class*=counter]", "[class*=share]", "[class*=social]", "[class*=cookie]", "[class*=advert]",
+                 "[id*=cookie]"]
+#: On non-canada.ca pages, relative times ("3 minutes ago", "yesterday") change every visit: not content.
+RELATIVE_TIME = re.compile(r"\b(?:\d+|an?|one)\s+(?:second|minute|hour|day|week|month|year)s?\s+ago\b|\b(?:just now|yesterday|today)\b",
+                           re.IGNORECASE)
 
 
 @dataclass
@@ -129,8 +135,9 @@ def _clean(root: etree._Element, selectors: list[str], why: str, dropped: list[s
 class _Walker:
     """Turns an element tree into blocks, tracking the heading path."""
 
-    def __init__(self, base_url: str):
+    def __init__(self, base_url: str, text_filter: re.Pattern[str] | None = None):
         self.base_url = base_url
+        self.text_filter = text_filter
         self.blocks: list[dict[str, Any]] = []
         self.path: list[tuple[int, str]] = []
 
@@ -138,6 +145,8 @@ class _Walker:
         return [t for _, t in self.path]
 
     def emit(self, kind: str, text: str, links: list[str], images: list[dict[str, str]]) -> None:
+        if self.text_filter is not None:
+            text = self.text_filter.sub("", text)
         text = normalize_text(text)
         if not text and not images:
             return
@@ -230,7 +239,7 @@ def extract_html(body: bytes | str, url: str, *, encoding: str | None = None, ex
         candidates = doc.xpath("//main") or doc.xpath("//article") or doc.xpath("//body")
         main = candidates[0] if candidates else doc
     _clean(main, noise + list(extra_noise or []), "furniture", dropped)
-    walker = _Walker(url)
+    walker = _Walker(url, RELATIVE_TIME if extractor == "generic" else None)
     walker.walk(main)
     blocks = walker.blocks
     title = next((b["text"] for b in blocks if b["kind"] == "h1"), None) or _first_text(doc, "//title/text()") or ""
