@@ -88,6 +88,7 @@ def run(config: Optional[Path] = ConfigOpt,
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
     """Run one monitoring pass: crawl the watchlist, store new versions, detect changes, render reports."""
     from monitor.passrun import PassError, run_pass
+    from storage.locks import LockBusy
 
     cfg = _config(config)
     show = not quiet and err.is_terminal
@@ -98,6 +99,8 @@ def run(config: Optional[Path] = ConfigOpt,
             result = run_pass(cfg, progress=lambda done, total: progress.update(task, completed=done, total=total))
         except PassError as exc:
             fail(f"pass failed: {exc}")
+        except LockBusy as exc:
+            fail(f"{exc}; not starting a second one", EXIT_BUSY)
     c = result.counts
     out.print(f"run {result.run_id}: {c['fetched']} fetched, {c['new']} new, {c['changed']} changed, "
               f"{c['unchanged']} unchanged, {c['failed']} failed" + (f", {c['removed']} removed" if c.get("removed") else ""))

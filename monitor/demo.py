@@ -20,6 +20,7 @@ import hashlib
 import html
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
 from pathlib import Path
@@ -211,6 +212,7 @@ class NightServer:
     def __init__(self, pages: dict[str, tuple[bytes, str]] | None = None):
         self.pages = pages or {}
         self.requests: list[tuple[str, str | None]] = []  # (path, If-None-Match) of every request, for tests
+        self.delay = 0.0  # seconds to wait before answering (tests of slow servers and concurrent passes)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -220,6 +222,8 @@ class NightServer:
             def do_GET(self) -> None:  # noqa: N802
                 path = self.path.split("?")[0]
                 server.requests.append((path, self.headers.get("If-None-Match")))
+                if server.delay:
+                    time.sleep(server.delay)
                 if path == "/robots.txt":
                     body, ctype = b"User-agent: *\nAllow: /\n", "text/plain"
                 elif path in server.pages:

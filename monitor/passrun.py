@@ -7,6 +7,7 @@ watchlist` with `SCRAPY_SETTINGS_MODULE=crawler.settings`, and watches progress 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from reports.data import load_run_report
 from reports.render import write_run_reports
 from storage import open_database
 from storage import queries as q
+from storage.locks import pass_lock
 from storage.models import Fetch
 
 ProgressFn = Callable[[int, int], None]
@@ -53,7 +55,7 @@ def _tail(path: Path, lines: int = 15) -> str:
     except OSError:
         return ""
     errors = [ln for ln in text if " ERROR: " in ln or "Error" in ln]
-    return "\n".join((errors or text)[-lines:])
+    return "\n".join((errors or text)[-lines:]).strip()
 
 
 def run_pass(config: Config, *, progress: ProgressFn | None = None, timeout: float | None = None) -> PassResult:
@@ -62,51 +64,71 @@ def run_pass(config: Config, *, progress: ProgressFn | None = None, timeout: flo
         raise PassError("the pass needs a config file on disk (the crawl child process reads it)")
     db = open_database(config.storage_url)
     try:
-        with db.session() as s:
-            run_id = q.open_run(s, config.digest()).id
-        log_dir = config.reports_dir / "logs"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log_file = log_dir / f"run-{run_id}.log"
-        env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "crawler.settings"}
-        cmd = crawl_command(config.path.resolve(), run_id, log_file)
-        expected = len(config.watches)
-        started = time.monotonic()
-        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        message = None
-        try:
-            while proc.poll() is None:
-                if progress is not None:
-                    with db.session() as s:
-                        done = s.scalar(select(func.count()).select_from(Fetch).where(Fetch.run_id == run_id)) or 0
-                    progress(done, max(expected, done))
-                if timeout is not None and time.monotonic() - started > timeout:
-                    proc.terminate()
-                    proc.wait(30)
-                    message = f"crawl stopped after the {timeout:.0f} s timeout"
-                    break
-                time.sleep(0.3)
-        except BaseException:
-            proc.terminate()
-            proc.wait(30)
-            with db.session() as s:
-                q.finish_run(s, run_id, "failed", "interrupted")
-            raise
-        stderr = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
-        rc = proc.returncode
-        if rc != 0 and message is None:
-            detail = (stderr.strip().splitlines() or [""])[-1] or _tail(log_file, 3)
-            message = f"crawl process exited with status {rc}: {detail}"[:1000]
-        status = "completed" if message is None else "failed"
-        with db.session() as s:
-            health = crawl_health(s, run_id, config)
-            run = q.finish_run(s, run_id, status, message, health)
-            counts = q.run_counts(s, run_id)
-        with db.session() as s:
-            data = load_run_report(s, run_id, {n: t.display for n, t in config.topics.items()})
-            paths = write_run_reports(data, config.reports_dir)
-        result = PassResult(run_id, run.status, counts, paths, health, log_file, message)
-        if status != "completed":
-            raise PassError(message or "crawl failed")
-        return result
+        with pass_lock(db.engine):
+            return _locked_pass(db, config, progress, timeout)
     finally:
         db.dispose()
+
+
+def _die_with_parent() -> None:
+    """In the crawl child: get SIGTERM if the pass process dies (Linux), so no orphan crawl writes on."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _locked_pass(db, config: Config, progress: ProgressFn | None, timeout: float | None) -> PassResult:
+    """The pass proper, run while this process holds the pass lock."""
+    with db.session() as s:
+        # We hold the lock, so a run still marked "running" belongs to a pass that died (kill -9, power loss).
+        q.fail_abandoned_runs(s)
+        run_id = q.open_run(s, config.digest()).id
+    log_dir = config.reports_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / f"run-{run_id}.log"
+    env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "crawler.settings"}
+    cmd = crawl_command(config.path.resolve(), run_id, log_file)
+    expected = len(config.watches)
+    started = time.monotonic()
+    console_log = log_dir / f"run-{run_id}.console.log"  # the child's own stdout/stderr (tracebacks, warnings)
+    with open(console_log, "wb") as console:
+        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
+                                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+    message = None
+    try:
+        while proc.poll() is None:
+            if progress is not None:
+                with db.session() as s:
+                    done = s.scalar(select(func.count()).select_from(Fetch).where(Fetch.run_id == run_id)) or 0
+                progress(done, max(expected, done))
+            if timeout is not None and time.monotonic() - started > timeout:
+                proc.terminate()
+                proc.wait(30)
+                message = f"crawl stopped after the {timeout:.0f} s timeout"
+                break
+            time.sleep(0.3)
+    except BaseException:
+        proc.terminate()
+        proc.wait(30)
+        with db.session() as s:
+            q.finish_run(s, run_id, "failed", "interrupted")
+        raise
+    rc = proc.returncode
+    if rc != 0 and message is None:
+        detail = _tail(console_log, 1) or _tail(log_file, 3)
+        message = f"crawl process exited with status {rc}: {detail}"[:1000]
+    status = "completed" if message is None else "failed"
+    with db.session() as s:
+        health = crawl_health(s, run_id, config)
+        run = q.finish_run(s, run_id, status, message, health)
+        counts = q.run_counts(s, run_id)
+    with db.session() as s:
+        data = load_run_report(s, run_id, {n: t.display for n, t in config.topics.items()})
+        paths = write_run_reports(data, config.reports_dir)
+    result = PassResult(run_id, run.status, counts, paths, health, log_file, message)
+    if status != "completed":
+        raise PassError(message or "crawl failed")
+    return result

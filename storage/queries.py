@@ -50,6 +50,14 @@ def finish_run(s: Session, run_id: int, status: str, message: str | None = None,
     return run
 
 
+def fail_abandoned_runs(s: Session) -> list[int]:
+    """Mark runs left "running" by a pass that died as failed (call only while holding the pass lock)."""
+    ids = list(s.scalars(select(Run.id).where(Run.status == "running")))
+    for rid in ids:
+        finish_run(s, rid, "failed", "interrupted: the pass process ended before finishing this run")
+    return ids
+
+
 def has_completed_run(s: Session) -> bool:
     return s.scalar(select(func.count()).select_from(Run).where(Run.status == "completed")) > 0
 

@@ -1,0 +1,62 @@
+"""One pass at a time across processes.
+
+PostgreSQL: a session-level advisory lock held by a dedicated connection for the whole pass (released by the
+server if the process dies). SQLite: an exclusive `flock` on `<database>.lock` (released by the kernel if the
+process dies, so a crashed pass never leaves a stale lock behind).
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+PASS_LOCK_KEY = 0x706F6C6964  # distinct from the migration lock key
+
+
+class LockBusy(Exception):
+    """Another pass holds the lock."""
+
+
+@contextmanager
+def pass_lock(engine: Engine) -> Iterator[None]:
+    if engine.dialect.name == "postgresql":
+        conn = engine.connect()
+        try:
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": PASS_LOCK_KEY}).scalar()
+            conn.commit()
+            if not got:
+                raise LockBusy("another policywatch pass is running on this database")
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PASS_LOCK_KEY})
+                conn.commit()
+        finally:
+            conn.close()
+        return
+    database = engine.url.database
+    if not database or database == ":memory:":
+        yield
+        return
+    path = Path(database.removeprefix("file:").split("?")[0]).with_suffix(Path(database).suffix + ".lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+            raise LockBusy(f"another policywatch pass is running on this database (pid {holder or '?'})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

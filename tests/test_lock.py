@@ -1,0 +1,67 @@
+"""One pass at a time: a second `policywatch run` while one is running exits 4 with a clear message."""
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import BIN
+
+pytestmark = pytest.mark.slow
+
+
+def _cfg(permits_site, write_config, storage=None):
+    return write_config(f"""
+[crawl]
+allowed_domains = ["{permits_site.host}"]
+download_delay = 0
+[[watch]]
+url = "{permits_site.url('/en/work-permits.html')}"
+""", storage=storage)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_second_run_is_refused(backend, permits_site, write_config, tmp_path, request):
+    storage = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    cfg = _cfg(permits_site, write_config, storage)
+    permits_site.server.delay = 4.0  # keep the first pass busy
+    first = subprocess.Popen([str(BIN / "policywatch"), "run", "--config", str(cfg)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not any(p == "/en/work-permits.html" for p, _ in permits_site.server.requests) and time.time() < deadline:
+        time.sleep(0.1)
+    second = subprocess.run([str(BIN / "policywatch"), "run", "--config", str(cfg)], capture_output=True, text=True, timeout=120)
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert second.returncode == 4
+    assert "another policywatch pass is running" in second.stderr
+    assert "1 fetched" in out
+    # exactly one run was recorded
+    if backend == "sqlite":
+        con = sqlite3.connect(tmp_path / "history.db")
+        assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+        con.close()
+
+
+def test_stale_lock_after_crash_does_not_block(permits_site, write_config, tmp_path):
+    """A pass killed with SIGKILL leaves its lock file behind; the next pass runs anyway (flock died with it)."""
+    cfg = _cfg(permits_site, write_config)
+    permits_site.server.delay = 5.0
+    first = subprocess.Popen([str(BIN / "policywatch"), "run", "--config", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not any(p == "/en/work-permits.html" for p, _ in permits_site.server.requests) and time.time() < deadline:
+        time.sleep(0.1)
+    first.kill()
+    first.wait()
+    assert (tmp_path / "history.db.lock").exists()
+    permits_site.server.delay = 0
+    p = subprocess.run([str(BIN / "policywatch"), "run", "--config", str(cfg)], capture_output=True, text=True, timeout=120,
+                       env=os.environ)
+    assert p.returncode == 0, p.stderr
+    con = sqlite3.connect(tmp_path / "history.db")
+    runs = con.execute("SELECT status, message FROM run_log ORDER BY run_id").fetchall()
+    con.close()
+    assert runs[0][0] == "failed" and "interrupted" in runs[0][1] and runs[1][0] == "completed"
