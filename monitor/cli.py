@@ -207,6 +207,39 @@ def db_upgrade(config: Optional[Path] = ConfigOpt) -> None:
         db.dispose()
 
 
+@db_app.command("prune")
+def db_prune(config: Optional[Path] = ConfigOpt,
+             bodies_older_than: str = typer.Option("180d", "--bodies-older-than", help="Age (e.g. 90d) or date; raw bodies older than this are dropped."),
+             vacuum: bool = typer.Option(False, "--vacuum", help="Reclaim the space afterwards (SQLite VACUUM / PostgreSQL VACUUM).")) -> None:
+    """Drop old raw bodies; extracted text, hashes, versions and changes stay. Each page's latest body is kept."""
+    from storage.maintenance import prune_bodies
+
+    cutoff = parse_when(bodies_older_than, option="--bodies-older-than")
+    cfg = _config(config)
+    db = _db(cfg)
+    try:
+        with db.session() as s:
+            n, freed = prune_bodies(s, cutoff)
+        if vacuum:
+            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM")
+        out.print(f"pruned {n} raw bodies ({freed / 1e6:.1f} MB compressed) older than {cutoff:%Y-%m-%d}")
+    finally:
+        db.dispose()
+
+
+@db_app.command("metadata")
+def db_metadata(config: Optional[Path] = ConfigOpt) -> None:
+    """Print Datasette metadata (descriptions and canned queries): `datasette DB --metadata FILE`."""
+    from sqlalchemy.engine import make_url
+
+    from storage.maintenance import datasette_metadata
+
+    cfg = _config(config)
+    name = Path(make_url(cfg.storage_url).database or "policywatch").stem
+    sys.stdout.write(json.dumps(datasette_metadata(name), indent=2) + "\n")
+
+
 # --- history, show, diff --------------------------------------------------------------------------------
 def _page(s, url: str):
     from monitor.urls import normalize_url
@@ -331,18 +364,21 @@ def diff(url: str = typer.Argument(...), config: Optional[Path] = ConfigOpt,
 
 # --- export and sql -------------------------------------------------------------------------------------
 @app.command()
-def export(what: str = typer.Argument(..., help="changes | versions | fetches"), config: Optional[Path] = ConfigOpt,
+def export(what: str = typer.Argument(..., help="changes | versions | fetches | warc"), config: Optional[Path] = ConfigOpt,
            fmt: str = typer.Option("ndjson", "--format", "-f", help="csv | json | ndjson"), since: Optional[str] = SinceOpt,
-           topic: Optional[str] = typer.Option(None, "--topic", help="Only changes (or pages) with this topic.")) -> None:
-    """Stream the history as CSV, one JSON array, or NDJSON (constant memory)."""
+           topic: Optional[str] = typer.Option(None, "--topic", help="Only changes (or pages) with this topic."),
+           out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="For warc: the .warc.gz file to write.")) -> None:
+    """Stream the history as CSV, one JSON array, or NDJSON (constant memory); `warc` writes raw captures."""
     from sqlalchemy import select
 
     from storage import queries as q
     from storage.models import Fetch, Page, Version
     from storage.serialize import change_to_dict, fetch_to_dict, version_to_dict
 
+    if what == "warc":
+        return _export_warc(config, since, out_file)
     if what not in ("changes", "versions", "fetches"):
-        fail(f"export: {what!r} is not changes, versions or fetches", EXIT_USAGE)
+        fail(f"export: {what!r} is not changes, versions, fetches or warc", EXIT_USAGE)
     if fmt not in ("csv", "json", "ndjson"):
         fail(f"--format: {fmt!r} is not csv, json or ndjson", EXIT_USAGE)
     cfg = _config(config)
@@ -371,6 +407,24 @@ def export(what: str = typer.Argument(..., help="changes | versions | fetches"),
                     return
                 import itertools
                 _write_csv(itertools.chain([first], items), first.keys())
+    finally:
+        db.dispose()
+
+
+def _export_warc(config: Optional[Path], since: Optional[str], out_file: Optional[Path]) -> None:
+    from storage.maintenance import write_warc
+
+    if out_file is None:
+        fail("export warc: --out FILE.warc.gz is required (WARC is binary, not for a terminal)", EXIT_USAGE)
+    cfg = _config(config)
+    when = parse_when(since)
+    db = _db(cfg)
+    try:
+        tmp = out_file.with_name(out_file.name + ".part")
+        with db.session() as s, open(tmp, "wb") as f:
+            n = write_warc(s, f, when)
+        tmp.replace(out_file)
+        err.print(f"wrote {n} captures to {out_file}")
     finally:
         db.dispose()
 
