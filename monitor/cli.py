@@ -362,6 +362,64 @@ def diff(url: str = typer.Argument(...), config: Optional[Path] = ConfigOpt,
         db.dispose()
 
 
+@app.command()
+def explain(url: str = typer.Argument(..., help="A watched or discovered URL (its latest stored capture is used)."),
+            config: Optional[Path] = ConfigOpt,
+            file: Optional[Path] = typer.Option(None, "--file", help="Explain this local HTML file instead (as if served at URL)."),
+            blocks: bool = typer.Option(False, "--blocks", help="Also print every content block with its section.")) -> None:
+    """Show how a page is read: extractor, metadata, what was dropped as noise and why, and the content blocks."""
+    from monitor.extract import extract_html
+    from monitor.quality import soft_error_reason
+    from storage import queries as q
+
+    cfg = _config(config)
+    if file is not None:
+        try:
+            body = file.read_bytes()
+        except OSError as exc:
+            fail(f"--file: cannot read {file}: {exc.strerror}", EXIT_USAGE)
+        source = str(file)
+    else:
+        db = _db(cfg)
+        try:
+            with db.session() as s:
+                page = _page(s, url)
+                v = q.last_version(s, page.id)
+                if v is None:
+                    fail("this page has no stored version yet", EXIT_FAILED)
+                body = q.body_bytes(s, v.raw_hash) if v.raw_hash else None
+                if body is None:
+                    fail(f"the raw capture of version {v.id} was pruned; use --file with a saved copy", EXIT_FAILED)
+                source = f"version {v.id} captured {v.captured_at:%Y-%m-%d %H:%M} UTC"
+        finally:
+            db.dispose()
+    drops, ignores, _digest = cfg.rules_for(url)
+    ex = extract_html(body, url, extra_noise=drops, ignore_patterns=ignores)
+    how = ("GCWeb <main property=mainContentOfPage>" if ex.extractor == "gcweb"
+           else "generic: <main>, <article> or <body> minus navigation")
+    out.print(f"{url}\n  source: {source}\n  extractor: {ex.extractor} ({how})", highlight=False, markup=False)
+    out.print(f"  title: {ex.title}", highlight=False, markup=False)
+    for k, v in ex.meta.items():
+        if k != "extractor":
+            out.print(f"  metadata (not content): {k} = {v}", highlight=False, markup=False)
+    reason = soft_error_reason(ex.title, ex.text, [b["text"] for b in ex.blocks if b["kind"] in ("h1", "h2")])
+    if reason:
+        out.print(f"  WOULD BE A SOFT ERROR: {reason}", highlight=False, markup=False)
+    out.print(f"  dropped before comparison ({len(ex.dropped)}):", highlight=False)
+    for d in ex.dropped:
+        out.print(f"    - {d}", highlight=False, markup=False)
+    sections: dict[str, int] = {}
+    for b in ex.blocks:
+        key = " › ".join(b["section"]) or "(top of page)"
+        sections[key] = sections.get(key, 0) + 1
+    out.print(f"  content: {len(ex.blocks)} blocks, hash {ex.content_hash[:16]}", highlight=False)
+    for key, n in sections.items():
+        out.print(f"    {n:4d}  {key}", highlight=False, markup=False)
+    if blocks:
+        for b in ex.blocks:
+            out.print(f"  [{b['kind']}] {' › '.join(b['section'])}: {b['text']}", highlight=False, markup=False)
+
+
 # --- export and sql -------------------------------------------------------------------------------------
 @app.command()
 def export(what: str = typer.Argument(..., help="changes | versions | fetches | warc"), config: Optional[Path] = ConfigOpt,

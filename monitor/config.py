@@ -63,6 +63,19 @@ class CrawlSettings:
 
 
 @dataclass(frozen=True)
+class Rule:
+    """A user noise rule: drop elements (`selector`) or text (`pattern`) on pages under `url_prefix`."""
+
+    kind: str  # drop | ignore
+    value: str
+    url_prefix: str = ""
+    why: str = ""
+
+    def applies(self, url: str) -> bool:
+        return url.startswith(self.url_prefix)
+
+
+@dataclass(frozen=True)
 class Discovery:
     follow_prefixes: tuple[str, ...] = ()
     depth: int = 1
@@ -78,7 +91,16 @@ class Config:
     topics: dict[str, Topic]
     reports_dir: Path
     discovery: Discovery = field(default_factory=Discovery)
+    rules: tuple[Rule, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def rules_for(self, url: str) -> tuple[list[tuple[str, str]], list[str], str]:
+        """(drop selectors with reasons, ignore patterns, digest) of the rules that apply to `url`."""
+        applicable = [r for r in self.rules if r.applies(url)]
+        drops = [(r.value, r.why or "rule") for r in applicable if r.kind == "drop"]
+        ignores = [r.value for r in applicable if r.kind == "ignore"]
+        digest = hashlib.sha256(repr([(r.kind, r.value) for r in applicable]).encode()).hexdigest()[:12] if applicable else ""
+        return drops, ignores, digest
 
     @property
     def allowed(self) -> AllowedDomains:
@@ -246,6 +268,8 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         raise ConfigError("discovery.depth and discovery.max_pages must not be negative")
     discovery = Discovery(prefixes, depth, max_pages)
 
+    rules = _parse_rules(_expect(data.get("rules", {}), dict, "rules"))
+
     reports = _expect(data.get("reports", {}), dict, "reports")
     _check_keys(reports, {"dir"}, "reports")
     rdir = Path(_expect(reports.get("dir", "reports"), str, "reports.dir"))
@@ -253,4 +277,29 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         rdir = (base / rdir).resolve()
 
     return Config(path=path, storage_url=storage_url, crawl=crawl, watches=tuple(watches), topics=topics,
-                  reports_dir=rdir, discovery=discovery, raw=data)
+                  reports_dir=rdir, discovery=discovery, rules=rules, raw=data)
+
+
+def _parse_rules(table: dict[str, Any]) -> tuple[Rule, ...]:
+    """`[[rules.drop]]` (selector, url_prefix, why) and `[[rules.ignore]]` (pattern, url_prefix, why)."""
+    import re
+
+    from cssselect import GenericTranslator, SelectorError
+
+    _check_keys(table, {"drop", "ignore"}, "rules")
+    out: list[Rule] = []
+    for kind, key in (("drop", "selector"), ("ignore", "pattern")):
+        for i, r in enumerate(_expect(table.get(kind, []), list, f"rules.{kind}")):
+            where = f"rules.{kind}[{i}]"
+            _expect(r, dict, where)
+            _check_keys(r, {key, "url_prefix", "why"}, where)
+            if key not in r:
+                raise ConfigError(f"{where}.{key}: missing")
+            value = _expect(r[key], str, f"{where}.{key}")
+            try:
+                GenericTranslator().css_to_xpath(value) if kind == "drop" else re.compile(value)
+            except (SelectorError, re.error) as exc:
+                raise ConfigError(f"{where}.{key}: invalid {'CSS selector' if kind == 'drop' else 'regular expression'} {value!r}: {exc}") from exc
+            out.append(Rule(kind, value, _expect(r.get("url_prefix", ""), str, f"{where}.url_prefix"),
+                            _expect(r.get("why", ""), str, f"{where}.why")))
+    return tuple(out)

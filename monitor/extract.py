@@ -121,13 +121,14 @@ def _remove(nodes: Iterable[etree._Element], why: str, dropped: list[str]) -> No
         parent.remove(node)
 
 
-def _clean(root: etree._Element, selectors: list[str], why: str, dropped: list[str]) -> None:
+def _clean(root: etree._Element, selectors: list[str] | list[tuple[str, str]], why: str, dropped: list[str]) -> None:
     for br in root.iter("br"):  # a line break separates words
         br.tail = " " + (br.tail or "")
     _remove([n for n in root.iter() if isinstance(n.tag, str) and n.tag in DROP_TAGS], "script/style/form", dropped)
-    for sel in selectors:
+    for entry in selectors:
+        sel, reason = entry if isinstance(entry, tuple) else (entry, why)
         try:
-            _remove(root.cssselect(sel), f"{why} ({sel})", dropped)
+            _remove(root.cssselect(sel), f"{reason} ({sel})", dropped)
         except Exception:  # an invalid user selector is reported by rule validation, not here
             continue
 
@@ -138,6 +139,7 @@ class _Walker:
     def __init__(self, base_url: str, text_filter: re.Pattern[str] | None = None):
         self.base_url = base_url
         self.text_filter = text_filter
+        self.filtered = 0
         self.blocks: list[dict[str, Any]] = []
         self.path: list[tuple[int, str]] = []
 
@@ -146,7 +148,10 @@ class _Walker:
 
     def emit(self, kind: str, text: str, links: list[str], images: list[dict[str, str]]) -> None:
         if self.text_filter is not None:
-            text = self.text_filter.sub("", text)
+            stripped = self.text_filter.sub("", text)
+            if stripped != text:
+                self.filtered += 1
+            text = stripped
         text = normalize_text(text)
         if not text and not images:
             return
@@ -219,7 +224,8 @@ class _Walker:
         self.emit(kind, "".join(run), links, images)
 
 
-def extract_html(body: bytes | str, url: str, *, encoding: str | None = None, extra_noise: list[str] | None = None,
+def extract_html(body: bytes | str, url: str, *, encoding: str | None = None,
+                 extra_noise: list[tuple[str, str]] | None = None, ignore_patterns: list[str] | None = None,
                  require_gcweb: bool = False) -> Extraction:
     """Extract content from an HTML document.
 
@@ -232,16 +238,25 @@ def extract_html(body: bytes | str, url: str, *, encoding: str | None = None, ex
     main = find_gcweb_main(doc)
     if main is not None:
         extractor, noise = "gcweb", GCWEB_NOISE
+        outside = int(doc.xpath("count(//script)") - main.xpath("count(.//script)"))
+        dropped.append(f"outside the content area: menus, header, footer, breadcrumbs and {outside} scripts "
+                       "(rotating asset URLs, Akamai/analytics beacons)")
     elif require_gcweb:
         raise NoMainContent("the canada.ca content area <main property=\"mainContentOfPage\"> is missing")
     else:
         extractor, noise = "generic", GENERIC_NOISE
         candidates = doc.xpath("//main") or doc.xpath("//article") or doc.xpath("//body")
         main = candidates[0] if candidates else doc
-    _clean(main, noise + list(extra_noise or []), "furniture", dropped)
-    walker = _Walker(url, RELATIVE_TIME if extractor == "generic" else None)
+    _clean(main, noise, "furniture", dropped)
+    if extra_noise:
+        _clean(main, list(extra_noise), "rule", dropped)
+    patterns = ([RELATIVE_TIME.pattern] if extractor == "generic" else []) + list(ignore_patterns or [])
+    text_filter = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+    walker = _Walker(url, text_filter)
     walker.walk(main)
     blocks = walker.blocks
+    if walker.filtered:
+        dropped.append(f"text rules: wording removed from {walker.filtered} blocks ({text_filter.pattern if text_filter else ''})")
     title = next((b["text"] for b in blocks if b["kind"] == "h1"), None) or _first_text(doc, "//title/text()") or ""
     if extractor == "gcweb":
         title = title.removesuffix(" - Canada.ca").strip()

@@ -121,7 +121,10 @@ class PageWork:
                 content_hash, title = records_hash(doc), page.title or r.url.rsplit("/", 1)[-1]
                 blocks, text, meta, extractor = doc, records_text(doc), {"extractor": "json", "records": len(doc["records"])}, "json"
             elif _is_html(r):
-                ex = extract_html(body, r.url, encoding=r.encoding, require_gcweb=page.extractor == "gcweb")
+                drops, ignores, rules_digest = self.config.rules_for(r.url)
+                ex = extract_html(body, r.url, encoding=r.encoding, extra_noise=drops, ignore_patterns=ignores,
+                                  require_gcweb=page.extractor == "gcweb")
+                ex.meta["rules"] = rules_digest
                 reason = soft_error_reason(ex.title, ex.text, [b["text"] for b in ex.blocks if b["kind"] in ("h1", "h2")])
                 if reason:
                     return self._failed(s, page, r, "soft_error", reason)
@@ -149,6 +152,8 @@ class PageWork:
                                    raw_hash=raw_hash, title=page.title, text=text, blocks=blocks,
                                    meta={**meta, "content_type": r.content_type}))
         old = {"blocks": prev.blocks, "meta": prev.meta, "text": prev.text} if prev is not None else None
+        if old is not None and extractor != "json" and (prev.meta or {}).get("rules", "") != meta.get("rules", ""):
+            old = self._reextract(s, prev, r) or old  # noise rules changed: compare like with like
         common = dict(url=page.url, title=page.title or page.url, old=old, watch_topics=topics,
                       topic_defs=self.config.topics, discovered=page.source == "discovered",
                       baseline=page.source == "watch" or self.first_run)
@@ -158,6 +163,18 @@ class PageWork:
             return PageOutcome("unchanged", "ok")
         change = self._add_change(s, page, decision, prev, version)
         return PageOutcome("new" if decision.kind == "new_page" else "changed", "ok", change.id)
+
+    def _reextract(self, s, prev: Version, r: FetchResult) -> dict[str, Any] | None:
+        """The previous version extracted again with today's rules, from its stored raw body (if kept)."""
+        raw = q.body_bytes(s, prev.raw_hash) if prev.raw_hash else None
+        if raw is None:
+            return None
+        drops, ignores, _ = self.config.rules_for(r.url)
+        try:
+            ex = extract_html(raw, r.url, extra_noise=drops, ignore_patterns=ignores)
+        except NoMainContent:
+            return None
+        return {"blocks": ex.blocks, "meta": prev.meta, "text": ex.text}
 
     def _mark_seen(self, page: Page, r: FetchResult) -> None:
         page.last_seen = r.fetched_at

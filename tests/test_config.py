@@ -65,6 +65,9 @@ def test_env_var_and_default_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     ("[crawl]\nallowed_domains = ['a.ca']\n[discovery]\nfeeds=['https://api.io.canada.ca/x']", r"discovery.feeds\[0\]: .* outside"),
     ("[crawl]\nallowed_domains = ['a.ca']\n[topics.x]\nkeyword=['y']", r"topics.x.keyword: unknown key"),
     ("", r"crawl.allowed_domains: missing"),
+    ("[crawl]\nallowed_domains = ['a.ca']\n[[rules.drop]]\nselector = '..x'", r"rules.drop\[0\].selector: invalid CSS selector"),
+    ("[crawl]\nallowed_domains = ['a.ca']\n[[rules.ignore]]\npattern = '(unclosed'", r"rules.ignore\[0\].pattern: invalid regular expression"),
+    ("[crawl]\nallowed_domains = ['a.ca']\n[[rules.ignore]]\nregex = 'x'", r"rules.ignore\[0\].regex: unknown key"),
 ])
 def test_bad_configs_name_the_key(tmp_path: Path, text: str, message: str):
     p = tmp_path / "bad.toml"
