@@ -21,11 +21,34 @@ def block_key(block: dict[str, Any]) -> tuple[Any, ...]:
     return (block.get("kind"), block.get("text"), tuple(block.get("links", [])), images)
 
 
+def _common_ends(a: list, b: list) -> tuple[int, int]:
+    """Lengths of the common prefix and suffix (not overlapping): the matcher only needs the middle."""
+    n = min(len(a), len(b))
+    pre = 0
+    while pre < n and a[pre] == b[pre]:
+        pre += 1
+    suf = 0
+    while suf < n - pre and a[-1 - suf] == b[-1 - suf]:
+        suf += 1
+    return pre, suf
+
+
+def _opcodes(a: list, b: list) -> list[tuple[str, int, int, int, int]]:
+    """difflib opcodes over a and b, computed on the differing middle only (pages change locally)."""
+    pre, suf = _common_ends(a, b)
+    ops: list[tuple[str, int, int, int, int]] = [("equal", 0, pre, 0, pre)] if pre else []
+    mid = SequenceMatcher(None, a[pre:len(a) - suf], b[pre:len(b) - suf], autojunk=False).get_opcodes()
+    ops += [(t, i1 + pre, i2 + pre, j1 + pre, j2 + pre) for t, i1, i2, j1, j2 in mid if i2 > i1 or j2 > j1]
+    if suf:
+        ops.append(("equal", len(a) - suf, len(a), len(b) - suf, len(b)))
+    return ops
+
+
 def inline_diff(before: str, after: str) -> list[list[str]]:
     """Word-level diff as [op, text] segments, op in equal | del | ins."""
     a, b = _TOKENS.findall(before), _TOKENS.findall(after)
     out: list[list[str]] = []
-    for tag, i1, i2, j1, j2 in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+    for tag, i1, i2, j1, j2 in _opcodes(a, b):
         if tag == "equal":
             out.append(["equal", "".join(a[i1:i2])])
             continue
@@ -63,7 +86,7 @@ def diff_blocks(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[di
     ok, nk = [block_key(b) for b in old], [block_key(b) for b in new]
     removed: list[tuple[int, float]] = []  # (old index, position in the new order)
     added: list[int] = []
-    for tag, i1, i2, j1, j2 in SequenceMatcher(None, ok, nk, autojunk=False).get_opcodes():
+    for tag, i1, i2, j1, j2 in _opcodes(ok, nk):
         if tag == "equal":
             continue
         removed.extend((i, j1 - 0.5 + (i - i1) * 1e-3) for i in range(i1, i2))

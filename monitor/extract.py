@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 from urllib.parse import urljoin
 
-import lxml.html
+from functools import lru_cache
+
 from lxml import etree
+from lxml.cssselect import CSSSelector
 
 from monitor.normalize import normalize_text
 
@@ -66,10 +68,24 @@ def content_hash(title: str, blocks: Iterable[dict[str, Any]] | Any) -> str:
 
 
 def parse_html(body: bytes | str, encoding: str | None = None) -> etree._Element:
+    """Parse once with libxml2's HTML parser into plain lxml elements (no per-element Python class lookups)."""
     if isinstance(body, bytes):
-        parser = lxml.html.HTMLParser(encoding=encoding or "utf-8", remove_comments=True)
-        return lxml.html.document_fromstring(body, parser=parser)
-    return lxml.html.document_fromstring(body, parser=lxml.html.HTMLParser(remove_comments=True))
+        parser = etree.HTMLParser(encoding=encoding or "utf-8", remove_comments=True, remove_pis=True)
+    else:
+        parser = etree.HTMLParser(remove_comments=True, remove_pis=True)
+    root = etree.fromstring(body, parser)
+    if root is None:  # an empty document
+        root = etree.fromstring("<html><body></body></html>", etree.HTMLParser())
+    return root
+
+
+@lru_cache(maxsize=512)
+def _selector(css: str) -> CSSSelector:
+    return CSSSelector(css, translator="html")
+
+
+def _text(el: etree._Element) -> str:
+    return "".join(el.itertext())
 
 
 def find_gcweb_main(doc: etree._Element) -> etree._Element | None:
@@ -79,7 +95,7 @@ def find_gcweb_main(doc: etree._Element) -> etree._Element | None:
 
 def _first_text(doc: etree._Element, xpath: str) -> str | None:
     for node in doc.xpath(xpath):
-        value = node if isinstance(node, str) else node.text_content()
+        value = node if isinstance(node, str) else _text(node)
         value = normalize_text(str(value))
         if value:
             return value
@@ -109,7 +125,7 @@ def _remove(nodes: Iterable[etree._Element], why: str, dropped: list[str]) -> No
         parent = node.getparent()
         if parent is None:
             continue
-        snippet = normalize_text(node.text_content())[:60] if node.tag not in ("script", "style") else ""
+        snippet = normalize_text(_text(node))[:60] if node.tag not in ("script", "style") else ""
         dropped.append(f"{why}: <{node.tag}{'#' + node.get('id') if node.get('id') else ''}> {snippet}".rstrip())
         tail = node.tail
         if tail:  # keep the text that followed the removed element
@@ -128,7 +144,7 @@ def _clean(root: etree._Element, selectors: list[str] | list[tuple[str, str]], w
     for entry in selectors:
         sel, reason = entry if isinstance(entry, tuple) else (entry, why)
         try:
-            _remove(root.cssselect(sel), f"{reason} ({sel})", dropped)
+            _remove(_selector(sel)(root), f"{reason} ({sel})", dropped)
         except Exception:  # an invalid user selector is reported by rule validation, not here
             continue
 
@@ -147,6 +163,8 @@ class _Walker:
         return [t for _, t in self.path]
 
     def emit(self, kind: str, text: str, links: list[str], images: list[dict[str, str]]) -> None:
+        if not images and (not text or text.isspace()):
+            return
         if self.text_filter is not None:
             stripped = self.text_filter.sub("", text)
             if stripped != text:
@@ -177,7 +195,7 @@ class _Walker:
 
     def heading(self, el: etree._Element) -> None:
         level = int(el.tag[1])
-        text = normalize_text(el.text_content())
+        text = normalize_text(_text(el))
         while self.path and self.path[-1][0] >= level:
             self.path.pop()
         links: list[str] = []

@@ -10,5 +10,6 @@ _WS = re.compile(r"\s+")
 
 def normalize_text(text: str) -> str:
     """NFKC (folds no-break spaces and compatibility forms), zero-width characters dropped, whitespace collapsed."""
-    text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
-    return _WS.sub(" ", text).strip()
+    if not text.isascii():  # ASCII is already in normal form: skip the costly steps (most canada.ca text)
+        text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
+    return " ".join(text.split())
