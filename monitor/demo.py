@@ -312,7 +312,9 @@ def run_demo(out_dir: Path, out: Console, err: Console, nights: tuple[int, ...] 
             db = open_database(config.storage_url)
             try:
                 with db.session() as s:
-                    changes = list(s.scalars(select(Change).where(Change.run_id == result.run_id).order_by(Change.id)))
+                    from reports.data import rank_key
+
+                    changes = sorted(s.scalars(select(Change).where(Change.run_id == result.run_id)), key=rank_key)
                     for ch in changes:
                         if (ch.details or {}).get("baseline"):
                             continue

@@ -108,9 +108,9 @@ class PageWork:
 
         body = r.body or b""
         raw_hash = hashlib.sha256(body).hexdigest()
-        prev = q.last_version(s, page.id)
-        if prev is not None and prev.raw_hash == raw_hash:  # byte-identical: no parse, no diff
-            self._record_fetch(s, page, r, "ok", raw_hash=raw_hash, content_hash=prev.content_hash)
+        prev_h = q.last_version_hashes(s, page.id)
+        if prev_h is not None and prev_h[1] == raw_hash:  # byte-identical: no parse, no diff, no version loaded
+            self._record_fetch(s, page, r, "ok", raw_hash=raw_hash, content_hash=prev_h[2])
             self._mark_seen(page, r)
             return PageOutcome("unchanged", "ok")
 
@@ -142,9 +142,10 @@ class PageWork:
             page.title = title or page.title
             if meta.get("canonical_url"):
                 page.canonical_url = meta["canonical_url"]
-        if prev is not None and prev.content_hash == content_hash:  # noise only: keep just the hashes
+        if prev_h is not None and prev_h[2] == content_hash:  # noise only: keep just the hashes
             self._record_fetch(s, page, r, "ok", raw_hash=raw_hash, content_hash=content_hash)
             return PageOutcome("unchanged", "ok")
+        prev = q.last_version(s, page.id) if prev_h is not None else None  # needed only now: the content changed
 
         q.store_body(s, raw_hash, body, r.content_type)
         fetch = self._record_fetch(s, page, r, "ok", raw_hash=raw_hash, content_hash=content_hash, content_changed=True)

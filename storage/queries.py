@@ -126,6 +126,13 @@ def body_bytes(s: Session, sha256: str) -> bytes | None:
     return zlib.decompress(b.data) if b is not None and b.data is not None else None
 
 
+def last_version_hashes(s: Session, page_id: int) -> tuple[int, str | None, str] | None:
+    """(id, raw_hash, content_hash) of a page's last version, without loading its text and blocks."""
+    row = s.execute(select(Version.id, Version.raw_hash, Version.content_hash).where(Version.page_id == page_id)
+                    .order_by(Version.id.desc()).limit(1)).first()
+    return (row[0], row[1], row[2]) if row else None
+
+
 def last_version(s: Session, page_id: int) -> Version | None:
     return s.scalar(select(Version).where(Version.page_id == page_id).order_by(Version.id.desc()).limit(1))
 
