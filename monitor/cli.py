@@ -10,9 +10,10 @@ import csv
 import json
 import re
 import sys
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -69,6 +70,16 @@ def _config(path: Optional[Path]) -> Config:
 def _db(config: Config, *, readonly: bool = False, migrate: bool = True):
     from storage import open_database
     return open_database(config.storage_url, readonly=readonly, migrate=migrate and not readonly)
+
+
+@contextmanager
+def _opened(config: Config, *, readonly: bool = False) -> Iterator[Any]:
+    """The history database for one command, always disposed (connections and file handles closed)."""
+    db = _db(config, readonly=readonly)
+    try:
+        yield db
+    finally:
+        db.dispose()
 
 
 def version_callback(value: bool) -> None:
@@ -145,8 +156,7 @@ def changes(config: Optional[Path] = ConfigOpt, since: Optional[str] = SinceOpt,
         fail(f"--format: {fmt!r} is not table, json or csv", EXIT_USAGE)
     cfg = _config(config)
     when = parse_when(since)
-    db = _db(cfg)
-    try:
+    with _opened(cfg) as db:
         with db.session() as s:
             items = (c for c in q.iter_changes(s, since=when, topic=topic)
                      if include_baseline or not (c.details or {}).get("baseline"))
@@ -163,8 +173,6 @@ def changes(config: Optional[Path] = ConfigOpt, since: Optional[str] = SinceOpt,
                                   ("★ " if c.details_released else "") + c.significance, ", ".join(c.topics or []),
                                   c.title or c.url, c.summary)
                 out.print(table if n else "no changes")
-    finally:
-        db.dispose()
 
 
 # --- init / demo ----------------------------------------------------------------------------------------
@@ -199,12 +207,9 @@ def db_upgrade(config: Optional[Path] = ConfigOpt) -> None:
     from storage.db import current_revision
 
     cfg = _config(config)
-    db = _db(cfg)
-    try:
+    with _opened(cfg) as db:
         with db.engine.connect() as conn:
             out.print(f"database at schema revision {current_revision(conn)}")
-    finally:
-        db.dispose()
 
 
 @db_app.command("prune")
@@ -216,16 +221,13 @@ def db_prune(config: Optional[Path] = ConfigOpt,
 
     cutoff = parse_when(bodies_older_than, option="--bodies-older-than")
     cfg = _config(config)
-    db = _db(cfg)
-    try:
+    with _opened(cfg) as db:
         with db.session() as s:
             n, freed = prune_bodies(s, cutoff)
         if vacuum:
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.exec_driver_sql("VACUUM")
         out.print(f"pruned {n} raw bodies ({freed / 1e6:.1f} MB compressed) older than {cutoff:%Y-%m-%d}")
-    finally:
-        db.dispose()
 
 
 @db_app.command("metadata")
@@ -258,8 +260,7 @@ def history(url: str = typer.Argument(..., help="A watched or discovered URL."),
     from storage import queries as q
 
     cfg = _config(config)
-    db = _db(cfg)
-    try:
+    with _opened(cfg) as db:
         with db.session() as s:
             page = _page(s, url)
             versions = q.versions_of(s, page.id)
@@ -272,8 +273,6 @@ def history(url: str = typer.Argument(..., help="A watched or discovered URL."),
         for r in rows:
             table.add_row(str(r["version_id"]), r["captured_at"][:16], r["date_modified"] or "", r["title"] or "", r["content_hash"][:12])
         out.print(table)
-    finally:
-        db.dispose()
 
 
 def _resolve_version(s, page_id: int, ref: str | None, *, default_last: bool, option: str):
@@ -303,15 +302,12 @@ def show(url: str = typer.Argument(...), config: Optional[Path] = ConfigOpt,
          version: Optional[int] = typer.Option(None, "--version", help="A version id from `history`.")) -> None:
     """Print the text of a page as of a date (or a version)."""
     cfg = _config(config)
-    db = _db(cfg)
-    try:
+    with _opened(cfg) as db:
         with db.session() as s:
             page = _page(s, url)
             v = _resolve_version(s, page.id, str(version) if version is not None else at, default_last=True, option="--at")
             err.print(f"version {v.id} captured {v.captured_at.isoformat()}")
             sys.stdout.write(v.text + "\n")
-    finally:
-        db.dispose()
 
 
 @app.command()
@@ -324,8 +320,7 @@ def diff(url: str = typer.Argument(...), config: Optional[Path] = ConfigOpt,
     from monitor.jsondiff import diff_records
 
     cfg = _config(config)
-    db = _db(cfg)
-    try:
+    with _opened(cfg) as db:
         with db.session() as s:
             page = _page(s, url)
             new = _resolve_version(s, page.id, to, default_last=True, option="--to")
@@ -358,8 +353,6 @@ def diff(url: str = typer.Argument(...), config: Optional[Path] = ConfigOpt,
                 out.print(line, highlight=False, markup=False)
         if (isinstance(result, list) and not result) or (isinstance(result, dict) and not any(result[k] for k in ("added", "removed", "changed"))):
             out.print("no differences")
-    finally:
-        db.dispose()
 
 
 @app.command()
@@ -441,8 +434,7 @@ def export(what: str = typer.Argument(..., help="changes | versions | fetches | 
         fail(f"--format: {fmt!r} is not csv, json or ndjson", EXIT_USAGE)
     cfg = _config(config)
     when = parse_when(since)
-    db = _db(cfg)
-    try:
+    with _opened(cfg) as db:
         with db.session() as s:
             items: Iterable[dict[str, Any]]
             if what == "changes":
@@ -465,8 +457,6 @@ def export(what: str = typer.Argument(..., help="changes | versions | fetches | 
                     return
                 import itertools
                 _write_csv(itertools.chain([first], items), first.keys())
-    finally:
-        db.dispose()
 
 
 def _export_warc(config: Optional[Path], since: Optional[str], out_file: Optional[Path]) -> None:
@@ -476,15 +466,12 @@ def _export_warc(config: Optional[Path], since: Optional[str], out_file: Optiona
         fail("export warc: --out FILE.warc.gz is required (WARC is binary, not for a terminal)", EXIT_USAGE)
     cfg = _config(config)
     when = parse_when(since)
-    db = _db(cfg)
-    try:
+    with _opened(cfg) as db:
         tmp = out_file.with_name(out_file.name + ".part")
         with db.session() as s, open(tmp, "wb") as f:
             n = write_warc(s, f, when)
         tmp.replace(out_file)
         err.print(f"wrote {n} captures to {out_file}")
-    finally:
-        db.dispose()
 
 
 @app.command()
@@ -495,8 +482,7 @@ def sql(query: str = typer.Argument(..., help="A SELECT over the tables or the v
     from sqlalchemy.exc import DBAPIError
 
     cfg = _config(config)
-    db = _db(cfg, readonly=True)
-    try:
+    with _opened(cfg, readonly=True) as db:
         with db.engine.connect() as conn:
             try:
                 result = conn.execute(text(query))
@@ -518,8 +504,6 @@ def sql(query: str = typer.Argument(..., help="A SELECT over the tables or the v
             for r in rows:
                 table.add_row(*["" if v is None else str(v) for v in r.values()])
             out.print(table)
-    finally:
-        db.dispose()
 
 
 def main(argv: list[str] | None = None) -> None:
