@@ -54,7 +54,8 @@ class AllowedDomainsMiddleware:
 
 
 class RetryAfterMiddleware:
-    """Honour `Retry-After` on 429/503 by delaying the retry (capped), before RetryMiddleware re-schedules it.
+    """Honour `Retry-After` on 429/503 by delaying the retry (capped), before RetryMiddleware re-schedules it
+    (its order must be above RetryMiddleware's 550: responses pass through middlewares from high to low).
 
     Scrapy's RetryMiddleware retries immediately; a server that says "come back in 30 s" deserves that pause.
     The wait is applied as a download slot delay for that domain, so other domains continue.
@@ -75,10 +76,8 @@ class RetryAfterMiddleware:
             if wait is not None:
                 wait = min(wait, self.MAX_WAIT)
                 self.crawler.stats.inc_value("policywatch/retry_after_honoured")
-                engine = self.crawler.engine
-                slot_key = request.meta.get("download_slot")
-                slots = getattr(engine.downloader, "slots", {}) if engine else {}
-                slot = slots.get(slot_key) if slot_key else None
+                downloader = self.crawler.engine.downloader if self.crawler.engine else None
+                slot = downloader.slots.get(downloader.get_slot_key(request)) if downloader else None
                 if slot is not None:
                     slot.delay = max(slot.delay, wait)
                     log.info("server asked to wait %.1fs (Retry-After) for %s", wait, request.url)

@@ -30,7 +30,7 @@ DEPTH_LIMIT = 0  # discovery depth is enforced by the spider from [discovery].de
 DOWNLOADER_MIDDLEWARES = {
     # Before robots.txt (100) and redirects (600): every request, redirected ones included, is checked.
     "crawler.middlewares.AllowedDomainsMiddleware": 50,
-    "crawler.middlewares.RetryAfterMiddleware": 540,
+    "crawler.middlewares.RetryAfterMiddleware": 560,  # sees 429/503 before RetryMiddleware (550)
 }
 ITEM_PIPELINES = {
     "crawler.pipelines.StorePipeline": 300,

@@ -373,19 +373,15 @@ def explain(url: str = typer.Argument(..., help="A watched or discovered URL (it
             fail(f"--file: cannot read {file}: {exc.strerror}", EXIT_USAGE)
         source = str(file)
     else:
-        db = _db(cfg)
-        try:
-            with db.session() as s:
-                page = _page(s, url)
-                v = q.last_version(s, page.id)
-                if v is None:
-                    fail("this page has no stored version yet", EXIT_FAILED)
-                body = q.body_bytes(s, v.raw_hash) if v.raw_hash else None
-                if body is None:
-                    fail(f"the raw capture of version {v.id} was pruned; use --file with a saved copy", EXIT_FAILED)
-                source = f"version {v.id} captured {v.captured_at:%Y-%m-%d %H:%M} UTC"
-        finally:
-            db.dispose()
+        with _opened(cfg) as db, db.session() as s:
+            page = _page(s, url)
+            v = q.last_version(s, page.id)
+            if v is None:
+                fail("this page has no stored version yet", EXIT_FAILED)
+            body = q.body_bytes(s, v.raw_hash) if v.raw_hash else None
+            if body is None:
+                fail(f"the raw capture of version {v.id} was pruned; use --file with a saved copy", EXIT_FAILED)
+            source = f"version {v.id} captured {v.captured_at:%Y-%m-%d %H:%M} UTC"
     drops, ignores, _digest = cfg.rules_for(url)
     ex = extract_html(body, url, extra_noise=drops, ignore_patterns=ignores)
     how = ("GCWeb <main property=mainContentOfPage>" if ex.extractor == "gcweb"

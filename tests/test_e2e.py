@@ -143,8 +143,8 @@ url = "{permits_site.url('/doc.pdf')}"
     p = policywatch("run", "--config", str(cfg))
     assert p.returncode == 0, p.stderr
     assert "2 failed" in p.stdout and "connection_error: 1" in p.stdout and "soft_error: 1" in p.stdout
-    rows = {u: (o, m) for u, _r, o, _s in _fetches(tmp_path) for m in [None]}
-    assert rows[f"http://127.0.0.1:{dead_port}/gone.html"][0] == "connection_error"
+    outcomes = {u: o for u, _run, o, _status in _fetches(tmp_path)}
+    assert outcomes[f"http://127.0.0.1:{dead_port}/gone.html"] == "connection_error"
     con = sqlite3.connect(tmp_path / "history.db")
     msg = con.execute("SELECT message FROM fetch_log WHERE url LIKE '%doc.pdf'").fetchone()[0]
     assert "application/pdf" in msg
@@ -194,3 +194,56 @@ url = "http://127.0.0.1:{port}/jump.html"
         row = con.execute("SELECT outcome, message FROM fetch_log").fetchone()
         con.close()
         assert row[0] == "offsite_redirect" and f"{other.base}/secret.html" in row[1]
+
+
+def test_429_with_retry_after_is_retried(write_config, tmp_path):
+    """A 429 with Retry-After is honoured and retried; the page is then fetched normally (attempts = 2)."""
+    import http.server
+    import threading
+
+    seen = []
+
+    class Throttling(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            if self.path == "/robots.txt":
+                self.send_response(404)
+                self.end_headers()
+                return
+            seen.append(self.path)
+            if len(seen) == 1:
+                self.send_response(429)
+                self.send_header("Retry-After", "1")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            body = (b'<html><body><main property="mainContentOfPage"><h1>Fees</h1>'
+                    b"<p>The work permit fee is $155.</p></main></body></html>")
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Throttling)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    port = srv.server_address[1]
+    cfg = write_config(f"""
+[crawl]
+allowed_domains = ["127.0.0.1:{port}"]
+download_delay = 0
+retries = 2
+
+[[watch]]
+url = "http://127.0.0.1:{port}/fees.html"
+""")
+    p = policywatch("run", "--config", str(cfg))
+    srv.shutdown()
+    assert p.returncode == 0, p.stderr
+    assert seen == ["/fees.html", "/fees.html"]
+    con = sqlite3.connect(tmp_path / "history.db")
+    assert con.execute("SELECT outcome, attempts FROM fetch_log").fetchone() == ("ok", 2)
+    con.close()
+    assert "server asked to wait 1.0s (Retry-After)" in (tmp_path / "reports" / "logs" / "run-1.log").read_text()

@@ -99,3 +99,13 @@ def test_cli_warc_and_prune(write_config, history: str, tmp_path: Path):
     assert p.returncode == 0 and "wrote 3 captures" in p.stderr and p.stdout == ""
     pr = policywatch("db", "prune", "--config", str(cfg), "--bodies-older-than", "2999-01-01", "--vacuum")
     assert pr.returncode == 0 and "pruned 2 raw bodies" in pr.stdout
+
+
+def test_explain_latest_stored_capture(write_config, history: str):
+    cfg = write_config('[crawl]\nallowed_domains = ["www.canada.ca"]\n', storage=history)
+    p = policywatch("explain", "https://www.canada.ca/en/wp.html", "--config", str(cfg), "--blocks")
+    assert p.returncode == 0, p.stderr
+    assert "source: version 3 captured" in p.stdout and "[p] Fees: The work permit fee is $255." in p.stdout
+    assert "furniture (section.pagedetails)" in p.stdout
+    missing = policywatch("explain", "https://www.canada.ca/en/other.html", "--config", str(cfg))
+    assert missing.returncode == 2 and "no page" in missing.stderr
