@@ -121,6 +121,12 @@ def run(config: Optional[Path] = ConfigOpt,
         out.print(f"  stale sources: {', '.join(result.health['stale_sources'])}")
     out.print(f"report: {result.reports.get('html')}")
     out.print(f"        {result.reports.get('markdown')}")
+    out.print(f"site:   {result.reports.get('site')}")
+    if result.delivery is not None:
+        for line in result.delivery.lines():
+            (err if line.startswith(("FAILED", "UNCERTAIN")) else out).print(f"digest: {line}")
+    if result.delivery_error:
+        err.print(f"digest delivery crashed: {result.delivery_error} (pending digests stay in the outbox)")
 
 
 # --- changes --------------------------------------------------------------------------------------------
@@ -500,6 +506,9 @@ def sql(query: str = typer.Argument(..., help="A SELECT over the tables or the v
             for r in rows:
                 table.add_row(*["" if v is None else str(v) for v in r.values()])
             out.print(table)
+
+
+from monitor import cli_ops  # noqa: E402,F401  (registers digest, site, status and schedule)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monitor.config_ops import MailSettings, Schedule, Subscriber, parse_mail, parse_schedule, parse_subscribers
 from monitor.urls import AllowedDomains, normalize_url
 
 ENV_VAR = "POLICYWATCH_CONFIG"
@@ -93,6 +94,10 @@ class Config:
     discovery: Discovery = field(default_factory=Discovery)
     rules: tuple[Rule, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    mail: MailSettings | None = None
+    subscribers: tuple[Subscriber, ...] = ()
+    schedule: Schedule = field(default_factory=Schedule)
+    report_base_url: str | None = None  # where the static report site is published (links in e-mail and Atom)
 
     def rules_for(self, url: str) -> tuple[list[tuple[str, str]], list[str], str]:
         """(drop selectors with reasons, ignore patterns, digest) of the rules that apply to `url`."""
@@ -271,13 +276,28 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     rules = _parse_rules(_expect(data.get("rules", {}), dict, "rules"))
 
     reports = _expect(data.get("reports", {}), dict, "reports")
-    _check_keys(reports, {"dir"}, "reports")
+    _check_keys(reports, {"dir", "base_url"}, "reports")
     rdir = Path(_expect(reports.get("dir", "reports"), str, "reports.dir"))
     if not rdir.is_absolute():
         rdir = (base / rdir).resolve()
+    base_url = reports.get("base_url")
+    if base_url is not None:
+        base_url = _expect(base_url, str, "reports.base_url")
+        if not base_url.startswith(("https://", "http://")):
+            raise ConfigError(f"reports.base_url: {base_url!r} must be an http(s) URL (where the report site is published)")
+        base_url = base_url.rstrip("/") + "/"
+
+    mail = parse_mail(_expect(data.get("mail", {}), dict, "mail"), base, _expect, _check_keys, ConfigError)
+    subscribers = parse_subscribers(_expect(data.get("subscriber", []), list, "subscriber"), set(topics), _expect,
+                                    _check_keys, ConfigError)
+    if subscribers and mail is None:
+        raise ConfigError("subscriber: subscribers are configured but [mail] is missing (host, sender, ...)")
+    schedule = parse_schedule(_expect(data.get("schedule", {}), dict, "schedule"), _expect, _check_keys, ConfigError,
+                              allowed.allows)
 
     return Config(path=path, storage_url=storage_url, crawl=crawl, watches=tuple(watches), topics=topics,
-                  reports_dir=rdir, discovery=discovery, rules=rules, raw=data)
+                  reports_dir=rdir, discovery=discovery, rules=rules, raw=data, mail=mail, subscribers=subscribers,
+                  schedule=schedule, report_base_url=base_url)
 
 
 def _parse_rules(table: dict[str, Any]) -> tuple[Rule, ...]:

@@ -18,7 +18,9 @@ from typing import Callable
 from sqlalchemy import func, select
 
 from monitor.config import Config
+from monitor.delivery import deliver, publish_site
 from monitor.health import crawl_health
+from reports.outbox import DeliveryReport
 from reports.data import load_run_report
 from reports.render import write_run_reports
 from storage import open_database
@@ -42,6 +44,8 @@ class PassResult:
     health: dict = field(default_factory=dict)
     log_file: Path | None = None
     message: str | None = None
+    delivery: DeliveryReport | None = None
+    delivery_error: str | None = None
 
 
 def crawl_command(config_path: Path, run_id: int, log_file: Path, log_level: str = "INFO") -> list[str]:
@@ -128,7 +132,12 @@ def _locked_pass(db, config: Config, progress: ProgressFn | None, timeout: float
     with db.session() as s:
         data = load_run_report(s, run_id, {n: t.display for n, t in config.topics.items()})
         paths = write_run_reports(data, config.reports_dir)
+    paths["site"] = publish_site(db, config, run_id)
     result = PassResult(run_id, run.status, counts, paths, health, log_file, message)
+    try:  # still under the pass lock: digests are built from finished runs only, by one process at a time
+        result.delivery = deliver(db, config, run_id=run_id)
+    except Exception as exc:  # a mail bug must not hide the pass's result; the outbox keeps what is pending
+        result.delivery_error = f"{type(exc).__name__}: {exc}"
     if status != "completed":
         raise PassError(message or "crawl failed")
     return result

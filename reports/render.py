@@ -17,7 +17,7 @@ def environment() -> Environment:
     global _env
     if _env is None:
         _env = Environment(loader=PackageLoader("reports", "templates"),
-                           autoescape=select_autoescape(disabled_extensions=("md.j2", "txt.j2"), default=True),  # md/txt escape via |md
+                           autoescape=select_autoescape(disabled_extensions=("md.j2", "txt.j2"), default=True, default_for_string=True),  # md/txt escape via |md
                            undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
         _env.filters["section"] = lambda s: " › ".join(s) if s else "Top of page"
         _env.filters["md"] = _md_escape
@@ -35,7 +35,7 @@ def _md_escape(text: Any) -> str:
     return s
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     """Write via a temporary file and rename, so a reader never sees half a report."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -57,8 +57,8 @@ def write_run_reports(data: ReportData, out_dir: Path) -> dict[str, Path]:
     rid = data.run.id
     md, html = render_markdown(data), render_html(data)
     paths = {"markdown": out_dir / f"run-{rid}.md", "html": out_dir / f"run-{rid}.html"}
-    _write_atomic(paths["markdown"], md)
-    _write_atomic(paths["html"], html)
-    _write_atomic(out_dir / "latest.md", md)
-    _write_atomic(out_dir / "index.html", html)
+    write_atomic(paths["markdown"], md)
+    write_atomic(paths["html"], html)
+    write_atomic(out_dir / "latest.md", md)
+    write_atomic(out_dir / "index.html", html)
     return paths

@@ -130,3 +130,54 @@ class Change(Base):
     from_version_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id"))
     to_version_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id"))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Subscriber(Base):
+    """A digest recipient as first seen in the config; `watermark` is the last change id its digests cover.
+
+    Why a change id and not a time: ids are assigned once and never reordered in our history, so "every change
+    after N" can neither skip a change detected in the same second nor repeat one.
+    """
+
+    __tablename__ = "subscribers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # lower-cased addr-spec
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    watermark: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Digest(Base):
+    """The outbox: one row per e-mail, committed (with its exact bytes) before the SMTP conversation starts.
+
+    status: pending (committed; a send may or may not have reached the server: re-send the same bytes),
+    sent, failed (the server provably did not accept it: superseded by the next, larger digest) or superseded.
+    """
+
+    __tablename__ = "digests"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # digest | heartbeat | operator
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id"), index=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    message_id: Mapped[str] = mapped_column(String(300), unique=True)
+    subject: Mapped[str] = mapped_column(Text)
+    range_from: Mapped[int] = mapped_column(Integer, default=0)  # covers change ids in (range_from, range_to]
+    range_to: Mapped[int] = mapped_column(Integer, default=0)
+    change_count: Mapped[int] = mapped_column(Integer, default=0)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    message: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class DigestItem(Base):
+    """Which changes a digest carries. UNIQUE(subscriber, change): no change reaches a subscriber in two digests."""
+
+    __tablename__ = "digest_items"
+    __table_args__ = (UniqueConstraint("subscriber_id", "change_id", name="uq_digest_items_subscriber_change"),)
+    digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id"), primary_key=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("changes.id"), primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"))

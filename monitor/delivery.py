@@ -1,0 +1,61 @@
+"""After a pass: publish the static report site and deliver digests and operator alerts.
+
+Why here (the monitor) and not in reports: this is where the config is known. The reports package only gets
+plain settings objects and the database, so it reads nothing but storage.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from monitor.config import Config
+from reports.outbox import DeliveryReport, Outbox, Transport, operator_reasons
+from reports.site import Site
+from storage.models import Change, Run
+
+
+def topic_names(config: Config) -> dict[str, str]:
+    return {n: t.display for n, t in config.topics.items()}
+
+
+def site_dir(config: Config) -> Path:
+    return config.reports_dir / "site"
+
+
+def publish_site(db: Any, config: Config, run_id: int) -> Path:
+    """Pages for this pass's changes, their pages' timelines, the index and the Atom feed."""
+    site = Site(site_dir(config), base_url=config.report_base_url, topic_names=topic_names(config))
+    with db.session() as s:
+        site.write_changes(s, list(s.scalars(select(Change).where(Change.run_id == run_id).order_by(Change.id))))
+    return site.dir / "index.html"
+
+
+def rebuild_site(db: Any, config: Config) -> int:
+    site = Site(site_dir(config), base_url=config.report_base_url, topic_names=topic_names(config))
+    with db.session() as s:
+        return site.rebuild(s)
+
+
+def outbox(db: Any, config: Config, transport: Transport | None = None) -> Outbox:
+    assert config.mail is not None
+    return Outbox(db, config.mail, base_url=config.report_base_url, topic_names=topic_names(config),
+                  transport=transport)
+
+
+def deliver(db: Any, config: Config, *, run_id: int | None = None, transport: Transport | None = None) -> DeliveryReport | None:
+    """Send what is pending (the caller holds the pass lock). None when `[mail]` is not configured."""
+    if config.mail is None:
+        return None
+    box = outbox(db, config, transport)
+    report = box.deliver(config.subscribers, run_id=run_id)
+    if run_id is not None:
+        with db.session() as s:
+            run = s.get(Run, run_id)
+            assert run is not None
+            prev = s.scalar(select(Run).where(Run.id < run_id, Run.status != "running").order_by(Run.id.desc()).limit(1))
+            previous_stale = ((prev.health or {}).get("stale_sources") or []) if prev else []
+            reasons = operator_reasons(run, run.health or {}, previous_stale)
+        box.alert_operator(run_id, reasons, report)
+    return report

@@ -1,0 +1,161 @@
+"""Compose a subscriber's digest: pick the changes they asked for, collapse repeats per page, render, build MIME.
+
+Why collapse: over a weekly digest (or after a mail outage) a page may change several times; a consultant
+wants its latest state once, with "changed 3 times since …" and each change's diff page linked (as GOV.UK's
+e-mail alerts do), not three entries that contradict each other.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr
+from typing import Iterable, Protocol, Sequence
+
+from reports.data import SIGNIFICANCE_ORDER, rank_key
+from reports.render import environment
+from storage.models import Change
+
+SIG_RANK = {"low": 0, "medium": 1, "high": 2}
+
+
+class SubscriberLike(Protocol):
+    email: str
+    name: str
+    topics: tuple[str, ...]
+    min_significance: str
+    frequency: str
+    heartbeat: bool
+
+
+def is_baseline(c: Change) -> bool:
+    return bool((c.details or {}).get("baseline"))
+
+
+def wanted(c: Change, sub: SubscriberLike) -> bool:
+    """What a subscriber gets: their topics (none listed: all), at or above their significance, no baselines."""
+    if is_baseline(c):
+        return False
+    if SIG_RANK.get(c.significance, 0) < SIG_RANK.get(sub.min_significance, 0) and not c.details_released:
+        return False  # "details released" always reaches a subscriber of the topic
+    return not sub.topics or bool(set(c.topics or []) & set(sub.topics))
+
+
+@dataclass
+class Entry:
+    """One page in a digest: its latest change shown, the earlier ones counted and linked."""
+
+    changes: list[Change]
+
+    @property
+    def latest(self) -> Change:
+        return self.changes[-1]
+
+    @property
+    def first(self) -> Change:
+        return self.changes[0]
+
+    @property
+    def times(self) -> int:
+        return len(self.changes)
+
+    @property
+    def details_released(self) -> bool:
+        return any(c.details_released for c in self.changes)
+
+    @property
+    def significance(self) -> str:
+        return max((c.significance for c in self.changes), key=lambda s: SIG_RANK.get(s, 0))
+
+    @property
+    def title(self) -> str:
+        return self.latest.title or self.latest.url
+
+    def sort_key(self) -> tuple[int, int, int]:
+        return (0 if self.details_released else 1, SIGNIFICANCE_ORDER.get(self.significance, 3), self.first.id)
+
+
+def collapse(changes: Iterable[Change]) -> list[Entry]:
+    by_page: dict[int, list[Change]] = {}
+    for c in sorted(changes, key=lambda c: c.id):
+        by_page.setdefault(c.page_id, []).append(c)
+    return sorted((Entry(cs) for cs in by_page.values()), key=Entry.sort_key)
+
+
+@dataclass
+class Digest:
+    recipient: str
+    name: str
+    entries: list[Entry]
+    groups: list[tuple[str, list[Entry]]]
+    base_url: str | None
+    heartbeat: bool = False
+    run_id: int | None = None
+    health_note: str | None = None
+    topic_names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def change_count(self) -> int:
+        return sum(e.times for e in self.entries)
+
+    @property
+    def subject(self) -> str:
+        n = self.change_count
+        if not self.entries:
+            return "policywatch: no changes" + (f" (pass {self.run_id})" if self.run_id else "")
+        count = f"{n} change{'s' if n != 1 else ''}"
+        released = [e for e in self.entries if e.details_released]
+        if released:
+            return f"Innovation Stream: details released · {count}"
+        top = self.entries[0].title
+        return f"policywatch: {count} · {top[:80]}"
+
+    def diff_url(self, c: Change) -> str | None:
+        return f"{self.base_url}changes/{c.id}.html" if self.base_url else None
+
+
+def compose(changes: Sequence[Change], sub: SubscriberLike, *, base_url: str | None,
+            topic_names: dict[str, str], run_id: int | None = None) -> Digest:
+    entries = collapse(c for c in changes if wanted(c, sub))
+    groups: dict[str, list[Entry]] = {}
+    for e in entries:
+        topics = [t for t in (e.latest.topics or []) if not sub.topics or t in sub.topics]
+        key = topics[0] if topics else ""
+        groups.setdefault(key, []).append(e)
+    ordered = sorted(groups.items(), key=lambda kv: kv[1][0].sort_key())
+    named = [(topic_names.get(k, k.replace("-", " ").title()) if k else "Other pages", v) for k, v in ordered]
+    return Digest(sub.email, sub.name, entries, named, base_url, heartbeat=not entries, run_id=run_id,
+                  topic_names=topic_names)
+
+
+def render_text(d: Digest) -> str:
+    return environment().get_template("digest.txt.j2").render(d=d)
+
+
+def render_html(d: Digest) -> str:
+    return environment().get_template("digest.html.j2").render(d=d)
+
+
+def message_id(kind: str, recipient: str, key: str, domain: str) -> str:
+    """Deterministic: the same digest (same recipient, same coverage) always gets the same Message-ID."""
+    who = hashlib.sha256(recipient.lower().encode()).hexdigest()[:12]
+    return f"<policywatch.{kind}.{who}.{key}@{domain}>"
+
+
+def build_message(*, subject: str, sender: str, recipient: str, recipient_name: str, msg_id: str, text: str,
+                  html: str | None, when: datetime) -> bytes:
+    """RFC 5322 bytes, built with the stdlib `email` package: text/plain, plus text/html as the alternative."""
+    msg = EmailMessage()
+    msg["Subject"] = subject
+    msg["From"] = sender
+    msg["To"] = formataddr((recipient_name, recipient)) if recipient_name else recipient
+    msg["Date"] = format_datetime(when)
+    msg["Message-ID"] = msg_id
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
+    msg["X-Policywatch"] = "digest"
+    msg.set_content(text, cte="quoted-printable")
+    if html is not None:
+        msg.add_alternative(html, subtype="html", cte="quoted-printable")
+    return msg.as_bytes(policy=SMTP)  # CRLF line ends, as the wire wants them (smtplib sends bytes verbatim)

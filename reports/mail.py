@@ -1,0 +1,113 @@
+"""Send one message over SMTP (smtplib), and say whether a failure proves the server did not take it.
+
+Why the distinction matters: the outbox re-sends a message whose fate is unknown with the *same* bytes and
+Message-ID (receivers de-duplicate), but folds a message the server provably refused into the next, larger
+digest. A failure before the server accepted DATA (connection refused, TLS or auth refused, sender/recipient
+refused, DATA answered with an error) is definite; a timeout or disconnect while the DATA was in flight is not.
+
+Secrets: the user name and password are read from the environment variables the config names, at send time;
+they never reach the database, the logs or an exception message.
+"""
+from __future__ import annotations
+
+import os
+import smtplib
+import socket
+import ssl
+from pathlib import Path
+from typing import Mapping, Protocol, Sequence
+
+
+class SmtpSettings(Protocol):
+    host: str
+    port: int
+    security: str
+    username_env: str | None
+    password_env: str | None
+    timeout: float
+    ca_file: Path | None
+
+
+class SendError(Exception):
+    """A send that did not complete. `definite`: the server provably did not accept the message."""
+
+    def __init__(self, message: str, *, definite: bool):
+        super().__init__(message)
+        self.definite = definite
+
+
+def _credentials(settings: SmtpSettings, env: Mapping[str, str]) -> tuple[str, str] | None:
+    if not settings.username_env:
+        return None
+    missing = [name for name in (settings.username_env, settings.password_env) if name and not env.get(name)]
+    if missing:
+        raise SendError(f"SMTP credentials: environment variable {', '.join(missing)} is not set", definite=True)
+    return env[settings.username_env], env[settings.password_env or ""]
+
+
+def tls_context(settings: SmtpSettings) -> ssl.SSLContext:
+    """Verified TLS (certificate and host name); `ca_file` adds a private relay's CA."""
+    return ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
+
+
+def send_message(settings: SmtpSettings, message: bytes, sender: str, recipients: Sequence[str],
+                 env: Mapping[str, str] | None = None) -> None:
+    """Deliver `message` (complete RFC 5322 bytes) to `recipients`; raise SendError on failure."""
+    env = os.environ if env is None else env
+    creds = _credentials(settings, env)
+    phase = "connect"
+    where = f"{settings.host}:{settings.port}"
+    try:
+        if settings.security == "ssl":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout,
+                                                  context=tls_context(settings))
+        else:
+            smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+        try:
+            phase = "ehlo"
+            smtp.ehlo()
+            if settings.security == "starttls":
+                phase = "starttls"
+                if not smtp.has_extn("starttls"):
+                    raise SendError(f"{where} does not offer STARTTLS (mail.security = \"starttls\")", definite=True)
+                smtp.starttls(context=tls_context(settings))
+                smtp.ehlo()
+            if creds:
+                phase = "auth"
+                smtp.login(*creds)
+            phase = "envelope"
+            code, resp = smtp.mail(sender)
+            if code != 250:
+                raise SendError(f"{where} refused the sender: {code} {_text(resp)}", definite=True)
+            for rcpt in recipients:
+                code, resp = smtp.rcpt(rcpt)
+                if code not in (250, 251):
+                    raise SendError(f"{where} refused recipient {rcpt}: {code} {_text(resp)}", definite=True)
+            phase = "data"
+            code, resp = smtp.data(message)
+            if code != 250:
+                raise SendError(f"{where} rejected the message: {code} {_text(resp)}", definite=True)
+            phase = "done"
+        finally:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+    except SendError:
+        raise
+    except smtplib.SMTPAuthenticationError as exc:
+        raise SendError(f"{where} refused the login ({exc.smtp_code})", definite=True) from None
+    except smtplib.SMTPResponseException as exc:
+        # An error answer from the server: it did not take the message, whatever the phase.
+        raise SendError(f"{where} answered {exc.smtp_code} during {phase}: {_text(exc.smtp_error)}", definite=True) from None
+    except (smtplib.SMTPServerDisconnected, socket.timeout, TimeoutError, ConnectionError, ssl.SSLError, OSError) as exc:
+        definite = phase != "data"  # in flight during DATA: the server may have queued it
+        what = type(exc).__name__
+        raise SendError(f"{where}: {what} during {phase}: {exc}" if str(exc) else f"{where}: {what} during {phase}",
+                        definite=definite) from None
+    except smtplib.SMTPException as exc:
+        raise SendError(f"{where}: {type(exc).__name__} during {phase}: {exc}", definite=phase != "data") from None
+
+
+def _text(resp: bytes | str) -> str:
+    return resp.decode("utf-8", "replace") if isinstance(resp, bytes) else str(resp)

@@ -1,0 +1,280 @@
+"""Deliver digests so that no change is lost and none reaches a subscriber twice.
+
+The protocol (each step is one committed transaction):
+
+1. A subscriber's watermark is the last change id its delivered digests cover. Only changes of finished runs
+   count (the caller holds the pass lock, so no run is half-written while digests are built).
+2. A message is composed for the changes after the watermark, and committed to the outbox *with its exact
+   bytes* and a deterministic Message-ID (status pending) before the SMTP conversation starts. Its items
+   (subscriber, change) are unique, so a change can never sit in two live digests of one subscriber.
+3. Sent: status sent and the watermark moves to the digest's upper bound, in one transaction.
+   Refused for sure (server down, auth refused, message rejected): status failed; the next delivery folds
+   its changes into one larger digest (new Message-ID, the failed one is marked superseded — it never reached
+   anyone). Unknown (crash, or timeout while DATA was in flight): it stays pending and the next delivery re-sends
+   the *same bytes*, Message-ID included, which mail systems de-duplicate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable, Protocol, Sequence
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from reports.digest import Digest, SubscriberLike, build_message, compose, message_id, render_html, render_text
+from reports.mail import SendError, send_message
+from storage.models import Change, Digest as DigestRow, DigestItem, Run, Subscriber
+from storage.types import utcnow
+
+WEEK = timedelta(days=7) - timedelta(hours=4)  # a weekly digest is due after ~7 days (tolerates schedule jitter)
+
+
+class MailLike(Protocol):
+    host: str
+    port: int
+    security: str
+    sender: str
+    username_env: str | None
+    password_env: str | None
+    timeout: float
+    operator: str | None
+
+    @property
+    def sender_domain(self) -> str: ...
+
+
+Transport = Callable[[MailLike, bytes, str, Sequence[str]], None]
+
+
+@dataclass
+class DeliveryReport:
+    sent: list[tuple[str, str]] = field(default_factory=list)  # (recipient, subject)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (recipient, error)
+    pending: list[tuple[str, str]] = field(default_factory=list)  # outcome unknown: re-sent next time
+    not_due: list[str] = field(default_factory=list)
+    nothing: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"sent to {r}: {s}" for r, s in self.sent]
+        out += [f"FAILED for {r}: {e} (kept; retried on the next delivery)" for r, e in self.failed]
+        out += [f"UNCERTAIN for {r}: {e} (the same message is re-sent next time)" for r, e in self.pending]
+        out += [f"{r}: weekly digest not due yet" for r in self.not_due]
+        out += [f"{r}: nothing new" for r in self.nothing]
+        return out
+
+
+def _sender_addr(sender: str) -> str:
+    from email.headerregistry import HeaderRegistry
+
+    return HeaderRegistry()("From", sender).addresses[0].addr_spec
+
+
+def finished_top(s: Session) -> int:
+    """The highest change id of any finished run (changes of a running pass are not final yet)."""
+    q = select(func.max(Change.id)).outerjoin(Run, Run.id == Change.run_id).where(
+        or_(Change.run_id.is_(None), Run.status != "running"))
+    return s.scalar(q) or 0
+
+
+def last_finished_run(s: Session) -> int | None:
+    return s.scalar(select(func.max(Run.id)).where(Run.status != "running"))
+
+
+def subscriber_row(s: Session, email: str, *, run_id: int | None = None) -> Subscriber:
+    """The subscriber's row. A new subscriber starts at the current top (they get what happens from now on);
+    when created at the end of pass `run_id`, they also get that pass's changes (they subscribed before it)."""
+    key = email.lower()
+    row = s.scalar(select(Subscriber).where(Subscriber.email == key))
+    if row is None:
+        start = finished_top(s)
+        if run_id is not None:
+            start = s.scalar(select(func.max(Change.id)).where(Change.run_id < run_id)) or 0
+        row = Subscriber(email=key, created_at=utcnow(), watermark=start)
+        s.add(row)
+        s.flush()
+    return row
+
+
+class Outbox:
+    """Builds, records and sends digests for the configured subscribers."""
+
+    def __init__(self, db, mail: MailLike, *, base_url: str | None, topic_names: dict[str, str],
+                 transport: Transport | None = None, now: Callable[[], datetime] = utcnow):
+        self.db = db
+        self.mail = mail
+        self.base_url = base_url
+        self.topic_names = topic_names
+        self.transport: Transport = transport or send_message  # type: ignore[assignment]
+        self.now = now
+
+    # --- public -------------------------------------------------------------------------------------------
+    def deliver(self, subscribers: Sequence[SubscriberLike], *, run_id: int | None = None) -> DeliveryReport:
+        """Deliver to every subscriber; `run_id`: the pass that just finished (new subscribers get its changes)."""
+        report = DeliveryReport()
+        for sub in subscribers:
+            self._deliver_one(sub, report, run_id)
+        self._resend_pending_alerts(report)
+        return report
+
+    def preview(self, sub: SubscriberLike) -> Digest:
+        """What `sub` would receive now (nothing is recorded or sent)."""
+        with self.db.session() as s:
+            row = s.scalar(select(Subscriber).where(Subscriber.email == sub.email.lower()))
+            floor = row.watermark if row else finished_top(s)
+            top = finished_top(s)
+            changes = list(s.scalars(select(Change).where(Change.id > floor, Change.id <= top).order_by(Change.id)))
+            digest = compose(changes, sub, base_url=self.base_url, topic_names=self.topic_names,
+                             run_id=last_finished_run(s))
+            s.expunge_all()
+        return digest
+
+    # --- one subscriber -----------------------------------------------------------------------------------
+    def _deliver_one(self, sub: SubscriberLike, report: DeliveryReport, run_id: int | None) -> None:
+        with self.db.session() as s:
+            sid = subscriber_row(s, sub.email, run_id=run_id).id
+            pending = list(s.scalars(select(DigestRow.id).where(DigestRow.subscriber_id == sid,
+                                                                 DigestRow.status == "pending").order_by(DigestRow.id)))
+        for did in pending:  # fate unknown: the same bytes again
+            if not self._attempt(did, report):
+                with self.db.session() as s:
+                    if s.get(DigestRow, did).status == "pending":  # type: ignore[union-attr]
+                        return  # still unknown: do not stack a second message behind it
+        did = self._prepare(sid, sub, report)
+        if did is not None:
+            self._attempt(did, report)
+
+    def _prepare(self, sid: int, sub: SubscriberLike, report: DeliveryReport) -> int | None:
+        """Commit the next digest to the outbox (or advance the watermark when there is nothing to say)."""
+        with self.db.session() as s:
+            row = s.get(Subscriber, sid)
+            assert row is not None
+            failed = list(s.scalars(select(DigestRow).where(DigestRow.subscriber_id == sid,
+                                                             DigestRow.status == "failed").order_by(DigestRow.id)))
+            if sub.frequency == "weekly" and not self._weekly_due(s, row):
+                report.not_due.append(sub.email)
+                return None
+            top = finished_top(s)
+            floor = row.watermark
+            changes = list(s.scalars(select(Change).where(Change.id > floor, Change.id <= top).order_by(Change.id)))
+            run_id = last_finished_run(s)
+            digest = compose(changes, sub, base_url=self.base_url, topic_names=self.topic_names, run_id=run_id)
+            if not digest.entries:
+                if not sub.heartbeat or run_id is None:
+                    for f in failed:  # a failed heartbeat is not worth a late delivery
+                        f.status = "superseded"
+                    row.watermark = max(row.watermark, top)
+                    report.nothing.append(sub.email)
+                    return None
+                kind, key = "heartbeat", f"run-{run_id}"
+            else:
+                kind, key = "digest", f"{floor}-{top}"
+            mid = message_id(kind, sub.email, key, self.mail.sender_domain)
+            existing = s.scalar(select(DigestRow).where(DigestRow.message_id == mid))
+            if existing is not None:
+                if existing.status in ("sent", "pending"):
+                    report.nothing.append(sub.email)
+                    return None  # already delivered (a heartbeat for this pass) or handled above
+                existing.status = "pending"  # refused before with exactly this content: try the same message again
+                return existing.id
+            for f in failed:
+                f.status = "superseded"
+                s.execute(delete(DigestItem).where(DigestItem.digest_id == f.id))
+            now = self.now()
+            body = build_message(subject=digest.subject, sender=self.mail.sender, recipient=sub.email,
+                                 recipient_name=sub.name, msg_id=mid, text=render_text(digest),
+                                 html=render_html(digest), when=now)
+            d = DigestRow(kind=kind, subscriber_id=sid, recipient=sub.email, message_id=mid, subject=digest.subject,
+                          range_from=floor, range_to=top, change_count=digest.change_count, run_id=run_id,
+                          status="pending", attempts=0, created_at=now, message=body)
+            s.add(d)
+            s.flush()
+            for e in digest.entries:
+                for c in e.changes:
+                    s.add(DigestItem(digest_id=d.id, change_id=c.id, subscriber_id=sid))
+            return d.id
+
+    def _weekly_due(self, s: Session, row: Subscriber) -> bool:
+        last = s.scalar(select(func.max(DigestRow.created_at)).where(DigestRow.subscriber_id == row.id,
+                                                                     DigestRow.status == "sent"))
+        return self.now() - (last or row.created_at) >= WEEK
+
+    # --- sending ------------------------------------------------------------------------------------------
+    def _attempt(self, did: int, report: DeliveryReport) -> bool:
+        """Send one outbox row; record the outcome. True if the server accepted it."""
+        with self.db.session() as s:
+            d = s.get(DigestRow, did)
+            assert d is not None
+            d.attempts += 1
+            d.last_attempt_at = self.now()
+            body, recipient, subject = d.message, d.recipient, d.subject
+        try:
+            self.transport(self.mail, body, _sender_addr(self.mail.sender), [recipient])
+        except SendError as exc:
+            with self.db.session() as s:
+                d = s.get(DigestRow, did)
+                assert d is not None
+                d.last_error = str(exc)[:1000]
+                if exc.definite:
+                    d.status = "failed"
+                    report.failed.append((recipient, str(exc)))
+                else:
+                    report.pending.append((recipient, str(exc)))
+            return False
+        with self.db.session() as s:
+            d = s.get(DigestRow, did)
+            assert d is not None
+            d.status, d.sent_at, d.last_error = "sent", self.now(), None
+            if d.subscriber_id is not None:
+                sub = s.get(Subscriber, d.subscriber_id)
+                assert sub is not None
+                sub.watermark = max(sub.watermark, d.range_to)
+        report.sent.append((recipient, subject))
+        return True
+
+    # --- operator alerts ----------------------------------------------------------------------------------
+    def alert_operator(self, run_id: int, reasons: list[str], report: DeliveryReport) -> None:
+        """One alert per pass to `[mail] operator` only (never to subscribers)."""
+        if not self.mail.operator or not reasons:
+            return
+        mid = message_id("operator", self.mail.operator, f"run-{run_id}", self.mail.sender_domain)
+        with self.db.session() as s:
+            if s.scalar(select(DigestRow.id).where(DigestRow.message_id == mid)) is not None:
+                return
+            now = self.now()
+            subject = f"policywatch operator alert: pass {run_id} needs attention"
+            text = (f"Pass {run_id} needs attention:\n\n" + "\n".join(f"- {r}" for r in reasons)
+                    + "\n\nThe run report's crawl-health section has the details (policywatch status, run_log view).\n")
+            body = build_message(subject=subject, sender=self.mail.sender, recipient=self.mail.operator,
+                                 recipient_name="", msg_id=mid, text=text, html=None, when=now)
+            d = DigestRow(kind="operator", subscriber_id=None, recipient=self.mail.operator, message_id=mid,
+                          subject=subject, range_from=0, range_to=0, change_count=0, run_id=run_id, status="pending",
+                          attempts=0, created_at=now, message=body)
+            s.add(d)
+            s.flush()
+            did = d.id
+        self._attempt(did, report)
+
+    def _resend_pending_alerts(self, report: DeliveryReport) -> None:
+        with self.db.session() as s:
+            ids = list(s.scalars(select(DigestRow.id).where(DigestRow.kind == "operator",
+                                                             DigestRow.status.in_(("pending", "failed")))))
+        for did in ids:
+            self._attempt(did, report)
+
+
+def operator_reasons(run: Run, health: dict, previous_stale: Sequence[str]) -> list[str]:
+    """Why the operator should look: a failed pass, a pass that fetched nothing or mostly failed, a new stale source."""
+    reasons = []
+    if run.status == "failed":
+        reasons.append(f"the pass failed: {run.message or 'no message'}")
+    if health.get("zero_fetches"):
+        reasons.append("the pass fetched nothing")
+    elif health.get("failure_rate", 0) >= 0.5 and health.get("fetched", 0):
+        reasons.append(f"{health.get('failed')} of {health.get('fetched')} fetches failed")
+    if health.get("selector_drift"):
+        reasons.append("the content selector stopped matching on: " + ", ".join(health["selector_drift"][:10]))
+    new_stale = [u for u in health.get("stale_sources") or [] if u not in set(previous_stale)]
+    if new_stale:
+        reasons.append(f"no good fetch in {health.get('stale_after', 3)} passes (stale): " + ", ".join(new_stale[:20]))
+    return reasons

@@ -1,0 +1,106 @@
+"""The static report site: an index of changes, a page per change (side-by-side and inline diff), a timeline per
+page, and an Atom feed — plain files under `<reports.dir>/site/`, publishable by any web server.
+
+Why static: consultants click "diff" in a digest; a folder of files served by nginx, S3 or GitHub Pages has
+nothing to patch or keep running. Scraped text only ever appears as Jinja-escaped text, never as markup, and
+every page carries a Content-Security-Policy that forbids scripts and remote loads.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from reports.render import environment, write_atomic
+from storage.models import Change, Page, Version
+
+INDEX_LIMIT = 500
+FEED_LIMIT = 100
+
+
+@dataclass
+class SideBySide:
+    """One row of the side-by-side view: what the old page said | what the new page says."""
+
+    section: list[str]
+    op: str
+    left: list[list[str]]  # [op, text] segments
+    right: list[list[str]]
+
+
+def side_by_side(change: Change) -> list[SideBySide]:
+    rows = []
+    for op in (change.details or {}).get("blocks") or []:
+        sec = op.get("section") or []
+        if op["op"] == "changed":
+            inline = op.get("inline") or []
+            rows.append(SideBySide(sec, "changed", [seg for seg in inline if seg[0] in ("equal", "del")],
+                                   [seg for seg in inline if seg[0] in ("equal", "ins")]))
+        elif op["op"] == "added":
+            rows.append(SideBySide(sec, "added", [], [["ins", op.get("text", "")]]))
+        elif op["op"] == "removed":
+            rows.append(SideBySide(sec, "removed", [["del", op.get("text", "")]], []))
+        elif op["op"] == "moved":
+            rows.append(SideBySide(sec, "moved", [["equal", op.get("text", "")]], [["equal", op.get("text", "")]]))
+    return rows
+
+
+class Site:
+    """Writes the site for the changes of a pass (and refreshes the index, feed and touched timelines)."""
+
+    def __init__(self, out_dir: Path, *, base_url: str | None, topic_names: dict[str, str]):
+        self.dir = out_dir
+        self.base_url = base_url
+        self.topic_names = topic_names
+
+    def _render(self, template: str, path: Path, **ctx: Any) -> None:
+        root = "../" * (len(path.relative_to(self.dir).parts) - 1)
+        write_atomic(path, environment().get_template(template).render(root=root, base_url=self.base_url,
+                                                                         topic_names=self.topic_names, **ctx))
+
+    def change_page(self, s: Session, c: Change) -> Path:
+        path = self.dir / "changes" / f"{c.id}.html"
+        before = s.get(Version, c.from_version_id) if c.from_version_id else None
+        after = s.get(Version, c.to_version_id) if c.to_version_id else None
+        self._render("site_change.html.j2", path, c=c, rows=side_by_side(c), before=before, after=after)
+        return path
+
+    def timeline(self, s: Session, page_id: int) -> Path:
+        page = s.get(Page, page_id)
+        assert page is not None
+        versions = s.execute(select(Version.id, Version.captured_at, Version.content_hash)
+                             .where(Version.page_id == page_id).order_by(Version.id)).all()
+        changes = list(s.scalars(select(Change).where(Change.page_id == page_id).order_by(Change.id)))
+        path = self.dir / "pages" / f"{page_id}.html"
+        self._render("site_timeline.html.j2", path, page=page, versions=versions, changes=changes)
+        return path
+
+    def index_and_feed(self, s: Session) -> None:
+        recent = list(s.scalars(select(Change).order_by(Change.id.desc()).limit(INDEX_LIMIT)))
+        shown = [c for c in recent if not (c.details or {}).get("baseline")]
+        self._render("site_index.html.j2", self.dir / "index.html", changes=shown)
+        self._render("feed.atom.j2", self.dir / "feed.atom", changes=shown[:FEED_LIMIT],
+                     updated=shown[0].detected_at if shown else None)
+
+    def write_changes(self, s: Session, changes: Sequence[Change]) -> list[Path]:
+        paths = [self.change_page(s, c) for c in changes]
+        for page_id in sorted({c.page_id for c in changes}):
+            paths.append(self.timeline(s, page_id))
+        self.index_and_feed(s)
+        return paths
+
+    def rebuild(self, s: Session) -> int:
+        """Every change page, every timeline, the index and the feed (after an upgrade or a template change)."""
+        n = 0
+        page_ids = set()
+        for c in s.scalars(select(Change).order_by(Change.id).execution_options(yield_per=200)):
+            self.change_page(s, c)
+            page_ids.add(c.page_id)
+            n += 1
+        for pid in sorted(page_ids):
+            self.timeline(s, pid)
+        self.index_and_feed(s)
+        return n

@@ -1,0 +1,64 @@
+"""Digest delivery: subscribers (with their watermark), the outbox of digests, digest items, digest_log view.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-24
+"""
+import sqlalchemy as sa
+from alembic import op
+
+from storage.types import UTCDateTime
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+DIGEST_LOG = """
+    SELECT d.id AS digest_id, d.kind, d.recipient, d.message_id, d.subject, d.status, d.attempts, d.last_error,
+           d.created_at, d.last_attempt_at, d.sent_at, d.change_count, d.range_from, d.range_to, d.run_id
+    FROM digests d"""
+
+
+def upgrade() -> None:
+    op.create_table(
+        "subscribers",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("email", sa.String(320), nullable=False, unique=True),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("watermark", sa.Integer, nullable=False),
+    )
+    op.create_table(
+        "digests",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("kind", sa.String(20), nullable=False),
+        sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), index=True),
+        sa.Column("recipient", sa.String(320), nullable=False),
+        sa.Column("message_id", sa.String(300), nullable=False, unique=True),
+        sa.Column("subject", sa.Text, nullable=False),
+        sa.Column("range_from", sa.Integer, nullable=False),
+        sa.Column("range_to", sa.Integer, nullable=False),
+        sa.Column("change_count", sa.Integer, nullable=False),
+        sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id")),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("last_error", sa.Text),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("last_attempt_at", UTCDateTime),
+        sa.Column("sent_at", UTCDateTime),
+        sa.Column("message", sa.LargeBinary, nullable=False),
+    )
+    op.create_table(
+        "digest_items",
+        sa.Column("digest_id", sa.Integer, sa.ForeignKey("digests.id"), primary_key=True),
+        sa.Column("change_id", sa.Integer, sa.ForeignKey("changes.id"), primary_key=True),
+        sa.Column("subscriber_id", sa.Integer, sa.ForeignKey("subscribers.id"), nullable=False),
+        sa.UniqueConstraint("subscriber_id", "change_id", name="uq_digest_items_subscriber_change"),
+    )
+    op.execute(f"CREATE VIEW digest_log AS {DIGEST_LOG}")
+
+
+def downgrade() -> None:
+    op.execute("DROP VIEW IF EXISTS digest_log")
+    for table in ("digest_items", "digests", "subscribers"):
+        op.drop_table(table)
