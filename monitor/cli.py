@@ -23,8 +23,8 @@ from rich.table import Table
 from monitor import __version__
 from monitor.config import Config, ConfigError, load_config
 
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)  # scraped text is never markup
+out = Console(soft_wrap=True, markup=False, highlight=False)
 
 app = typer.Typer(name="policywatch", add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Watch canada.ca immigration pages and report what changed, in words a consultant understands.")
@@ -35,6 +35,14 @@ ConfigOpt = typer.Option(None, "--config", "-c", help="TOML config (default: $PO
 SinceOpt = typer.Option(None, "--since", help="Only from this date/time on: 2024-01-15, 2024-01-15T03:00+00:00, or 7d / 24h.")
 
 EXIT_FAILED, EXIT_USAGE, EXIT_STORAGE, EXIT_BUSY = 1, 2, 3, 4
+
+
+class Terminated(BaseException):
+    """SIGTERM (systemd stop, the scheduler shutting down): unwinds like Ctrl-C so cleanup code runs."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
 
 
 class CliError(Exception):
@@ -96,18 +104,25 @@ def _root(version: bool = typer.Option(False, "--version", callback=version_call
 # --- run ------------------------------------------------------------------------------------------------
 @app.command()
 def run(config: Optional[Path] = ConfigOpt,
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar.")) -> None:
-    """Run one monitoring pass: crawl the watchlist, store new versions, detect changes, render reports."""
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+        job: Optional[str] = typer.Option(None, "--job", help="Run a [[schedule.jobs]] entry instead: its watches only, "
+                                          "no discovery; its changes go out with the next nightly digest.")) -> None:
+    """Run one monitoring pass: crawl the watchlist, store new versions, detect changes, render reports, send digests."""
+    import signal
+
     from monitor.passrun import PassError, run_pass
     from storage.locks import LockBusy
 
     cfg = _config(config)
+    if job is not None:
+        cfg.job(job)  # unknown job: a config error (exit 2) before anything starts
+    signal.signal(signal.SIGTERM, _terminated)  # stop cleanly: the crawl child is stopped, the run marked failed
     show = not quiet and err.is_terminal
     with Progress(SpinnerColumn(), TextColumn("crawling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, transient=True, disable=not show) as progress:
         task = progress.add_task("crawl", total=len(cfg.watches))
         try:
-            result = run_pass(cfg, progress=lambda done, total: progress.update(task, completed=done, total=total))
+            result = run_pass(cfg, progress=lambda done, total: progress.update(task, completed=done, total=total), job=job)
         except PassError as exc:
             fail(f"pass failed: {exc}")
         except LockBusy as exc:
@@ -534,6 +549,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err.print("policywatch: interrupted")
         sys.exit(130)
+    except Terminated:
+        err.print("policywatch: terminated (SIGTERM); the pass was stopped and recorded as failed")
+        sys.exit(143)
     except Exception as exc:  # Click usage errors (Typer vendors Click) arrive here in non-standalone mode
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show(file=sys.stderr)

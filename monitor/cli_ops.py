@@ -74,3 +74,93 @@ def site(config: Optional[Path] = ConfigOpt) -> None:
     with _opened(cfg, readonly=False) as db:
         n = rebuild_site(db, cfg)
     out.print(f"{n} change pages written; open {site_dir(cfg) / 'index.html'}")
+
+
+@app.command("schedule")
+def schedule(config: Optional[Path] = ConfigOpt,
+             log_level: str = typer.Option("INFO", "--log-level", help="DEBUG | INFO | WARNING")) -> None:
+    """Run the nightly daemon: a pass at `[schedule] cron` (and each `[[schedule.jobs]]`), one missed pass caught
+    up at start, each pass in a child process. Stops cleanly on SIGTERM / Ctrl-C."""
+    import logging
+
+    from monitor.scheduler import Daemon
+
+    cfg = _config(config)
+    if cfg.path is None:
+        fail("the daemon needs a config file on disk", EXIT_USAGE)
+    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING if log_level.upper() != "DEBUG" else logging.DEBUG)
+    with _opened(cfg) as db:  # migrations happen here, once, not racing the first pass
+        daemon = Daemon(cfg, db)
+        daemon.serve()
+    err.print("policywatch schedule: stopped")
+
+
+@app.command("status")
+def status(config: Optional[Path] = ConfigOpt,
+           fmt: str = typer.Option("text", "--format", "-f", help="text | json")) -> None:
+    """Last pass (result, counts, health), a pass running now, next scheduled passes, pending digests."""
+    import json
+    from datetime import datetime, timezone
+
+    from sqlalchemy import func, select
+
+    from monitor.scheduler import describe
+    from storage.models import Digest, Run
+    from storage.serialize import iso
+
+    if fmt not in ("text", "json"):
+        fail(f"--format: {fmt!r} is not text or json", EXIT_USAGE)
+    cfg = _config(config)
+    now = datetime.now(timezone.utc)
+    with _opened(cfg) as db, db.session() as s:
+        last = s.scalar(select(Run).where(Run.status != "running").order_by(Run.id.desc()).limit(1))
+        running = s.scalar(select(Run).where(Run.status == "running").order_by(Run.id.desc()).limit(1))
+        outbox = dict(s.execute(select(Digest.status, func.count()).where(Digest.status.in_(("pending", "failed")))
+                                .group_by(Digest.status)).all())
+        last_error = s.scalar(select(Digest.last_error).where(Digest.status.in_(("pending", "failed")))
+                              .order_by(Digest.id.desc()).limit(1))
+        h = (last.health or {}) if last else {}
+        data = {
+            "last_pass": None if last is None else {
+                "run_id": last.id, "scope": last.scope, "status": last.status, "started_at": iso(last.started_at),
+                "finished_at": iso(last.finished_at), "message": last.message, "fetched": last.pages_fetched,
+                "new": last.pages_new, "changed": last.pages_changed, "failed": last.pages_failed,
+                "failures_by_class": h.get("failures_by_class", {}), "stale_sources": h.get("stale_sources", []),
+                "selector_drift": h.get("selector_drift", [])},
+            "running": None if running is None else {"run_id": running.id, "scope": running.scope,
+                                                     "started_at": iso(running.started_at)},
+            "next_passes": [{"job": j, "cron": c, "next": iso(t)} for j, c, t in describe(cfg, now)],
+            "timezone": cfg.schedule.timezone,
+            "digests": {"pending": outbox.get("pending", 0), "failed": outbox.get("failed", 0), "last_error": last_error,
+                        "subscribers": len(cfg.subscribers), "mail_configured": cfg.mail is not None},
+        }
+    if fmt == "json":
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    lp = data["last_pass"]
+    if lp is None:
+        out.print("last pass: none yet (run `policywatch run`)")
+    else:
+        out.print(f"last pass: run {lp['run_id']} ({lp['scope']}) {lp['status']}, started {lp['started_at']}, "
+                  f"finished {lp['finished_at']}")
+        out.print(f"  {lp['fetched']} fetched, {lp['new']} new, {lp['changed']} changed, {lp['failed']} failed"
+                  + (f" — {lp['message']}" if lp["message"] else ""))
+        for cls, n in sorted(lp["failures_by_class"].items()):
+            out.print(f"  {cls}: {n}")
+        if lp["stale_sources"]:
+            out.print(f"  STALE (no good fetch in several passes): {', '.join(lp['stale_sources'])}")
+        if lp["selector_drift"]:
+            out.print(f"  content selector stopped matching: {', '.join(lp['selector_drift'])}")
+    if data["running"]:
+        r = data["running"]
+        out.print(f"running now: run {r['run_id']} ({r['scope']}) since {r['started_at']}")
+    for p in data["next_passes"]:
+        out.print(f"next {p['job']}: {p['next']} ({p['cron']}, {data['timezone']})")
+    d = data["digests"]
+    if d["mail_configured"]:
+        out.print(f"digests: {d['pending']} pending, {d['failed']} failed, {d['subscribers']} subscribers"
+                  + (f" — last error: {d['last_error']}" if d["last_error"] else ""))
+    else:
+        out.print("digests: no [mail] configured")

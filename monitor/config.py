@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monitor.config_ops import MailSettings, Schedule, Subscriber, parse_mail, parse_schedule, parse_subscribers
+from monitor.config_ops import MailSettings, Schedule, ScheduleJob, Subscriber, parse_mail, parse_schedule, parse_subscribers
 from monitor.urls import AllowedDomains, normalize_url
 
 ENV_VAR = "POLICYWATCH_CONFIG"
@@ -114,6 +114,21 @@ class Config:
     def digest(self) -> str:
         """A short hash of the file's settings, stored on each run so analysts can see config changes."""
         return hashlib.sha256(repr(sorted(self.raw.items())).encode()).hexdigest()[:16]
+
+    def subset(self, url_prefixes: tuple[str, ...]) -> "Config":
+        """The config of a scheduled job's pass: the watches under `url_prefixes`, and no discovery."""
+        from dataclasses import replace
+
+        return replace(self, watches=tuple(w for w in self.watches if w.url.startswith(url_prefixes)),
+                       discovery=Discovery(follow_prefixes=(), depth=0, max_pages=0))
+
+    def job(self, name: str) -> "ScheduleJob":
+        """A `[[schedule.jobs]]` entry by name (ConfigError naming the known ones)."""
+        for j in self.schedule.jobs:
+            if j.name == name:
+                return j
+        known = ", ".join(j.name for j in self.schedule.jobs) or "none configured"
+        raise ConfigError(f"schedule.jobs: no job named {name!r} (known: {known})")
 
     def watch_for(self, url: str) -> Watch | None:
         key = normalize_url(url)

@@ -44,12 +44,13 @@ def outbox(db: Any, config: Config, transport: Transport | None = None) -> Outbo
                   transport=transport)
 
 
-def deliver(db: Any, config: Config, *, run_id: int | None = None, transport: Transport | None = None) -> DeliveryReport | None:
+def deliver(db: Any, config: Config, *, run_id: int | None = None, transport: Transport | None = None,
+            subscribers: bool = True) -> DeliveryReport | None:
     """Send what is pending (the caller holds the pass lock). None when `[mail]` is not configured."""
     if config.mail is None:
         return None
     box = outbox(db, config, transport)
-    report = box.deliver(config.subscribers, run_id=run_id)
+    report = box.deliver(config.subscribers if subscribers else (), run_id=run_id)
     if run_id is not None:
         with db.session() as s:
             run = s.get(Run, run_id)

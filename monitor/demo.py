@@ -304,7 +304,7 @@ def run_demo(out_dir: Path, out: Console, err: Console, nights: tuple[int, ...] 
         config = load_config(cfg_path)
         for night in nights:
             server.pages = build_night(night)
-            err.print(f"[bold]night {night}[/bold]: serving {len(server.pages)} pages at {server.base}")
+            err.print(f"night {night}: serving {len(server.pages)} pages at {server.base}")
             result = run_pass(config)
             c = result.counts
             out.print(f"night {night} (run {result.run_id}): {c['fetched']} fetched, {c['new']} new, {c['changed']} changed, "

@@ -33,7 +33,9 @@ def crawl_health(s: Session, run_id: int, config: Config, stale_after: int = STA
         if outcome == "soft_error" and message and "mainContentOfPage" in message:
             drift.append(url)
     fetched = len(rows)
-    recent_runs = list(s.scalars(select(Run.id).where(Run.id <= run_id).order_by(Run.id.desc()).limit(stale_after)))
+    scope = s.scalar(select(Run.scope).where(Run.id == run_id))  # an hourly JSON job says nothing about HTML pages
+    recent_runs = list(s.scalars(select(Run.id).where(Run.id <= run_id, Run.scope == scope)
+                                 .order_by(Run.id.desc()).limit(stale_after)))
     stale: list[str] = []
     if len(recent_runs) >= stale_after:
         watched = {normalize_url(w.url): w.url for w in config.watches}

@@ -48,9 +48,11 @@ class PassResult:
     delivery_error: str | None = None
 
 
-def crawl_command(config_path: Path, run_id: int, log_file: Path, log_level: str = "INFO") -> list[str]:
-    return [sys.executable, "-m", "scrapy", "crawl", "watchlist", "-a", f"config={config_path}", "-a", f"run_id={run_id}",
-            "-s", f"LOG_FILE={log_file}", "-s", f"LOG_LEVEL={log_level}"]
+def crawl_command(config_path: Path, run_id: int, log_file: Path, log_level: str = "INFO",
+                  only: tuple[str, ...] = ()) -> list[str]:
+    cmd = [sys.executable, "-m", "scrapy", "crawl", "watchlist", "-a", f"config={config_path}", "-a", f"run_id={run_id}",
+           "-s", f"LOG_FILE={log_file}", "-s", f"LOG_LEVEL={log_level}"]
+    return cmd + (["-a", "only=" + "|".join(only)] if only else [])
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -62,14 +64,17 @@ def _tail(path: Path, lines: int = 15) -> str:
     return "\n".join((errors or text)[-lines:]).strip()
 
 
-def run_pass(config: Config, *, progress: ProgressFn | None = None, timeout: float | None = None) -> PassResult:
-    """Run one pass. Raises StorageError (database unusable) or PassError (crawl failed)."""
+def run_pass(config: Config, *, progress: ProgressFn | None = None, timeout: float | None = None,
+             job: str | None = None) -> PassResult:
+    """Run one pass (the nightly one, or a `[[schedule.jobs]]` entry's subset when `job` is named).
+
+    Raises StorageError (database unusable), PassError (crawl failed) or LockBusy (a pass is running)."""
     if config.path is None:
         raise PassError("the pass needs a config file on disk (the crawl child process reads it)")
     db = open_database(config.storage_url)
     try:
         with pass_lock(db.engine):
-            return _locked_pass(db, config, progress, timeout)
+            return _locked_pass(db, config, progress, timeout, job)
     finally:
         db.dispose()
 
@@ -84,17 +89,19 @@ def _die_with_parent() -> None:
         pass
 
 
-def _locked_pass(db, config: Config, progress: ProgressFn | None, timeout: float | None) -> PassResult:
+def _locked_pass(db, full: Config, progress: ProgressFn | None, timeout: float | None, job: str | None) -> PassResult:
     """The pass proper, run while this process holds the pass lock."""
+    only = full.job(job).url_prefixes if job else ()
+    config = full.subset(only) if job else full
     with db.session() as s:
         # We hold the lock, so a run still marked "running" belongs to a pass that died (kill -9, power loss).
         q.fail_abandoned_runs(s)
-        run_id = q.open_run(s, config.digest()).id
+        run_id = q.open_run(s, full.digest(), scope=job or "nightly").id
     log_dir = config.reports_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / f"run-{run_id}.log"
     env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "crawler.settings"}
-    cmd = crawl_command(config.path.resolve(), run_id, log_file)
+    cmd = crawl_command(config.path.resolve(), run_id, log_file, only=only)
     expected = len(config.watches)
     started = time.monotonic()
     console_log = log_dir / f"run-{run_id}.console.log"  # the child's own stdout/stderr (tracebacks, warnings)
@@ -114,11 +121,11 @@ def _locked_pass(db, config: Config, progress: ProgressFn | None, timeout: float
                 message = f"crawl stopped after the {timeout:.0f} s timeout"
                 break
             time.sleep(0.3)
-    except BaseException:
+    except BaseException as exc:  # Ctrl-C, SIGTERM (cli.Terminated): stop the crawl, record the run as failed
         proc.terminate()
         proc.wait(30)
         with db.session() as s:
-            q.finish_run(s, run_id, "failed", "interrupted")
+            q.finish_run(s, run_id, "failed", f"interrupted ({type(exc).__name__}); the crawl was stopped")
         raise
     rc = proc.returncode
     if rc != 0 and message is None:
@@ -135,7 +142,8 @@ def _locked_pass(db, config: Config, progress: ProgressFn | None, timeout: float
     paths["site"] = publish_site(db, config, run_id)
     result = PassResult(run_id, run.status, counts, paths, health, log_file, message)
     try:  # still under the pass lock: digests are built from finished runs only, by one process at a time
-        result.delivery = deliver(db, config, run_id=run_id)
+        # A job's pass (e.g. hourly JSON) leaves its changes to the next nightly digest; operators still hear of trouble.
+        result.delivery = deliver(db, config, run_id=run_id, subscribers=job is None)
     except Exception as exc:  # a mail bug must not hide the pass's result; the outbox keeps what is pending
         result.delivery_error = f"{type(exc).__name__}: {exc}"
     if status != "completed":

@@ -34,6 +34,7 @@ class Run(Base):
     pages_unchanged: Mapped[int] = mapped_column(Integer, default=0)
     pages_failed: Mapped[int] = mapped_column(Integer, default=0)
     health: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    scope: Mapped[str] = mapped_column(String(40), default="nightly")  # nightly | a [[schedule.jobs]] name
 
 
 class Page(Base):

@@ -17,8 +17,8 @@ from storage.types import utcnow
 
 
 # --- runs -----------------------------------------------------------------------------------------------
-def open_run(s: Session, config_digest: str | None = None) -> Run:
-    run = Run(started_at=utcnow(), status="running", config_digest=config_digest, pages_fetched=0, pages_new=0,
+def open_run(s: Session, config_digest: str | None = None, scope: str = "nightly") -> Run:
+    run = Run(started_at=utcnow(), status="running", config_digest=config_digest, scope=scope, pages_fetched=0, pages_new=0,
               pages_changed=0, pages_unchanged=0, pages_failed=0)
     s.add(run)
     s.flush()

@@ -109,6 +109,9 @@ def test_four_nights_of_digests(permits_site, write_config, tmp_path):
     assert {r: s for r, s in _rows(tmp_path, "SELECT recipient, status FROM digest_log WHERE run_id = 2")} == {
         "alice@example.org": "failed", "bob@example.org": "failed", "carol@example.org": "failed"}
     assert "alice" not in (tmp_path / "reports" / "run-2.md").read_text()  # reports are not where mail goes
+    p = policywatch("digest", "preview", "--config", cfg, "--subscriber", "alice@example.org")
+    assert p.returncode == 0, p.stderr
+    assert "$155 -> $230" in p.stdout and "subject: Innovation Stream: details released" in p.stderr
 
     # night 3: only fetch failures (no change); the server is back: every subscriber gets night 2's changes once,
     # filtered by their topics; the operator (and only the operator) hears that most fetches failed.
@@ -146,6 +149,24 @@ def test_four_nights_of_digests(permits_site, write_config, tmp_path):
     assert {r[0]: r[1:] for r in rows}["alice@example.org"] == (alice["Message-ID"], "sent", 2)
     assert {r[2] for r in rows} == {"sent"}
     sink.messages.clear()
+
+    # the static site and its Atom feed: one entry per change, linked to its diff page
+    import xml.etree.ElementTree as ET
+
+    atom = "{http://www.w3.org/2005/Atom}"
+    site = tmp_path / "reports" / "site"
+    feed = ET.parse(site / "feed.atom").getroot()
+    entries = feed.findall(f"{atom}entry")
+    assert len(entries) == 4 and feed.get("{http://www.w3.org/XML/1998/namespace}base") == "https://reports.example.org/pw/"
+    for e in entries:
+        href = e.find(f"{atom}link[@rel='alternate']").get("href")
+        assert (site / href).is_file()
+    wp_change = next(e for e in entries if "work-permits" in e.find(f"{atom}link[@rel='related']").get("href"))
+    page = (site / wp_change.find(f"{atom}link[@rel='alternate']").get("href")).read_text()
+    assert "Side by side" in page and "<del>$155</del>" in page and "<ins>$230</ins>" in page
+    (site / "index.html").unlink()
+    p = policywatch("site", "--config", cfg)
+    assert p.returncode == 0 and (site / "index.html").is_file()
 
     # night 4: study is removed. The pass is killed (SIGKILL) right after the server accepted alice's digest,
     # before the outbox recorded it.

@@ -18,7 +18,7 @@ PAGE = ('<html><body><main property="mainContentOfPage"><h1>Innovation Stream</h
 
 def test_documented_queries(db_url):
     queries = re.findall(r"```sql\n(.*?)```", DOC.read_text(), re.S)
-    assert len(queries) == 5
+    assert len(queries) == 6
     db = open_database(db_url)
     cfg = parse_config({"storage": {"url": db_url}, "crawl": {"allowed_domains": ["www.canada.ca"]},
                         "watch": [{"url": "https://www.canada.ca/en/is.html", "topics": ["innovation-stream"]}]})
@@ -32,13 +32,22 @@ def test_documented_queries(db_url):
                 body=PAGE.format(p=text).encode() if outcome == "ok" else None, content_type="text/html"))
             with db.session() as s:
                 q.finish_run(s, run_id, "completed")
+        from monitor.config_ops import MailSettings, Subscriber
+        from reports.outbox import Outbox
+        from tests.smtp_server import free_port
+
+        # a digest for a subscriber who joined before pass 1, to a mail server that is down: stays in the outbox
+        Outbox(db, MailSettings(host="127.0.0.1", port=free_port(), timeout=2), base_url=None, topic_names={}).deliver(
+            [Subscriber("a@example.org")], run_id=1)
         with db.engine.connect() as conn:
             results = [conn.execute(sa.text(sql)).all() for sql in queries]
     finally:
         db.dispose()
-    tagged, first, failed, per_page, runs = results
+    tagged, first, failed, per_page, undelivered, runs = results
     assert [r.kind for r in tagged] == ["changed", "new_page"]
     assert first[0].first_released is not None
     assert failed == []  # the last pass was good
     assert per_page[0].versions == 2
     assert [r.pages_failed for r in runs] == [0, 1, 0]
+    assert [(r.recipient, r.status, r.attempts) for r in undelivered] == [("a@example.org", "failed", 1)]
+    assert "Connection refused" in undelivered[0].last_error

@@ -76,10 +76,13 @@ def classify_failure(failure: Failure) -> tuple[str, str]:
 class WatchlistSpider(scrapy.Spider):
     name = "watchlist"
 
-    def __init__(self, config: str | None = None, run_id: str | int | None = None, *args: Any, **kwargs: Any):
+    def __init__(self, config: str | None = None, run_id: str | int | None = None, only: str | None = None,
+                 *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.config_path = config
         self.pw_config: Config = load_config(config)
+        if only:  # a scheduled job's pass: only the watches under these prefixes ("|"-separated), no discovery
+            self.pw_config = self.pw_config.subset(tuple(only.split("|")))
         self.run_id = int(run_id) if run_id not in (None, "") else None
         self.seen: set[str] = set()
         self.discovered = 0

@@ -1,4 +1,5 @@
-"""Digest delivery: subscribers (with their watermark), the outbox of digests, digest items, digest_log view.
+"""Digest delivery (subscribers with their watermark, the outbox of digests, digest items, digest_log view) and
+the scope of a run (`nightly`, or the name of a `[[schedule.jobs]]` entry), shown in run_log.
 
 Revision ID: 0002
 Revises: 0001
@@ -20,7 +21,21 @@ DIGEST_LOG = """
     FROM digests d"""
 
 
+RUN_LOG = """
+    SELECT r.id AS run_id, r.started_at, r.finished_at, r.status, r.message, r.pages_fetched,
+           r.pages_new, r.pages_changed, r.pages_unchanged, r.pages_failed, r.config_digest, r.scope
+    FROM runs r"""
+RUN_LOG_0001 = """
+    SELECT r.id AS run_id, r.started_at, r.finished_at, r.status, r.message, r.pages_fetched,
+           r.pages_new, r.pages_changed, r.pages_unchanged, r.pages_failed, r.config_digest
+    FROM runs r"""
+
+
 def upgrade() -> None:
+    op.execute("DROP VIEW run_log")
+    with op.batch_alter_table("runs") as batch:
+        batch.add_column(sa.Column("scope", sa.String(40), nullable=False, server_default="nightly"))
+    op.execute(f"CREATE VIEW run_log AS {RUN_LOG}")
     op.create_table(
         "subscribers",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -62,3 +77,7 @@ def downgrade() -> None:
     op.execute("DROP VIEW IF EXISTS digest_log")
     for table in ("digest_items", "digests", "subscribers"):
         op.drop_table(table)
+    op.execute("DROP VIEW run_log")
+    with op.batch_alter_table("runs") as batch:
+        batch.drop_column("scope")
+    op.execute(f"CREATE VIEW run_log AS {RUN_LOG_0001}")
