@@ -81,6 +81,8 @@ class Discovery:
     follow_prefixes: tuple[str, ...] = ()
     depth: int = 1
     max_pages: int = 500
+    sitemaps: tuple[str, ...] = ()  # XML sitemaps (or sitemap indexes, gzip or not)
+    feeds: tuple[str, ...] = ()  # Atom / RSS / JSON news feeds (e.g. the GC news API for IRCC)
 
 
 @dataclass(frozen=True)
@@ -278,15 +280,18 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     for i, p in enumerate(prefixes):
         if not allowed.allows(p):
             raise ConfigError(f"discovery.follow_prefixes[{i}]: {p!r} is outside crawl.allowed_domains")
+    sources: dict[str, tuple[str, ...]] = {}
     for src in ("sitemaps", "feeds"):
-        for i, u in enumerate(_str_list(disc_t.get(src, []), f"discovery.{src}")):
+        sources[src] = _str_list(disc_t.get(src, []), f"discovery.{src}")
+        for i, u in enumerate(sources[src]):
             if not allowed.allows(u):
-                raise ConfigError(f"discovery.{src}[{i}]: {u!r} is outside crawl.allowed_domains")
+                raise ConfigError(f"discovery.{src}[{i}]: {u!r} is outside crawl.allowed_domains (add its host, "
+                                  "e.g. api.io.canada.ca for the GC news feed)")
     depth = _expect(disc_t.get("depth", 1), int, "discovery.depth")
     max_pages = _expect(disc_t.get("max_pages", 500), int, "discovery.max_pages")
     if depth < 0 or max_pages < 0:
         raise ConfigError("discovery.depth and discovery.max_pages must not be negative")
-    discovery = Discovery(prefixes, depth, max_pages)
+    discovery = Discovery(prefixes, depth, max_pages, sources["sitemaps"], sources["feeds"])
 
     rules = _parse_rules(_expect(data.get("rules", {}), dict, "rules"))
 

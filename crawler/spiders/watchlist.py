@@ -113,8 +113,13 @@ class WatchlistSpider(scrapy.Spider):
                 known = [(p.url, p.url_key) for p in q.known_discovered_pages(s, self.pw_config.discovery.max_pages)]
         finally:
             db.dispose()
+        self.validators = validators
         for watch in self.pw_config.watches:
             yield self._request(watch.url, "watch", 0, validators)
+        disc = self.pw_config.discovery
+        for kind, urls in (("sitemap", disc.sitemaps), ("feed", disc.feeds)):
+            for url in urls:
+                yield self._source_request(url, kind)
         for url, key in known:
             if key not in self.seen and self.pw_config.allowed.allows(url):
                 self.discovered += 1
@@ -158,17 +163,69 @@ class WatchlistSpider(scrapy.Spider):
         if "html" not in ctype:
             return
         for href in response.xpath("//a/@href").getall():
-            url = urldefrag(urljoin(response.url, href.strip()))[0]
-            key = normalize_url(url) if url.startswith(("http://", "https://")) else None
-            if key is None or key in self.seen:
-                continue
-            if not any(url.startswith(p) for p in disc.follow_prefixes) or not self.pw_config.allowed.allows(url):
-                continue
-            if self.discovered >= disc.max_pages:
-                log.warning("discovery.max_pages (%d) reached; not following %s", disc.max_pages, url)
+            url = urljoin(response.url, href.strip())
+            request = self._candidate(url, via=f"link on {response.url}")
+            if request is not None:
+                request.meta["pw_depth"] = depth + 1
+                yield request
+            elif self.discovered >= disc.max_pages:
                 return
-            self.discovered += 1
-            yield self._request(url, "discovered", depth + 1, {})
+
+    # --- discovery sources: sitemaps and feeds ---------------------------------------------------------------
+    def _source_request(self, url: str, kind: str) -> scrapy.Request:
+        return scrapy.Request(url, callback=self.parse_source, errback=self.source_failed, dont_filter=True,
+                              meta={"pw_discovery": kind})
+
+    def parse_source(self, response: Response) -> Any:
+        """A sitemap (index) or a feed: every listed URL inside the follow prefixes is a candidate page."""
+        from crawler.discovery import read_feed, read_sitemap
+
+        kind = response.meta["pw_discovery"]
+        try:
+            if kind == "sitemap":
+                sm_type, entries = read_sitemap(response.body, self.crawler.settings.getint("DOWNLOAD_MAXSIZE"))
+            else:
+                sm_type = "feed"
+                entries = read_feed(response.body, response.headers.get(b"Content-Type", b"").decode("latin-1"))
+        except ValueError as exc:
+            self._source_problem(response.url, kind, str(exc))
+            return
+        self.crawler.stats.inc_value(f"policywatch/discovery/{kind}_entries", len(entries))
+        for found in entries:
+            url = urljoin(response.url, found.url)
+            if sm_type == "sitemapindex":
+                if self.pw_config.allowed.allows(url):
+                    yield self._source_request(url, "sitemap")
+                continue
+            request = self._candidate(url, via=f"{kind} {response.url}", lastmod=found.lastmod)
+            if request is not None:
+                yield request
+
+    def _candidate(self, url: str, *, via: str, lastmod: str | None = None) -> scrapy.Request | None:
+        disc = self.pw_config.discovery
+        url = urldefrag(url)[0]
+        if not url.startswith(("http://", "https://")) or not self.pw_config.allowed.allows(url):
+            return None
+        if disc.follow_prefixes and not any(url.startswith(p) for p in disc.follow_prefixes):
+            return None
+        if normalize_url(url) in self.seen:
+            return None
+        if self.discovered >= disc.max_pages:
+            log.warning("discovery.max_pages (%d) reached; not fetching %s (from %s)", disc.max_pages, url, via)
+            return None
+        self.discovered += 1
+        log.info("discovered %s via %s%s", url, via, f" (lastmod {lastmod})" if lastmod else "")
+        return self._request(url, "discovered", 1, getattr(self, "validators", {}))
+
+    def _source_problem(self, url: str, kind: str, message: str) -> None:
+        """A discovery source that fails is logged and counted; it never touches the pages' history."""
+        log.error("discovery %s %s unusable: %s", kind, url, message)
+        self.crawler.stats.inc_value(f"policywatch/discovery/{kind}_failed")
+
+    def source_failed(self, failure: Failure) -> None:
+        request = failure.request  # type: ignore[attr-defined]
+        outcome, message = classify_failure(failure)
+        self._source_problem(request.url, request.meta.get("pw_discovery", "source"), f"{outcome}: {message}")
 
     def failed(self, failure: Failure) -> Any:
         request = failure.request  # type: ignore[attr-defined]

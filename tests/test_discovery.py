@@ -1,0 +1,113 @@
+"""Discovery from a sitemap index (gzipped child sitemap), an Atom feed and a JSON feed, each revealing a page
+that is not in the watchlist — real Scrapy crawls against a loopback server — plus the parsers on their own."""
+from __future__ import annotations
+
+import gzip
+import json
+import sqlite3
+
+import pytest
+
+from crawler.discovery import read_feed, read_sitemap
+from monitor.demo import NightServer
+from tests.conftest import policywatch
+
+PAGE = ('<html><head><title>{t}</title></head><body><main property="mainContentOfPage"><h1>{t}</h1>'
+        "<p>{t}: officer instructions for the Innovation Stream.</p></main></body></html>")
+
+
+def _page(title: str) -> tuple[bytes, str]:
+    return PAGE.format(t=title).encode(), "text/html; charset=utf-8"
+
+
+def _site(base: str, night: int) -> dict[str, tuple[bytes, str]]:
+    urlset = f"""<?xml version="1.0" encoding="UTF-8"?>
+<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+  <url><loc>{base}/en/news/from-sitemap.html</loc><lastmod>2026-11-20</lastmod></url>
+  <url><loc>{base}/en/other/outside-prefix.html</loc></url>
+  <url><loc>https://elsewhere.example/en/news/offsite.html</loc></url>
+</urlset>""".encode()
+    index = f"""<?xml version="1.0" encoding="UTF-8"?>
+<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+  <sitemap><loc>{base}/sitemap-en.xml.gz</loc></sitemap>
+</sitemapindex>""".encode()
+    atom_entries = [f"<entry><title>A</title><link href=\"{base}/en/news/from-atom.html\"/><updated>2026-11-21T10:00:00Z</updated></entry>"]
+    if night >= 2:
+        atom_entries.append(f"<entry><title>New</title><link rel=\"alternate\" href=\"{base}/en/news/night-2.html\"/></entry>")
+    atom = ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>IRCC news</title>'
+            + "".join(atom_entries) + "</feed>").encode()
+    news_json = json.dumps({"feed": {"entry": [{"title": "Release", "link": f"{base}/en/news/from-json.html",
+                                                "publishedDate": "2026-11-22"}]}}).encode()
+    pages = {
+        "/en/hub.html": _page("Hub"),
+        "/sitemap.xml": (index, "application/xml"),
+        "/sitemap-en.xml.gz": (gzip.compress(urlset), "application/octet-stream"),
+        "/feed.atom": (atom, "application/atom+xml"),
+        "/news.json": (news_json, "application/json"),
+        "/broken.json": (b'{"feed": {"entry": [', "application/json"),
+    }
+    for name in ("from-sitemap", "from-atom", "from-json", "night-2"):
+        pages[f"/en/news/{name}.html"] = _page(name)
+    pages["/en/other/outside-prefix.html"] = _page("outside")
+    return pages
+
+
+@pytest.mark.slow
+def test_sitemap_and_feeds_reveal_new_pages(write_config, tmp_path):
+    with NightServer() as server:
+        base = server.base
+        server.pages = _site(base, 1)
+        cfg = str(write_config(f"""
+[crawl]
+allowed_domains = ["127.0.0.1:{server.port}"]
+download_delay = 0
+retries = 0
+
+[discovery]
+follow_prefixes = ["{base}/en/news/"]
+sitemaps = ["{base}/sitemap.xml"]
+feeds = ["{base}/feed.atom", "{base}/news.json", "{base}/broken.json"]
+
+[[watch]]
+url = "{base}/en/hub.html"
+"""))
+        p = policywatch("run", "--config", cfg)
+        assert p.returncode == 0, p.stderr
+        con = sqlite3.connect(tmp_path / "history.db")
+        rows = dict(con.execute("SELECT url, source FROM pages").fetchall())
+        assert rows == {f"{base}/en/hub.html": "watch", f"{base}/en/news/from-sitemap.html": "discovered",
+                        f"{base}/en/news/from-atom.html": "discovered", f"{base}/en/news/from-json.html": "discovered"}
+        requested = {path for path, _inm in server.requests}
+        assert "/en/other/outside-prefix.html" not in requested  # listed, but outside the follow prefixes
+        log = next((tmp_path / "reports" / "logs").glob("run-1.log")).read_text()
+        assert "broken.json unusable: malformed JSON feed" in log  # a broken source is logged, nothing else
+        assert con.execute("SELECT count(*) FROM fetches WHERE page_id IN (SELECT id FROM pages WHERE url LIKE '%.json')").fetchone()[0] == 0
+
+        # night 2: the feed lists a new release → a new_page change (not a baseline: the run is not the first)
+        server.pages = _site(base, 2)
+        p = policywatch("run", "--config", cfg)
+        assert p.returncode == 0, p.stderr
+        new = con.execute("SELECT url, kind FROM change_log WHERE run_id = 2").fetchall()
+        con.close()
+        assert new == [(f"{base}/en/news/night-2.html", "new_page")]
+
+
+def test_read_sitemap_orders_by_lastmod_and_rejects_html():
+    body = b"""<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+<url><loc>https://www.canada.ca/a.html</loc><lastmod>2024-01-01</lastmod></url>
+<url><loc>https://www.canada.ca/b.html</loc><lastmod>2026-06-01</lastmod></url>
+<url><loc>https://www.canada.ca/c.html</loc></url></urlset>"""
+    kind, entries = read_sitemap(gzip.compress(body), max_size=10_000_000)
+    assert kind == "urlset" and [e.url[-6:] for e in entries] == ["b.html", "a.html", "c.html"]
+    with pytest.raises(ValueError, match="not a sitemap"):
+        read_sitemap(b"<html><body>Maintenance</body></html>", max_size=10_000_000)
+
+
+def test_read_feed_forms():
+    rss = b"<rss><channel><item><link>https://www.canada.ca/en/news/r.html</link></item></channel></rss>"
+    assert [f.url for f in read_feed(rss)] == ["https://www.canada.ca/en/news/r.html"]
+    nested = json.dumps([{"data": {"url": "https://www.canada.ca/x.html"}}, {"link": {"href": "https://www.canada.ca/y.html"}},
+                         {"link": "mailto:nobody@example.org"}]).encode()
+    assert [f.url for f in read_feed(nested, "application/json")] == ["https://www.canada.ca/x.html", "https://www.canada.ca/y.html"]
+    with pytest.raises(ValueError, match="not a feed"):
+        read_feed(b"<html><body>WAF says no</body></html>")
