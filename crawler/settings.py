@@ -30,6 +30,9 @@ DEPTH_LIMIT = 0  # discovery depth is enforced by the spider from [discovery].de
 DOWNLOADER_MIDDLEWARES = {
     # Before robots.txt (100) and redirects (600): every request, redirected ones included, is checked.
     "crawler.middlewares.AllowedDomainsMiddleware": 50,
+    # Scrapy's robots.txt check skips requests queued while robots.txt loads (see the class): ours replaces it.
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "crawler.middlewares.RobotsTxtMiddleware": 100,
     "crawler.middlewares.RetryAfterMiddleware": 560,  # sees 429/503 before RetryMiddleware (550)
 }
 ITEM_PIPELINES = {

@@ -67,10 +67,27 @@ def content_hash(title: str, blocks: Iterable[dict[str, Any]] | Any) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+_SINGLE_BYTE = {"iso-8859-1", "latin-1", "latin1", "l1", "windows-1252", "cp1252", "us-ascii", "ascii", "iso8859-1"}
+
+
+def effective_encoding(body: bytes, declared: str | None) -> str:
+    """The declared charset — unless it is a single-byte Latin one and the bytes are valid UTF-8 with non-ASCII
+    characters. Why: a server that mislabels canada.ca's UTF-8 for a night ("RÃ©sident") must not look like a
+    content change; valid multi-byte UTF-8 is vanishingly rare in real Latin-1 text."""
+    enc = (declared or "utf-8").lower()
+    if enc in _SINGLE_BYTE and not body.isascii():
+        try:
+            body.decode("utf-8")
+            return "utf-8"
+        except UnicodeDecodeError:
+            pass
+    return declared or "utf-8"
+
+
 def parse_html(body: bytes | str, encoding: str | None = None) -> etree._Element:
     """Parse once with libxml2's HTML parser into plain lxml elements (no per-element Python class lookups)."""
     if isinstance(body, bytes):
-        parser = etree.HTMLParser(encoding=encoding or "utf-8", remove_comments=True, remove_pis=True)
+        parser = etree.HTMLParser(encoding=effective_encoding(body, encoding), remove_comments=True, remove_pis=True)
     else:
         parser = etree.HTMLParser(remove_comments=True, remove_pis=True)
     root = etree.fromstring(body, parser)

@@ -58,8 +58,11 @@ def classify_failure(failure: Failure) -> tuple[str, str]:
     if isinstance(exc, IgnoreRequest):
         if "robots.txt" in text:
             return "blocked", "forbidden by robots.txt"
-        if "max size" in text.lower() or "larger than" in text.lower():
-            return "too_large", text
+        low = text.lower()
+        if "max size" in low or "maxsize" in low or "larger than" in low:
+            return "too_large", text  # includes decompression bombs (DOWNLOAD_MAXSIZE during decompression)
+        if "max redirections" in low:
+            return "http_error", f"redirect loop ({text})"
         return "blocked", text
     if isinstance(exc, (TxTimeoutError, TCPTimedOutError)) or "timeout" in type(exc).__name__.lower() or "took longer than" in text:
         return "timeout", text
