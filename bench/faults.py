@@ -93,7 +93,7 @@ class FaultServer:
 
     def __init__(self, offsite_port: int):
         self.night = 1
-        self.hits: dict[str, int] = {}
+        self.hits: dict[tuple[int, str], int] = {}  # (night, path) → requests
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -114,7 +114,7 @@ class FaultServer:
 
             def do_GET(self) -> None:  # noqa: N802
                 path = self.path.split("?")[0]
-                server.hits[path] = server.hits.get(path, 0) + 1
+                server.hits[(server.night, path)] = server.hits.get((server.night, path), 0) + 1
                 night = server.night
                 if path == "/robots.txt":
                     rules = "User-agent: *\nDisallow: /robots-blocked.html\n" if night == 2 else "User-agent: *\nAllow: /\n"
@@ -140,7 +140,7 @@ class FaultServer:
         if path == "/error-503.html":
             return h.send(503, b"Service Unavailable")
         if path == "/rate-limited.html":
-            if self.hits[path] % 2 == 1:
+            if self.hits[(2, path)] == 1:  # the first request of the night: come back in a second
                 return h.send(429, b"Too Many Requests", headers={"Retry-After": "1"})
             return h.send(200, v1)
         if path == "/reset.html":
