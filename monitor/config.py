@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monitor.config_ops import MailSettings, Schedule, ScheduleJob, Subscriber, parse_mail, parse_schedule, parse_subscribers
+from monitor.config_ops import (ClusterSettings, MailSettings, Schedule, ScheduleJob, Subscriber, parse_cluster, parse_mail,
+                                parse_schedule, parse_subscribers)
 from monitor.urls import AllowedDomains, normalize_url
 
 ENV_VAR = "POLICYWATCH_CONFIG"
@@ -100,6 +101,7 @@ class Config:
     subscribers: tuple[Subscriber, ...] = ()
     schedule: Schedule = field(default_factory=Schedule)
     report_base_url: str | None = None  # where the static report site is published (links in e-mail and Atom)
+    cluster: ClusterSettings | None = None
 
     def rules_for(self, url: str) -> tuple[list[tuple[str, str]], list[str], str]:
         """(drop selectors with reasons, ignore patterns, digest) of the rules that apply to `url`."""
@@ -315,9 +317,12 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     schedule = parse_schedule(_expect(data.get("schedule", {}), dict, "schedule"), _expect, _check_keys, ConfigError,
                               allowed.allows)
 
+    cluster = parse_cluster(_expect(data.get("cluster", {}), dict, "cluster"), storage_url, _expect, _check_keys,
+                            ConfigError)
+
     return Config(path=path, storage_url=storage_url, crawl=crawl, watches=tuple(watches), topics=topics,
                   reports_dir=rdir, discovery=discovery, rules=rules, raw=data, mail=mail, subscribers=subscribers,
-                  schedule=schedule, report_base_url=base_url)
+                  schedule=schedule, report_base_url=base_url, cluster=cluster)
 
 
 def _parse_rules(table: dict[str, Any]) -> tuple[Rule, ...]:

@@ -89,22 +89,14 @@ def _die_with_parent() -> None:
         pass
 
 
-def _locked_pass(db, full: Config, progress: ProgressFn | None, timeout: float | None, job: str | None) -> PassResult:
-    """The pass proper, run while this process holds the pass lock."""
-    only = full.job(job).url_prefixes if job else ()
-    config = full.subset(only) if job else full
-    with db.session() as s:
-        # We hold the lock, so a run still marked "running" belongs to a pass that died (kill -9, power loss).
-        q.fail_abandoned_runs(s)
-        run_id = q.open_run(s, full.digest(), scope=job or "nightly").id
-    log_dir = config.reports_dir / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_file = log_dir / f"run-{run_id}.log"
+def _crawl_locally(db, config: Config, run_id: int, log_file: Path, only: tuple[str, ...],
+                   progress: ProgressFn | None, timeout: float | None) -> str | None:
+    """The crawl as a child process on this machine; returns a failure message, or None."""
     env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "crawler.settings"}
-    cmd = crawl_command(config.path.resolve(), run_id, log_file, only=only)
+    cmd = crawl_command(config.path.resolve(), run_id, log_file, only=only)  # type: ignore[union-attr]
     expected = len(config.watches)
     started = time.monotonic()
-    console_log = log_dir / f"run-{run_id}.console.log"  # the child's own stdout/stderr (tracebacks, warnings)
+    console_log = log_file.with_name(f"run-{run_id}.console.log")  # the child's own stdout/stderr (tracebacks)
     with open(console_log, "wb") as console:
         proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
                                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
@@ -121,19 +113,46 @@ def _locked_pass(db, full: Config, progress: ProgressFn | None, timeout: float |
                 message = f"crawl stopped after the {timeout:.0f} s timeout"
                 break
             time.sleep(0.3)
-    except BaseException as exc:  # Ctrl-C, SIGTERM (cli.Terminated): stop the crawl, record the run as failed
+    except BaseException:
         proc.terminate()
         proc.wait(30)
-        with db.session() as s:
-            q.finish_run(s, run_id, "failed", f"interrupted ({type(exc).__name__}); the crawl was stopped")
         raise
     rc = proc.returncode
     if rc != 0 and message is None:
         detail = _tail(console_log, 1) or _tail(log_file, 3)
         message = f"crawl process exited with status {rc}: {detail}"[:1000]
+    return message
+
+
+def _locked_pass(db, full: Config, progress: ProgressFn | None, timeout: float | None, job: str | None) -> PassResult:
+    """The pass proper, run while this process holds the pass lock."""
+    only = full.job(job).url_prefixes if job else ()
+    config = full.subset(only) if job else full
+    with db.session() as s:
+        # We hold the lock, so a run still marked "running" belongs to a pass that died (kill -9, power loss).
+        q.fail_abandoned_runs(s)
+        run_id = q.open_run(s, full.digest(), scope=job or "nightly").id
+    log_dir = config.reports_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / f"run-{run_id}.log"
+    extra: dict = {}
+    try:
+        if config.cluster is not None:  # a distributed pass: seed Redis, let `policywatch worker`s drain it
+            from monitor.cluster import ClusterError, coordinate
+
+            try:
+                message, extra = coordinate(db, config, run_id, progress, timeout)
+            except ClusterError as exc:
+                message = str(exc)
+        else:
+            message = _crawl_locally(db, config, run_id, log_file, only, progress, timeout)
+    except BaseException as exc:  # Ctrl-C, SIGTERM (cli.Terminated): the crawl is stopped; record the run as failed
+        with db.session() as s:
+            q.finish_run(s, run_id, "failed", f"interrupted ({type(exc).__name__}); the crawl was stopped")
+        raise
     status = "completed" if message is None else "failed"
     with db.session() as s:
-        health = crawl_health(s, run_id, config)
+        health = {**crawl_health(s, run_id, config), **extra}
         run = q.finish_run(s, run_id, status, message, health)
         counts = q.run_counts(s, run_id)
     with db.session() as s:

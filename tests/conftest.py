@@ -125,3 +125,26 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{(tmp_path / 'history.db').as_posix()}"
     return request.getfixturevalue("pg_url")
+
+
+# --- Redis ------------------------------------------------------------------------------------------------
+@pytest.fixture
+def redis_prefix() -> Iterator[tuple[str, str]]:
+    """(redis URL, a key prefix of this test's own); every key under the prefix is deleted afterwards."""
+    import redis
+
+    url = os.environ.get("POLICYWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    r = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        r.ping()
+    except redis.RedisError as exc:
+        if IN_CI:
+            pytest.fail(f"Redis at {url} is not usable: {exc} (in CI the cluster tests must run, not skip)")
+        pytest.skip(f"Redis not usable at {url}: {exc}")
+    prefix = f"pwtest-{uuid.uuid4().hex[:10]}"
+    try:
+        yield url, prefix
+    finally:
+        for key in r.scan_iter(match=f"{prefix}*"):
+            r.delete(key)
+        r.close()

@@ -78,6 +78,9 @@ def classify_failure(failure: Failure) -> tuple[str, str]:
 
 class WatchlistSpider(scrapy.Spider):
     name = "watchlist"
+    #: False on one machine (every watch is requested each pass); the cluster worker sets True so that the shared
+    #: Redis duplicate filter sees every request and no URL is fetched twice by two workers.
+    filter_duplicates = False
 
     def __init__(self, config: str | None = None, run_id: str | int | None = None, only: str | None = None,
                  *args: Any, **kwargs: Any):
@@ -104,7 +107,8 @@ class WatchlistSpider(scrapy.Spider):
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         self.seen.add(normalize_url(url))
-        return scrapy.Request(url, callback=self.parse, errback=self.failed, headers=headers, dont_filter=True,
+        return scrapy.Request(url, callback=self.parse, errback=self.failed, headers=headers,
+                              dont_filter=not self.filter_duplicates,
                               meta={"pw_url": url, "pw_source": source, "pw_depth": depth, "pw_start": time.monotonic(),
                                     "handle_httpstatus_list": HANDLED})
 
@@ -133,7 +137,7 @@ class WatchlistSpider(scrapy.Spider):
         started = meta.get("pw_start")
         r = FetchResult(url=meta.get("pw_url", request.url), source=meta.get("pw_source", "watch"), outcome=outcome,
                         message=message, attempts=int(meta.get("retry_times", 0)) + 1,
-                        duration_ms=int((time.monotonic() - started) * 1000) if started else None)
+                        duration_ms=max(0, int((time.monotonic() - started) * 1000)) if started else None)
         if response is not None:
             r.status = response.status
             headers = response.headers
@@ -176,7 +180,8 @@ class WatchlistSpider(scrapy.Spider):
 
     # --- discovery sources: sitemaps and feeds ---------------------------------------------------------------
     def _source_request(self, url: str, kind: str) -> scrapy.Request:
-        return scrapy.Request(url, callback=self.parse_source, errback=self.source_failed, dont_filter=True,
+        return scrapy.Request(url, callback=self.parse_source, errback=self.source_failed,
+                              dont_filter=not self.filter_duplicates,
                               meta={"pw_discovery": kind})
 
     def parse_source(self, response: Response) -> Any:
