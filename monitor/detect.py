@@ -76,7 +76,7 @@ def detect_html(*, url: str, title: str, old: dict[str, Any] | None, new_blocks:
         topics = assign_topics(url, watch_topics, [title, new_text], topic_defs)
         released, reasons = details_released(topics=topics, ops=[], old_text="", new_text=new_text, new_page=True,
                                              discovered=discovered, topic_defs=topic_defs)
-        facts = extract_facts(new_text)
+        facts = [] if baseline else extract_facts(new_text)  # a baseline is a note, not news: no facts to show
         headings = [b["text"] for b in new_blocks if b["kind"] in ("h2", "h3")]
         score = 2 if discovered else 0
         summary = f"New page: {title}" if discovered else f"Now watching: {title}"

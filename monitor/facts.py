@@ -28,12 +28,24 @@ FACT_LABELS = {"date": "date", "fee": "fee", "percentage": "percentage", "durati
                "noc": "NOC code", "exemption_code": "exemption code", "count": "number", "record": "record"}
 
 
+#: Every fact holds a digit or "$", except durations written in words ("two years"), which hold a unit word.
+#: Both searches run in C over a line; most lines of a page have neither, and skip the full pattern.
+_MAYBE = re.compile(r"[\d$]")
+_UNIT = re.compile(r"years?|months?|weeks?|days?|hours?")
+
+
 def extract_facts(text: str) -> list[dict[str, str]]:
-    """Every fact in `text`, in order, as {"type", "value"} with the value exactly as written."""
+    """Every fact in `text`, in order, as {"type", "value"} with the value exactly as written.
+
+    Facts never span blocks (the text joins blocks with newlines), so each line is scanned on its own, and only
+    when a cheap search says it may hold one."""
     out = []
-    for m in _COMBINED.finditer(text):
-        kind = m.lastgroup or "count"
-        out.append({"type": kind, "value": m.group(0).strip()})
+    for line in text.split("\n"):
+        if not (_MAYBE.search(line) or _UNIT.search(line)):
+            continue
+        for m in _COMBINED.finditer(line):
+            kind = m.lastgroup or "count"
+            out.append({"type": kind, "value": m.group(0).strip()})
     return out
 
 

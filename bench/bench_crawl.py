@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Benchmark: whole passes of policywatch vs a bare Scrapy spider (the ceiling) vs urlwatch (the peer), same URLs,
+same nights, same run.
+
+Usage: python bench/bench_crawl.py [--pages N] [--urlwatch PATH] [--change-rate R] [--out FILE]
+
+The corpus (bench/corpus_server.py, its own process): N pages in canada.ca's real GCWeb shell, 30–120 KB each.
+Nights: 1 first pass; 2 unchanged, byte-identical (conditional requests get 304); 3 unchanged, every page's bytes
+differ by noise only (rotated script hash, analytics token: the common case on canada.ca); 4 noise plus a real
+fee edit on R of the pages. Politeness is off for every tool (no delay, no AutoThrottle, 16 connections), so CPU
+is what is compared. Per night and tool: wall time (process start to exit), pages/s, peak RSS (GNU time), and
+for policywatch the database bytes added and the changes reported. The bare spider does not do conditional
+requests, so the 304 night is not comparable for it. Writes bench/results/crawl-N.json; asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NIGHTS = [(1, "first"), (2, "same"), (3, "noise"), (4, "change")]
+BARE = '''
+import scrapy
+class Bare(scrapy.Spider):
+    name = "bare"
+    def __init__(self, urls=None, **kw):
+        super().__init__(**kw)
+        self.urls = open(urls).read().split()
+    async def start(self):
+        for u in self.urls:
+            yield scrapy.Request(u, dont_filter=True)
+    def parse(self, response):
+        pass
+'''
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> dict:
+    """Wall time and peak RSS (KB, GNU time's %M: the largest process of the tree it waited for)."""
+    tfile = tempfile.NamedTemporaryFile(delete=False, suffix=".time")
+    tfile.close()
+    gnu_time = shutil.which("time") or "/usr/bin/time"
+    use_time = Path(gnu_time).exists()
+    full = ([gnu_time, "-f", "%M", "-o", tfile.name] if use_time else []) + cmd
+    started = time.monotonic()
+    p = subprocess.run(full, capture_output=True, text=True, env=env, cwd=cwd)
+    seconds = time.monotonic() - started
+    rss = None
+    if use_time:
+        try:
+            rss = int(Path(tfile.name).read_text().strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            rss = None
+    os.unlink(tfile.name)
+    return {"exit": p.returncode, "seconds": round(seconds, 2), "peak_rss_mb": round(rss / 1024, 1) if rss else None,
+            "stdout": p.stdout[-500:], "stderr": p.stderr[-500:]}
+
+
+def db_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.parent.glob(path.name + "*") if f.is_file() and not f.name.endswith(".lock"))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--pages", type=int, default=1000)
+    ap.add_argument("--change-rate", type=float, default=0.01)
+    ap.add_argument("--urlwatch", help="path of a urlwatch executable (pip install urlwatch html2text); omit to skip")
+    ap.add_argument("--no-bare", action="store_true", help="skip the bare Scrapy ceiling")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    out = args.out or ROOT / "bench" / "results" / f"crawl-{args.pages}.json"
+    server = subprocess.Popen([sys.executable, str(ROOT / "bench" / "corpus_server.py"), "--pages", str(args.pages)],
+                              stdout=subprocess.PIPE, text=True)
+    port = int(server.stdout.readline())  # type: ignore[union-attr]
+    base = f"http://127.0.0.1:{port}"
+    rows: list[dict] = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            urls = [f"{base}/en/p/{i}.html" for i in range(args.pages)]
+            (work / "urls.txt").write_text("\n".join(urls), encoding="utf-8")
+            (work / "bare.py").write_text(BARE, encoding="utf-8")
+            watches = "".join(f'[[watch]]\nurl = "{u}"\n' for u in urls)
+            (work / "pw.toml").write_text(
+                f'[storage]\nurl = "sqlite:///{(work / "pw.db").as_posix()}"\n\n[reports]\ndir = "{(work / "reports").as_posix()}"\n\n'
+                f'[crawl]\nallowed_domains = ["127.0.0.1:{port}"]\ndownload_delay = 0\nautothrottle = false\nretries = 0\n'
+                f"concurrency_per_domain = 16\n\n{watches}", encoding="utf-8")
+            (work / "urls.yaml").write_text("\n---\n".join(
+                f"name: p{i}\nurl: {u}\nfilter:\n  - xpath: //main\n  - html2text" for i, u in enumerate(urls)) + "\n",
+                encoding="utf-8")
+            (work / "uw-config.yaml").write_text("report:\n  stdout:\n    enabled: false\n  text:\n    details: true\n",
+                                                 encoding="utf-8")
+            env = {**os.environ, "SCRAPY_SETTINGS_MODULE": ""}
+            for night, mode in NIGHTS:
+                urllib.request.urlopen(f"{base}/__night?n={night}&mode={mode}&rate={args.change_rate}").read()
+                if not args.no_bare:
+                    r = timed([sys.executable, "-m", "scrapy", "runspider", str(work / "bare.py"), "-a", f"urls={work / 'urls.txt'}",
+                               "-s", "CONCURRENT_REQUESTS=16", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=16", "-s", "LOG_LEVEL=WARNING",
+                               "-s", "ROBOTSTXT_OBEY=True", "-s", "DOWNLOAD_DELAY=0", "-s", "TELNETCONSOLE_ENABLED=False"],
+                              env=env, cwd=work)
+                    rows.append({"night": night, "mode": mode, "tool": "bare-scrapy", **_rate(r, args.pages)})
+                before = db_bytes(work / "pw.db") if (work / "pw.db").exists() else 0
+                r = timed([sys.executable, "-m", "monitor", "run", "--config", str(work / "pw.toml"), "--quiet"])
+                row = {"night": night, "mode": mode, "tool": "policywatch", **_rate(r, args.pages),
+                       "db_bytes_added": db_bytes(work / "pw.db") - before}
+                con = sqlite3.connect(work / "pw.db")
+                row["changes_reported"] = con.execute("SELECT count(*) FROM changes WHERE run_id = ? AND kind != 'new_page'",
+                                                      (night,)).fetchone()[0]
+                row["outcomes"] = dict(con.execute("SELECT outcome, count(*) FROM fetches WHERE run_id = ? GROUP BY outcome",
+                                                   (night,)).fetchall())
+                con.close()
+                rows.append(row)
+                if args.urlwatch:
+                    r = timed([args.urlwatch, "--urls", str(work / "urls.yaml"), "--config", str(work / "uw-config.yaml"),
+                               "--cache", str(work / "uw-cache.db"), "--hooks", str(work / "none.py")])
+                    rows.append({"night": night, "mode": mode, "tool": "urlwatch", **_rate(r, args.pages)})
+                for row in rows[-3:]:
+                    if row["night"] == night:
+                        print({k: v for k, v in row.items() if k not in ("stdout", "stderr")}, flush=True)
+    finally:
+        server.terminate()
+    result = {"pages": args.pages, "cpu_count": os.cpu_count(), "change_rate": args.change_rate, "rows": rows,
+              "ratios": _ratios(rows)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result["ratios"], indent=2), "→", out)
+    return 0
+
+
+def _rate(r: dict, pages: int) -> dict:
+    r = dict(r)
+    r["pages_per_s"] = round(pages / r["seconds"], 1) if r["seconds"] else None
+    if r["exit"] == 0:
+        r.pop("stderr")
+    r.pop("stdout")
+    return r
+
+
+def _ratios(rows: list[dict]) -> dict:
+    by = {(r["night"], r["tool"]): r for r in rows}
+    out: dict = {}
+    for night, mode in NIGHTS:
+        pw = by.get((night, "policywatch"))
+        if not pw:
+            continue
+        entry = {}
+        if (night, "bare-scrapy") in by and mode != "same":
+            entry["policywatch_throughput_vs_bare_scrapy"] = round(by[(night, "bare-scrapy")]["seconds"] / pw["seconds"], 2)
+        if (night, "urlwatch") in by:
+            entry["policywatch_speed_vs_urlwatch"] = round(by[(night, "urlwatch")]["seconds"] / pw["seconds"], 2)
+        out[f"night {night} ({mode})"] = entry
+    first, same = by.get((1, "policywatch")), by.get((2, "policywatch"))
+    if first and same:
+        out["unchanged_304_night_speedup_vs_first"] = round(first["seconds"] / same["seconds"], 2)
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""A loopback server for an N-page canada.ca-like corpus (the real GCWeb page shell, 30–120 KB pages), run as a
+separate process so it never competes with the measured crawler for the GIL.
+
+Usage: python bench/corpus_server.py --pages N [--port P]   (prints the port on stdout, then serves)
+
+Nights are switched with `GET /__night?n=K&mode=M`, modes:
+  first      night content v1, noise seed 1
+  same       byte-identical to the previous night (ETags match: conditional requests get 304)
+  noise      same content, every page's bytes differ by noise only (rotated script hash, analytics token)
+  change     like noise, plus a real edit (the fee) on `rate` of the pages (`&rate=0.01`)
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from functools import lru_cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+SHELL = (ROOT / "monitor" / "demo_site" / "shells" / "shell-1.html").read_text(encoding="utf-8")
+MAIN_START = SHELL.index("<main")
+MAIN_END = SHELL.index("</main>") + len("</main>")
+HEAD, TAIL = SHELL[:MAIN_START], SHELL[MAIN_END:]
+
+SENTENCES = ["Officers must verify that the employer is eligible under the Global Talent Stream.",
+             "Applicants need a valid job offer in an occupation listed in the National Occupational Classification.",
+             "The exemption code applies to work permits issued under the public policy.",
+             "Processing times vary with the number of applications received.",
+             "Biometrics are required unless the applicant is exempt."]
+
+
+def page_size_kb(i: int) -> int:
+    return 30 + (i * 37) % 91  # 30 … 120 KB, spread evenly
+
+
+class Corpus:
+    def __init__(self, n: int):
+        self.n = n
+        self.night = 1
+        self.noise_seed = 1
+        self.changed: set[int] = set()
+        self.version: dict[int, int] = {}
+
+    def set_night(self, n: int, mode: str, rate: float) -> None:
+        self.night = n
+        if mode == "first":
+            self.noise_seed, self.changed = 1, set()
+        elif mode == "same":
+            pass
+        elif mode == "noise":
+            self.noise_seed = n
+            self.changed = set()
+        elif mode == "change":
+            self.noise_seed = n
+            step = max(1, round(1 / rate)) if rate > 0 else self.n + 1
+            self.changed = set(range(n % step, self.n, step))
+            for i in self.changed:
+                self.version[i] = self.version.get(i, 1) + 1
+        self.body.cache_clear()
+
+    @lru_cache(maxsize=4096)
+    def body(self, i: int) -> bytes:
+        fee = f"${150 + 5 * self.version.get(i, 1)}"
+        paras = [f"<h1>Program {i}: work permit instructions</h1>", "<h2>Fees</h2>",
+                 f"<p>The processing fee for program {i} is {fee} per applicant.</p>", "<h2>Eligibility</h2>"]
+        target = page_size_kb(i) * 1024 - len(HEAD) - len(TAIL) - 400
+        k = 0
+        while sum(len(p) for p in paras) < target:
+            paras.append(f"<p>{SENTENCES[(i + k) % len(SENTENCES)]} (section {k} of program {i})</p>")
+            k += 1
+        token = hashlib.sha256(f"{self.noise_seed}-{i}".encode()).hexdigest()
+        noise = (f'<script src="/etc/designs/canada/wet-boew/js/wet-boew.min.js?v={token[:12]}"></script>'
+                 f'<div class="analytics" data-token="{token}" hidden></div>')
+        main = f'<main property="mainContentOfPage" class="container">{"".join(paras)}</main>'
+        return (HEAD + main + noise + TAIL).encode("utf-8")
+
+
+def serve(n: int, port: int) -> None:
+    corpus = Corpus(n)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            url = urlparse(self.path)
+            if url.path == "/__night":
+                qs = parse_qs(url.query)
+                corpus.set_night(int(qs["n"][0]), qs["mode"][0], float(qs.get("rate", ["0.01"])[0]))
+                return self._send(200, b"ok", "text/plain")
+            if url.path == "/robots.txt":
+                return self._send(200, b"User-agent: *\nAllow: /\n", "text/plain")
+            if url.path.startswith("/en/p/") and url.path.endswith(".html"):
+                try:
+                    i = int(url.path[6:-5])
+                except ValueError:
+                    i = -1
+                if 0 <= i < n:
+                    body = corpus.body(i)
+                    etag = '"' + hashlib.md5(body).hexdigest() + '"'
+                    if self.headers.get("If-None-Match") == etag:
+                        self.send_response(304)
+                        self.send_header("ETag", etag)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return None
+                    return self._send(200, body, "text/html; charset=utf-8", etag)
+            return self._send(404, b"not found", "text/plain")
+
+        def _send(self, status: int, body: bytes, ctype: str, etag: str | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            if etag:
+                self.send_header("ETag", etag)
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    httpd.daemon_threads = True
+    print(httpd.server_address[1], flush=True)
+    httpd.serve_forever()
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--pages", type=int, required=True)
+    ap.add_argument("--port", type=int, default=0)
+    a = ap.parse_args()
+    sys.exit(serve(a.pages, a.port))
