@@ -57,6 +57,38 @@ def permits_site() -> Iterator[FixtureSite]:
         yield site
 
 
+def permits_config_body(site: FixtureSite) -> str:
+    """The permits fixture site's crawl settings, discovery, topics and watchlist (shared by the e2e tests)."""
+    return f"""
+[crawl]
+allowed_domains = ["{site.host}"]
+download_delay = 0
+autothrottle = false
+retries = 0
+
+[discovery]
+follow_prefixes = ["{site.url('/en/news/')}"]
+depth = 1
+
+[topics.fees]
+keywords = ["processing fee"]
+
+[[watch]]
+url = "{site.url('/en/work-permits.html')}"
+topics = ["work-permits"]
+
+[[watch]]
+url = "{site.url('/en/study.html')}"
+
+[[watch]]
+url = "{site.url('/en/news/index.html')}"
+
+[[watch]]
+url = "{site.url('/data/rounds.json')}"
+topics = ["express-entry"]
+"""
+
+
 @pytest.fixture
 def write_config(tmp_path: Path) -> Callable[..., Path]:
     """Write a TOML config under tmp_path from a text body (storage and reports default into tmp_path)."""

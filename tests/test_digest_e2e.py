@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import BIN, policywatch
+from tests.conftest import BIN, permits_config_body, policywatch
 from tests.smtp_server import SmtpSink
 
 pytestmark = pytest.mark.slow
@@ -26,19 +26,6 @@ def _config(site, write_config, tmp_path, smtp_port: int) -> str:
 [reports]
 dir = "{(tmp_path / 'reports').as_posix()}"
 base_url = "https://reports.example.org/pw"
-
-[crawl]
-allowed_domains = ["{site.host}"]
-download_delay = 0
-autothrottle = false
-retries = 0
-
-[discovery]
-follow_prefixes = ["{site.url('/en/news/')}"]
-depth = 1
-
-[topics.fees]
-keywords = ["processing fee"]
 
 [mail]
 host = "127.0.0.1"
@@ -59,21 +46,7 @@ heartbeat = true
 [[subscriber]]
 email = "carol@example.org"
 topics = ["express-entry"]
-
-[[watch]]
-url = "{site.url('/en/work-permits.html')}"
-topics = ["work-permits"]
-
-[[watch]]
-url = "{site.url('/en/study.html')}"
-
-[[watch]]
-url = "{site.url('/en/news/index.html')}"
-
-[[watch]]
-url = "{site.url('/data/rounds.json')}"
-topics = ["express-entry"]
-"""))
+""" + permits_config_body(site)))
 
 
 def _rows(tmp_path, sql: str) -> list[tuple]:

@@ -6,40 +6,13 @@ import sqlite3
 
 import pytest
 
-from tests.conftest import policywatch
+from tests.conftest import permits_config_body, policywatch
 
 pytestmark = pytest.mark.slow
 
 
 def _config(site, write_config) -> str:
-    return str(write_config(f"""
-[crawl]
-allowed_domains = ["{site.host}"]
-download_delay = 0
-autothrottle = false
-retries = 0
-
-[discovery]
-follow_prefixes = ["{site.url('/en/news/')}"]
-depth = 1
-
-[topics.fees]
-keywords = ["processing fee"]
-
-[[watch]]
-url = "{site.url('/en/work-permits.html')}"
-topics = ["work-permits"]
-
-[[watch]]
-url = "{site.url('/en/study.html')}"
-
-[[watch]]
-url = "{site.url('/en/news/index.html')}"
-
-[[watch]]
-url = "{site.url('/data/rounds.json')}"
-topics = ["express-entry"]
-"""))
+    return str(write_config(permits_config_body(site)))
 
 
 def _changes(cfg: str) -> list[dict]:

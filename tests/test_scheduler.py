@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import time
 from datetime import datetime, timedelta, timezone
+from typing import Callable
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -133,23 +134,30 @@ def _wait(predicate, timeout: float = 120) -> None:
     raise AssertionError("timed out")
 
 
+def _stop_daemon_when(cfg: str, ready: Callable[[], bool], *, settle: float = 0.0) -> tuple[int, str, bool]:
+    """Start `policywatch schedule`, wait until `ready()`, send SIGTERM; (exit code, stderr, alive before SIGTERM)."""
+    daemon = subprocess.Popen([str(BIN / "policywatch"), "schedule", "--config", cfg], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    try:
+        _wait(ready)
+        time.sleep(settle)
+        alive = daemon.poll() is None
+        daemon.send_signal(signal.SIGTERM)
+        _out, err = daemon.communicate(timeout=90)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    return daemon.returncode, err, alive
+
+
 @pytest.mark.slow
 def test_daemon_process_catches_up_then_stops_on_sigterm(permits_site, write_config, tmp_path):
     """A real `policywatch schedule`: the pass due 2 minutes ago runs at start (once), SIGTERM stops it cleanly."""
     cfg = _daemon_config(write_config, permits_site.host, permits_site.url("/en/work-permits.html"),
                          cron=_utc_cron_minutes_ago(2), tz="UTC")
-    daemon = subprocess.Popen([str(BIN / "policywatch"), "schedule", "--config", cfg], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=os.environ.copy())
-    try:
-        _wait(lambda: [r[1] for r in _runs(tmp_path)] == ["completed"])
-        time.sleep(1.0)
-        assert daemon.poll() is None  # still serving, waiting for tomorrow
-        daemon.send_signal(signal.SIGTERM)
-        _out, err = daemon.communicate(timeout=60)
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-    assert daemon.returncode == 0, err
+    rc, err, alive = _stop_daemon_when(cfg, lambda: [r[1] for r in _runs(tmp_path)] == ["completed"], settle=1.0)
+    assert alive  # still serving after the catch-up pass, waiting for tomorrow
+    assert rc == 0, err
     assert "did not run" in err and "pass nightly: completed" in err and "scheduled nightly: next pass" in err
     assert [r[:3] for r in _runs(tmp_path)] == [(1, "completed", "nightly")]
 
@@ -159,16 +167,8 @@ def test_sigterm_during_a_pass_stops_it_cleanly(permits_site, write_config, tmp_
     permits_site.server.delay = 1.5  # every response takes 1.5 s: the pass is still crawling when we stop it
     cfg = _daemon_config(write_config, permits_site.host, permits_site.url("/en/work-permits.html"),
                          cron=_utc_cron_minutes_ago(1), tz="UTC")
-    daemon = subprocess.Popen([str(BIN / "policywatch"), "schedule", "--config", cfg], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=os.environ.copy())
-    try:
-        _wait(lambda: [r[1] for r in _runs(tmp_path)] == ["running"])
-        daemon.send_signal(signal.SIGTERM)
-        _out, err = daemon.communicate(timeout=90)
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-    assert daemon.returncode == 0, err
+    rc, err, _alive = _stop_daemon_when(cfg, lambda: [r[1] for r in _runs(tmp_path)] == ["running"])
+    assert rc == 0, err
     runs = _runs(tmp_path)
     assert len(runs) == 1 and runs[0][1] == "failed" and "interrupted" in runs[0][3]  # recorded, not half-written
     assert "stopped (SIGTERM)" in err
