@@ -51,6 +51,7 @@ class Page(Base):
     extractor: Mapped[str | None] = mapped_column(String(20))  # gcweb | generic | json
     status: Mapped[str] = mapped_column(String(20), default="active")  # active | gone | removed
     gone_count: Mapped[int] = mapped_column(Integer, default=0)  # consecutive 404/410 fetches
+    main_fp: Mapped[str | None] = mapped_column(String(64))  # fingerprint of the content bytes at the last good read
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

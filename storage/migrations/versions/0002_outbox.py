@@ -1,5 +1,5 @@
 """Digest delivery (subscribers with their watermark, the outbox of digests, digest items, digest_log view) and
-the scope of a run (`nightly`, or the name of a `[[schedule.jobs]]` entry), shown in run_log.
+the scope of a run (`nightly`, or the name of a `[[schedule.jobs]]` entry), shown in run_log; pages.main_fp.
 
 Revision ID: 0002
 Revises: 0001
@@ -35,6 +35,8 @@ def upgrade() -> None:
     op.execute("DROP VIEW run_log")
     with op.batch_alter_table("runs") as batch:
         batch.add_column(sa.Column("scope", sa.String(40), nullable=False, server_default="nightly"))
+    with op.batch_alter_table("pages") as batch:
+        batch.add_column(sa.Column("main_fp", sa.String(64)))
     op.execute(f"CREATE VIEW run_log AS {RUN_LOG}")
     op.create_table(
         "subscribers",
@@ -80,4 +82,6 @@ def downgrade() -> None:
     op.execute("DROP VIEW run_log")
     with op.batch_alter_table("runs") as batch:
         batch.drop_column("scope")
+    with op.batch_alter_table("pages") as batch:
+        batch.drop_column("main_fp")
     op.execute(f"CREATE VIEW run_log AS {RUN_LOG_0001}")
