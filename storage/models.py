@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from storage.types import UTCDateTime, utcnow
+from storage.types import CompressedJSON, UTCDateTime, utcnow
 
 
 class Base(DeclarativeBase):
@@ -104,7 +104,7 @@ class Version(Base):
     raw_hash: Mapped[str | None] = mapped_column(ForeignKey("bodies.sha256"))
     title: Mapped[str | None] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
-    blocks: Mapped[list[dict[str, Any]] | dict[str, Any]] = mapped_column(JSON)  # blocks, or JSON records
+    blocks: Mapped[list[dict[str, Any]] | dict[str, Any]] = mapped_column(CompressedJSON)  # blocks, or JSON records
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # date_modified, extractor, content_type
 
     page: Mapped[Page] = relationship(back_populates="versions")

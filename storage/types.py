@@ -1,9 +1,12 @@
 """Column types that behave the same on SQLite and PostgreSQL."""
 from __future__ import annotations
 
+import json
+import zlib
 from datetime import datetime, timezone
+from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, LargeBinary
 from sqlalchemy.types import TypeDecorator
 
 
@@ -35,3 +38,24 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class CompressedJSON(TypeDecorator[Any]):
+    """JSON stored zlib-compressed (a BLOB / bytea), read back as Python objects.
+
+    Why: a version's blocks repeat every block's section path and text; compressed they take a fraction of the
+    space (the history database keeps every version forever). The plain text stays in `versions.text` for SQL.
+    """
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect) -> bytes | None:  # type: ignore[override]
+        if value is None:
+            return None
+        return zlib.compress(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), 6)
+
+    def process_result_value(self, value: bytes | None, dialect) -> Any:  # type: ignore[override]
+        if value is None:
+            return None
+        return json.loads(zlib.decompress(value))

@@ -1,6 +1,7 @@
 """The history database on SQLite and PostgreSQL: migrations, views, safety, and what analysts can query."""
 from __future__ import annotations
 
+import json
 import multiprocessing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -13,6 +14,7 @@ from monitor.pagework import FetchResult, PageWork
 from storage import StorageError, open_database
 from storage import queries as q
 from storage.db import head_revision
+from storage.models import Version
 from storage.models import Change, Fetch, Version
 
 GCWEB = """<html><head><title>{t}</title></head><body><main property="mainContentOfPage"><h1>{t}</h1>
@@ -152,15 +154,32 @@ def test_first_migration_upgrades_with_data_intact(db_url: str):
         command.upgrade(alembic_config(conn), "0001")
         conn.execute(sa.text("INSERT INTO runs (started_at, status, pages_fetched, pages_new, pages_changed, pages_unchanged, pages_failed) "
                              "VALUES (:t, 'completed', 3, 1, 1, 1, 0)"), {"t": datetime(2024, 1, 1)})
+        conn.execute(sa.text("INSERT INTO pages (url, url_key, topics, source, status, gone_count, first_seen) "
+                             "VALUES ('https://www.canada.ca/x', 'https://www.canada.ca/x', '[]', 'watch', 'active', 0, :t)"),
+                     {"t": datetime(2024, 1, 1)})
+        conn.execute(sa.text("INSERT INTO versions (page_id, captured_at, content_hash, text, blocks, meta) "
+                             "VALUES (1, :t, 'h', 'Fee $155', :b, '{}')"),
+                     {"t": datetime(2024, 1, 1), "b": json.dumps(BLOCKS)})
     engine.dispose()
     db = open_database(db_url)
     try:
         with db.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT pages_fetched FROM run_log")).scalar() == 3
+            assert conn.execute(sa.text("SELECT text FROM page_versions")).scalar() == "Fee $155"
             from storage.db import current_revision
             assert current_revision(conn) == head_revision()
+        with db.session() as s:
+            assert s.get(Version, 1).blocks == BLOCKS  # converted to compressed JSON, read back intact
+        with db.engine.begin() as conn:  # and back down: the JSON column again, same content
+            command.downgrade(alembic_config(conn), "0001")
+            raw = conn.execute(sa.text("SELECT blocks FROM versions")).scalar()
+            assert (json.loads(raw) if isinstance(raw, str) else raw) == BLOCKS
+            command.upgrade(alembic_config(conn), "head")
     finally:
         db.dispose()
+
+
+BLOCKS = [{"kind": "h2", "section": [], "text": "Fees"}, {"kind": "p", "section": ["Fees"], "text": "Fee $155 — résidents"}]
 
 
 def test_sqlite_errors_are_one_line(tmp_path: Path):

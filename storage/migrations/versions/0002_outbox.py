@@ -1,5 +1,6 @@
 """Digest delivery (subscribers with their watermark, the outbox of digests, digest items, digest_log view) and
-the scope of a run (`nightly`, or the name of a `[[schedule.jobs]]` entry), shown in run_log; pages.main_fp.
+the scope of a run (`nightly`, or the name of a `[[schedule.jobs]]` entry), shown in run_log; pages.main_fp;
+versions.blocks stored zlib-compressed (existing rows are converted in batches).
 
 Revision ID: 0002
 Revises: 0001
@@ -31,13 +32,71 @@ RUN_LOG_0001 = """
     FROM runs r"""
 
 
+def _convert_blocks(to_compressed: bool) -> None:
+    """Move versions.blocks between JSON and compressed JSON, 500 rows at a time."""
+    import json
+    import zlib
+
+    bind = op.get_bind()
+    src, dst = ("blocks", "blocks_new")
+    last = 0
+    while True:
+        rows = bind.execute(sa.text(f"SELECT id, {src} FROM versions WHERE id > :last ORDER BY id LIMIT 500"),
+                            {"last": last}).all()
+        if not rows:
+            break
+        for vid, value in rows:
+            if to_compressed:
+                obj = json.loads(value) if isinstance(value, (str, bytes)) else value
+                new = zlib.compress(json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode(), 6)
+            else:
+                new = json.loads(zlib.decompress(value)) if value is not None else None
+                new = json.dumps(new, ensure_ascii=False)
+            bind.execute(sa.text(f"UPDATE versions SET {dst} = :v WHERE id = :id"), {"v": new, "id": vid})
+        last = rows[-1][0]
+
+
+def _initial():
+    """The 0001 module (its view definitions), loaded from the file beside this one."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("pw_mig_0001", Path(__file__).with_name("0001_initial.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod
+
+
+def _drop_views() -> None:
+    """SQLite rebuilds altered tables (copy, drop, rename): no view may point at them meanwhile."""
+    for name in ("digest_log", "change_topics", "change_log", "page_versions", "fetch_log", "run_log"):
+        op.execute(f"DROP VIEW IF EXISTS {name}")
+
+
+def _create_views(run_log: str) -> None:
+    initial = _initial()
+    for name, sql in initial.VIEWS.items():
+        op.execute(f"CREATE VIEW {name} AS {run_log if name == 'run_log' else sql}")
+    op.execute(f"CREATE VIEW change_topics AS {initial.TOPICS_VIEW[op.get_bind().dialect.name]}")
+
+
+def _swap_blocks(new_type: sa.types.TypeEngine, to_compressed: bool) -> None:
+    with op.batch_alter_table("versions") as batch:
+        batch.add_column(sa.Column("blocks_new", new_type))
+    _convert_blocks(to_compressed)
+    with op.batch_alter_table("versions") as batch:
+        batch.drop_column("blocks")
+        batch.alter_column("blocks_new", new_column_name="blocks", existing_type=new_type, nullable=False)
+
+
 def upgrade() -> None:
-    op.execute("DROP VIEW run_log")
+    _drop_views()
+    _swap_blocks(sa.LargeBinary(), True)
     with op.batch_alter_table("runs") as batch:
         batch.add_column(sa.Column("scope", sa.String(40), nullable=False, server_default="nightly"))
     with op.batch_alter_table("pages") as batch:
         batch.add_column(sa.Column("main_fp", sa.String(64)))
-    op.execute(f"CREATE VIEW run_log AS {RUN_LOG}")
+    _create_views(RUN_LOG)
     op.create_table(
         "subscribers",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -76,12 +135,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP VIEW IF EXISTS digest_log")
+    _drop_views()
+    _swap_blocks(sa.JSON(), False)
     for table in ("digest_items", "digests", "subscribers"):
         op.drop_table(table)
-    op.execute("DROP VIEW run_log")
-    with op.batch_alter_table("runs") as batch:
-        batch.drop_column("scope")
-    with op.batch_alter_table("pages") as batch:
-        batch.drop_column("main_fp")
-    op.execute(f"CREATE VIEW run_log AS {RUN_LOG_0001}")
+    # Plain ALTER TABLE … DROP COLUMN (SQLite ≥ 3.35 and PostgreSQL): a batch rebuild of these tables would trip
+    # the foreign keys that point at them.
+    op.drop_column("runs", "scope")
+    op.drop_column("pages", "main_fp")
+    _create_views(RUN_LOG_0001)
