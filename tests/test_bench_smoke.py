@@ -25,3 +25,28 @@ def test_bench_storage_smoke(tmp_path: Path):
     assert p.returncode == 0, p.stderr
     data = json.loads(out.read_text())
     assert data["pages"] == 20 and data["db_bytes"] > 0
+
+
+def test_bench_crawl_smoke(tmp_path: Path):
+    out = tmp_path / "crawl.json"
+    p = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_crawl.py"), "--pages", "40", "--change-rate", "0.1",
+                        "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    data = json.loads(out.read_text())
+    pw = {r["night"]: r for r in data["rows"] if r["tool"] == "policywatch"}
+    assert [pw[n]["exit"] for n in (1, 2, 3, 4)] == [0, 0, 0, 0]
+    assert pw[2]["outcomes"] == {"not_modified": 40}  # the unchanged night is answered with 304s
+    assert pw[3]["changes_reported"] == 0 and pw[4]["changes_reported"] == 4  # noise is silent, 10 % edits are not
+    assert {r["tool"] for r in data["rows"]} == {"policywatch", "bare-scrapy"}
+
+
+def test_bench_cluster_smoke(tmp_path: Path, pg_url: str, redis_prefix):
+    import os
+
+    out = tmp_path / "cluster.json"
+    admin = os.environ["POLICYWATCH_TEST_PG_URL"]
+    p = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_cluster.py"), "--pages", "30", "--pg-admin", admin,
+                        "--redis", redis_prefix[0], "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    data = json.loads(out.read_text())
+    assert [(r["exit"], r["fetched"]) for r in data["passes"]] == [(0, 31)] * 4
