@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from reports.sitewide import Notice, split_notices
 from storage.models import Change, Run
 
 SIGNIFICANCE_ORDER = {"high": 0, "medium": 1, "low": 2}
@@ -23,6 +24,7 @@ class ReportData:
     baseline: list[Change]
     health: dict[str, Any] = field(default_factory=dict)
     topic_names: dict[str, str] = field(default_factory=dict)
+    notices: list[Notice] = field(default_factory=list)
 
     @property
     def headline(self) -> str:
@@ -32,6 +34,8 @@ class ReportData:
             return f"Innovation Stream: details released · {n} change{'s' if n != 1 else ''}"
         if n:
             return f"{n} change{'s' if n != 1 else ''} · top: {self.changes[0].title or self.changes[0].url}"
+        if self.notices:
+            return f"Site-wide notice on {self.notices[0].pages} pages"
         return "No changes"
 
 
@@ -45,7 +49,8 @@ def load_run_report(s: Session, run_id: int, topic_names: dict[str, str] | None 
         raise LookupError(f"no run {run_id}")
     all_changes = list(s.scalars(select(Change).where(Change.run_id == run_id)))
     baseline = sorted((c for c in all_changes if (c.details or {}).get("baseline")), key=lambda c: c.id)
-    changes = sorted((c for c in all_changes if not (c.details or {}).get("baseline")), key=rank_key)
+    notices, rest = split_notices(c for c in all_changes if not (c.details or {}).get("baseline"))
+    changes = sorted(rest, key=rank_key)
     names = dict(topic_names or {})
     groups: dict[str, list[Change]] = {}
     for c in changes:
@@ -53,4 +58,4 @@ def load_run_report(s: Session, run_id: int, topic_names: dict[str, str] | None 
         groups.setdefault(key, []).append(c)
     ordered = sorted(groups.items(), key=lambda kv: rank_key(kv[1][0]))
     return ReportData(run, changes, [(names.get(k, k.replace("-", " ").title()) if k else "Other pages", v) for k, v in ordered],
-                      baseline, run.health or {}, names)
+                      baseline, run.health or {}, names, notices)

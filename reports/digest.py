@@ -16,6 +16,7 @@ from typing import Iterable, Protocol, Sequence
 
 from reports.data import SIGNIFICANCE_ORDER, rank_key
 from reports.render import environment
+from reports.sitewide import Notice, split_notices
 from storage.models import Change
 
 SIG_RANK = {"low": 0, "medium": 1, "high": 2}
@@ -95,6 +96,12 @@ class Digest:
     run_id: int | None = None
     health_note: str | None = None
     topic_names: dict[str, str] = field(default_factory=dict)
+    notices: list[Notice] = field(default_factory=list)
+
+    @property
+    def covered(self) -> list[Change]:
+        """Every change this digest delivers (entries and site-wide notices)."""
+        return [c for e in self.entries for c in e.changes] + [c for n in self.notices for c in n.changes]
 
     @property
     def change_count(self) -> int:
@@ -103,6 +110,8 @@ class Digest:
     @property
     def subject(self) -> str:
         n = self.change_count
+        if not self.entries and self.notices:
+            return f"policywatch: site-wide notice on {self.notices[0].pages} pages"
         if not self.entries:
             return "policywatch: no changes" + (f" (pass {self.run_id})" if self.run_id else "")
         count = f"{n} change{'s' if n != 1 else ''}"
@@ -118,7 +127,8 @@ class Digest:
 
 def compose(changes: Sequence[Change], sub: SubscriberLike, *, base_url: str | None,
             topic_names: dict[str, str], run_id: int | None = None) -> Digest:
-    entries = collapse(c for c in changes if wanted(c, sub))
+    notices, rest = split_notices(c for c in changes if wanted(c, sub))
+    entries = collapse(rest)
     groups: dict[str, list[Entry]] = {}
     for e in entries:
         topics = [t for t in (e.latest.topics or []) if not sub.topics or t in sub.topics]
@@ -126,8 +136,8 @@ def compose(changes: Sequence[Change], sub: SubscriberLike, *, base_url: str | N
         groups.setdefault(key, []).append(e)
     ordered = sorted(groups.items(), key=lambda kv: kv[1][0].sort_key())
     named = [(topic_names.get(k, k.replace("-", " ").title()) if k else "Other pages", v) for k, v in ordered]
-    return Digest(sub.email, sub.name, entries, named, base_url, heartbeat=not entries, run_id=run_id,
-                  topic_names=topic_names)
+    return Digest(sub.email, sub.name, entries, named, base_url, heartbeat=not entries and not notices, run_id=run_id,
+                  topic_names=topic_names, notices=notices)
 
 
 def render_text(d: Digest) -> str:

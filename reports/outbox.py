@@ -159,7 +159,7 @@ class Outbox:
             changes = list(s.scalars(select(Change).where(Change.id > floor, Change.id <= top).order_by(Change.id)))
             run_id = last_finished_run(s)
             digest = compose(changes, sub, base_url=self.base_url, topic_names=self.topic_names, run_id=run_id)
-            if not digest.entries:
+            if not digest.entries and not digest.notices:
                 if not sub.heartbeat or run_id is None:
                     for f in failed:  # a failed heartbeat is not worth a late delivery
                         f.status = "superseded"
@@ -185,13 +185,12 @@ class Outbox:
                                  recipient_name=sub.name, msg_id=mid, text=render_text(digest),
                                  html=render_html(digest), when=now)
             d = DigestRow(kind=kind, subscriber_id=sid, recipient=sub.email, message_id=mid, subject=digest.subject,
-                          range_from=floor, range_to=top, change_count=digest.change_count, run_id=run_id,
+                          range_from=floor, range_to=top, change_count=len(digest.covered), run_id=run_id,
                           status="pending", attempts=0, created_at=now, message=body)
             s.add(d)
             s.flush()
-            for e in digest.entries:
-                for c in e.changes:
-                    s.add(DigestItem(digest_id=d.id, change_id=c.id, subscriber_id=sid))
+            for c in digest.covered:
+                s.add(DigestItem(digest_id=d.id, change_id=c.id, subscriber_id=sid))
             return d.id
 
     def _weekly_due(self, s: Session, row: Subscriber) -> bool:
