@@ -328,5 +328,6 @@ def run_demo(out_dir: Path, out: Console, err: Console, nights: tuple[int, ...] 
             if on_night:
                 on_night(night)
     out.print(f"\nreports: {out_dir / 'reports' / 'index.html'}  (and latest.md; one run-N file per night)")
+    out.print(f"site:    {out_dir / 'reports' / 'site' / 'index.html'}  (a diff page per change, page timelines, feed.atom)")
     out.print(f"database: {out_dir / 'policywatch.db'}  — try: policywatch changes --config {cfg_path}")
     return results
