@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from monitor.config import parse_config
 from monitor.pagework import FetchResult, PageWork
 from storage import open_database
@@ -81,3 +83,20 @@ def test_explain_cli(write_config, tmp_path: Path):
     assert "1 scripts" in p.stdout
     assert "text rules: wording removed from 1 blocks" in p.stdout
     assert "[p] Fees: The fee is $155." in p.stdout
+
+
+@pytest.mark.parametrize("text, keyword, found", [
+    ("The Innovation Stream pilot", "innovation stream", True),
+    ("the INNOVATION STREAM.", "Innovation Stream", True),
+    ("code C88 applies", "C88", True),
+    ("code C888 applies", "C88", False),  # not a whole word
+    ("xC88", "C88", False),
+    ("C88", "C88", True),
+    ("H-1B holders", "H-1B", True),
+    ("stem cells; STEM draws", "STEM", True),
+    ("systematic", "STEM", False),
+])
+def test_keyword_whole_word_matching(text, keyword, found):
+    from monitor.topics import contains_word
+
+    assert contains_word(text.lower(), keyword) is found
