@@ -3,7 +3,9 @@ transaction per page. When the spider runs without a run id (plain `scrapy crawl
 opens and closes a run itself so the history stays complete."""
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from scrapy.crawler import Crawler
@@ -25,6 +27,7 @@ class StorePipeline:
         self.work: PageWork | None = None
         self.own_run = False
         self.errors = 0
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pagework")
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> "StorePipeline":
@@ -41,12 +44,14 @@ class StorePipeline:
                 self.own_run = True
         self.work = PageWork(self.db, config, spider.run_id, first_run=first_run)
 
-    def process_item(self, item: Any) -> Any:
+    async def process_item(self, item: Any) -> Any:
+        """Page work runs on one worker thread, in arrival order, so the reactor keeps downloading meanwhile
+        (parsing, compression and SQLite release the GIL). One thread: pages are stored one at a time."""
         if not isinstance(item, FetchResult) or self.work is None:
             return item
         stats = self.crawler.stats
         try:
-            outcome = self.work.process(item)
+            outcome = await asyncio.wrap_future(self.executor.submit(self.work.process, item))
         except Exception:
             self.errors += 1
             stats.inc_value("policywatch/page_errors")
@@ -58,6 +63,7 @@ class StorePipeline:
         return item
 
     def close_spider(self) -> None:
+        self.executor.shutdown(wait=True)
         if self.db is None:
             return
         spider = self.crawler.spider

@@ -35,6 +35,9 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.RobotsTxtMiddleware": 100,
     "crawler.middlewares.RetryAfterMiddleware": 560,  # sees 429/503 before RetryMiddleware (550)
 }
+# One item per response here; Scrapy would otherwise start CONCURRENT_ITEMS (100) asyncio tasks for each response
+# (measured: 1.3 ms per response, a quarter of an unchanged night's time).
+CONCURRENT_ITEMS = 2
 ITEM_PIPELINES = {
     "crawler.pipelines.StorePipeline": 300,
 }

@@ -9,6 +9,7 @@ import hashlib
 import os
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -134,9 +135,13 @@ class Config:
         known = ", ".join(j.name for j in self.schedule.jobs) or "none configured"
         raise ConfigError(f"schedule.jobs: no job named {name!r} (known: {known})")
 
+    @cached_property
+    def _watch_index(self) -> dict[str, Watch]:
+        return {normalize_url(w.url): w for w in self.watches}
+
     def watch_for(self, url: str) -> Watch | None:
-        key = normalize_url(url)
-        return next((w for w in self.watches if normalize_url(w.url) == key), None)
+        """The watch for `url` (normalized), by dict lookup: the pipeline asks once per page, for 10,000 pages."""
+        return self._watch_index.get(normalize_url(url))
 
 
 KNOWN_SECTIONS = {"storage", "crawl", "watch", "topics", "reports", "discovery", "mail", "subscriber",
