@@ -44,6 +44,7 @@ class Corpus:
         self.noise_seed = 1
         self.changed: set[int] = set()
         self.version: dict[int, int] = {}
+        self.etags: dict[int, str] = {}  # per page for the current bytes, so a 304 needs no page generation
 
     def set_night(self, n: int, mode: str, rate: float) -> None:
         self.night = n
@@ -60,7 +61,14 @@ class Corpus:
             self.changed = set(range(n % step, self.n, step))
             for i in self.changed:
                 self.version[i] = self.version.get(i, 1) + 1
-        self.body.cache_clear()
+        if mode != "same":
+            self.body.cache_clear()
+            self.etags.clear()
+
+    def etag(self, i: int) -> str:
+        if i not in self.etags:
+            self.etags[i] = '"' + hashlib.md5(self.body(i)).hexdigest() + '"'
+        return self.etags[i]
 
     @lru_cache(maxsize=4096)
     def body(self, i: int) -> bytes:
@@ -102,15 +110,14 @@ def serve(n: int, port: int) -> None:
                 except ValueError:
                     i = -1
                 if 0 <= i < n:
-                    body = corpus.body(i)
-                    etag = '"' + hashlib.md5(body).hexdigest() + '"'
+                    etag = corpus.etag(i)
                     if self.headers.get("If-None-Match") == etag:
                         self.send_response(304)
                         self.send_header("ETag", etag)
                         self.send_header("Content-Length", "0")
                         self.end_headers()
                         return None
-                    return self._send(200, body, "text/html; charset=utf-8", etag)
+                    return self._send(200, corpus.body(i), "text/html; charset=utf-8", etag)
             return self._send(404, b"not found", "text/plain")
 
         def _send(self, status: int, body: bytes, ctype: str, etag: str | None = None) -> None:
