@@ -7,6 +7,7 @@ process dies, so a crashed pass never leaves a stale lock behind).
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +15,9 @@ from typing import Iterator
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+log = logging.getLogger(__name__)
 
 PASS_LOCK_KEY = 0x706F6C6964  # distinct from the migration lock key
 
@@ -34,10 +38,19 @@ def pass_lock(engine: Engine) -> Iterator[None]:
             try:
                 yield
             finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PASS_LOCK_KEY})
-                conn.commit()
+                try:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PASS_LOCK_KEY})
+                    conn.commit()
+                except DBAPIError as exc:
+                    # The lock's connection is gone (server restart, pg_terminate_backend): PostgreSQL released
+                    # the session's lock with it, so there is nothing left to unlock.
+                    log.warning("pass lock connection lost before unlock (the server released the lock): %s",
+                                str(exc.orig or exc).splitlines()[0] if str(exc) else type(exc).__name__)
         finally:
-            conn.close()
+            try:
+                conn.close()
+            except DBAPIError:
+                pass
         return
     database = engine.url.database
     if not database or database == ":memory:":
