@@ -73,7 +73,7 @@ class Fetch(Base):
     """One request for one page in one run, whatever its outcome."""
 
     __tablename__ = "fetches"
-    __table_args__ = (Index("ix_fetches_page_time", "page_id", "fetched_at"),)
+    __table_args__ = (Index("ix_fetches_page", "page_id"),)  # (page_id, rowid): "the last fetch of a page" by id
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
     page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"))
