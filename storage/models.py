@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from storage.types import CompressedJSON, UTCDateTime, utcnow
+from storage.types import CompressedJSON, HexDigest, UTCDateTime, utcnow
 
 
 class Base(DeclarativeBase):
@@ -86,8 +86,8 @@ class Fetch(Base):
     last_modified: Mapped[str | None] = mapped_column(Text)
     bytes: Mapped[int | None] = mapped_column(Integer)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
-    raw_hash: Mapped[str | None] = mapped_column(String(64))
-    content_hash: Mapped[str | None] = mapped_column(String(64))
+    raw_hash: Mapped[str | None] = mapped_column(HexDigest)  # 32 bytes stored, hex in Python and in fetch_log
+    content_hash: Mapped[str | None] = mapped_column(HexDigest)
     content_changed: Mapped[bool] = mapped_column(Boolean, default=False)
 
 

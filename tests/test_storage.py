@@ -14,7 +14,7 @@ from monitor.pagework import FetchResult, PageWork
 from storage import StorageError, open_database
 from storage import queries as q
 from storage.db import head_revision
-from storage.models import Version
+from storage.models import Fetch, Version
 from storage.models import Change, Fetch, Version
 
 GCWEB = """<html><head><title>{t}</title></head><body><main property="mainContentOfPage"><h1>{t}</h1>
@@ -160,25 +160,31 @@ def test_first_migration_upgrades_with_data_intact(db_url: str):
         conn.execute(sa.text("INSERT INTO versions (page_id, captured_at, content_hash, text, blocks, meta) "
                              "VALUES (1, :t, 'h', 'Fee $155', :b, '{}')"),
                      {"t": datetime(2024, 1, 1), "b": json.dumps(BLOCKS)})
+        conn.execute(sa.text("INSERT INTO fetches (page_id, fetched_at, outcome, attempts, raw_hash, content_hash, content_changed) "
+                             "VALUES (1, :t, 'ok', 1, :h, :h, false)"), {"t": datetime(2024, 1, 1), "h": HASH})
     engine.dispose()
     db = open_database(db_url)
     try:
         with db.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT pages_fetched FROM run_log")).scalar() == 3
             assert conn.execute(sa.text("SELECT text FROM page_versions")).scalar() == "Fee $155"
+            assert conn.execute(sa.text("SELECT raw_hash, content_hash FROM fetch_log")).one() == (HASH, HASH)  # hex for SQL
             from storage.db import current_revision
             assert current_revision(conn) == head_revision()
         with db.session() as s:
             assert s.get(Version, 1).blocks == BLOCKS  # converted to compressed JSON, read back intact
+            assert s.get(Fetch, 1).raw_hash == HASH  # stored as 32 bytes, read back as hex
         with db.engine.begin() as conn:  # and back down: the JSON column again, same content
             command.downgrade(alembic_config(conn), "0001")
             raw = conn.execute(sa.text("SELECT blocks FROM versions")).scalar()
             assert (json.loads(raw) if isinstance(raw, str) else raw) == BLOCKS
+            assert conn.execute(sa.text("SELECT raw_hash FROM fetches")).scalar() == HASH
             command.upgrade(alembic_config(conn), "head")
     finally:
         db.dispose()
 
 
+HASH = "ab" * 32
 BLOCKS = [{"kind": "h2", "section": [], "text": "Fees"}, {"kind": "p", "section": ["Fees"], "text": "Fee $155 — résidents"}]
 
 

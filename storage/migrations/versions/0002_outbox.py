@@ -1,6 +1,7 @@
 """Digest delivery (subscribers with their watermark, the outbox of digests, digest items, digest_log view) and
 the scope of a run (`nightly`, or the name of a `[[schedule.jobs]]` entry), shown in run_log; pages.main_fp;
-versions.blocks stored zlib-compressed (existing rows are converted in batches).
+versions.blocks stored zlib-compressed and fetches' hashes as 32-byte binaries (existing rows are converted in
+batches; the fetch_log view shows the hashes as hex).
 
 Revision ID: 0002
 Revises: 0001
@@ -73,11 +74,53 @@ def _drop_views() -> None:
         op.execute(f"DROP VIEW IF EXISTS {name}")
 
 
-def _create_views(run_log: str) -> None:
+FETCH_LOG = """
+        SELECT f.id AS fetch_id, p.url, f.run_id, f.fetched_at, f.outcome, f.http_status, f.message,
+               f.attempts, f.bytes, f.duration_ms, f.etag, f.last_modified, {hex_raw} AS raw_hash,
+               {hex_content} AS content_hash, f.content_changed
+        FROM fetches f JOIN pages p ON p.id = f.page_id"""
+HEX = {"sqlite": "lower(hex({col}))", "postgresql": "encode({col}, 'hex')"}
+
+
+def _fetch_log() -> str:
+    h = HEX[op.get_bind().dialect.name]
+    return FETCH_LOG.format(hex_raw=h.format(col="f.raw_hash"), hex_content=h.format(col="f.content_hash"))
+
+
+def _create_views(run_log: str, fetch_log: str | None = None) -> None:
     initial = _initial()
+    overrides = {"run_log": run_log, **({"fetch_log": fetch_log} if fetch_log else {})}
     for name, sql in initial.VIEWS.items():
-        op.execute(f"CREATE VIEW {name} AS {run_log if name == 'run_log' else sql}")
+        op.execute(f"CREATE VIEW {name} AS {overrides.get(name, sql)}")
     op.execute(f"CREATE VIEW change_topics AS {initial.TOPICS_VIEW[op.get_bind().dialect.name]}")
+
+
+def _convert_hashes(to_binary: bool) -> None:
+    """fetches.raw_hash / content_hash between hex text and 32-byte binary, 2,000 rows at a time."""
+    bind = op.get_bind()
+    last = 0
+    while True:
+        rows = bind.execute(sa.text("SELECT id, raw_hash, content_hash FROM fetches WHERE id > :last ORDER BY id LIMIT 2000"),
+                            {"last": last}).all()
+        if not rows:
+            break
+        conv = (lambda v: bytes.fromhex(v) if v else None) if to_binary else (lambda v: bytes(v).hex() if v is not None else None)
+        bind.execute(sa.text("UPDATE fetches SET raw_hash_new = :r, content_hash_new = :c WHERE id = :id"),
+                     [{"r": conv(r), "c": conv(c), "id": i} for i, r, c in rows])
+        last = rows[-1][0]
+
+
+def _swap_hashes(new_type: sa.types.TypeEngine, to_binary: bool) -> None:
+    with op.batch_alter_table("fetches") as batch:
+        batch.add_column(sa.Column("raw_hash_new", new_type))
+        batch.add_column(sa.Column("content_hash_new", new_type))
+    _convert_hashes(to_binary)
+    with op.batch_alter_table("fetches") as batch:
+        batch.drop_column("raw_hash")
+        batch.drop_column("content_hash")
+    with op.batch_alter_table("fetches") as batch:
+        batch.alter_column("raw_hash_new", new_column_name="raw_hash", existing_type=new_type)
+        batch.alter_column("content_hash_new", new_column_name="content_hash", existing_type=new_type)
 
 
 def _swap_blocks(new_type: sa.types.TypeEngine, to_compressed: bool) -> None:
@@ -92,6 +135,7 @@ def _swap_blocks(new_type: sa.types.TypeEngine, to_compressed: bool) -> None:
 def upgrade() -> None:
     _drop_views()
     _swap_blocks(sa.LargeBinary(), True)
+    _swap_hashes(sa.LargeBinary(), True)
     with op.batch_alter_table("runs") as batch:
         batch.add_column(sa.Column("scope", sa.String(40), nullable=False, server_default="nightly"))
     with op.batch_alter_table("pages") as batch:
@@ -100,7 +144,7 @@ def upgrade() -> None:
     # smaller than (page_id, fetched_at) on SQLite.
     op.drop_index("ix_fetches_page_time", table_name="fetches")
     op.create_index("ix_fetches_page", "fetches", ["page_id"])
-    _create_views(RUN_LOG)
+    _create_views(RUN_LOG, _fetch_log())
     op.create_table(
         "subscribers",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -141,6 +185,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     _drop_views()
     _swap_blocks(sa.JSON(), False)
+    _swap_hashes(sa.String(64), False)
     for table in ("digest_items", "digests", "subscribers"):
         op.drop_table(table)
     # Plain ALTER TABLE … DROP COLUMN (SQLite ≥ 3.35 and PostgreSQL): a batch rebuild of these tables would trip
