@@ -24,7 +24,10 @@ class Found:
 def read_sitemap(body: bytes, max_size: int) -> tuple[str, list[Found]]:
     """('sitemapindex' | 'urlset', entries). Raises ValueError on a body that is not a sitemap."""
     if gzip_magic_number_of(body):  # a .xml.gz served without Content-Encoding
-        body = gunzip(body, max_size=max_size)
+        try:
+            body = gunzip(body, max_size=max_size)
+        except (ValueError, EOFError, OSError) as exc:  # over DOWNLOAD_MAXSIZE once unpacked, or a broken gzip
+            raise ValueError(f"unusable gzipped sitemap: {exc}") from None
     try:
         sm = Sitemap(body)
     except (etree.XMLSyntaxError, ValueError) as exc:

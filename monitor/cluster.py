@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -129,7 +128,7 @@ def coordinate(db: Any, config: Config, run_id: int, progress: ProgressFn | None
             joined = int(r.get(k.joined) or 0)
             if progress is not None:
                 with db.session() as s:
-                    done = len(s.scalars(select(Fetch.id).where(Fetch.run_id == run_id)).all())
+                    done = q.run_fetch_count(s, run_id)
                 progress(done, max(expected, done))
             if pending == 0 and live == 0 and joined > 0:
                 break
@@ -188,7 +187,7 @@ def wait_for_pass(r: Any, prefix: str, wait_seconds: float, skip: int | None = N
 def run_worker(config: Config, *, wait_seconds: float | None = None,
                on_start: Callable[[int], None] | None = None) -> tuple[int, int]:
     """Work on the open pass (waiting for one if needed) until its frontier is drained; (run id, exit status)."""
-    from monitor.passrun import _die_with_parent
+    from monitor.passrun import spawn_crawl
 
     assert config.cluster is not None
     r = connect(config)
@@ -216,18 +215,14 @@ def run_worker(config: Config, *, wait_seconds: float | None = None,
     log_dir = config.reports_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / f"run-{run_id}.worker-{wid}.log"
-    env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "crawler.settings"}
     try:
-        with open(log_dir / f"run-{run_id}.worker-{wid}.console.log", "wb") as console:
-            proc = subprocess.Popen(worker_command(config, run_id, log_file), env=env, stdin=subprocess.DEVNULL,
-                                    stdout=console, stderr=subprocess.STDOUT,
-                                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
-            try:
-                rc = proc.wait()
-            except BaseException:
-                proc.terminate()
-                proc.wait(60)
-                raise
+        proc = spawn_crawl(worker_command(config, run_id, log_file), log_dir / f"run-{run_id}.worker-{wid}.console.log")
+        try:
+            rc = proc.wait()
+        except BaseException:
+            proc.terminate()
+            proc.wait(60)
+            raise
     finally:
         stop.set()
         r.delete(k.worker(wid))

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from sqlalchemy import func, select
-
 from monitor.config import Config
 from monitor.delivery import deliver, publish_site
 from monitor.health import crawl_health
@@ -26,7 +24,6 @@ from reports.render import write_run_reports
 from storage import open_database
 from storage import queries as q
 from storage.locks import pass_lock
-from storage.models import Fetch
 
 ProgressFn = Callable[[int, int], None]
 
@@ -89,23 +86,29 @@ def _die_with_parent() -> None:
         pass
 
 
+def spawn_crawl(cmd: list[str], console_log: Path) -> subprocess.Popen[bytes]:
+    """Start a Scrapy child (a local crawl or a cluster worker): crawler settings, its own stdout/stderr in
+    `console_log` (tracebacks land there), and SIGTERM if this process dies, so no orphan crawl writes on."""
+    env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "crawler.settings"}
+    with open(console_log, "wb") as console:
+        return subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
+                                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+
+
 def _crawl_locally(db, config: Config, run_id: int, log_file: Path, only: tuple[str, ...],
                    progress: ProgressFn | None, timeout: float | None) -> str | None:
     """The crawl as a child process on this machine; returns a failure message, or None."""
-    env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "crawler.settings"}
     cmd = crawl_command(config.path.resolve(), run_id, log_file, only=only)  # type: ignore[union-attr]
     expected = len(config.watches)
     started = time.monotonic()
-    console_log = log_file.with_name(f"run-{run_id}.console.log")  # the child's own stdout/stderr (tracebacks)
-    with open(console_log, "wb") as console:
-        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-                                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+    console_log = log_file.with_name(f"run-{run_id}.console.log")
+    proc = spawn_crawl(cmd, console_log)
     message = None
     try:
         while proc.poll() is None:
             if progress is not None:
                 with db.session() as s:
-                    done = s.scalar(select(func.count()).select_from(Fetch).where(Fetch.run_id == run_id)) or 0
+                    done = q.run_fetch_count(s, run_id)
                 progress(done, max(expected, done))
             if timeout is not None and time.monotonic() - started > timeout:
                 proc.terminate()

@@ -39,6 +39,11 @@ class ReportData:
         return "No changes"
 
 
+def is_baseline(c: Change) -> bool:
+    """A first recording of a watched page ("now watching"): a note, not news."""
+    return bool((c.details or {}).get("baseline"))
+
+
 def rank_key(c: Change) -> tuple[int, int, int]:
     return (0 if c.details_released else 1, SIGNIFICANCE_ORDER.get(c.significance, 3), c.id)
 
@@ -48,8 +53,8 @@ def load_run_report(s: Session, run_id: int, topic_names: dict[str, str] | None 
     if run is None:
         raise LookupError(f"no run {run_id}")
     all_changes = list(s.scalars(select(Change).where(Change.run_id == run_id)))
-    baseline = sorted((c for c in all_changes if (c.details or {}).get("baseline")), key=lambda c: c.id)
-    notices, rest = split_notices(c for c in all_changes if not (c.details or {}).get("baseline"))
+    baseline = sorted((c for c in all_changes if is_baseline(c)), key=lambda c: c.id)
+    notices, rest = split_notices(c for c in all_changes if not is_baseline(c))
     changes = sorted(rest, key=rank_key)
     names = dict(topic_names or {})
     groups: dict[str, list[Change]] = {}

@@ -14,7 +14,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 from typing import Iterable, Protocol, Sequence
 
-from reports.data import SIGNIFICANCE_ORDER, rank_key
+from reports.data import SIGNIFICANCE_ORDER, is_baseline
 from reports.render import environment
 from reports.sitewide import Notice, split_notices
 from storage.models import Change
@@ -29,10 +29,6 @@ class SubscriberLike(Protocol):
     min_significance: str
     frequency: str
     heartbeat: bool
-
-
-def is_baseline(c: Change) -> bool:
-    return bool((c.details or {}).get("baseline"))
 
 
 def wanted(c: Change, sub: SubscriberLike) -> bool:

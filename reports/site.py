@@ -14,6 +14,7 @@ from typing import Any, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from reports.data import is_baseline
 from reports.render import environment, write_atomic
 from storage.models import Change, Page, Version
 
@@ -48,10 +49,6 @@ def side_by_side(change: Change) -> list[SideBySide]:
     return rows
 
 
-def _baseline(c: Change) -> bool:
-    return bool((c.details or {}).get("baseline"))
-
-
 class Site:
     """Writes the site for the changes of a pass (and refreshes the index, feed and touched timelines)."""
 
@@ -84,13 +81,13 @@ class Site:
 
     def index_and_feed(self, s: Session) -> None:
         recent = list(s.scalars(select(Change).order_by(Change.id.desc()).limit(INDEX_LIMIT)))
-        shown = [c for c in recent if not _baseline(c)]
+        shown = [c for c in recent if not is_baseline(c)]
         self._render("site_index.html.j2", self.dir / "index.html", changes=shown)
         self._render("feed.atom.j2", self.dir / "feed.atom", changes=shown[:FEED_LIMIT],
                      updated=shown[0].detected_at if shown else None)
 
     def write_changes(self, s: Session, changes: Sequence[Change]) -> list[Path]:
-        changes = [c for c in changes if not _baseline(c)]  # "now watching" notes are not news: no pages for them
+        changes = [c for c in changes if not is_baseline(c)]  # "now watching" notes are not news: no pages for them
         paths = [self.change_page(s, c) for c in changes]
         for page_id in sorted({c.page_id for c in changes}):
             paths.append(self.timeline(s, page_id))
@@ -102,7 +99,7 @@ class Site:
         n = 0
         page_ids = set()
         for c in s.scalars(select(Change).order_by(Change.id).execution_options(yield_per=200)):
-            if _baseline(c):
+            if is_baseline(c):
                 continue
             self.change_page(s, c)
             page_ids.add(c.page_id)

@@ -37,6 +37,11 @@ def run_counts(s: Session, run_id: int) -> dict[str, int]:
             "failed": failed, "unchanged": max(0, fetched - failed - changed - new), "outcomes": rows}
 
 
+def run_fetch_count(s: Session, run_id: int) -> int:
+    """Fetch rows of a run so far: the pass's progress."""
+    return s.scalar(select(func.count()).select_from(Fetch).where(Fetch.run_id == run_id)) or 0
+
+
 def finish_run(s: Session, run_id: int, status: str, message: str | None = None, health: dict[str, Any] | None = None) -> Run:
     run = s.get(Run, run_id)
     assert run is not None

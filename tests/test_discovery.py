@@ -101,6 +101,10 @@ def test_read_sitemap_orders_by_lastmod_and_rejects_html():
     assert kind == "urlset" and [e.url[-6:] for e in entries] == ["b.html", "a.html", "c.html"]
     with pytest.raises(ValueError, match="not a sitemap"):
         read_sitemap(b"<html><body>Maintenance</body></html>", max_size=10_000_000)
+    with pytest.raises(ValueError, match="unusable gzipped sitemap"):  # a bomb: over the size limit once unpacked
+        read_sitemap(gzip.compress(body * 10_000), max_size=100_000)
+    with pytest.raises(ValueError, match="unusable gzipped sitemap"):
+        read_sitemap(gzip.compress(body)[:40], max_size=10_000_000)
 
 
 def test_read_feed_forms():

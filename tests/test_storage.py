@@ -14,7 +14,6 @@ from monitor.pagework import FetchResult, PageWork
 from storage import StorageError, open_database
 from storage import queries as q
 from storage.db import head_revision
-from storage.models import Fetch, Version
 from storage.models import Change, Fetch, Version
 
 GCWEB = """<html><head><title>{t}</title></head><body><main property="mainContentOfPage"><h1>{t}</h1>
