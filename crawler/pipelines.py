@@ -1,5 +1,6 @@
 """The item pipeline: each FetchResult goes through monitor.pagework (extract, hash, compare, store) in one
-transaction per page. When the spider runs without a run id (plain `scrapy crawl watchlist`), the pipeline
+transaction per page, in page-work processes (`crawl.page_workers`, one per core by default; see
+crawler.workers) or, with `page_workers = 0`, on one thread of the crawl process. When the spider runs without a run id (plain `scrapy crawl watchlist`), the pipeline
 opens and closes a run itself so the history stays complete."""
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from scrapy.crawler import Crawler
 
 from crawler.items import FetchResult
+from crawler.workers import PageWorkerPool
 from monitor.health import crawl_health
 from monitor.pagework import PageWork
 from storage import open_database
@@ -25,6 +27,7 @@ class StorePipeline:
         self.crawler = crawler
         self.db: Database | None = None
         self.work: PageWork | None = None
+        self.pool: PageWorkerPool | None = None
         self.own_run = False
         self.errors = 0
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pagework")
@@ -43,15 +46,21 @@ class StorePipeline:
                 spider.run_id = q.open_run(s, config.digest()).id
                 self.own_run = True
         self.work = PageWork(self.db, config, spider.run_id, first_run=first_run)
+        processes = config.crawl.page_worker_count()
+        if processes:
+            self.pool = PageWorkerPool(config, spider.run_id, first_run, processes)
 
     async def process_item(self, item: Any) -> Any:
-        """Page work runs on one worker thread, in arrival order, so the reactor keeps downloading meanwhile
-        (parsing, compression and SQLite release the GIL). One thread: pages are stored one at a time."""
+        """Page work runs in the page-work processes (or on one worker thread), so the reactor keeps downloading
+        meanwhile. A page that cannot be stored is logged and counted; the run is then marked failed."""
         if not isinstance(item, FetchResult) or self.work is None:
             return item
         stats = self.crawler.stats
         try:
-            outcome = await asyncio.wrap_future(self.executor.submit(self.work.process, item))
+            if self.pool is not None:
+                outcome = await self.pool.process(item)
+            else:
+                outcome = await asyncio.wrap_future(self.executor.submit(self.work.process, item))
         except Exception:
             self.errors += 1
             stats.inc_value("policywatch/page_errors")
@@ -64,6 +73,8 @@ class StorePipeline:
 
     def close_spider(self) -> None:
         self.executor.shutdown(wait=True)
+        if self.pool is not None:
+            self.pool.shutdown()
         if self.db is None:
             return
         spider = self.crawler.spider

@@ -63,6 +63,15 @@ class CrawlSettings:
     timeout: float = 30.0
     retries: int = 2
     max_size_mb: int = 16
+    #: Processes that do the per-page work (extract, hash, compare, store) beside the crawl's own process;
+    #: -1 = one per CPU core, 0 = on a thread of the crawl process (no child processes).
+    page_workers: int = -1
+
+    def page_worker_count(self) -> int:
+        """The number of page-work processes to start (0: work on a thread of the crawl process)."""
+        if self.page_workers >= 0:
+            return self.page_workers
+        return max(1, min(os.cpu_count() or 1, 8))
 
 
 @dataclass(frozen=True)
@@ -218,7 +227,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
 
     crawl_t = _expect(data.get("crawl", {}), dict, "crawl")
     crawl_keys = {"allowed_domains", "user_agent", "obey_robots", "concurrency_per_domain", "download_delay",
-                  "autothrottle", "timeout", "retries", "max_size_mb"}
+                  "autothrottle", "timeout", "retries", "max_size_mb", "page_workers"}
     _check_keys(crawl_t, crawl_keys, "crawl")
     if "allowed_domains" not in crawl_t:
         raise ConfigError("crawl.allowed_domains: missing (list the hosts policywatch may request, e.g. [\"www.canada.ca\"])")
@@ -232,11 +241,13 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
             raise ConfigError(f"crawl.allowed_domains[{i}]: {exc}") from exc
     crawl_kwargs: dict[str, Any] = {}
     for key, typ in (("user_agent", str), ("obey_robots", bool), ("autothrottle", bool), ("concurrency_per_domain", int),
-                     ("retries", int), ("max_size_mb", int), ("download_delay", (int, float)), ("timeout", (int, float))):
+                     ("retries", int), ("max_size_mb", int), ("page_workers", int), ("download_delay", (int, float)), ("timeout", (int, float))):
         if key in crawl_t:
             crawl_kwargs[key] = _expect(crawl_t[key], typ, f"crawl.{key}")
     if crawl_kwargs.get("max_size_mb", 16) < 10:
         raise ConfigError("crawl.max_size_mb: must be at least 10 (IRCC's rounds JSON alone is 0.5 MB and growing)")
+    if crawl_kwargs.get("page_workers", -1) < -1:
+        raise ConfigError("crawl.page_workers: must be -1 (one per CPU core), 0 (no child processes) or a count")
     if crawl_kwargs.get("concurrency_per_domain", 1) < 1:
         raise ConfigError("crawl.concurrency_per_domain: must be at least 1")
     crawl = CrawlSettings(allowed_domains=domains, **crawl_kwargs)

@@ -1,0 +1,145 @@
+"""Page work in child processes (crawler.workers): results are stored exactly as on the thread path, a dead
+worker costs only its pages in flight, and workers never outlive the crawl process."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from crawler.workers import PageWorkerPool
+from monitor.config import parse_config
+from monitor.pagework import FetchResult
+from storage import open_database
+from storage import queries as q
+from storage.models import Change, Fetch, Version
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = ('<html><head><title>Page {i}</title></head><body><main property="mainContentOfPage"><h1>Permit {i}</h1>'
+        '<h2>Fees</h2><p>The processing fee is {fee}.</p></main></body></html>')
+
+
+def _config(db_url: str, n: int):
+    return parse_config({"storage": {"url": db_url}, "crawl": {"allowed_domains": ["www.canada.ca"]},
+                         "watch": [{"url": f"https://www.canada.ca/en/p{i}.html"} for i in range(n)]})
+
+
+def _result(i: int, fee: str = "$155") -> FetchResult:
+    return FetchResult(url=f"https://www.canada.ca/en/p{i}.html", status=200, content_type="text/html",
+                       body=PAGE.format(i=i, fee=fee).encode())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped) is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _run_night(db_url: str, n: int, fee: str, first: bool, processes: int = 2) -> list[str]:
+    db = open_database(db_url)
+    with db.session() as s:
+        run_id = q.open_run(s).id
+    pool = PageWorkerPool(_config(db_url, n), run_id, first, processes)
+
+    async def go():
+        return await asyncio.gather(*(pool.process(_result(i, fee)) for i in range(n)))
+    try:
+        outcomes = asyncio.run(go())
+    finally:
+        pool.shutdown()
+        db.dispose()
+    return [o.result for o in outcomes]
+
+
+def test_two_workers_store_every_page_once_on_sqlite(tmp_path):
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    assert _run_night(url, 30, "$155", True) == ["new"] * 30  # baselines
+    second = _run_night(url, 30, "$230", False)
+    assert second == ["changed"] * 30
+    db = open_database(url)
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Fetch)) == 60
+        assert s.scalar(select(func.count()).select_from(Version)) == 60
+        changed = s.scalars(select(Change).where(Change.kind != "new_page")).all()
+        assert len(changed) == 30 and all("$230" in (c.summary or "") for c in changed)
+    db.dispose()
+
+
+def test_a_killed_worker_loses_only_its_pages_and_the_pool_recovers(tmp_path):
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    db = open_database(url)
+    with db.session() as s:
+        run_id = q.open_run(s).id
+    pool = PageWorkerPool(_config(url, 5), run_id, True, 1)
+
+    async def go():
+        assert (await pool.process(_result(0))).outcome == "ok"
+        (victim,) = pool.pids()
+        os.kill(victim, signal.SIGKILL)
+        with pytest.raises(BrokenProcessPool):
+            for i in range(1, 3):  # the dead worker is noticed on the next submission or its result
+                await pool.process(_result(i))
+        assert (await pool.process(_result(4))).outcome == "ok"
+        assert victim not in pool.pids()
+    try:
+        asyncio.run(go())
+    finally:
+        pool.shutdown()
+    with db.session() as s:
+        stored = set(s.scalars(select(Fetch.page_id)).all())
+    assert len(stored) >= 2  # pages 0 and 4 at least; nothing half-written (one transaction per page)
+    db.dispose()
+
+
+def test_workers_exit_when_the_crawl_process_is_killed(tmp_path):
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    db = open_database(url)
+    with db.session() as s:
+        q.open_run(s)  # run 1, which the workers write against
+    db.dispose()
+    script = textwrap.dedent(f"""
+        import asyncio, sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from tests.test_workers import _config, _result
+        from crawler.workers import PageWorkerPool
+        pool = PageWorkerPool(_config({url!r}, 2), 1, True, 2)
+        asyncio.run(pool.process(_result(0)))
+        asyncio.run(pool.process(_result(1)))
+        print(" ".join(map(str, pool.pids())), flush=True)
+        time.sleep(60)
+    """)
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(x) for x in p.stdout.readline().split()]
+        assert pids and all(_alive(pid) for pid in pids)
+        p.kill()  # kill -9: no chance to shut the pool down
+        p.wait()
+        deadline = time.monotonic() + 5
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in pids), "page workers outlived the crawl process"
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
+def test_page_workers_setting_is_validated():
+    from monitor.config import ConfigError
+    base = {"crawl": {"allowed_domains": ["www.canada.ca"]}}
+    assert parse_config(base).crawl.page_worker_count() >= 1
+    assert parse_config({"crawl": {**base["crawl"], "page_workers": 0}}).crawl.page_worker_count() == 0
+    with pytest.raises(ConfigError, match="page_workers"):
+        parse_config({"crawl": {**base["crawl"], "page_workers": -3}})
