@@ -74,6 +74,8 @@ def main() -> int:
     ap.add_argument("--change-rate", type=float, default=0.01)
     ap.add_argument("--urlwatch", help="path of a urlwatch executable (pip install urlwatch html2text); omit to skip")
     ap.add_argument("--no-bare", action="store_true", help="skip the bare Scrapy ceiling")
+    ap.add_argument("--page-workers", type=int, default=-1,
+                    help="policywatch's crawl.page_workers (-1: one per core, 0: a thread of the crawl process)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     out = args.out or ROOT / "bench" / "results" / f"crawl-{args.pages}.json"
@@ -92,7 +94,7 @@ def main() -> int:
             (work / "pw.toml").write_text(
                 f'[storage]\nurl = "sqlite:///{(work / "pw.db").as_posix()}"\n\n[reports]\ndir = "{(work / "reports").as_posix()}"\n\n'
                 f'[crawl]\nallowed_domains = ["127.0.0.1:{port}"]\ndownload_delay = 0\nautothrottle = false\nretries = 0\n'
-                f"concurrency_per_domain = 16\n\n{watches}", encoding="utf-8")
+                f"concurrency_per_domain = 16\npage_workers = {args.page_workers}\n\n{watches}", encoding="utf-8")
             (work / "urls.yaml").write_text("\n---\n".join(
                 f"name: p{i}\nurl: {u}\nfilter:\n  - xpath: //main\n  - html2text" for i, u in enumerate(urls)) + "\n",
                 encoding="utf-8")

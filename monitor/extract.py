@@ -15,10 +15,9 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from typing import Any, Iterable
 from urllib.parse import urljoin
-
-from functools import lru_cache
 
 from lxml import etree
 from lxml.cssselect import CSSSelector
@@ -56,9 +55,16 @@ class Extraction:
     def text(self) -> str:
         return "\n".join(b["text"] for b in self.blocks if b["text"])
 
+    @cached_property
+    def blocks_json(self) -> str:
+        """The blocks as canonical JSON (sorted keys, compact): hashed here, stored compressed by the page work."""
+        return json.dumps(self.blocks, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
     @property
     def content_hash(self) -> str:
-        return content_hash(self.title, self.blocks)
+        """Equal to content_hash(title, blocks), with the blocks serialized once."""
+        payload = "[" + json.dumps(self.title, ensure_ascii=False) + "," + self.blocks_json + "]"
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 def content_hash(title: str, blocks: Iterable[dict[str, Any]] | Any) -> str:

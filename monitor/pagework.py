@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,7 @@ from monitor.urls import normalize_url
 from storage import queries as q
 from storage.db import Database
 from storage.models import Change, Fetch, Page, Version
-from storage.types import utcnow
+from storage.types import PackedJSON, utcnow
 
 log = logging.getLogger(__name__)
 GONE_STATUSES = (404, 410)
@@ -124,83 +125,112 @@ class PageWork:
                                to_version_id=to_v.id if to_v else None, details=decision.details))
 
     def _process(self, s, r: FetchResult) -> PageOutcome:
+        """Reads first, then the CPU work (hash, parse, compress, diff), then every write at the end: the write
+        transaction (on SQLite, the database-wide write lock) is held for milliseconds, not for a parse, so
+        page-work processes do not queue behind each other."""
         watch = self.config.watch_for(r.url)
         source = "watch" if watch else r.source
-        topics = list(watch.topics) if watch else []
-        page, created = q.get_or_create_page(s, r.url, normalize_url(r.url), source=source, topics=topics)
-        if not watch:
-            topics = list(page.topics or [])
+        url_key = normalize_url(r.url)
+        page = q.get_page(s, url_key)
+        topics = list(watch.topics) if watch else list(page.topics or []) if page is not None else []
+
+        def ensure_page() -> Page:
+            nonlocal page
+            if page is None:
+                page, _ = q.get_or_create_page(s, r.url, url_key, source=source, topics=topics)
+            elif watch and (page.source != "watch" or list(page.topics) != topics):
+                page.source, page.topics = "watch", topics
+            return page
 
         if r.outcome != "ok":
-            return self._failed(s, page, r)
+            return self._failed(s, ensure_page(), r)
 
         body = r.body or b""
         raw_hash = hashlib.sha256(body).hexdigest()
-        prev_h = q.last_version_hashes(s, page.id)
+        prev_h = q.last_version_hashes(s, page.id) if page is not None else None
         if prev_h is not None and prev_h[1] == raw_hash:  # byte-identical: no parse, no diff, no version loaded
-            self._record_fetch(s, page, r, "ok", raw_hash=raw_hash, content_hash=prev_h[2])
-            self._mark_seen(page, r)
-            return PageOutcome("unchanged", "ok")
+            return self._unchanged(s, ensure_page(), r, raw_hash, prev_h[2])
 
         kind = watch.kind if watch else "auto"
+        gcweb_before = page is not None and page.extractor == "gcweb"
         fp = None
-        if page.extractor == "gcweb" and prev_h is not None and _is_html(r) and kind != "json":
+        if gcweb_before and prev_h is not None and _is_html(r) and kind != "json":
             fp = main_fingerprint(body, r.encoding, self.config.rules_for(r.url)[2])
             if fp is not None and fp == page.main_fp:  # noise outside <main> only: the content cannot differ
-                self._record_fetch(s, page, r, "ok", raw_hash=raw_hash, content_hash=prev_h[2])
-                self._mark_seen(page, r)
-                return PageOutcome("unchanged", "ok")
+                return self._unchanged(s, ensure_page(), r, raw_hash, prev_h[2])
         try:
             if _is_json(r, kind):
                 doc = to_records(parse_json(body), watch.json_records if watch else None, watch.json_id if watch else None)
-                content_hash, title = records_hash(doc), page.title or r.url.rsplit("/", 1)[-1]
+                content_hash, title = records_hash(doc), (page.title if page is not None else None) or r.url.rsplit("/", 1)[-1]
                 blocks, text, meta, extractor = doc, records_text(doc), {"extractor": "json", "records": len(doc["records"])}, "json"
+                blocks_json = None
             elif _is_html(r):
                 drops, ignores, rules_digest = self.config.rules_for(r.url)
                 ex = extract_html(body, r.url, encoding=r.encoding, extra_noise=drops, ignore_patterns=ignores,
-                                  require_gcweb=page.extractor == "gcweb")
+                                  require_gcweb=gcweb_before)
                 ex.meta["rules"] = rules_digest
                 reason = soft_error_reason(ex.title, ex.text, [b["text"] for b in ex.blocks if b["kind"] in ("h1", "h2")])
                 if reason:
-                    return self._failed(s, page, r, "soft_error", reason)
+                    return self._failed(s, ensure_page(), r, "soft_error", reason)
                 content_hash, title, blocks, text, meta, extractor = ex.content_hash, ex.title, ex.blocks, ex.text, ex.meta, ex.extractor
+                blocks_json = ex.blocks_json
             else:
-                return self._failed(s, page, r, "soft_error", f"unsupported content type {r.content_type!r}: not HTML or JSON")
+                return self._failed(s, ensure_page(), r, "soft_error", f"unsupported content type {r.content_type!r}: not HTML or JSON")
         except MalformedJSON as exc:
-            return self._failed(s, page, r, "soft_error", str(exc))
+            return self._failed(s, ensure_page(), r, "soft_error", str(exc))
         except NoMainContent as exc:
-            return self._failed(s, page, r, "soft_error", f"{exc} (selector drift or an error page)")
+            return self._failed(s, ensure_page(), r, "soft_error", f"{exc} (selector drift or an error page)")
 
-        self._mark_seen(page, r)
-        page.extractor = page.extractor or extractor
-        if extractor == "gcweb":
-            page.main_fp = fp or main_fingerprint(body, r.encoding, meta.get("rules", ""))
-        if extractor != "json" or not page.title:
-            page.title = title or page.title
-            if meta.get("canonical_url"):
-                page.canonical_url = meta["canonical_url"]
+        old_title = page.title if page is not None else None
+        new_title = old_title if extractor == "json" and old_title else (title or old_title)
+        main_fp = (fp or main_fingerprint(body, r.encoding, meta.get("rules", ""))) if extractor == "gcweb" else None
         if prev_h is not None and prev_h[2] == content_hash:  # noise only: keep just the hashes
+            page = ensure_page()
+            self._update_page(page, r, extractor, new_title, meta, main_fp)
             self._record_fetch(s, page, r, "ok", raw_hash=raw_hash, content_hash=content_hash)
             return PageOutcome("unchanged", "ok")
-        prev = q.last_version(s, page.id) if prev_h is not None else None  # needed only now: the content changed
 
-        q.store_body(s, raw_hash, body, r.content_type)
-        fetch = self._record_fetch(s, page, r, "ok", raw_hash=raw_hash, content_hash=content_hash, content_changed=True)
-        version = q.add(s, Version(page_id=page.id, fetch_id=fetch.id, captured_at=r.fetched_at, content_hash=content_hash,
-                                   raw_hash=raw_hash, title=page.title, text=text, blocks=blocks,
-                                   meta={**meta, "content_type": r.content_type}))
+        # The content changed (or the page is new): read what the comparison needs, compare, then write.
+        prev = q.last_version(s, page.id) if prev_h is not None else None
         old = {"blocks": prev.blocks, "meta": prev.meta, "text": prev.text} if prev is not None else None
         if old is not None and extractor != "json" and (prev.meta or {}).get("rules", "") != meta.get("rules", ""):
             old = self._reextract(s, prev, r) or old  # noise rules changed: compare like with like
-        common = dict(url=page.url, title=page.title or page.url, old=old, watch_topics=topics,
-                      topic_defs=self.config.topics, discovered=page.source == "discovered",
-                      baseline=page.source == "watch" or self.first_run)
+        page_source = "watch" if watch else page.source if page is not None else source
+        common = dict(url=page.url if page is not None else r.url, title=new_title or r.url, old=old, watch_topics=topics,
+                      topic_defs=self.config.topics, discovered=page_source == "discovered",
+                      baseline=page_source == "watch" or self.first_run)
         decision = (detect_json(new_doc=blocks, **common) if extractor == "json"
                     else detect_html(new_blocks=blocks, new_meta=meta, **common))
+        body_blob = None if q.body_stored(s, raw_hash) else zlib.compress(body, 6)
+        stored_blocks = PackedJSON.pack(blocks_json) if blocks_json is not None else blocks
+
+        page = ensure_page()  # writes from here on
+        self._update_page(page, r, extractor, new_title, meta, main_fp)
+        q.store_body(s, raw_hash, body, r.content_type, compressed=body_blob)
+        fetch = self._record_fetch(s, page, r, "ok", raw_hash=raw_hash, content_hash=content_hash, content_changed=True)
+        version = q.add(s, Version(page_id=page.id, fetch_id=fetch.id, captured_at=r.fetched_at, content_hash=content_hash,
+                                   raw_hash=raw_hash, title=page.title, text=text, blocks=stored_blocks,
+                                   meta={**meta, "content_type": r.content_type}))
         if decision is None:
             return PageOutcome("unchanged", "ok")
         change = self._add_change(s, page, decision, prev, version)
         return PageOutcome("new" if decision.kind == "new_page" else "changed", "ok", change.id)
+
+    def _unchanged(self, s, page: Page, r: FetchResult, raw_hash: str, content_hash: str) -> PageOutcome:
+        self._record_fetch(s, page, r, "ok", raw_hash=raw_hash, content_hash=content_hash)
+        self._mark_seen(page, r)
+        return PageOutcome("unchanged", "ok")
+
+    def _update_page(self, page: Page, r: FetchResult, extractor: str, title: str | None, meta: dict[str, Any],
+                     main_fp: str | None) -> None:
+        self._mark_seen(page, r)
+        page.extractor = page.extractor or extractor
+        if main_fp is not None:
+            page.main_fp = main_fp
+        if title and page.title != title:
+            page.title = title
+        if extractor != "json" and meta.get("canonical_url") and page.canonical_url != meta["canonical_url"]:
+            page.canonical_url = meta["canonical_url"]
 
     def _reextract(self, s, prev: Version, r: FetchResult) -> dict[str, Any] | None:
         """The previous version extracted again with today's rules, from its stored raw body (if kept)."""

@@ -10,16 +10,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from typing import TYPE_CHECKING
+
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: The newest migration's revision id (tests/test_storage.py checks it against Alembic's head). Why a constant:
+#: every process (the pass, the crawl, each page worker) checks the schema on open, and a database at this
+#: revision needs no Alembic import at all (≈1 s of start-up per process).
+HEAD_REVISION = "0002"
 ADVISORY_LOCK_KEY = 0x706F6C6963  # "polic": any fixed 64-bit key, shared by every policywatch process
 
 
@@ -27,7 +33,9 @@ class StorageError(Exception):
     """The database cannot be used; the message says why in one line."""
 
 
-def alembic_config(connection: Connection | None = None) -> AlembicConfig:
+def alembic_config(connection: Connection | None = None) -> "AlembicConfig":
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     if connection is not None:
@@ -35,8 +43,14 @@ def alembic_config(connection: Connection | None = None) -> AlembicConfig:
     return cfg
 
 
+def _script() -> "ScriptDirectory":
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config())
+
+
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = _script().get_current_head()
     assert head is not None
     return head
 
@@ -110,12 +124,30 @@ def _migration_lock(conn: Connection) -> Iterator[None]:
 
 
 def current_revision(conn: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(conn).get_current_revision()
+
+
+def _stored_revision(conn: Connection) -> str | None:
+    """The schema revision recorded in the database, read with plain SQL (None: no schema yet)."""
+    try:
+        with conn.begin_nested() if conn.in_transaction() else conn.begin():
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except (OperationalError, SQLAlchemyError) as exc:
+        if "alembic_version" in str(exc):  # no such table / relation: a new, empty database
+            return None
+        raise
 
 
 def upgrade(engine: Engine) -> str | None:
     """Bring the schema to head under a cross-process lock; refuse a database newer than this code."""
-    script = ScriptDirectory.from_config(alembic_config())
+    with engine.connect() as conn:
+        if _stored_revision(conn) == HEAD_REVISION:  # the common case: nothing to migrate, no Alembic import
+            return HEAD_REVISION
+    from alembic import command
+
+    script = _script()
     with engine.connect() as conn:
         with _migration_lock(conn):
             rev = current_revision(conn)
@@ -169,10 +201,10 @@ def open_database(url: str, *, migrate: bool = True, readonly: bool = False) -> 
             upgrade(db.engine)
         else:
             with db.engine.connect() as conn:
-                rev = current_revision(conn)
+                rev = _stored_revision(conn)
             if rev is None:
                 raise StorageError("the database has no policywatch schema yet: run `policywatch run` or `policywatch db upgrade`")
-            if not _known(ScriptDirectory.from_config(alembic_config()), rev):
+            if rev != HEAD_REVISION and not _known(_script(), rev):
                 raise StorageError(f"the database is at schema revision {rev}, newer than this policywatch: upgrade policywatch")
     except StorageError:
         db.dispose()

@@ -111,16 +111,23 @@ def validators(s: Session) -> dict[str, tuple[str | None, str | None]]:
     return {k: (e, lm) for k, e, lm in rows if e or lm}
 
 
-def store_body(s: Session, sha256: str, data: bytes, content_type: str | None) -> None:
-    """Store a raw body once; identical bytes are never stored twice."""
+def body_stored(s: Session, sha256: str) -> bool:
+    """Whether these raw bytes are stored already (with their data: not pruned)."""
+    return s.scalar(select(Body.sha256).where(Body.sha256 == sha256, Body.data.is_not(None))) is not None
+
+
+def store_body(s: Session, sha256: str, data: bytes, content_type: str | None, *, compressed: bytes | None = None) -> None:
+    """Store a raw body once; identical bytes are never stored twice. `compressed`: `data` zlib-compressed
+    already (done before the write transaction began, so the lock is not held for it)."""
     existing = s.get(Body, sha256)
     if existing is not None:
         if existing.data is None:  # pruned earlier, needed again
-            existing.data = zlib.compress(data, 6)
+            existing.data = compressed or zlib.compress(data, 6)
         return
     try:
         with s.begin_nested():
-            s.add(Body(sha256=sha256, size=len(data), content_type=content_type, data=zlib.compress(data, 6), created_at=utcnow()))
+            s.add(Body(sha256=sha256, size=len(data), content_type=content_type,
+                       data=compressed or zlib.compress(data, 6), created_at=utcnow()))
             s.flush()
     except IntegrityError:
         pass

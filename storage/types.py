@@ -40,6 +40,17 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class PackedJSON(bytes):
+    """A value for a CompressedJSON column that the caller has serialized and compressed already (stored as is).
+
+    Why: the page work serializes a version's blocks anyway (for the content hash) and compresses them before
+    its write transaction begins, so the database lock is not held for it."""
+
+    @classmethod
+    def pack(cls, json_text: str) -> "PackedJSON":
+        return cls(zlib.compress(json_text.encode("utf-8"), 6))
+
+
 class CompressedJSON(TypeDecorator[Any]):
     """JSON stored zlib-compressed (a BLOB / bytea), read back as Python objects.
 
@@ -53,6 +64,8 @@ class CompressedJSON(TypeDecorator[Any]):
     def process_bind_param(self, value: Any, dialect) -> bytes | None:  # type: ignore[override]
         if value is None:
             return None
+        if isinstance(value, PackedJSON):
+            return bytes(value)
         return zlib.compress(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), 6)
 
     def process_result_value(self, value: bytes | None, dialect) -> Any:  # type: ignore[override]

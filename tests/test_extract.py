@@ -70,3 +70,15 @@ def test_charset_from_bytes():
     body = "<html><head><meta charset='windows-1252'></head><body><main property='mainContentOfPage'><h1>Frais</h1><p>Co\xfbt : 155 $</p></main></body></html>".encode("cp1252")
     ex = extract_html(body, "u", encoding="cp1252")
     assert ex.blocks[1]["text"] == "Coût : 155 $"
+
+
+def test_content_hash_serializes_blocks_once_and_matches_the_canonical_hash():
+    """Extraction.content_hash reuses blocks_json (also what the page work stores): it must equal the canonical
+    content_hash(title, blocks) that every stored version was hashed with, or every page would look new."""
+    import json
+
+    from monitor.extract import content_hash
+    for f in sorted(NOISE.rglob("*.html"))[:6]:
+        ex = extract_html(f.read_bytes(), "https://www.canada.ca/en/x.html")
+        assert ex.blocks and ex.content_hash == content_hash(ex.title, ex.blocks)
+        assert json.loads(ex.blocks_json) == ex.blocks

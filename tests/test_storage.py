@@ -216,3 +216,9 @@ def test_lost_postgresql_connection_recovers(pg_url: str):
             assert q.open_run(s).id >= 1
     finally:
         db.dispose()
+
+
+def test_head_revision_constant_matches_the_migrations():
+    """storage.db skips Alembic when a database is at HEAD_REVISION: the constant must name the real head."""
+    from storage.db import HEAD_REVISION
+    assert HEAD_REVISION == head_revision()
