@@ -5,7 +5,9 @@ opens and closes a run itself so the history stays complete."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,7 +19,7 @@ from monitor.health import crawl_health
 from monitor.pagework import PageWork
 from storage import open_database
 from storage import queries as q
-from storage.db import Database
+from storage.db import Database, describe_error, is_fatal_storage_error
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,8 @@ class StorePipeline:
         self.pool: PageWorkerPool | None = None
         self.own_run = False
         self.errors = 0
+        self.first_error: str | None = None
+        self.stopping = False
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pagework")
 
     @classmethod
@@ -61,10 +65,16 @@ class StorePipeline:
                 outcome = await self.pool.process(item)
             else:
                 outcome = await asyncio.wrap_future(self.executor.submit(self.work.process, item))
-        except Exception:
+        except Exception as exc:
             self.errors += 1
+            self.first_error = self.first_error or f"{item.url}: {describe_error(exc)}"
             stats.inc_value("policywatch/page_errors")
-            log.exception("could not store the result for %s; nothing was written for it", item.url)
+            log.error("could not store the result for %s; nothing was written for it: %s", item.url, exc,
+                      exc_info=not is_fatal_storage_error(exc))
+            if is_fatal_storage_error(exc) and not self.stopping:  # every later page would fail the same way
+                self.stopping = True
+                log.error("stopping the crawl: %s", describe_error(exc))
+                asyncio.ensure_future(self.crawler.engine.close_spider_async(reason="storage_error"))
             return item
         stats.inc_value(f"policywatch/result/{outcome.result}")
         stats.inc_value(f"policywatch/outcome/{outcome.outcome}")
@@ -75,6 +85,7 @@ class StorePipeline:
         self.executor.shutdown(wait=True)
         if self.pool is not None:
             self.pool.shutdown()
+        self._write_result()
         if self.db is None:
             return
         spider = self.crawler.spider
@@ -84,3 +95,14 @@ class StorePipeline:
                 q.finish_run(s, spider.run_id, "completed" if not self.errors else "failed",
                              f"{self.errors} pages could not be stored" if self.errors else None, health)
         self.db.dispose()
+
+    def _write_result(self) -> None:
+        """Tell the pass (which owns the run) how many pages could not be stored: `POLICYWATCH_RESULT_FILE`.
+        Why a file: the pages that failed left no row to count, and the database may be what failed."""
+        path = self.crawler.settings.get("POLICYWATCH_RESULT_FILE")
+        if not path:
+            return
+        try:
+            Path(path).write_text(json.dumps({"page_errors": self.errors, "first_error": self.first_error}), encoding="utf-8")
+        except OSError as exc:  # a full disk: the pass sees no result file and fails the run
+            log.error("could not write the crawl result file %s: %s", path, exc)

@@ -26,6 +26,7 @@ from typing import Any
 from monitor.config import Config
 from monitor.pagework import FetchResult, PageOutcome, PageWork
 from storage import open_database
+from storage.db import StorageError, describe_error, is_fatal_storage_error
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,16 @@ def _init(config: Config, run_id: int, first_run: bool, parent: int) -> None:
 
 def _process(item: FetchResult) -> PageOutcome:
     assert _work is not None, "worker not initialised"
-    return _work.process(item)
+    try:
+        return _work.process(item)
+    except Exception as exc:
+        if not is_fatal_storage_error(exc):
+            raise
+        # Describe it here: the error chain (SQLite's own rollback on a full disk raises a follow-up error with
+        # the real one as its context) does not survive the trip back to the crawl process.
+        err = StorageError(describe_error(exc))
+        err.fatal = True
+        raise err from None
 
 
 class PageWorkerPool:

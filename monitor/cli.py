@@ -528,7 +528,9 @@ from monitor import cli_ops  # noqa: E402,F401  (registers digest, site, status 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: turn known errors into one-line messages and exit codes."""
-    from storage.db import StorageError
+    from sqlalchemy.exc import DBAPIError
+
+    from storage.db import StorageError, describe_error
 
     try:
         app(args=argv, standalone_mode=False)
@@ -540,6 +542,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_USAGE)
     except StorageError as exc:
         sys.stderr.write(f"policywatch: {exc}\n")
+        sys.exit(EXIT_STORAGE)
+    except DBAPIError as exc:  # the database failed mid-command (locked, disk full, server gone): one line, exit 3
+        sys.stderr.write(f"policywatch: {describe_error(exc)}\n")
         sys.exit(EXIT_STORAGE)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

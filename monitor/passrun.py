@@ -6,6 +6,7 @@ watchlist` with `SCRAPY_SETTINGS_MODULE=crawler.settings`, and watches progress 
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -45,10 +46,15 @@ class PassResult:
     delivery_error: str | None = None
 
 
+def result_file(log_file: Path) -> Path:
+    """Where the crawl child reports pages it could not store (crawler.pipelines writes it at the end)."""
+    return log_file.with_suffix(".result.json")
+
+
 def crawl_command(config_path: Path, run_id: int, log_file: Path, log_level: str = "INFO",
                   only: tuple[str, ...] = ()) -> list[str]:
     cmd = [sys.executable, "-m", "scrapy", "crawl", "watchlist", "-a", f"config={config_path}", "-a", f"run_id={run_id}",
-           "-s", f"LOG_FILE={log_file}", "-s", f"LOG_LEVEL={log_level}"]
+           "-s", f"LOG_FILE={log_file}", "-s", f"LOG_LEVEL={log_level}", "-s", f"POLICYWATCH_RESULT_FILE={result_file(log_file)}"]
     return cmd + (["-a", "only=" + "|".join(only)] if only else [])
 
 
@@ -115,7 +121,10 @@ def _crawl_locally(db, config: Config, run_id: int, log_file: Path, only: tuple[
                 proc.wait(30)
                 message = f"crawl stopped after the {timeout:.0f} s timeout"
                 break
-            time.sleep(0.3)
+            try:
+                proc.wait(0.3)  # returns as soon as the crawl ends
+            except subprocess.TimeoutExpired:
+                pass
     except BaseException:
         proc.terminate()
         proc.wait(30)
@@ -124,7 +133,20 @@ def _crawl_locally(db, config: Config, run_id: int, log_file: Path, only: tuple[
     if rc != 0 and message is None:
         detail = _tail(console_log, 1) or _tail(log_file, 3)
         message = f"crawl process exited with status {rc}: {detail}"[:1000]
-    return message
+    return message or _storage_failures(log_file)
+
+
+def _storage_failures(log_file: Path) -> str | None:
+    """A crawl that ran but could not store some pages failed: say how many and why (they are fetched again,
+    and compared with the last stored version, next pass)."""
+    try:
+        res = json.loads(result_file(log_file).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"the crawl did not report its result (see {log_file}); pages it could not store are retried next pass"
+    n = int(res.get("page_errors") or 0)
+    if not n:
+        return None
+    return f"{n} pages could not be stored (first: {res.get('first_error')}); they are fetched again next pass"[:1000]
 
 
 def _locked_pass(db, full: Config, progress: ProgressFn | None, timeout: float | None, job: str | None) -> PassResult:

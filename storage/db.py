@@ -25,12 +25,15 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration's revision id (tests/test_storage.py checks it against Alembic's head). Why a constant:
 #: every process (the pass, the crawl, each page worker) checks the schema on open, and a database at this
 #: revision needs no Alembic import at all (≈1 s of start-up per process).
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 ADVISORY_LOCK_KEY = 0x706F6C6963  # "polic": any fixed 64-bit key, shared by every policywatch process
 
 
 class StorageError(Exception):
-    """The database cannot be used; the message says why in one line."""
+    """The database cannot be used; the message says why in one line. `fatal`: every later write would fail the
+    same way (see is_fatal_storage_error)."""
+
+    fatal = False
 
 
 def alembic_config(connection: Connection | None = None) -> "AlembicConfig":
@@ -55,13 +58,35 @@ def head_revision() -> str:
     return head
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.close()
+#: How long an SQLite writer waits for another one (seconds); `?timeout=N` in storage.url sets another.
+DEFAULT_SQLITE_TIMEOUT = 30.0
+
+
+def _sqlite_pragmas(busy_ms: int, max_bytes: int | None):
+    def apply(dbapi_conn, _record) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        if max_bytes:  # a size cap: past it, writes fail exactly as on a full disk (SQLITE_FULL)
+            page_size = cur.execute("PRAGMA page_size").fetchone()[0]
+            cur.execute(f"PRAGMA max_page_count={max(1, max_bytes // page_size)}")
+        cur.close()
+    return apply
+
+
+def _query_number(parsed, key: str, default: float | None) -> float | None:
+    raw = parsed.query.get(key)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except ValueError:
+        value = -1
+    if value <= 0:
+        raise StorageError(f"storage.url: {key}={raw!r} must be a positive number")
+    return value
 
 
 def make_engine(url: str, *, readonly: bool = False) -> Engine:
@@ -72,6 +97,9 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
     if parsed.drivername == "postgresql" or parsed.drivername.startswith("postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite":
+        timeout = _query_number(parsed, "timeout", DEFAULT_SQLITE_TIMEOUT) or DEFAULT_SQLITE_TIMEOUT
+        max_mb = _query_number(parsed, "max_size_mb", None)
+        parsed = parsed.difference_update_query(["timeout", "max_size_mb"])
         db = parsed.database
         if db and db != ":memory:":
             path = Path(db)
@@ -81,8 +109,8 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
                 raise StorageError(f"directory for the SQLite database does not exist: {path.parent}")
             if readonly:
                 parsed = parsed.set(database=f"file:{path}?mode=ro", query={"uri": "true"})
-        engine = create_engine(parsed, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        engine = create_engine(parsed, connect_args={"timeout": timeout})
+        event.listen(engine, "connect", _sqlite_pragmas(int(timeout * 1000), int(max_mb * 1024 * 1024) if max_mb else None))
         if readonly:
             event.listen(engine, "connect", lambda c, _r: c.execute("PRAGMA query_only=ON"))
         return engine
@@ -95,12 +123,56 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
         raise StorageError(f"cannot use {parsed.render_as_string(hide_password=True)}: {exc}") from exc
 
 
-def _describe(exc: Exception, url: str) -> str:
-    msg = str(getattr(exc, "orig", exc) or exc).strip().splitlines()[0] if str(exc) else type(exc).__name__
-    safe = make_url(url).render_as_string(hide_password=True) if "://" in url else url
-    if "file is not a database" in msg:
+_FATAL = ("database is locked", "disk is full", "disk i/o error", "no space left", "readonly database")
+
+
+def _messages(exc: BaseException) -> list[str]:
+    """The driver messages of an error and of the errors it arose from: SQLite rolls a transaction back by itself
+    on a full disk, so the error raised may be a follow-up ("no such savepoint") with the real one as context."""
+    out, seen = [], set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        text = str(getattr(e, "orig", e) or "").strip()
+        if text:
+            out.append(text.splitlines()[0])
+        e = e.__cause__ or e.__context__
+    return out or [type(exc).__name__]
+
+
+def is_fatal_storage_error(exc: BaseException) -> bool:
+    """A database error that will fail every following write too (full disk, a lock that outlived the busy
+    timeout, a read-only file): the crawl should stop rather than fetch pages it cannot store. A dropped
+    connection is not one: the next session reconnects."""
+    if isinstance(exc, StorageError):
+        return exc.fatal
+    return any(m in msg.lower() for msg in _messages(exc) for m in _FATAL)
+
+
+def describe_error(exc: BaseException, url: str | None = None) -> str:
+    """One line that says what went wrong with the database and what to do, for a driver error raised anywhere
+    (opening, mid-pass, at the end). Why one place: a locked or full SQLite file must read the same from every
+    command, and never as a traceback."""
+    if isinstance(exc, StorageError):  # described already (e.g. in a page-work process)
+        return str(exc)
+    messages = _messages(exc)
+    msg = next((m for m in messages if any(f in m.lower() for f in _FATAL)), messages[0])
+    safe = (make_url(url).render_as_string(hide_password=True) if "://" in url else url) if url else "the database"
+    low = msg.lower()
+    if "file is not a database" in low:
         return f"{safe} is not a policywatch database (not an SQLite file, or corrupt)"
-    return f"database {safe} unusable: {msg}"
+    if "database is locked" in low or "database table is locked" in low:
+        return (f"{safe} is locked: another process kept a write transaction open longer than the busy timeout "
+                "(30 s; set another with `?timeout=SECONDS` in storage.url); nothing of this command was written "
+                "past its last commit — run it again when the other writer is done")
+    if "disk is full" in low or "disk i/o error" in low or "no space left" in low:
+        return (f"{safe}: the disk is full (or storage.url's max_size_mb cap is reached) or cannot be written "
+                f"({msg}); every page committed before this is kept "
+                "and the rest of the pass was not written — free space and run again (the next pass compares with "
+                "the last stored versions)")
+    if "readonly database" in low or "read-only" in low:
+        return f"{safe} cannot be written (read-only file or directory): {msg}"
+    return f"database {safe} unusable: {msg}" if url else f"database error: {msg}"
 
 
 @contextmanager
@@ -211,5 +283,5 @@ def open_database(url: str, *, migrate: bool = True, readonly: bool = False) -> 
         raise
     except (OperationalError, DatabaseError, SQLAlchemyError, OSError) as exc:
         db.dispose()
-        raise StorageError(_describe(exc, url)) from exc
+        raise StorageError(describe_error(exc, url)) from exc
     return db
