@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from monitor.config import Config
 from monitor.detect import ChangeDecision, detect_html, detect_json, removed_decision
@@ -21,6 +21,7 @@ from monitor.extract import NoMainContent, extract_html
 from monitor.jsondiff import MalformedJSON, parse_json, records_hash, records_text, to_records
 from monitor.quality import soft_error_reason
 from monitor.urls import normalize_url
+from storage import bodypack
 from storage import queries as q
 from storage.db import Database
 from storage.models import Change, Fetch, Page, Version
@@ -201,12 +202,22 @@ class PageWork:
                       baseline=page_source == "watch" or self.first_run)
         decision = (detect_json(new_doc=blocks, **common) if extractor == "json"
                     else detect_html(new_blocks=blocks, new_meta=meta, **common))
-        body_blob = None if q.body_stored(s, raw_hash) else zlib.compress(body, 6)
+        body_blob, dict_id, new_dict, host = None, None, None, urlsplit(r.url).netloc.lower()
+        if not q.body_stored(s, raw_hash):  # pack the raw body against its host's page template (storage.bodypack)
+            known = q.host_dictionary(s, host)
+            if known is not None:
+                dict_id, zdict = known
+            else:
+                zdict = new_dict = bodypack.make_dictionary(body) if extractor == "gcweb" else None
+            body_blob = bodypack.pack(body, zdict)
         stored_blocks = PackedJSON.pack(blocks_json) if blocks_json is not None else blocks
 
         page = ensure_page()  # writes from here on
         self._update_page(page, r, extractor, new_title, meta, main_fp)
-        q.store_body(s, raw_hash, body, r.content_type, compressed=body_blob)
+        if new_dict is not None:  # the host's first stored page: its template becomes the dictionary
+            dict_id = q.add_dictionary(s, host, new_dict)
+        if body_blob is not None:
+            q.store_body(s, raw_hash, body, r.content_type, compressed=body_blob, dict_id=dict_id)
         fetch = self._record_fetch(s, page, r, "ok", raw_hash=raw_hash, content_hash=content_hash, content_changed=True)
         version = q.add(s, Version(page_id=page.id, fetch_id=fetch.id, captured_at=r.fetched_at, content_hash=content_hash,
                                    raw_hash=raw_hash, title=page.title, text=text, blocks=stored_blocks,

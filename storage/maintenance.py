@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import json
-import zlib
 from datetime import datetime
 from typing import BinaryIO
 
@@ -11,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import Body, Page, Version
+from storage.queries import unpack_body
 
 
 def prune_bodies(s: Session, older_than: datetime) -> tuple[int, int]:
@@ -32,13 +32,13 @@ def write_warc(s: Session, out: BinaryIO, since: datetime | None = None) -> int:
     writer = WARCWriter(out, gzip=True)
     info = writer.create_warcinfo_record("policywatch.warc.gz", {"software": "policywatch", "format": "WARC File Format 1.1"})
     writer.write_record(info)
-    q = (select(Version, Page.url, Body.data, Body.content_type).join(Page, Page.id == Version.page_id)
+    q = (select(Version, Page.url, Body.data, Body.content_type, Body.dict_id).join(Page, Page.id == Version.page_id)
          .join(Body, Body.sha256 == Version.raw_hash).where(Body.data.is_not(None)).order_by(Version.id))
     if since is not None:
         q = q.where(Version.captured_at >= since)
     n = 0
-    for version, url, data, ctype in s.execute(q.execution_options(yield_per=200)):
-        payload = zlib.decompress(data)
+    for version, url, data, ctype, dict_id in s.execute(q.execution_options(yield_per=200)):
+        payload = unpack_body(s, data, dict_id)
         headers = StatusAndHeaders("200 OK", [("Content-Type", ctype or "application/octet-stream"),
                                               ("Content-Length", str(len(payload)))], protocol="HTTP/1.1")
         record = writer.create_warc_record(url, "response", payload=io.BytesIO(payload), http_headers=headers,

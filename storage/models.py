@@ -67,6 +67,19 @@ class Body(Base):
     content_type: Mapped[str | None] = mapped_column(String(200))
     data: Mapped[bytes | None] = mapped_column(LargeBinary)  # NULL once pruned
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: the body_dicts row `data` was compressed against (storage.bodypack); NULL = plain zlib
+    dict_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class BodyDict(Base):
+    """A host's page template, the preset dictionary its bodies are compressed with (storage.bodypack).
+    Written once, never changed: a body names the dictionary it needs to be read."""
+
+    __tablename__ = "body_dicts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Fetch(Base):

@@ -4,7 +4,6 @@ All functions take an open Session; the caller owns the transaction (one per pag
 """
 from __future__ import annotations
 
-import zlib
 from datetime import datetime
 from typing import Any, Iterator, Sequence
 
@@ -12,7 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from storage.models import Body, Change, Fetch, Page, Run, Version
+from storage import bodypack
+from storage.models import Body, BodyDict, Change, Fetch, Page, Run, Version
 from storage.types import utcnow
 
 
@@ -116,26 +116,58 @@ def body_stored(s: Session, sha256: str) -> bool:
     return s.scalar(select(Body.sha256).where(Body.sha256 == sha256, Body.data.is_not(None))) is not None
 
 
-def store_body(s: Session, sha256: str, data: bytes, content_type: str | None, *, compressed: bytes | None = None) -> None:
-    """Store a raw body once; identical bytes are never stored twice. `compressed`: `data` zlib-compressed
-    already (done before the write transaction began, so the lock is not held for it)."""
+def store_body(s: Session, sha256: str, data: bytes, content_type: str | None, *, compressed: bytes | None = None,
+               dict_id: int | None = None) -> None:
+    """Store a raw body once; identical bytes are never stored twice. `compressed`: `data` packed already
+    (storage.bodypack, against dictionary `dict_id` if given) before the write transaction began, so the lock is
+    not held for it."""
+    if compressed is None:
+        compressed, dict_id = bodypack.pack(data), None
     existing = s.get(Body, sha256)
     if existing is not None:
         if existing.data is None:  # pruned earlier, needed again
-            existing.data = compressed or zlib.compress(data, 6)
+            existing.data, existing.dict_id = compressed, dict_id
         return
     try:
         with s.begin_nested():
-            s.add(Body(sha256=sha256, size=len(data), content_type=content_type,
-                       data=compressed or zlib.compress(data, 6), created_at=utcnow()))
+            s.add(Body(sha256=sha256, size=len(data), content_type=content_type, data=compressed, dict_id=dict_id,
+                       created_at=utcnow()))
             s.flush()
     except IntegrityError:
         pass
 
 
+# Dictionaries are written once and never change: cache them per database (only rows read back, i.e. committed).
+_DICT_CACHE: dict[tuple[str, int], bytes] = {}
+
+
+def body_dictionary(s: Session, dict_id: int) -> bytes:
+    key = (str(s.get_bind().url), dict_id)
+    if key not in _DICT_CACHE:
+        data = s.scalar(select(BodyDict.data).where(BodyDict.id == dict_id))
+        if data is None:
+            raise LookupError(f"body dictionary {dict_id} is missing: the database is damaged")
+        _DICT_CACHE[key] = data
+    return _DICT_CACHE[key]
+
+
+def host_dictionary(s: Session, host: str) -> tuple[int, bytes] | None:
+    """(id, data) of the dictionary bodies from `host` are compressed with, or None before the first one."""
+    dict_id = s.scalar(select(BodyDict.id).where(BodyDict.host == host).order_by(BodyDict.id).limit(1))
+    return (dict_id, body_dictionary(s, dict_id)) if dict_id is not None else None
+
+
+def add_dictionary(s: Session, host: str, data: bytes) -> int:
+    return add(s, BodyDict(host=host, data=data, created_at=utcnow())).id
+
+
+def unpack_body(s: Session, data: bytes, dict_id: int | None) -> bytes:
+    return bodypack.unpack(data, body_dictionary(s, dict_id) if dict_id is not None else None)
+
+
 def body_bytes(s: Session, sha256: str) -> bytes | None:
     b = s.get(Body, sha256)
-    return zlib.decompress(b.data) if b is not None and b.data is not None else None
+    return unpack_body(s, b.data, b.dict_id) if b is not None and b.data is not None else None
 
 
 def last_version_hashes(s: Session, page_id: int) -> tuple[int, str | None, str] | None:

@@ -1,6 +1,7 @@
 """The history database on SQLite and PostgreSQL: migrations, views, safety, and what analysts can query."""
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 from datetime import datetime, timedelta, timezone
@@ -222,3 +223,48 @@ def test_head_revision_constant_matches_the_migrations():
     """storage.db skips Alembic when a database is at HEAD_REVISION: the constant must name the real head."""
     from storage.db import HEAD_REVISION
     assert HEAD_REVISION == head_revision()
+
+
+def test_bodies_packed_against_the_host_template_read_back_and_downgrade_to_plain_zlib(db_url: str):
+    """Raw bodies of one host share a dictionary (its page template); every body reads back byte-exact, WARC
+    export included, and a downgrade to 0002 turns them back into plain zlib for the older code."""
+    import io
+    import zlib
+
+    from alembic import command
+    from warcio.archiveiterator import ArchiveIterator
+
+    from storage.db import alembic_config
+    from storage.maintenance import write_warc
+    noise = sorted((Path(__file__).parent / "eval" / "noise").glob("*.html"))
+    bodies = [f.read_bytes() for f in noise[::12]]  # three different real canada.ca pages
+    urls = [f"https://www.canada.ca/en/p{i}.html" for i in range(len(bodies))]
+    cfg = parse_config({"storage": {"url": db_url}, "crawl": {"allowed_domains": ["www.canada.ca"]},
+                        "watch": [{"url": u} for u in urls]})
+    db = open_database(db_url)
+    try:
+        with db.session() as s:
+            run_id = q.open_run(s).id
+        for u, b in zip(urls, bodies):
+            assert PageWork(db, cfg, run_id, first_run=True).process(FetchResult(url=u, status=200, body=b, content_type="text/html")).result == "new"
+        with db.engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT sha256, dict_id, length(data) FROM bodies")).all()
+            assert conn.execute(sa.text("SELECT count(*) FROM body_dicts")).scalar() == 1
+        assert len(rows) == 3 and len({r[1] for r in rows}) == 1 and rows[0][1] is not None
+        packed = sum(r[2] for r in rows)
+        plain = sum(len(zlib.compress(b, 6)) for b in bodies)
+        assert packed < 0.8 * plain  # the shared template is stored once, in the dictionary
+        with db.session() as s:
+            for b in bodies:
+                assert q.body_bytes(s, hashlib.sha256(b).hexdigest()) == b
+            out = io.BytesIO()
+            assert write_warc(s, out) == 3
+        payloads = {rec.content_stream().read() for rec in ArchiveIterator(io.BytesIO(out.getvalue())) if rec.rec_type == "response"}
+        assert payloads == set(bodies)
+        with db.engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0002")
+            stored = conn.execute(sa.text("SELECT sha256, data FROM bodies")).all()
+            assert {sha: zlib.decompress(d) for sha, d in stored} == {hashlib.sha256(b).hexdigest(): b for b in bodies}
+            command.upgrade(alembic_config(conn), "head")
+    finally:
+        db.dispose()
