@@ -2,7 +2,11 @@
 """Benchmark: history database cost on SQLite — bytes per unchanged fetch, total size vs the compressed size of
 the distinct content, and a change_log topic/date query.
 
-Usage: python bench/bench_storage.py [--pages N] [--nights K] [--change-rate R] [--out FILE]
+Usage: python bench/bench_storage.py [--pages N] [--nights K] [--change-rate R] [--template real|text-heavy] [--out FILE]
+
+Templates: `real` (default) — the three real canada.ca captures in tests/eval/noise (24–34 KB, GCWeb shell, real
+menus and footer), each page made unique by a paragraph of its own; `text-heavy` — a long IRCC instruction page
+(≈15 KB of text per page) in the demo shell, the worst case for the plain `versions.text` column.
 
 Runs the production per-page path (monitor.pagework.PageWork) for N pages × K nights, R of the pages changing
 each night (a real fee edit), the others served byte-identical (the 304-like path) — every fetch is recorded.
@@ -30,6 +34,9 @@ def main() -> int:
     ap.add_argument("--pages", type=int, default=1000)
     ap.add_argument("--nights", type=int, default=10)
     ap.add_argument("--change-rate", type=float, default=0.01)
+    ap.add_argument("--year-changes", type=int, default=36500,
+                    help="changes to add across 365 days for the year-long change_log query (1 %% of 10,000 pages a night)")
+    ap.add_argument("--template", choices=("real", "text-heavy"), default="real")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "storage.json")
     args = ap.parse_args()
 
@@ -55,9 +62,18 @@ def main() -> int:
     state = {i: 0 for i in range(args.pages)}  # edit counter per page
     distinct_compressed = 0
 
+    captures = [f.read_text(encoding="utf-8") for f in sorted((ROOT / "tests" / "eval" / "noise").glob("*__20241221T1201Z.html"))]
+    assert captures, "tests/eval/noise: the real canada.ca captures are missing"
+
     def page(i: int) -> bytes:
-        text = body.replace("$155", f"${155 + state[i]}", 1) + f"<p>Page {i} of the benchmark site.</p>"
-        return gcweb_page(shell, f"{title} {i}", text, "2025-01-01").encode()
+        if args.template == "text-heavy":
+            text = body.replace("$155", f"${155 + state[i]}", 1) + f"<p>Page {i} of the benchmark site.</p>"
+            return gcweb_page(shell, f"{title} {i}", text, "2025-01-01").encode()
+        html = captures[i % len(captures)]
+        own = (f"<h2>Program {i}</h2><p>The processing fee for program {i} is ${155 + state[i]} per applicant "
+               f"(reference {i * 7919 % 100000:05d}).</p>")
+        at = html.index(">", html.index("<main")) + 1
+        return (html[:at] + own + html[at:]).encode("utf-8")
 
     sizes = []
     night_secs = []
@@ -99,12 +115,22 @@ def main() -> int:
             t = time.perf_counter()
             c.execute(query, {"since": "2000-01-01"}).all()
             times.append((time.perf_counter() - t) * 1000)
+    year = _year_query(db, args.year_changes, args.pages)
+    with db.engine.connect() as c:
+        breakdown = {
+            "bodies_data": c.exec_driver_sql("SELECT coalesce(sum(length(data)), 0) FROM bodies").scalar(),
+            "versions_text": c.exec_driver_sql("SELECT coalesce(sum(length(CAST(text AS BLOB))), 0) FROM versions").scalar(),
+            "versions_blocks": c.exec_driver_sql("SELECT coalesce(sum(length(blocks)), 0) FROM versions").scalar(),
+            "fetch_rows": c.exec_driver_sql("SELECT count(*) FROM fetches").scalar(),
+            "versions": c.exec_driver_sql("SELECT count(*) FROM versions").scalar(),
+        }
     db.dispose()
     total = os.path.getsize(db_path)
     res = {
         "pages": args.pages, "nights": args.nights + 1, "change_rate": args.change_rate,
         "db_bytes": total, "distinct_content_compressed_bytes": distinct_compressed,
         "db_over_distinct_compressed": round(total / distinct_compressed, 2),
+        "template": args.template, "breakdown_bytes": breakdown, "year_of_changes": year,
         "unchanged_night_file_growth_per_fetch_bytes": round(per_fetch_file_growth, 1),
         "fetch_row_payload_bytes_estimate": round(float(row_bytes), 1),
         "change_log_topic_query_ms_median": round(statistics.median(times), 2),
@@ -116,6 +142,51 @@ def main() -> int:
     args.out.write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps(res, indent=2))
     return 0
+
+
+def _year_query(db, n_changes: int, pages: int) -> dict:
+    """A year of history for the analysts' question "changes to pages tagged X between two dates": n_changes
+    change rows (with real-looking summaries and topics) spread over 365 nights, then the documented
+    change_log + change_topics query, for a quarter and for the whole year (medians of 20). Added after the
+    size figures are taken, so they do not count in them."""
+    import datetime as dt
+    import statistics as st
+
+    import sqlalchemy as sa
+
+    from storage.models import Change, Run
+    rnd = random.Random(11)
+    start = dt.datetime(2025, 1, 1, 2, 0, tzinfo=dt.timezone.utc)
+    with db.session() as s:
+        page_ids = [r[0] for r in s.execute(sa.text("SELECT id, url FROM pages ORDER BY id")).all()][:pages]
+        urls = dict(s.execute(sa.text("SELECT id, url FROM pages")).all())
+        per_night = max(1, n_changes // 365)
+        for night in range(365):
+            when = start + dt.timedelta(days=night)
+            run = Run(started_at=when, finished_at=when, status="completed", scope="bench-year")
+            s.add(run)
+            s.flush()
+            rows = []
+            for pid in rnd.sample(page_ids, min(per_night, len(page_ids))):
+                topics = [f"t{pid % 5}"] + (["fees"] if rnd.random() < 0.3 else [])
+                rows.append(dict(page_id=pid, run_id=run.id, detected_at=when, kind="changed", significance="medium",
+                                 topics=topics, details_released=False, url=urls[pid], title=f"Page {pid}",
+                                 summary=f"Fee changed: ${rnd.randint(100, 900)} → ${rnd.randint(100, 900)}",
+                                 details={"facts": {"changed": [{"type": "fee"}]}}))
+            s.execute(sa.insert(Change), rows)
+    q = sa.text("SELECT c.change_id, c.detected_at, c.summary FROM change_log c JOIN change_topics t ON t.change_id = c.change_id "
+                "WHERE t.topic = :topic AND c.detected_at >= :since AND c.detected_at < :until ORDER BY c.detected_at")
+    out = {"changes": per_night * 365}
+    with db.engine.connect() as c:
+        for label, since, until in (("quarter", "2025-04-01", "2025-07-01"), ("year", "2025-01-01", "2026-01-01")):
+            times, n = [], 0
+            for _ in range(20):
+                t = time.perf_counter()
+                n = len(c.execute(q, {"topic": "t3", "since": since, "until": until}).all())
+                times.append((time.perf_counter() - t) * 1000)
+            out[f"{label}_rows"] = n
+            out[f"{label}_query_ms_median"] = round(st.median(times), 2)
+    return out
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ Nights are switched with `GET /__night?n=K&mode=M`, modes:
   same       byte-identical to the previous night (ETags match: conditional requests get 304)
   noise      same content, every page's bytes differ by noise only (rotated script hash, analytics token)
   change     like noise, plus a real edit (the fee) on `rate` of the pages (`&rate=0.01`)
+Each night's pages are generated when the night is switched and kept in memory, so the first tool measured on a
+night does not pay for generating them (≈75 KB × N of RAM).
 """
 from __future__ import annotations
 
@@ -64,13 +66,15 @@ class Corpus:
         if mode != "same":
             self.body.cache_clear()
             self.etags.clear()
+            for i in range(self.n):  # build the night before any tool asks: no tool pays for generating pages
+                self.etag(i)
 
     def etag(self, i: int) -> str:
         if i not in self.etags:
             self.etags[i] = '"' + hashlib.md5(self.body(i)).hexdigest() + '"'
         return self.etags[i]
 
-    @lru_cache(maxsize=4096)
+    @lru_cache(maxsize=None)  # the whole night in memory (≈75 KB a page): serving costs the same for every tool
     def body(self, i: int) -> bytes:
         fee = f"${150 + 5 * self.version.get(i, 1)}"
         paras = [f"<h1>Program {i}: work permit instructions</h1>", "<h2>Fees</h2>",
