@@ -115,7 +115,6 @@ def main() -> int:
             t = time.perf_counter()
             c.execute(query, {"since": "2000-01-01"}).all()
             times.append((time.perf_counter() - t) * 1000)
-    year = _year_query(db, args.year_changes, args.pages)
     with db.engine.connect() as c:
         breakdown = {
             "bodies_data": c.exec_driver_sql("SELECT coalesce(sum(length(data)), 0) FROM bodies").scalar(),
@@ -124,8 +123,11 @@ def main() -> int:
             "fetch_rows": c.exec_driver_sql("SELECT count(*) FROM fetches").scalar(),
             "versions": c.exec_driver_sql("SELECT count(*) FROM versions").scalar(),
         }
+    with db.engine.connect() as c:
+        c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    total = os.path.getsize(db_path)  # the size figures end here: the year of changes below is for the query only
+    year = _year_query(db, args.year_changes, args.pages)
     db.dispose()
-    total = os.path.getsize(db_path)
     res = {
         "pages": args.pages, "nights": args.nights + 1, "change_rate": args.change_rate,
         "db_bytes": total, "distinct_content_compressed_bytes": distinct_compressed,

@@ -24,7 +24,7 @@ from reports.data import load_run_report
 from reports.render import write_run_reports
 from storage import open_database
 from storage import queries as q
-from storage.locks import pass_lock
+from storage.locks import LockGuard, LockLost, pass_lock
 
 ProgressFn = Callable[[int, int], None]
 
@@ -76,8 +76,8 @@ def run_pass(config: Config, *, progress: ProgressFn | None = None, timeout: flo
         raise PassError("the pass needs a config file on disk (the crawl child process reads it)")
     db = open_database(config.storage_url)
     try:
-        with pass_lock(db.engine):
-            return _locked_pass(db, config, progress, timeout, job)
+        with pass_lock(db.engine) as guard:
+            return _locked_pass(db, config, progress, timeout, job, guard)
     finally:
         db.dispose()
 
@@ -149,7 +149,16 @@ def _storage_failures(log_file: Path) -> str | None:
     return f"{n} pages could not be stored (first: {res.get('first_error')}); they are fetched again next pass"[:1000]
 
 
-def _locked_pass(db, full: Config, progress: ProgressFn | None, timeout: float | None, job: str | None) -> PassResult:
+def _lock_lost(guard: LockGuard) -> str | None:
+    try:
+        guard.check()
+    except LockLost as exc:
+        return str(exc)
+    return None
+
+
+def _locked_pass(db, full: Config, progress: ProgressFn | None, timeout: float | None, job: str | None,
+                 guard: LockGuard) -> PassResult:
     """The pass proper, run while this process holds the pass lock."""
     only = full.job(job).url_prefixes if job else ()
     config = full.subset(only) if job else full
@@ -175,6 +184,8 @@ def _locked_pass(db, full: Config, progress: ProgressFn | None, timeout: float |
         with db.session() as s:
             q.finish_run(s, run_id, "failed", f"interrupted ({type(exc).__name__}); the crawl was stopped")
         raise
+    lost = _lock_lost(guard)  # another pass took over while ours crawled (its lock connection died)
+    message = message or lost
     status = "completed" if message is None else "failed"
     with db.session() as s:
         health = {**crawl_health(s, run_id, config), **extra}
@@ -185,6 +196,9 @@ def _locked_pass(db, full: Config, progress: ProgressFn | None, timeout: float |
         paths = write_run_reports(data, config.reports_dir)
     paths["site"] = publish_site(db, config, run_id)
     result = PassResult(run_id, run.status, counts, paths, health, log_file, message)
+    lost = lost or _lock_lost(guard)
+    if lost:  # digests go out from one pass at a time, or not at all: the pass holding the lock sends them
+        raise PassError(lost)
     try:  # still under the pass lock: digests are built from finished runs only, by one process at a time
         # A job's pass (e.g. hourly JSON) leaves its changes to the next nightly digest; operators still hear of trouble.
         result.delivery = deliver(db, config, run_id=run_id, subscribers=job is None)

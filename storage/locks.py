@@ -9,12 +9,13 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger(__name__)
@@ -26,35 +27,128 @@ class LockBusy(Exception):
     """Another pass holds the lock."""
 
 
-@contextmanager
-def pass_lock(engine: Engine) -> Iterator[None]:
-    if engine.dialect.name == "postgresql":
-        conn = engine.connect()
+class LockLost(Exception):
+    """The pass lock was lost (its PostgreSQL connection died) and another pass holds it now."""
+
+
+class LockGuard:
+    """What a pass holds while it runs. `check()` raises LockLost if the lock is gone for good; the pass calls it
+    before the steps that must run alone (finishing the run, delivering digests).
+
+    PostgreSQL: the lock lives with one connection, and a server restart or `pg_terminate_backend` takes both
+    away — silently, so another pass could start beside this one. A heartbeat thread pings that connection every
+    few seconds and, when it is gone, takes the lock again on a new connection at once; only if another pass got
+    it first is the lock lost. SQLite: an `flock` cannot be lost; check() never raises."""
+
+    HEARTBEAT = 3.0
+
+    def __init__(self, engine: Engine | None = None):
+        self.engine = engine
+        self.conn: Connection | None = None
+        self.lost: str | None = None
+        self.retaken = 0
+        self._mutex = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- PostgreSQL -------------------------------------------------------------------------------------
+    def acquire(self) -> bool:
+        assert self.engine is not None
+        conn = self.engine.connect()
         try:
             got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": PASS_LOCK_KEY}).scalar()
             conn.commit()
-            if not got:
-                raise LockBusy("another policywatch pass is running on this database")
+        except BaseException:
+            conn.close()
+            raise
+        if not got:
+            conn.close()
+            return False
+        self.conn = conn
+        return True
+
+    def start_heartbeat(self) -> None:
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="pass-lock-heartbeat")
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.HEARTBEAT):
             try:
-                yield
-            finally:
-                try:
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PASS_LOCK_KEY})
-                    conn.commit()
-                except DBAPIError as exc:
-                    # The lock's connection is gone (server restart, pg_terminate_backend): PostgreSQL released
-                    # the session's lock with it, so there is nothing left to unlock.
-                    log.warning("pass lock connection lost before unlock (the server released the lock): %s",
-                                str(exc.orig or exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        finally:
+                self.check()
+            except LockLost:
+                return
+
+    def check(self) -> None:
+        if self.engine is None:
+            return
+        with self._mutex:
+            if self.lost:
+                raise LockLost(self.lost)
             try:
-                conn.close()
+                assert self.conn is not None
+                self.conn.execute(text("SELECT 1"))
+                self.conn.commit()
+                return
+            except DBAPIError as exc:
+                log.warning("pass lock connection lost (%s); taking the lock again",
+                            str(exc.orig or exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            try:
+                self.conn.close()
             except DBAPIError:
                 pass
+            self.conn = None
+            try:
+                got = self.acquire()
+            except DBAPIError as exc:  # the server is still down: try again on the next beat
+                log.warning("cannot take the pass lock again yet: %s", str(exc.orig or exc).splitlines()[0])
+                return
+            if got:
+                self.retaken += 1
+                log.warning("pass lock taken again after its connection was lost")
+                return
+            self.lost = ("the pass lock was lost with its database connection and another pass holds it now; "
+                         "this pass stops before finishing the run and delivering digests")
+            raise LockLost(self.lost)
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        with self._mutex:
+            conn, self.conn = self.conn, None
+            if conn is None:
+                return
+            try:
+                if not self.lost:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PASS_LOCK_KEY})
+                    conn.commit()
+            except DBAPIError as exc:
+                # The lock's connection is gone (server restart, pg_terminate_backend): PostgreSQL released
+                # the session's lock with it, so there is nothing left to unlock.
+                log.warning("pass lock connection lost before unlock (the server released the lock): %s",
+                            str(exc.orig or exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            finally:
+                try:
+                    conn.close()
+                except DBAPIError:
+                    pass
+
+
+@contextmanager
+def pass_lock(engine: Engine) -> Iterator[LockGuard]:
+    if engine.dialect.name == "postgresql":
+        guard = LockGuard(engine)
+        if not guard.acquire():
+            raise LockBusy("another policywatch pass is running on this database")
+        guard.start_heartbeat()
+        try:
+            yield guard
+        finally:
+            guard.release()
         return
     database = engine.url.database
     if not database or database == ":memory:":
-        yield
+        yield LockGuard()
         return
     path = Path(database.removeprefix("file:").split("?")[0]).with_suffix(Path(database).suffix + ".lock")
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -67,7 +161,7 @@ def pass_lock(engine: Engine) -> Iterator[None]:
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         try:
-            yield
+            yield LockGuard()
         finally:
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)

@@ -65,3 +65,61 @@ def test_stale_lock_after_crash_does_not_block(permits_site, write_config, tmp_p
     runs = con.execute("SELECT status, message FROM run_log ORDER BY run_id").fetchall()
     con.close()
     assert runs[0][0] == "failed" and "interrupted" in runs[0][1] and runs[1][0] == "completed"
+
+
+def _kill_backend(engine, pid: int) -> None:
+    import sqlalchemy as sa
+    with engine.connect() as c:
+        assert c.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar() is True
+
+
+def test_postgresql_pass_lock_lost_with_its_connection_is_taken_again(pg_url):
+    """A server restart or pg_terminate_backend drops the lock with its connection: the heartbeat takes it again,
+    so no second pass can start beside this one."""
+    import sqlalchemy as sa
+
+    from storage.locks import LockBusy, LockGuard, pass_lock
+    engine = sa.create_engine(pg_url)
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    try:
+        with pass_lock(engine) as guard:
+            pid = guard.conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+            guard.conn.commit()
+            _kill_backend(admin, pid)
+            deadline = time.monotonic() + LockGuard.HEARTBEAT * 3
+            while guard.retaken == 0 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert guard.retaken == 1
+            with pytest.raises(LockBusy):
+                with pass_lock(engine):
+                    pass
+            guard.check()  # still ours
+        with pass_lock(engine):  # released at the end as usual
+            pass
+    finally:
+        engine.dispose()
+        admin.dispose()
+
+
+def test_postgresql_pass_lock_taken_by_another_pass_stops_this_one(pg_url):
+    import sqlalchemy as sa
+
+    from storage.locks import LockGuard, LockLost, pass_lock
+    engine = sa.create_engine(pg_url)
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    other = LockGuard(engine)
+    try:
+        with pass_lock(engine) as guard:
+            guard._stop.set()  # no heartbeat: the other pass wins the race for the free lock
+            guard._thread.join()
+            pid = guard.conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+            guard.conn.commit()
+            _kill_backend(admin, pid)
+            assert other.acquire()  # a second pass starts in the gap
+            with pytest.raises(LockLost, match="another pass holds it"):
+                guard.check()
+        other.check()  # this pass's exit did not release the other pass's lock
+    finally:
+        other.release()
+        engine.dispose()
+        admin.dispose()
