@@ -8,7 +8,9 @@ The corpus (bench/corpus_server.py, its own process): N pages in canada.ca's rea
 Nights: 1 first pass; 2 unchanged, byte-identical (conditional requests get 304); 3 unchanged, every page's bytes
 differ by noise only (rotated script hash, analytics token: the common case on canada.ca); 4 noise plus a real
 fee edit on R of the pages. Politeness is off for every tool (no delay, no AutoThrottle, 16 connections), so CPU
-is what is compared. Per night and tool: wall time (process start to exit), pages/s, peak RSS (GNU time), and
+is what is compared. Per night and tool: wall time (process start to exit), pages/s, CPU seconds of the process
+tree, peak RSS (largest process, and the whole process tree: policywatch runs a pass, a crawl and page-work
+processes), and
 for policywatch the database bytes added and the changes reported. The bare spider does not do conditional
 requests, so the 304 night is not comparable for it. Writes bench/results/crawl-N.json; asserts nothing.
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
+import resource
 import sqlite3
 import subprocess
 import sys
@@ -43,25 +45,57 @@ class Bare(scrapy.Spider):
 '''
 
 
+def _tree(root: int) -> list[int]:
+    """root and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def timed(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> dict:
-    """Wall time and peak RSS (KB, GNU time's %M: the largest process of the tree it waited for)."""
-    tfile = tempfile.NamedTemporaryFile(delete=False, suffix=".time")
-    tfile.close()
-    gnu_time = shutil.which("time") or "/usr/bin/time"
-    use_time = Path(gnu_time).exists()
-    full = ([gnu_time, "-f", "%M", "-o", tfile.name] if use_time else []) + cmd
+    """Wall time, CPU time of the whole process tree, and peak RSS sampled every 0.1 s: of the largest single
+    process and of the whole tree (the pass, its crawl and the page-work processes together: what the machine
+    must have free)."""
     started = time.monotonic()
-    p = subprocess.run(full, capture_output=True, text=True, env=env, cwd=cwd)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+    peak_one = peak_sum = 0
+    while p.poll() is None:
+        rss = [_rss_kb(pid) for pid in _tree(p.pid)]
+        peak_one, peak_sum = max(peak_one, max(rss, default=0)), max(peak_sum, sum(rss))
+        time.sleep(0.1)
+    out, err = p.communicate()
     seconds = time.monotonic() - started
-    rss = None
-    if use_time:
-        try:
-            rss = int(Path(tfile.name).read_text().strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            rss = None
-    os.unlink(tfile.name)
-    return {"exit": p.returncode, "seconds": round(seconds, 2), "peak_rss_mb": round(rss / 1024, 1) if rss else None,
-            "stdout": p.stdout[-500:], "stderr": p.stderr[-500:]}
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = ru.ru_utime + ru.ru_stime
+    cpu_before = timed.cpu_seen  # type: ignore[attr-defined]
+    timed.cpu_seen = cpu  # type: ignore[attr-defined]
+    return {"exit": p.returncode, "seconds": round(seconds, 2), "cpu_seconds": round(cpu - cpu_before, 2),
+            "peak_rss_mb": round(peak_one / 1024, 1), "peak_rss_tree_mb": round(peak_sum / 1024, 1),
+            "stdout": out[-500:], "stderr": err[-500:]}
+
+
+timed.cpu_seen = 0.0  # type: ignore[attr-defined]
 
 
 def db_bytes(path: Path) -> int:

@@ -8,6 +8,7 @@ version, so a maintenance night never shows up as a change.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from monitor.extract import NoMainContent, extract_html
 from monitor.jsondiff import MalformedJSON, parse_json, records_hash, records_text, to_records
 from monitor.quality import soft_error_reason
 from monitor.urls import normalize_url
-from storage import bodypack
+from storage import blockpack, bodypack
 from storage import queries as q
 from storage.db import Database
 from storage.models import Change, Fetch, Page, Version
@@ -164,7 +165,6 @@ class PageWork:
                 doc = to_records(parse_json(body), watch.json_records if watch else None, watch.json_id if watch else None)
                 content_hash, title = records_hash(doc), (page.title if page is not None else None) or r.url.rsplit("/", 1)[-1]
                 blocks, text, meta, extractor = doc, records_text(doc), {"extractor": "json", "records": len(doc["records"])}, "json"
-                blocks_json = None
             elif _is_html(r):
                 drops, ignores, rules_digest = self.config.rules_for(r.url)
                 ex = extract_html(body, r.url, encoding=r.encoding, extra_noise=drops, ignore_patterns=ignores,
@@ -174,7 +174,6 @@ class PageWork:
                 if reason:
                     return self._failed(s, ensure_page(), r, "soft_error", reason)
                 content_hash, title, blocks, text, meta, extractor = ex.content_hash, ex.title, ex.blocks, ex.text, ex.meta, ex.extractor
-                blocks_json = ex.blocks_json
             else:
                 return self._failed(s, ensure_page(), r, "soft_error", f"unsupported content type {r.content_type!r}: not HTML or JSON")
         except MalformedJSON as exc:
@@ -210,7 +209,9 @@ class PageWork:
             else:
                 zdict = new_dict = bodypack.make_dictionary(body) if extractor == "gcweb" else None
             body_blob = bodypack.pack(body, zdict)
-        stored_blocks = PackedJSON.pack(blocks_json) if blocks_json is not None else blocks
+        stored_blocks = blockpack.strip(blocks, text)  # the text lives in versions.text once
+        if extractor != "json":  # serialize and compress now, not under the write lock
+            stored_blocks = PackedJSON.pack(json.dumps(stored_blocks, ensure_ascii=False, separators=(",", ":")))
 
         page = ensure_page()  # writes from here on
         self._update_page(page, r, extractor, new_title, meta, main_fp)
@@ -220,7 +221,7 @@ class PageWork:
             q.store_body(s, raw_hash, body, r.content_type, compressed=body_blob, dict_id=dict_id)
         fetch = self._record_fetch(s, page, r, "ok", raw_hash=raw_hash, content_hash=content_hash, content_changed=True)
         version = q.add(s, Version(page_id=page.id, fetch_id=fetch.id, captured_at=r.fetched_at, content_hash=content_hash,
-                                   raw_hash=raw_hash, title=page.title, text=text, blocks=stored_blocks,
+                                   raw_hash=raw_hash, title=page.title, text=text, stored_blocks=stored_blocks,
                                    meta={**meta, "content_type": r.content_type}))
         if decision is None:
             return PageOutcome("unchanged", "ok")

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from storage import blockpack
 from storage.types import CompressedJSON, HexDigest, UTCDateTime, utcnow
 
 
@@ -117,10 +118,16 @@ class Version(Base):
     raw_hash: Mapped[str | None] = mapped_column(ForeignKey("bodies.sha256"))
     title: Mapped[str | None] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
-    blocks: Mapped[list[dict[str, Any]] | dict[str, Any]] = mapped_column(CompressedJSON)  # blocks, or JSON records
+    #: the `blocks` column as stored: JSON records, or HTML blocks without their text (storage.blockpack)
+    stored_blocks: Mapped[Any] = mapped_column("blocks", CompressedJSON)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # date_modified, extractor, content_type
 
     page: Mapped[Page] = relationship(back_populates="versions")
+
+    @property
+    def blocks(self) -> list[dict[str, Any]] | dict[str, Any]:
+        """The blocks as extracted (their text put back from `text`), or the JSON records."""
+        return blockpack.restore(self.stored_blocks, self.text)
 
 
 class Change(Base):

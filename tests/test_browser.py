@@ -71,8 +71,8 @@ def test_hostile_page_text_does_not_execute_in_reports(browser, tmp_path):
             run = q.open_run(s)
             page, _ = q.get_or_create_page(s, "https://www.canada.ca/en/x.html", "https://www.canada.ca/en/x.html",
                                            source="watch", topics=["innovation-stream"])
-            old = Version(page_id=page.id, captured_at=utcnow(), content_hash="a", title="Old", text="Fee $155", blocks=[], meta={})
-            new = Version(page_id=page.id, captured_at=utcnow(), content_hash="b", title=HOSTILE, text=HOSTILE, blocks=[], meta={})
+            old = Version(page_id=page.id, captured_at=utcnow(), content_hash="a", title="Old", text="Fee $155", stored_blocks=[], meta={})
+            new = Version(page_id=page.id, captured_at=utcnow(), content_hash="b", title=HOSTILE, text=HOSTILE, stored_blocks=[], meta={})
             s.add_all([old, new])
             s.flush()
             s.add(Change(page_id=page.id, run_id=run.id, detected_at=utcnow(), kind="changed", significance="high",

@@ -265,6 +265,37 @@ def test_bodies_packed_against_the_host_template_read_back_and_downgrade_to_plai
             command.downgrade(alembic_config(conn), "0002")
             stored = conn.execute(sa.text("SELECT sha256, data FROM bodies")).all()
             assert {sha: zlib.decompress(d) for sha, d in stored} == {hashlib.sha256(b).hexdigest(): b for b in bodies}
+            for blob, text in conn.execute(sa.text("SELECT blocks, text FROM versions")).all():
+                whole = json.loads(zlib.decompress(blob))  # 0002's format: whole blocks, text included
+                assert isinstance(whole, list) and "\n".join(b["text"] for b in whole if b["text"]) == text
             command.upgrade(alembic_config(conn), "head")
+    finally:
+        db.dispose()
+
+
+def test_versions_store_block_structure_once_and_text_once(db_url: str):
+    """versions.blocks keeps the structure; each block's text comes back from versions.text, exactly."""
+    from storage import blockpack
+    noise = sorted((Path(__file__).parent / "eval" / "noise").glob("*.html"))[0]
+    from monitor.extract import extract_html
+    ex = extract_html(noise.read_bytes(), "https://www.canada.ca/en/x.html")
+    ex.blocks.append({"kind": "img", "section": ["Fees"], "text": "", "images": [{"src": "https://www.canada.ca/a.png", "alt": ""}]})
+    stored = blockpack.strip(ex.blocks, ex.text)
+    assert stored["textless"] == 1 and not any(b.get("text") for b in stored["blocks"])
+    assert blockpack.restore(stored, ex.text) == ex.blocks
+    odd = [{"kind": "p", "section": [], "text": "a\nb"}]  # cannot be rebuilt from the text: kept whole
+    assert blockpack.strip(odd, "a\nb") == odd
+    cfg = parse_config({"storage": {"url": db_url}, "crawl": {"allowed_domains": ["www.canada.ca"]},
+                        "watch": [{"url": "https://www.canada.ca/en/x.html"}]})
+    db = open_database(db_url)
+    try:
+        with db.session() as s:
+            run_id = q.open_run(s).id
+        PageWork(db, cfg, run_id, first_run=True).process(FetchResult(url="https://www.canada.ca/en/x.html", status=200,
+                                                                       body=noise.read_bytes(), content_type="text/html"))
+        with db.session() as s:
+            v = s.get(Version, 1)
+            assert v.stored_blocks["textless"] == 1
+            assert v.blocks == ex.blocks[:-1]
     finally:
         db.dispose()

@@ -1,6 +1,7 @@
 """Raw bodies compressed against a per-host dictionary (the site's page template): `body_dicts`, and
 `bodies.dict_id` naming the dictionary a body was compressed with (NULL: plain zlib, as every body written before
-this revision). `dict_id` has no foreign key on purpose: SQLite cannot drop a column that is part of one, and the
+this revision). From this revision on, `versions.blocks` may also hold blocks without their text
+(storage.blockpack; read as before, no conversion needed on upgrade; the downgrade puts the text back). `dict_id` has no foreign key on purpose: SQLite cannot drop a column that is part of one, and the
 downgrade must be able to (after turning every body back into plain zlib).
 
 Revision ID: 0003
@@ -48,9 +49,34 @@ def downgrade() -> None:
                 plain = zlib.compress(d.decompress(data) + d.flush(), 6)
             bind.execute(sa.text("UPDATE bodies SET data = :d, dict_id = NULL WHERE sha256 = :s"), {"d": plain, "s": sha})
         last = rows[-1][0]
+    _restore_block_text(bind)
     if bind.dialect.name == "sqlite":
         op.execute("ALTER TABLE bodies DROP COLUMN dict_id")  # native since SQLite 3.35: no table rebuild
     else:
         op.drop_column("bodies", "dict_id")
     op.drop_index("ix_body_dicts_host", table_name="body_dicts")
     op.drop_table("body_dicts")
+
+
+def _restore_block_text(bind) -> None:
+    """Blocks stored without their text (storage.blockpack) → whole blocks, as revision 0002's code reads them."""
+    import json
+    import zlib
+
+    from storage import blockpack
+
+    last = 0
+    while True:
+        rows = bind.execute(sa.text("SELECT id, blocks, text FROM versions WHERE id > :last ORDER BY id LIMIT 200"),
+                            {"last": last}).all()
+        if not rows:
+            break
+        for vid, blob, text in rows:
+            if blob is None:
+                continue
+            stored = json.loads(zlib.decompress(blob))
+            if isinstance(stored, dict) and stored.get(blockpack.MARK) == 1:
+                whole = blockpack.restore(stored, text)
+                packed = zlib.compress(json.dumps(whole, ensure_ascii=False, separators=(",", ":")).encode(), 6)
+                bind.execute(sa.text("UPDATE versions SET blocks = :b WHERE id = :id"), {"b": packed, "id": vid})
+        last = rows[-1][0]
