@@ -74,8 +74,6 @@ def _is_html(result: FetchResult) -> bool:
 
 #: Bump when extraction changes what it reads from <main>, so stored fingerprints stop matching.
 EXTRACTION_VERSION = "1"
-_MAIN_OPEN = re.compile(rb"<main\b", re.I)
-_MAIN_CLOSE = re.compile(rb"</main\s*>", re.I)
 _TITLE = re.compile(rb"<title\b[^>]*>.*?</title\s*>", re.I | re.S)
 
 
@@ -84,16 +82,13 @@ def main_fingerprint(body: bytes, encoding: str | None, rules_digest: str) -> st
     noise rules and the extraction version. Equal fingerprints mean equal content, so a night where only the
     page furniture changed (rotated scripts, analytics, menus, "Date modified": the common case on canada.ca)
     is recognised without parsing. Why bytes and not a parse: it costs a regex search and a hash."""
-    start = _MAIN_OPEN.search(body)
-    if start is None:
+    span = bodypack.main_span(body)
+    if span is None:
         return None
-    ends = list(_MAIN_CLOSE.finditer(body, start.start()))
-    if not ends:
-        return None
-    title = _TITLE.search(body, 0, start.start())
+    title = _TITLE.search(body, 0, span[0])
     h = hashlib.sha256()
     for part in (EXTRACTION_VERSION.encode(), (encoding or "").lower().encode(), rules_digest.encode(),
-                 title.group(0) if title else b"", body[start.start():ends[-1].end()]):
+                 title.group(0) if title else b"", body[span[0]:span[1]]):
         h.update(len(part).to_bytes(8, "big"))
         h.update(part)
     return h.hexdigest()

@@ -21,16 +21,23 @@ _MAIN_OPEN = re.compile(rb"<main\b", re.I)
 _MAIN_CLOSE = re.compile(rb"</main\s*>", re.I)
 
 
-def make_dictionary(body: bytes) -> bytes | None:
-    """The page template of an HTML body (the bytes outside <main>…</main>), or None when there is no <main>
-    (JSON, other sites): such bodies are stored with plain zlib."""
+def main_span(body: bytes) -> tuple[int, int] | None:
+    """Byte offsets of `<main …>` … the last `</main>` in an HTML body, found without parsing; None without one.
+    (Also what monitor.pagework fingerprints to skip parsing on furniture-only nights.)"""
     start = _MAIN_OPEN.search(body)
     if start is None:
         return None
     ends = list(_MAIN_CLOSE.finditer(body, start.start()))
-    if not ends:
+    return (start.start(), ends[-1].end()) if ends else None
+
+
+def make_dictionary(body: bytes) -> bytes | None:
+    """The page template of an HTML body (the bytes outside <main>…</main>), or None when there is no <main>
+    (JSON, other sites): such bodies are stored with plain zlib."""
+    span = main_span(body)
+    if span is None:
         return None
-    head, tail = body[:start.start()], body[ends[-1].end():]
+    head, tail = body[:span[0]], body[span[1]:]
     if len(head) + len(tail) < 1024:  # no template worth sharing
         return None
     return (tail[: DICT_MAX // 4] + head)[-DICT_MAX:]

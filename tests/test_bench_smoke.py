@@ -21,10 +21,12 @@ def test_bench_detect_smoke(tmp_path: Path):
 def test_bench_storage_smoke(tmp_path: Path):
     out = tmp_path / "storage.json"
     p = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_storage.py"), "--pages", "20", "--nights", "2",
-                        "--change-rate", "0.1", "--out", str(out)], capture_output=True, text=True, timeout=300)
+                        "--change-rate", "0.1", "--year-changes", "365", "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     data = json.loads(out.read_text())
     assert data["pages"] == 20 and data["db_bytes"] > 0
+    assert data["breakdown_bytes"]["versions"] >= 20 and data["breakdown_bytes"]["fetch_rows"] == 20 * 3
+    assert data["year_of_changes"]["changes"] == 365 and data["year_of_changes"]["year_rows"] > 0
 
 
 def test_bench_crawl_smoke(tmp_path: Path):
@@ -38,6 +40,7 @@ def test_bench_crawl_smoke(tmp_path: Path):
     assert pw[2]["outcomes"] == {"not_modified": 40}  # the unchanged night is answered with 304s
     assert pw[3]["changes_reported"] == 0 and pw[4]["changes_reported"] == 4  # noise is silent, 10 % edits are not
     assert {r["tool"] for r in data["rows"]} == {"policywatch", "bare-scrapy"}
+    assert all(r["peak_rss_tree_mb"] >= r["peak_rss_mb"] > 0 and r["cpu_seconds"] > 0 for r in pw.values())
 
 
 def test_bench_cluster_smoke(tmp_path: Path, pg_url: str, redis_prefix):
