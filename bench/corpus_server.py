@@ -133,6 +133,7 @@ def serve(n: int, port: int) -> None:
             self.end_headers()
             self.wfile.write(body)
 
+    ThreadingHTTPServer.request_queue_size = 256  # 16 connections per tool, bursts: no refused connections
     httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     httpd.daemon_threads = True
     print(httpd.server_address[1], flush=True)

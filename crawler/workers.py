@@ -19,7 +19,7 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -71,6 +71,7 @@ class PageWorkerPool:
         self.args = (config, run_id, first_run, os.getpid())
         self.processes = processes
         self.pool = self._start()
+        self.feeder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pagework-feed")
 
     def _start(self) -> ProcessPoolExecutor:
         # spawn, not fork: forking a process that runs a reactor and holds database connections is unsafe
@@ -80,7 +81,9 @@ class PageWorkerPool:
     async def process(self, item: FetchResult) -> PageOutcome:
         pool = self.pool
         try:
-            fut: Future[Any] = pool.submit(_process, item)
+            # Submitted from a feeder thread, never from the reactor: ProcessPoolExecutor.submit writes to a wake-up
+            # pipe that blocks when full (py-spy: a quarter of the reactor's time on a 304 night at 10,000 pages).
+            fut: Future[Any] = await asyncio.get_running_loop().run_in_executor(self.feeder, pool.submit, _process, item)
             return await asyncio.wrap_future(fut)
         except BrokenProcessPool:
             if pool is self.pool:
@@ -93,4 +96,5 @@ class PageWorkerPool:
         return [p.pid for p in (self.pool._processes or {}).values() if p.pid]  # type: ignore[attr-defined]
 
     def shutdown(self) -> None:
+        self.feeder.shutdown(wait=True)
         self.pool.shutdown(wait=True)
