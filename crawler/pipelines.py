@@ -1,14 +1,15 @@
 """The item pipeline: each FetchResult goes through monitor.pagework (extract, hash, compare, store) in one
 transaction per page, in page-work processes (`crawl.page_workers`, one per core by default; see
-crawler.workers) or, with `page_workers = 0`, on one thread of the crawl process. When the spider runs without a run id (plain `scrapy crawl watchlist`), the pipeline
-opens and closes a run itself so the history stays complete."""
+crawler.workers) or, with `page_workers = 0`, on one thread of the crawl process. When the spider runs without a
+run id (plain `scrapy crawl watchlist`), the pipeline opens and closes a run itself so the history stays
+complete."""
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from scrapy.crawler import Crawler
@@ -33,7 +34,7 @@ class StorePipeline:
         self.own_run = False
         self.errors = 0
         self.first_error: str | None = None
-        self.stopping = False
+        self.stopping: asyncio.Future[None] | None = None  # the crawl's early stop, once a write can never succeed
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pagework")
 
     @classmethod
@@ -71,10 +72,9 @@ class StorePipeline:
             stats.inc_value("policywatch/page_errors")
             log.error("could not store the result for %s; nothing was written for it: %s", item.url, exc,
                       exc_info=not is_fatal_storage_error(exc))
-            if is_fatal_storage_error(exc) and not self.stopping:  # every later page would fail the same way
-                self.stopping = True
+            if is_fatal_storage_error(exc) and self.stopping is None:  # every later page would fail the same way
                 log.error("stopping the crawl: %s", describe_error(exc))
-                asyncio.ensure_future(self.crawler.engine.close_spider_async(reason="storage_error"))
+                self.stopping = asyncio.ensure_future(self.crawler.engine.close_spider_async(reason="storage_error"))
             return item
         stats.inc_value(f"policywatch/result/{outcome.result}")
         stats.inc_value(f"policywatch/outcome/{outcome.outcome}")
