@@ -50,21 +50,23 @@ class StorePipeline:
             if spider.run_id is None:
                 spider.run_id = q.open_run(s, config.digest()).id
                 self.own_run = True
-        self.work = PageWork(self.db, config, spider.run_id, first_run=first_run)
         processes = config.crawl.page_worker_count()
         if processes:
             self.pool = PageWorkerPool(config, spider.run_id, first_run, processes)
+        else:
+            self.work = PageWork(self.db, config, spider.run_id, first_run=first_run)
 
     async def process_item(self, item: Any) -> Any:
         """Page work runs in the page-work processes (or on one worker thread), so the reactor keeps downloading
         meanwhile. A page that cannot be stored is logged and counted; the run is then marked failed."""
-        if not isinstance(item, FetchResult) or self.work is None:
+        if not isinstance(item, FetchResult) or (self.pool is None and self.work is None):
             return item
         stats = self.crawler.stats
         try:
             if self.pool is not None:
                 outcome = await self.pool.process(item)
             else:
+                assert self.work is not None
                 outcome = await asyncio.wrap_future(self.executor.submit(self.work.process, item))
         except Exception as exc:
             self.errors += 1

@@ -77,6 +77,7 @@ def _sqlite_pragmas(busy_ms: int, max_bytes: int | None):
 
 
 def _query_number(parsed, key: str, default: float | None) -> float | None:
+    """A positive number from the URL's query string (SQLite options that are not connect arguments)."""
     raw = parsed.query.get(key)
     if raw is None:
         return default
@@ -97,7 +98,7 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
     if parsed.drivername == "postgresql" or parsed.drivername.startswith("postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite":
-        timeout = _query_number(parsed, "timeout", DEFAULT_SQLITE_TIMEOUT) or DEFAULT_SQLITE_TIMEOUT
+        timeout = _query_number(parsed, "timeout", DEFAULT_SQLITE_TIMEOUT)
         max_mb = _query_number(parsed, "max_size_mb", None)
         parsed = parsed.difference_update_query(["timeout", "max_size_mb"])
         db = parsed.database
@@ -163,7 +164,7 @@ def describe_error(exc: BaseException, url: str | None = None) -> str:
         return f"{safe} is not a policywatch database (not an SQLite file, or corrupt)"
     if "database is locked" in low or "database table is locked" in low:
         return (f"{safe} is locked: another process kept a write transaction open longer than the busy timeout "
-                "(30 s; set another with `?timeout=SECONDS` in storage.url); nothing of this command was written "
+                "(30 s unless storage.url sets `?timeout=SECONDS`); nothing of this command was written "
                 "past its last commit — run it again when the other writer is done")
     if "disk is full" in low or "disk i/o error" in low or "no space left" in low:
         return (f"{safe}: the disk is full (or storage.url's max_size_mb cap is reached) or cannot be written "

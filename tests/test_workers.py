@@ -143,3 +143,24 @@ def test_page_workers_setting_is_validated():
     assert parse_config({"crawl": {**base["crawl"], "page_workers": 0}}).crawl.page_worker_count() == 0
     with pytest.raises(ConfigError, match="page_workers"):
         parse_config({"crawl": {**base["crawl"], "page_workers": -3}})
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_pass_stores_the_same_with_or_without_page_worker_processes(workers, permits_site, write_config, tmp_path):
+    from tests.conftest import permits_config_body, policywatch
+    body = permits_config_body(permits_site).replace("retries = 0\n", f"retries = 0\npage_workers = {workers}\n", 1)
+    assert f"page_workers = {workers}" in body
+    cfg = write_config(body)
+    p = policywatch("run", "--config", str(cfg))
+    assert p.returncode == 0, p.stderr
+    assert "5 fetched" in p.stdout and "0 failed" in p.stdout
+    permits_site.night(2)
+    p = policywatch("run", "--config", str(cfg))
+    assert p.returncode == 0, p.stderr
+    import sqlite3
+    con = sqlite3.connect(tmp_path / "history.db")
+    try:
+        changed = {u for (u,) in con.execute("SELECT url FROM change_log WHERE kind = 'changed'")}
+    finally:
+        con.close()
+    assert permits_site.url("/en/work-permits.html") in changed
