@@ -111,13 +111,22 @@ def _text(el: etree._Element) -> str:
     return "".join(el.itertext())
 
 
+_MAIN = etree.XPath("//main[@property='mainContentOfPage']")
+_DATE_BY_ID = etree.XPath("id('wb-dtmd')//time/text()")  # libxml2's ID index: no scan of the document
+_DATE = etree.XPath("//*[@id='wb-dtmd']//time/text()")
+_META_MODIFIED = etree.XPath("//meta[@name='dcterms.modified']/@content")
+_META_ISSUED = etree.XPath("//meta[@name='dcterms.issued']/@content")
+_CANONICAL = etree.XPath("//link[@rel='canonical']/@href")
+_TITLE = etree.XPath("//title/text()")
+
+
 def find_gcweb_main(doc: etree._Element) -> etree._Element | None:
-    found = doc.xpath("//main[@property='mainContentOfPage']")
+    found = _MAIN(doc)
     return found[0] if found else None
 
 
-def _first_text(doc: etree._Element, xpath: str) -> str | None:
-    for node in doc.xpath(xpath):
+def _first_text(doc: etree._Element, xpath: str | etree.XPath) -> str | None:
+    for node in (doc.xpath(xpath) if isinstance(xpath, str) else xpath(doc)):
         value = node if isinstance(node, str) else _text(node)
         value = normalize_text(str(value))
         if value:
@@ -127,14 +136,14 @@ def _first_text(doc: etree._Element, xpath: str) -> str | None:
 
 def extract_metadata(doc: etree._Element) -> dict[str, Any]:
     meta: dict[str, Any] = {}
-    modified = _first_text(doc, "//*[@id='wb-dtmd']//time/text()") or _first_text(
-        doc, "//meta[@name='dcterms.modified']/@content")
+    # The ID index finds the first #wb-dtmd; only when it holds no date is the whole document scanned.
+    modified = _first_text(doc, _DATE_BY_ID) or _first_text(doc, _DATE) or _first_text(doc, _META_MODIFIED)
     if modified:
         meta["date_modified"] = modified
-    issued = _first_text(doc, "//meta[@name='dcterms.issued']/@content")
+    issued = _first_text(doc, _META_ISSUED)
     if issued:
         meta["date_issued"] = issued
-    canonical = _first_text(doc, "//link[@rel='canonical']/@href")
+    canonical = _first_text(doc, _CANONICAL)
     if canonical:
         meta["canonical_url"] = canonical
     lang = doc.get("lang")
@@ -163,7 +172,7 @@ def _remove(nodes: Iterable[etree._Element], why: str, dropped: list[str]) -> No
 def _clean(root: etree._Element, selectors: list[str] | list[tuple[str, str]], why: str, dropped: list[str]) -> None:
     for br in root.iter("br"):  # a line break separates words
         br.tail = " " + (br.tail or "")
-    _remove([n for n in root.iter() if isinstance(n.tag, str) and n.tag in DROP_TAGS], "script/style/form", dropped)
+    _remove(list(root.iter(*DROP_TAGS)), "script/style/form", dropped)
     for entry in selectors:
         sel, reason = entry if isinstance(entry, tuple) else (entry, why)
         try:
@@ -172,8 +181,32 @@ def _clean(root: etree._Element, selectors: list[str] | list[tuple[str, str]], w
             continue
 
 
+def _has_block_child(el: etree._Element) -> bool:
+    for c in el:
+        tag = c.tag
+        if tag.__class__ is str and tag not in INLINE:
+            return True
+    return False
+
+
+def _inline_only(el: etree._Element) -> bool:
+    """An element with inline descendants only (most inline elements have no children at all)."""
+    if not len(el):
+        return True
+    for c in el.iterdescendants():
+        tag = c.tag
+        if tag.__class__ is str and tag not in INLINE:
+            return False
+    return True
+
+
 class _Walker:
-    """Turns an element tree into blocks, tracking the heading path."""
+    """Turns an element tree into blocks, tracking the heading path.
+
+    Why it looks low-level: it runs once per element of every new or edited page (≈ 500 elements on a long
+    canada.ca page), so the common cases — a leaf with no links, a container of leaves — avoid generator
+    expressions, repeated attribute lookups and per-block list copies. `tests/test_extract_golden.py` holds its
+    output to the byte."""
 
     def __init__(self, base_url: str, text_filter: re.Pattern[str] | None = None):
         self.base_url = base_url
@@ -181,9 +214,10 @@ class _Walker:
         self.filtered = 0
         self.blocks: list[dict[str, Any]] = []
         self.path: list[tuple[int, str]] = []
+        self._section: list[str] = []  # shared by the blocks under one heading path: serialized, never mutated
 
     def section(self) -> list[str]:
-        return [t for _, t in self.path]
+        return list(self._section)
 
     def emit(self, kind: str, text: str, links: list[str], images: list[dict[str, str]]) -> None:
         if not images and (not text or text.isspace()):
@@ -196,69 +230,86 @@ class _Walker:
         text = normalize_text(text)
         if not text and not images:
             return
-        block: dict[str, Any] = {"kind": kind, "section": self.section(), "text": text}
+        block: dict[str, Any] = {"kind": kind, "section": self._section, "text": text}
         if links:
             block["links"] = links
         if images:
             block["images"] = images
         self.blocks.append(block)
 
-    def _link(self, el: etree._Element, links: list[str], images: list[dict[str, str]]) -> None:
-        if el.tag == "a" and el.get("href") and not el.get("href").startswith(("javascript:", "#")):
-            links.append(urljoin(self.base_url, el.get("href").strip()))
-        elif el.tag == "img" and el.get("src"):
-            images.append({"src": urljoin(self.base_url, el.get("src").strip()), "alt": normalize_text(el.get("alt") or "")})
+    def _links(self, el: etree._Element, links: list[str], images: list[dict[str, str]]) -> None:
+        """Link targets and images of `el` and its descendants, in document order."""
+        for node in el.iter("a", "img"):
+            if node.tag == "a":
+                href = node.get("href")
+                if href and not href.startswith(("javascript:", "#")):
+                    links.append(urljoin(self.base_url, href.strip()))
+            else:
+                src = node.get("src")
+                if src:
+                    images.append({"src": urljoin(self.base_url, src.strip()), "alt": normalize_text(node.get("alt") or "")})
 
     def inline_text(self, el: etree._Element, links: list[str], images: list[dict[str, str]]) -> str:
         """All text of an element treated as inline (used for leaf blocks and table cells)."""
-        for node in el.iter():
-            if isinstance(node.tag, str):
-                self._link(node, links, images)
+        if not len(el):  # no children (most paragraphs): no links below, the text is the element's own
+            if el.tag == "a" or el.tag == "img":
+                self._links(el, links, images)
+            return el.text or ""
+        self._links(el, links, images)
         return "".join(el.itertext())
 
     def heading(self, el: etree._Element) -> None:
         level = int(el.tag[1])
         text = normalize_text(_text(el))
-        while self.path and self.path[-1][0] >= level:
-            self.path.pop()
+        path = self.path
+        if path and path[-1][0] >= level:
+            while path and path[-1][0] >= level:
+                path.pop()
+            self._section = [t for _, t in path]
         links: list[str] = []
         images: list[dict[str, str]] = []
-        self.inline_text(el, links, images)
+        self._links(el, links, images)
         self.emit(el.tag, text, links, images)
         if text and level > 1:  # the h1 is the page title, not a section
-            self.path.append((level, text))
+            path.append((level, text))
+            self._section = [t for _, t in path]
 
     def walk(self, el: etree._Element) -> None:
-        tag = el.tag if isinstance(el.tag, str) else ""
-        if tag in HEADINGS:
+        tag = el.tag
+        if tag.__class__ is not str:
+            tag = ""
+        elif tag in HEADINGS:
             self.heading(el)
             return
-        if tag == "tr":
+        elif tag == "tr":
             links: list[str] = []
             images: list[dict[str, str]] = []
-            cells = [normalize_text(self.inline_text(c, links, images)) for c in el if isinstance(c.tag, str) and c.tag in ("td", "th")]
+            cells = [normalize_text(self.inline_text(c, links, images)) for c in el if c.tag in ("td", "th")]
             self.emit("tr", " | ".join(cells), links, images)
             return
-        has_block_child = any(isinstance(c.tag, str) and c.tag not in INLINE for c in el)
-        if tag in LEAF_BLOCKS and not has_block_child or tag == "img":
+        if tag == "img" or tag in LEAF_BLOCKS and not _has_block_child(el):
             links, images = [], []
-            text = self.inline_text(el, links, images) if tag != "img" else ""
             if tag == "img":
-                self._link(el, links, images)
-            self.emit(tag if tag != "img" else "img", text, links, images)
+                text = ""
+                self._links(el, links, images)
+            else:
+                text = self.inline_text(el, links, images)
+            self.emit(tag, text, links, images)
             return
         # A container: runs of text and inline children between block children become anonymous blocks.
         kind = tag if tag in LEAF_BLOCKS else "text"
         run: list[str] = [el.text or ""]
         links, images = [], []
         for child in el:
-            if not isinstance(child.tag, str):
+            ctag = child.tag
+            if ctag.__class__ is not str:
                 run.append(child.tail or "")
                 continue
-            if child.tag in INLINE and not any(isinstance(c.tag, str) and c.tag not in INLINE for c in child.iter() if c is not child):
+            if ctag in INLINE and _inline_only(child):
                 run.append(self.inline_text(child, links, images))
             else:
-                self.emit(kind, "".join(run), links, images)
+                if len(run) > 1 or run[0] or images:
+                    self.emit(kind, "".join(run), links, images)
                 run, links, images = [], [], []
                 self.walk(child)
             run.append(child.tail or "")
@@ -298,7 +349,7 @@ def extract_html(body: bytes | str, url: str, *, encoding: str | None = None,
     blocks = walker.blocks
     if walker.filtered:
         dropped.append(f"text rules: wording removed from {walker.filtered} blocks ({text_filter.pattern if text_filter else ''})")
-    title = next((b["text"] for b in blocks if b["kind"] == "h1"), None) or _first_text(doc, "//title/text()") or ""
+    title = next((b["text"] for b in blocks if b["kind"] == "h1"), None) or _first_text(doc, _TITLE) or ""
     if extractor == "gcweb":
         title = title.removesuffix(" - Canada.ca").strip()
     meta["extractor"] = extractor
