@@ -102,24 +102,28 @@ class PageWork:
         self.config = config
         self.run_id = run_id
         self.first_run = first_run
+        #: host → (id, data) of its body dictionary: written once, never changed, so looked up once per run
+        self._dictionaries: dict[str, tuple[int, bytes]] = {}
 
     def process(self, result: FetchResult) -> PageOutcome:
         with self.db.session() as s:
             return self._process(s, result)
 
-    def _record_fetch(self, s, page: Page, r: FetchResult, outcome: str, message: str | None = None, **extra: Any) -> Fetch:
-        return q.add(s, Fetch(run_id=self.run_id, page_id=page.id, fetched_at=r.fetched_at, http_status=r.status,
-                              outcome=outcome, message=message if message is not None else r.message,
-                              attempts=r.attempts, etag=r.etag, last_modified=r.last_modified,
-                              bytes=len(r.body) if r.body is not None else None, duration_ms=r.duration_ms,
-                              **extra))
+    def _record_fetch(self, s, page: Page, r: FetchResult, outcome: str, message: str | None = None, **extra: Any) -> int:
+        """Insert the fetch row (Core: one per page per night, the hottest write) and return its id."""
+        values: dict[str, Any] = dict(run_id=self.run_id, page_id=page.id, fetched_at=r.fetched_at, http_status=r.status,
+                                      outcome=outcome, message=message if message is not None else r.message,
+                                      attempts=r.attempts, etag=r.etag, last_modified=r.last_modified,
+                                      bytes=len(r.body) if r.body is not None else None, duration_ms=r.duration_ms)
+        values.update(extra)
+        return q.insert_row(s, Fetch, **values)
 
-    def _add_change(self, s, page: Page, decision: ChangeDecision, from_v: Version | None, to_v: Version | None) -> Change:
-        return q.add(s, Change(page_id=page.id, run_id=self.run_id, detected_at=utcnow(), kind=decision.kind,
-                               significance=decision.significance, topics=decision.topics,
-                               details_released=decision.details_released, url=page.url, title=page.title,
-                               summary=decision.summary, from_version_id=from_v.id if from_v else None,
-                               to_version_id=to_v.id if to_v else None, details=decision.details))
+    def _add_change(self, s, page: Page, decision: ChangeDecision, from_id: int | None, to_id: int | None) -> int:
+        return q.insert_row(s, Change, page_id=page.id, run_id=self.run_id, detected_at=utcnow(), kind=decision.kind,
+                            significance=decision.significance, topics=decision.topics,
+                            details_released=decision.details_released, url=page.url, title=page.title,
+                            summary=decision.summary, from_version_id=from_id, to_version_id=to_id,
+                            details=decision.details)
 
     def _process(self, s, r: FetchResult) -> PageOutcome:
         """Reads first, then the CPU work (hash, parse, compress, diff), then every write at the end: the write
@@ -134,7 +138,7 @@ class PageWork:
         def ensure_page() -> Page:
             nonlocal page
             if page is None:
-                page, _ = q.get_or_create_page(s, r.url, url_key, source=source, topics=topics)
+                page, _ = q.get_or_create_page(s, r.url, url_key, source=source, topics=topics, looked_up=True)
             elif watch and (page.source != "watch" or list(page.topics) != topics):
                 page.source, page.topics = "watch", topics
             return page
@@ -197,9 +201,11 @@ class PageWork:
         decision = (detect_json(new_doc=blocks, **common) if extractor == "json"
                     else detect_html(new_blocks=blocks, new_meta=meta, **common))
         body_blob, dict_id, new_dict, host = None, None, None, urlsplit(r.url).netloc.lower()
-        if not q.body_stored(s, raw_hash):  # pack the raw body against its host's page template (storage.bodypack)
-            known = q.host_dictionary(s, host)
+        body_row = q.body_status(s, raw_hash)
+        if not body_row:  # pack the raw body against its host's page template (storage.bodypack)
+            known = self._dictionaries.get(host) or q.host_dictionary(s, host)
             if known is not None:
+                self._dictionaries[host] = known
                 dict_id, zdict = known
             else:
                 zdict = new_dict = bodypack.make_dictionary(body) if extractor == "gcweb" else None
@@ -213,15 +219,15 @@ class PageWork:
         if new_dict is not None:  # the host's first stored page: its template becomes the dictionary
             dict_id = q.add_dictionary(s, host, new_dict)
         if body_blob is not None:
-            q.store_body(s, raw_hash, body, r.content_type, compressed=body_blob, dict_id=dict_id)
-        fetch = self._record_fetch(s, page, r, "ok", raw_hash=raw_hash, content_hash=content_hash, content_changed=True)
-        version = q.add(s, Version(page_id=page.id, fetch_id=fetch.id, captured_at=r.fetched_at, content_hash=content_hash,
-                                   raw_hash=raw_hash, title=page.title, text=text, stored_blocks=stored_blocks,
-                                   meta={**meta, "content_type": r.content_type}))
+            q.store_body(s, raw_hash, body, r.content_type, compressed=body_blob, dict_id=dict_id, row_exists=body_row is not None)
+        fetch_id = self._record_fetch(s, page, r, "ok", raw_hash=raw_hash, content_hash=content_hash, content_changed=True)
+        version_id = q.insert_row(s, Version, page_id=page.id, fetch_id=fetch_id, captured_at=r.fetched_at,
+                                  content_hash=content_hash, raw_hash=raw_hash, title=page.title, text=text,
+                                  blocks=stored_blocks, meta={**meta, "content_type": r.content_type})
         if decision is None:
             return PageOutcome("unchanged", "ok")
-        change = self._add_change(s, page, decision, prev, version)
-        return PageOutcome("new" if decision.kind == "new_page" else "changed", "ok", change.id)
+        change_id = self._add_change(s, page, decision, prev.id if prev is not None else None, version_id)
+        return PageOutcome("new" if decision.kind == "new_page" else "changed", "ok", change_id)
 
     def _unchanged(self, s, page: Page, r: FetchResult, raw_hash: str, content_hash: str) -> PageOutcome:
         self._record_fetch(s, page, r, "ok", raw_hash=raw_hash, content_hash=content_hash)
@@ -260,11 +266,10 @@ class PageWork:
     def _failed(self, s, page: Page, r: FetchResult, outcome: str | None = None, message: str | None = None) -> PageOutcome:
         outcome = outcome or r.outcome
         if outcome == "not_modified":
-            last_ok = q.last_fetch(s, page.id, ("ok",))
-            f = self._record_fetch(s, page, r, "not_modified", raw_hash=last_ok.raw_hash if last_ok else None,
-                                   content_hash=last_ok.content_hash if last_ok else None)
-            if not f.etag and last_ok is not None:  # keep validators for the next conditional GET
-                f.etag, f.last_modified = last_ok.etag, last_ok.last_modified
+            last_ok = q.last_ok_fetch_hashes(s, page.id)
+            keep = {} if r.etag or last_ok is None else {"etag": last_ok.etag, "last_modified": last_ok.last_modified}
+            self._record_fetch(s, page, r, "not_modified", raw_hash=last_ok.raw_hash if last_ok else None,
+                               content_hash=last_ok.content_hash if last_ok else None, **keep)  # validators kept
             self._mark_seen(page, r)
             return PageOutcome("not_modified", "not_modified")
         self._record_fetch_failed(s, page, r, outcome, message)
@@ -273,15 +278,13 @@ class PageWork:
             if page.gone_count >= REMOVED_AFTER and page.status != "removed" and q.last_version(s, page.id) is not None:
                 page.status = "removed"
                 decision = removed_decision(url=page.url, title=page.title, status=r.status, watch_topics=list(page.topics or []))
-                change = self._add_change(s, page, decision, q.last_version(s, page.id), None)
-                return PageOutcome("removed", outcome, change.id, message)
+                last = q.last_version_hashes(s, page.id)
+                change_id = self._add_change(s, page, decision, last[0] if last else None, None)
+                return PageOutcome("removed", outcome, change_id, message)
             page.status = "gone" if page.status != "removed" else page.status
         return PageOutcome("failed", outcome, None, message or r.message)
 
-    def _record_fetch_failed(self, s, page: Page, r: FetchResult, outcome: str, message: str | None) -> Fetch:
+    def _record_fetch_failed(self, s, page: Page, r: FetchResult, outcome: str, message: str | None) -> int:
         # Validators of a failed response must not be reused for conditional GETs.
-        f = Fetch(run_id=self.run_id, page_id=page.id, fetched_at=r.fetched_at, http_status=r.status, outcome=outcome,
-                  message=message if message is not None else r.message, attempts=r.attempts, etag=None,
-                  last_modified=None, bytes=len(r.body) if r.body is not None else None, duration_ms=r.duration_ms,
-                  raw_hash=hashlib.sha256(r.body).hexdigest() if r.body else None)
-        return q.add(s, f)
+        return self._record_fetch(s, page, r, outcome, message, etag=None, last_modified=None,
+                                  raw_hash=hashlib.sha256(r.body).hexdigest() if r.body else None)

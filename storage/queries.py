@@ -7,12 +7,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterator, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage import bodypack
-from storage.models import Body, BodyDict, Change, Fetch, Page, Run, Version
+from storage.models import Base, Body, BodyDict, Change, Fetch, Page, Run, Version
 from storage.types import utcnow
 
 
@@ -72,8 +72,11 @@ def get_page(s: Session, url_key: str) -> Page | None:
     return s.scalar(select(Page).where(Page.url_key == url_key))
 
 
-def get_or_create_page(s: Session, url: str, url_key: str, *, source: str, topics: Sequence[str]) -> tuple[Page, bool]:
-    page = get_page(s, url_key)
+def get_or_create_page(s: Session, url: str, url_key: str, *, source: str, topics: Sequence[str],
+                       looked_up: bool = False) -> tuple[Page, bool]:
+    """`looked_up`: the caller found no page with this key in this transaction already (skip the lookup; a page
+    another worker creates meanwhile is still caught by the unique key)."""
+    page = None if looked_up else get_page(s, url_key)
     if page is not None:
         if source == "watch" and (page.source != "watch" or list(page.topics) != list(topics)):
             page.source, page.topics = "watch", list(topics)
@@ -103,6 +106,13 @@ def last_fetch(s: Session, page_id: int, outcomes: Sequence[str] | None = None) 
     return s.scalar(q.order_by(Fetch.id.desc()).limit(1))
 
 
+def last_ok_fetch_hashes(s: Session, page_id: int) -> Any:
+    """(raw_hash, content_hash, etag, last_modified) of a page's last `ok` fetch, or None: what a 304 night needs,
+    without loading the whole row."""
+    return s.execute(select(Fetch.raw_hash, Fetch.content_hash, Fetch.etag, Fetch.last_modified)
+                     .where(Fetch.page_id == page_id, Fetch.outcome == "ok").order_by(Fetch.id.desc()).limit(1)).first()
+
+
 def validators(s: Session) -> dict[str, tuple[str | None, str | None]]:
     """url_key → (ETag, Last-Modified) of each page's last good fetch that had a current version."""
     latest = select(Fetch.page_id, func.max(Fetch.id).label("fid")).where(Fetch.outcome.in_(("ok", "not_modified"))).group_by(Fetch.page_id).subquery()
@@ -111,18 +121,28 @@ def validators(s: Session) -> dict[str, tuple[str | None, str | None]]:
     return {k: (e, lm) for k, e, lm in rows if e or lm}
 
 
+def body_status(s: Session, sha256: str) -> bool | None:
+    """True: these raw bytes are stored; False: their row exists but the data was pruned; None: no row."""
+    row = s.execute(select(Body.data.is_not(None)).where(Body.sha256 == sha256)).first()
+    return None if row is None else bool(row[0])
+
+
 def body_stored(s: Session, sha256: str) -> bool:
     """Whether these raw bytes are stored already (with their data: not pruned)."""
-    return s.scalar(select(Body.sha256).where(Body.sha256 == sha256, Body.data.is_not(None))) is not None
+    return bool(body_status(s, sha256))
 
 
 def store_body(s: Session, sha256: str, data: bytes, content_type: str | None, *, compressed: bytes | None = None,
-               dict_id: int | None = None) -> None:
+               dict_id: int | None = None, row_exists: bool | None = None) -> None:
     """Store a raw body once; identical bytes are never stored twice. `compressed`: `data` packed already
     (storage.bodypack, against dictionary `dict_id` if given) before the write transaction began, so the lock is
-    not held for it."""
+    not held for it. `row_exists`: what `body_status` said earlier in this transaction (False skips a lookup)."""
     if compressed is None:
         compressed, dict_id = bodypack.pack(data), None
+    if row_exists is False:  # a new body (another worker may store the same bytes meanwhile: then nothing to do)
+        s.execute(_insert_if_absent(s, Body.__table__), dict(sha256=sha256, size=len(data), content_type=content_type,
+                                                             data=compressed, dict_id=dict_id, created_at=utcnow()))
+        return
     existing = s.get(Body, sha256)
     if existing is not None:
         if existing.data is None:  # pruned earlier, needed again
@@ -185,6 +205,25 @@ def add(s: Session, obj: Any) -> Any:
     s.add(obj)
     s.flush()
     return obj
+
+
+def insert_row(s: Session, model: type[Base], **values: Any) -> int:
+    """Insert one row of `model` through Core and return its id.
+
+    Why not `add`: the page work writes a fetch on every page, every night, and a version and a change on every
+    new or edited one; the ORM's unit of work (identity map, flush bookkeeping) cost more CPU than the SQL itself.
+    Column defaults and types (UTC datetimes, compressed JSON) apply as they do through the ORM."""
+    table = model.__table__
+    return s.execute(insert(table), values).inserted_primary_key[0]
+
+
+def _insert_if_absent(s: Session, table: Any) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING in the session's dialect (no SAVEPOINT round trips)."""
+    if s.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(table).on_conflict_do_nothing()
 
 
 # --- changes and history --------------------------------------------------------------------------------

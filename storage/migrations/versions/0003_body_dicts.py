@@ -75,7 +75,7 @@ def _restore_block_text(bind) -> None:
             if blob is None:
                 continue
             stored = json.loads(zlib.decompress(blob))
-            if isinstance(stored, dict) and stored.get(blockpack.MARK) == 1:
+            if blockpack.is_textless(stored):
                 whole = blockpack.restore(stored, text)
                 packed = zlib.compress(json.dumps(whole, ensure_ascii=False, separators=(",", ":")).encode(), 6)
                 bind.execute(sa.text("UPDATE versions SET blocks = :b WHERE id = :id"), {"b": packed, "id": vid})
