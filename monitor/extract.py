@@ -31,7 +31,11 @@ INLINE = {"a", "abbr", "b", "strong", "i", "em", "span", "code", "small", "sup",
 DROP_TAGS = {"script", "style", "noscript", "template", "iframe", "object", "embed", "svg", "canvas", "form",
              "button", "input", "select", "textarea", "link", "meta"}
 #: GCWeb furniture that can sit inside <main>: page details (date modified, report a problem), share widgets.
-GCWEB_NOISE = ["section.pagedetails", "#wb-dtmd", ".pagedetails", ".wb-share", ".gc-pgnt-hdr", "#gc-pft"]
+#: Each as (CSS selector, tag or None, attribute, token): matched in `_match_simple` without an XPath per selector.
+GCWEB_NOISE_RULES = [("section.pagedetails", "section", "class", "pagedetails"), ("#wb-dtmd", None, "id", "wb-dtmd"),
+                     (".pagedetails", None, "class", "pagedetails"), (".wb-share", None, "class", "wb-share"),
+                     (".gc-pgnt-hdr", None, "class", "gc-pgnt-hdr"), ("#gc-pft", None, "id", "gc-pft")]
+GCWEB_NOISE = [rule[0] for rule in GCWEB_NOISE_RULES]
 GENERIC_NOISE = ["nav", "header", "footer", "aside", "[role=navigation]", "[role=banner]", "[role=contentinfo]",
                  "[aria-hidden=true]", "[class*=teaser]", "[class*=promo]", "[class*=related]", "[class*=views]",
                  "[class*=counter]", "[class*=share]", "[class*=social]", "[class*=cookie]", "[class*=advert]",
@@ -169,10 +173,46 @@ def _remove(nodes: Iterable[etree._Element], why: str, dropped: list[str]) -> No
         parent.remove(node)
 
 
+_CLASS_OR_ID = etree.XPath("@class | @id | .//@class | .//@id")
+_XML_SPACE = str.maketrans("\t\n\r", "   ")
+
+
+def _attached(node: etree._Element, root: etree._Element) -> bool:
+    while node is not None:
+        if node is root:
+            return True
+        node = node.getparent()
+    return False
+
+
+def _match_simple(root: etree._Element, rules: list[tuple[str, str | None, str, str]], why: str,
+                  dropped: list[str]) -> None:
+    """Remove what each of `rules` (tag.class / .class / #id selectors) matches, in order, exactly as evaluating
+    each CSS selector on the tree left by the previous one would — from one XPath over the attributes.
+
+    Why: cssselect's XPath for `.x` or `#x` tests a predicate on every element (≈ 0.3 ms a selector on a long
+    page, six selectors on every new or edited canada.ca page); listing the class and id attributes is one pass.
+    Class tokens are split on XML whitespace only, as cssselect's `normalize-space(@class)` does."""
+    found: list[list[etree._Element]] = [[] for _ in rules]
+    for value in _CLASS_OR_ID(root):
+        el, attr = value.getparent(), value.attrname
+        tokens = value.translate(_XML_SPACE).split(" ") if attr == "class" else None
+        for i, (_, tag, rule_attr, token) in enumerate(rules):
+            if rule_attr == attr and (tag is None or el.tag == tag) and (
+                    token in tokens if tokens is not None else value == token):
+                found[i].append(el)  # the XPath's node set is in document order, attributes with their element
+    for (sel, *_), nodes in zip(rules, found):
+        if nodes:
+            _remove([n for n in nodes if _attached(n, root)], f"{why} ({sel})", dropped)
+
+
 def _clean(root: etree._Element, selectors: list[str] | list[tuple[str, str]], why: str, dropped: list[str]) -> None:
     for br in root.iter("br"):  # a line break separates words
         br.tail = " " + (br.tail or "")
     _remove(list(root.iter(*DROP_TAGS)), "script/style/form", dropped)
+    if selectors is GCWEB_NOISE:
+        _match_simple(root, GCWEB_NOISE_RULES, why, dropped)
+        return
     for entry in selectors:
         sel, reason = entry if isinstance(entry, tuple) else (entry, why)
         try:

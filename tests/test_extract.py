@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from monitor.extract import NoMainContent, extract_html
 
@@ -82,3 +83,28 @@ def test_content_hash_serializes_blocks_once_and_matches_the_canonical_hash():
         ex = extract_html(f.read_bytes(), "https://www.canada.ca/en/x.html")
         assert ex.blocks and ex.content_hash == content_hash(ex.title, ex.blocks)
         assert json.loads(ex.blocks_json) == ex.blocks
+
+
+def test_gcweb_furniture_matcher_equals_the_css_selectors() -> None:
+    """The one-pass matcher for GCWeb's furniture selectors removes exactly what cssselect's XPath would, in the
+    same order, on awkward markup: nested matches, tabs and newlines in class, a no-break space (not a class
+    separator), duplicate ids, a match inside an earlier match."""
+    import copy
+
+    from monitor import extract as ex
+
+    html = """<html><body><main property="mainContentOfPage" class="container"><h1>T</h1>
+    <p>Keep one.</p><section class="pagedetails"><p>a</p><div class="pagedetails"><dl id="wb-dtmd">d</dl></div></section>
+    <div class="x\tpagedetails\ny">b</div><div class="pagedetails\u00a0x">keep two</div><p id="wb-dtmd">c</p>
+    <span class="wb-share">s</span>tail stays<div id="gc-pft"><p class="gc-pgnt-hdr">n</p></div>
+    <div class="wb-sharex">keep three</div><section class="x pagedetails"><p id="gc-pft">e</p></section></main></body></html>"""
+    doc = ex.parse_html(html.encode(), "utf-8")
+    fast_main, css_main = ex.find_gcweb_main(doc), ex.find_gcweb_main(copy.deepcopy(doc))
+    fast_notes: list[str] = []
+    css_notes: list[str] = []
+    ex._clean(fast_main, ex.GCWEB_NOISE, "furniture", fast_notes)
+    ex._clean(css_main, list(ex.GCWEB_NOISE), "furniture", css_notes)  # a copy of the list: the CSS path
+    assert fast_notes == css_notes and len(fast_notes) >= 7
+    assert etree.tostring(fast_main) == etree.tostring(css_main)
+    text = "".join(fast_main.itertext())
+    assert "keep two" in text and "keep three" in text and "tail stays" in text and "Keep one." in text
