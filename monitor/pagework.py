@@ -109,9 +109,9 @@ class PageWork:
         with self.db.session() as s:
             return self._process(s, result)
 
-    def _record_fetch(self, s, page: Page, r: FetchResult, outcome: str, message: str | None = None, **extra: Any) -> int:
+    def _record_fetch(self, s, page_id: int, r: FetchResult, outcome: str, message: str | None = None, **extra: Any) -> int:
         """Insert the fetch row (Core: one per page per night, the hottest write) and return its id."""
-        values: dict[str, Any] = dict(run_id=self.run_id, page_id=page.id, fetched_at=r.fetched_at, http_status=r.status,
+        values: dict[str, Any] = dict(run_id=self.run_id, page_id=page_id, fetched_at=r.fetched_at, http_status=r.status,
                                       outcome=outcome, message=message if message is not None else r.message,
                                       attempts=r.attempts, etag=r.etag, last_modified=r.last_modified,
                                       bytes=len(r.body) if r.body is not None else None, duration_ms=r.duration_ms)
@@ -132,33 +132,44 @@ class PageWork:
         watch = self.config.watch_for(r.url)
         source = "watch" if watch else r.source
         url_key = normalize_url(r.url)
-        page = q.get_page(s, url_key)
-        topics = list(watch.topics) if watch else list(page.topics or []) if page is not None else []
+        row = q.page_row(s, url_key)  # Core: the unchanged paths below never need the ORM object
+        topics = list(watch.topics) if watch else list(row.topics or []) if row is not None else []
+        settled = row is not None and not (watch and (row.source != "watch" or list(row.topics or []) != topics))
+        page: Page | None = None
 
         def ensure_page() -> Page:
             nonlocal page
+            if page is None and row is not None:
+                page = s.get(Page, row.id)
             if page is None:
                 page, _ = q.get_or_create_page(s, r.url, url_key, source=source, topics=topics, looked_up=True)
             elif watch and (page.source != "watch" or list(page.topics) != topics):
                 page.source, page.topics = "watch", topics
             return page
 
+        def page_id() -> int:
+            return row.id if settled else ensure_page().id
+
+        if r.outcome == "not_modified":
+            return self._not_modified(s, page_id(), r)
         if r.outcome != "ok":
             return self._failed(s, ensure_page(), r)
 
         body = r.body or b""
         raw_hash = hashlib.sha256(body).hexdigest()
-        prev_h = q.last_version_hashes(s, page.id) if page is not None else None
+        prev_h = q.last_version_hashes(s, row.id) if row is not None else None
         if prev_h is not None and prev_h[1] == raw_hash:  # byte-identical: no parse, no diff, no version loaded
-            return self._unchanged(s, ensure_page(), r, raw_hash, prev_h[2])
+            return self._unchanged(s, page_id(), r, raw_hash, prev_h[2])
 
         kind = watch.kind if watch else "auto"
-        gcweb_before = page is not None and page.extractor == "gcweb"
+        gcweb_before = row is not None and row.extractor == "gcweb"
         fp = None
         if gcweb_before and prev_h is not None and _is_html(r) and kind != "json":
             fp = main_fingerprint(body, r.encoding, self.config.rules_for(r.url)[2])
-            if fp is not None and fp == page.main_fp:  # noise outside <main> only: the content cannot differ
-                return self._unchanged(s, ensure_page(), r, raw_hash, prev_h[2])
+            if fp is not None and fp == row.main_fp:  # noise outside <main> only: the content cannot differ
+                return self._unchanged(s, page_id(), r, raw_hash, prev_h[2])
+        if row is not None:  # the slower paths read and write the page through the ORM
+            page = s.get(Page, row.id)
         try:
             if _is_json(r, kind):
                 doc = to_records(parse_json(body), watch.json_records if watch else None, watch.json_id if watch else None)
@@ -186,7 +197,7 @@ class PageWork:
         if prev_h is not None and prev_h[2] == content_hash:  # noise only: keep just the hashes
             page = ensure_page()
             self._update_page(page, r, extractor, new_title, meta, main_fp)
-            self._record_fetch(s, page, r, "ok", raw_hash=raw_hash, content_hash=content_hash)
+            self._record_fetch(s, page.id, r, "ok", raw_hash=raw_hash, content_hash=content_hash)
             return PageOutcome("unchanged", "ok")
 
         # The content changed (or the page is new): read what the comparison needs, compare, then write.
@@ -220,7 +231,7 @@ class PageWork:
             dict_id = q.add_dictionary(s, host, new_dict)
         if body_blob is not None:
             q.store_body(s, raw_hash, body, r.content_type, compressed=body_blob, dict_id=dict_id, row_exists=body_row is not None)
-        fetch_id = self._record_fetch(s, page, r, "ok", raw_hash=raw_hash, content_hash=content_hash, content_changed=True)
+        fetch_id = self._record_fetch(s, page.id, r, "ok", raw_hash=raw_hash, content_hash=content_hash, content_changed=True)
         version_id = q.insert_row(s, Version, page_id=page.id, fetch_id=fetch_id, captured_at=r.fetched_at,
                                   content_hash=content_hash, raw_hash=raw_hash, title=page.title, text=text,
                                   blocks=stored_blocks, meta={**meta, "content_type": r.content_type})
@@ -229,10 +240,19 @@ class PageWork:
         change_id = self._add_change(s, page, decision, prev.id if prev is not None else None, version_id)
         return PageOutcome("new" if decision.kind == "new_page" else "changed", "ok", change_id)
 
-    def _unchanged(self, s, page: Page, r: FetchResult, raw_hash: str, content_hash: str) -> PageOutcome:
-        self._record_fetch(s, page, r, "ok", raw_hash=raw_hash, content_hash=content_hash)
-        self._mark_seen(page, r)
+    def _unchanged(self, s, page_id: int, r: FetchResult, raw_hash: str, content_hash: str) -> PageOutcome:
+        self._record_fetch(s, page_id, r, "ok", raw_hash=raw_hash, content_hash=content_hash)
+        q.mark_seen(s, page_id, r.fetched_at)
         return PageOutcome("unchanged", "ok")
+
+    def _not_modified(self, s, page_id: int, r: FetchResult) -> PageOutcome:
+        """A 304: the fetch carries the last good fetch's hashes (and validators, unless the 304 sent new ones)."""
+        last_ok = q.last_ok_fetch_hashes(s, page_id)
+        keep = {} if r.etag or last_ok is None else {"etag": last_ok.etag, "last_modified": last_ok.last_modified}
+        self._record_fetch(s, page_id, r, "not_modified", raw_hash=last_ok.raw_hash if last_ok else None,
+                           content_hash=last_ok.content_hash if last_ok else None, **keep)
+        q.mark_seen(s, page_id, r.fetched_at)
+        return PageOutcome("not_modified", "not_modified")
 
     def _update_page(self, page: Page, r: FetchResult, extractor: str, title: str | None, meta: dict[str, Any],
                      main_fp: str | None) -> None:
@@ -265,13 +285,6 @@ class PageWork:
 
     def _failed(self, s, page: Page, r: FetchResult, outcome: str | None = None, message: str | None = None) -> PageOutcome:
         outcome = outcome or r.outcome
-        if outcome == "not_modified":
-            last_ok = q.last_ok_fetch_hashes(s, page.id)
-            keep = {} if r.etag or last_ok is None else {"etag": last_ok.etag, "last_modified": last_ok.last_modified}
-            self._record_fetch(s, page, r, "not_modified", raw_hash=last_ok.raw_hash if last_ok else None,
-                               content_hash=last_ok.content_hash if last_ok else None, **keep)  # validators kept
-            self._mark_seen(page, r)
-            return PageOutcome("not_modified", "not_modified")
         self._record_fetch_failed(s, page, r, outcome, message)
         if outcome == "http_error" and r.status in GONE_STATUSES:
             page.gone_count = (page.gone_count or 0) + 1
@@ -286,5 +299,5 @@ class PageWork:
 
     def _record_fetch_failed(self, s, page: Page, r: FetchResult, outcome: str, message: str | None) -> int:
         # Validators of a failed response must not be reused for conditional GETs.
-        return self._record_fetch(s, page, r, outcome, message, etag=None, last_modified=None,
+        return self._record_fetch(s, page.id, r, outcome, message, etag=None, last_modified=None,
                                   raw_hash=hashlib.sha256(r.body).hexdigest() if r.body else None)

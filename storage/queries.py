@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterator, Sequence
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -68,8 +68,31 @@ def has_completed_run(s: Session) -> bool:
 
 
 # --- pages ----------------------------------------------------------------------------------------------
+# The page work's per-page statements, built once: building a select() costs more CPU than SQLite answering it,
+# and an unchanged night runs them for every page. (SQLAlchemy caches the compiled SQL either way.)
+_PAGES, _FETCHES, _VERSIONS = Page.__table__, Fetch.__table__, Version.__table__
+_PAGE_BY_KEY = select(_PAGES).where(_PAGES.c.url_key == bindparam("key"))
+_LAST_VERSION_HASHES = (select(_VERSIONS.c.id, _VERSIONS.c.raw_hash, _VERSIONS.c.content_hash)
+                        .where(_VERSIONS.c.page_id == bindparam("pid")).order_by(_VERSIONS.c.id.desc()).limit(1))
+_LAST_OK_FETCH = (select(_FETCHES.c.raw_hash, _FETCHES.c.content_hash, _FETCHES.c.etag, _FETCHES.c.last_modified)
+                  .where(_FETCHES.c.page_id == bindparam("pid"), _FETCHES.c.outcome == "ok")
+                  .order_by(_FETCHES.c.id.desc()).limit(1))
+_MARK_SEEN = (update(_PAGES).where(_PAGES.c.id == bindparam("pid"))
+              .values(last_seen=bindparam("seen", type_=_PAGES.c.last_seen.type), gone_count=0, status="active"))
+
+
 def get_page(s: Session, url_key: str) -> Page | None:
     return s.scalar(select(Page).where(Page.url_key == url_key))
+
+
+def page_row(s: Session, url_key: str) -> Any:
+    """The page's row (Core, read-only: no ORM object), or None."""
+    return s.execute(_PAGE_BY_KEY, {"key": url_key}).first()
+
+
+def mark_seen(s: Session, page_id: int, seen: datetime) -> None:
+    """The page answered (200 or 304): seen now, not gone, active."""
+    s.execute(_MARK_SEEN, {"pid": page_id, "seen": seen})
 
 
 def get_or_create_page(s: Session, url: str, url_key: str, *, source: str, topics: Sequence[str],
@@ -109,8 +132,7 @@ def last_fetch(s: Session, page_id: int, outcomes: Sequence[str] | None = None) 
 def last_ok_fetch_hashes(s: Session, page_id: int) -> Any:
     """(raw_hash, content_hash, etag, last_modified) of a page's last `ok` fetch, or None: what a 304 night needs,
     without loading the whole row."""
-    return s.execute(select(Fetch.raw_hash, Fetch.content_hash, Fetch.etag, Fetch.last_modified)
-                     .where(Fetch.page_id == page_id, Fetch.outcome == "ok").order_by(Fetch.id.desc()).limit(1)).first()
+    return s.execute(_LAST_OK_FETCH, {"pid": page_id}).first()
 
 
 def validators(s: Session) -> dict[str, tuple[str | None, str | None]]:
@@ -192,8 +214,7 @@ def body_bytes(s: Session, sha256: str) -> bytes | None:
 
 def last_version_hashes(s: Session, page_id: int) -> tuple[int, str | None, str] | None:
     """(id, raw_hash, content_hash) of a page's last version, without loading its text and blocks."""
-    row = s.execute(select(Version.id, Version.raw_hash, Version.content_hash).where(Version.page_id == page_id)
-                    .order_by(Version.id.desc()).limit(1)).first()
+    row = s.execute(_LAST_VERSION_HASHES, {"pid": page_id}).first()
     return (row[0], row[1], row[2]) if row else None
 
 
