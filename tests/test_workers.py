@@ -164,3 +164,32 @@ def test_a_pass_stores_the_same_with_or_without_page_worker_processes(workers, p
     finally:
         con.close()
     assert permits_site.url("/en/work-permits.html") in changed
+
+
+def test_results_travel_in_batches_and_one_pages_error_stays_its_own(tmp_path):
+    """Many small results share a trip to a worker, yet each page is its own transaction: a page whose work
+    fails gets its own error (with the worker's traceback as its cause), the others in its batch are stored."""
+    from crawler.workers import RemoteTraceback
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    db = open_database(url)
+    with db.session() as s:
+        run_id = q.open_run(s).id
+    pool = PageWorkerPool(_config(url, 12), run_id, True, 1)
+    broken = FetchResult(url="https://www.canada.ca/en/p5.html", status=200, content_type="text/html",
+                         body="text where bytes belong")  # type: ignore[arg-type]  # a bug in the caller
+
+    async def go():
+        items = [broken if i == 5 else _result(i) for i in range(12)]
+        return await asyncio.gather(*(pool.process(item) for item in items), return_exceptions=True)
+    try:
+        results = asyncio.run(go())
+    finally:
+        pool.shutdown()
+    assert isinstance(results[5], TypeError) and isinstance(results[5].__cause__, RemoteTraceback)
+    assert "sha256" in str(results[5].__cause__)
+    assert [r.result for i, r in enumerate(results) if i != 5] == ["new"] * 11
+    assert pool.batches_sent < 12  # shared trips
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Version)) == 11
+    db.dispose()
