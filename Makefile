@@ -26,6 +26,7 @@ eval: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_detect.py
+	$(BIN)/python bench/bench_pagework.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

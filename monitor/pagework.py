@@ -230,7 +230,8 @@ class PageWork:
         if new_dict is not None:  # the host's first stored page: its template becomes the dictionary
             dict_id = q.add_dictionary(s, host, new_dict)
         if body_blob is not None:
-            q.store_body(s, raw_hash, body, r.content_type, compressed=body_blob, dict_id=dict_id, row_exists=body_row is not None)
+            q.store_body(s, raw_hash, body, r.content_type, compressed=body_blob, dict_id=dict_id,
+                         row_exists=body_row is not None)
         fetch_id = self._record_fetch(s, page.id, r, "ok", raw_hash=raw_hash, content_hash=content_hash, content_changed=True)
         version_id = q.insert_row(s, Version, page_id=page.id, fetch_id=fetch_id, captured_at=r.fetched_at,
                                   content_hash=content_hash, raw_hash=raw_hash, title=page.title, text=text,
@@ -288,11 +289,12 @@ class PageWork:
         self._record_fetch_failed(s, page, r, outcome, message)
         if outcome == "http_error" and r.status in GONE_STATUSES:
             page.gone_count = (page.gone_count or 0) + 1
-            if page.gone_count >= REMOVED_AFTER and page.status != "removed" and q.last_version(s, page.id) is not None:
+            due = page.gone_count >= REMOVED_AFTER and page.status != "removed"
+            last = q.last_version_hashes(s, page.id) if due else None  # only a page that had content is "removed"
+            if last is not None:
                 page.status = "removed"
                 decision = removed_decision(url=page.url, title=page.title, status=r.status, watch_topics=list(page.topics or []))
-                last = q.last_version_hashes(s, page.id)
-                change_id = self._add_change(s, page, decision, last[0] if last else None, None)
+                change_id = self._add_change(s, page, decision, last[0], None)
                 return PageOutcome("removed", outcome, change_id, message)
             page.status = "gone" if page.status != "removed" else page.status
         return PageOutcome("failed", outcome, None, message or r.message)

@@ -53,3 +53,16 @@ def test_bench_cluster_smoke(tmp_path: Path, pg_url: str, redis_prefix):
     assert p.returncode == 0, p.stderr
     data = json.loads(out.read_text())
     assert [(r["exit"], r["fetched"]) for r in data["passes"]] == [(0, 31)] * 4
+
+
+def test_bench_pagework_smoke(tmp_path: Path):
+    out = tmp_path / "pagework.json"
+    p = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_pagework.py"), "--pages", "100", "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    data = json.loads(out.read_text())
+    paths = data["paths"]
+    assert paths["new"]["results"] == {"new": 100} and paths["304"]["results"] == {"not_modified": 100}
+    assert paths["noise"]["results"] == {"unchanged": 100}
+    assert paths["change"]["results"] == {"changed": 1, "unchanged": 99}  # 1 % edited: exactly the edited page
+    assert all(v["cpu_ms_per_page"] > 0 for v in paths.values()) and data["baseline"]["extract_ms_per_page"] > 0
