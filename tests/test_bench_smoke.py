@@ -9,32 +9,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_bench_detect_smoke(tmp_path: Path):
-    out = tmp_path / "detect.json"
-    p = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_detect.py"), "--repeat", "2", "--out", str(out)],
-                       capture_output=True, text=True, timeout=300)
+def _run(script: str, out: Path, *args: str, timeout: int = 300) -> dict:
+    """Run bench/<script> with `--out out` and return the figures it wrote (a failure shows its stderr)."""
+    p = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args, "--out", str(out)],
+                       capture_output=True, text=True, timeout=timeout)
     assert p.returncode == 0, p.stderr
-    data = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def test_bench_detect_smoke(tmp_path: Path):
+    data = _run("bench_detect.py", tmp_path / "detect.json", "--repeat", "2")
     assert data["page_bytes"] > 100_000 and "$155 → $230" in data["change_found"]
 
 
 def test_bench_storage_smoke(tmp_path: Path):
-    out = tmp_path / "storage.json"
-    p = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_storage.py"), "--pages", "20", "--nights", "2",
-                        "--change-rate", "0.1", "--year-changes", "365", "--out", str(out)], capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr
-    data = json.loads(out.read_text())
+    data = _run("bench_storage.py", tmp_path / "storage.json", "--pages", "20", "--nights", "2", "--change-rate", "0.1",
+                "--year-changes", "365")
     assert data["pages"] == 20 and data["db_bytes"] > 0
     assert data["breakdown_bytes"]["versions"] >= 20 and data["breakdown_bytes"]["fetch_rows"] == 20 * 3
     assert data["year_of_changes"]["changes"] == 365 and data["year_of_changes"]["year_rows"] > 0
 
 
 def test_bench_crawl_smoke(tmp_path: Path):
-    out = tmp_path / "crawl.json"
-    p = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_crawl.py"), "--pages", "40", "--change-rate", "0.1",
-                        "--out", str(out)], capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stderr
-    data = json.loads(out.read_text())
+    data = _run("bench_crawl.py", tmp_path / "crawl.json", "--pages", "40", "--change-rate", "0.1", timeout=600)
     pw = {r["night"]: r for r in data["rows"] if r["tool"] == "policywatch"}
     assert [pw[n]["exit"] for n in (1, 2, 3, 4)] == [0, 0, 0, 0]
     assert pw[2]["outcomes"] == {"not_modified": 40}  # the unchanged night is answered with 304s
@@ -46,21 +43,14 @@ def test_bench_crawl_smoke(tmp_path: Path):
 def test_bench_cluster_smoke(tmp_path: Path, pg_url: str, redis_prefix):
     import os
 
-    out = tmp_path / "cluster.json"
     admin = os.environ["POLICYWATCH_TEST_PG_URL"]
-    p = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_cluster.py"), "--pages", "30", "--pg-admin", admin,
-                        "--redis", redis_prefix[0], "--out", str(out)], capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stderr
-    data = json.loads(out.read_text())
+    data = _run("bench_cluster.py", tmp_path / "cluster.json", "--pages", "30", "--pg-admin", admin,
+                "--redis", redis_prefix[0], timeout=600)
     assert [(r["exit"], r["fetched"]) for r in data["passes"]] == [(0, 31)] * 4
 
 
 def test_bench_pagework_smoke(tmp_path: Path):
-    out = tmp_path / "pagework.json"
-    p = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_pagework.py"), "--pages", "100", "--out", str(out)],
-                       capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr
-    data = json.loads(out.read_text())
+    data = _run("bench_pagework.py", tmp_path / "pagework.json", "--pages", "100")
     paths = data["paths"]
     assert paths["new"]["results"] == {"new": 100} and paths["304"]["results"] == {"not_modified": 100}
     assert paths["noise"]["results"] == {"unchanged": 100}
