@@ -207,6 +207,9 @@ def _match_simple(root: etree._Element, rules: list[tuple[str, str | None, str, 
 
 
 def _clean(root: etree._Element, selectors: list[str] | list[tuple[str, str]], why: str, dropped: list[str]) -> None:
+    """Drop scripts, styles and forms, then what each selector matches, in order. GCWeb's own furniture list
+    (`GCWEB_NOISE`, the very object) takes the one-pass matcher; any other list — the generic noise, users' rules —
+    is evaluated selector by selector with cssselect."""
     for br in root.iter("br"):  # a line break separates words
         br.tail = " " + (br.tail or "")
     _remove(list(root.iter(*DROP_TAGS)), "script/style/form", dropped)

@@ -41,8 +41,10 @@ def strip(blocks: Any, text: str) -> Any:
     by_value: dict[tuple[str, ...], int] = {}
     texts: list[str] = []
     for i, b in enumerate(blocks):
-        t = b.get("text", "")
-        if not isinstance(t, str) or "\n" in t or len(b) < 3 or "kind" not in b or "section" not in b:
+        if not isinstance(b, dict) or "kind" not in b or "section" not in b or "text" not in b:
+            return blocks  # not the extractor's shape: kept whole
+        t = b["text"]
+        if not isinstance(t, str) or "\n" in t:
             return blocks
         sec = b["section"]
         idx = by_id.get(id(sec))

@@ -122,13 +122,6 @@ def known_discovered_pages(s: Session, limit: int) -> list[Page]:
 
 
 # --- fetches, bodies, versions --------------------------------------------------------------------------
-def last_fetch(s: Session, page_id: int, outcomes: Sequence[str] | None = None) -> Fetch | None:
-    q = select(Fetch).where(Fetch.page_id == page_id)
-    if outcomes:
-        q = q.where(Fetch.outcome.in_(outcomes))
-    return s.scalar(q.order_by(Fetch.id.desc()).limit(1))
-
-
 def last_ok_fetch_hashes(s: Session, page_id: int) -> Any:
     """(raw_hash, content_hash, etag, last_modified) of a page's last `ok` fetch, or None: what a 304 night needs,
     without loading the whole row."""
@@ -147,11 +140,6 @@ def body_status(s: Session, sha256: str) -> bool | None:
     """True: these raw bytes are stored; False: their row exists but the data was pruned; None: no row."""
     row = s.execute(select(Body.data.is_not(None)).where(Body.sha256 == sha256)).first()
     return None if row is None else bool(row[0])
-
-
-def body_stored(s: Session, sha256: str) -> bool:
-    """Whether these raw bytes are stored already (with their data: not pruned)."""
-    return bool(body_status(s, sha256))
 
 
 def store_body(s: Session, sha256: str, data: bytes, content_type: str | None, *, compressed: bytes | None = None,
