@@ -19,6 +19,7 @@ from functools import cached_property, lru_cache
 from typing import Any, Iterable
 from urllib.parse import urljoin
 
+import orjson
 from lxml import etree
 from lxml.cssselect import CSSSelector
 
@@ -60,15 +61,16 @@ class Extraction:
         return "\n".join(b["text"] for b in self.blocks if b["text"])
 
     @cached_property
-    def blocks_json(self) -> str:
-        """The blocks as canonical JSON (sorted keys, compact): hashed here, stored compressed by the page work."""
-        return json.dumps(self.blocks, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    def blocks_json(self) -> bytes:
+        """The blocks as canonical JSON, UTF-8 (sorted keys, compact), byte for byte what `content_hash` below
+        hashes with the stdlib. Why orjson: encoding ≈ 500 small dicts was ≈ 1.2 ms of a new page's CPU with the
+        stdlib, 0.2 ms with orjson; `tests/test_extract.py` holds the two encoders equal on every code point."""
+        return orjson.dumps(self.blocks, option=orjson.OPT_SORT_KEYS)
 
     @property
     def content_hash(self) -> str:
         """Equal to content_hash(title, blocks), with the blocks serialized once."""
-        payload = "[" + json.dumps(self.title, ensure_ascii=False) + "," + self.blocks_json + "]"
-        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+        return hashlib.sha256(b"[" + orjson.dumps(self.title) + b"," + self.blocks_json + b"]").hexdigest()
 
 
 def content_hash(title: str, blocks: Iterable[dict[str, Any]] | Any) -> str:

@@ -8,13 +8,14 @@ version, so a maintenance night never shows up as a change.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
+
+import orjson
 
 from monitor.config import Config
 from monitor.detect import ChangeDecision, detect_html, detect_json, removed_decision
@@ -223,7 +224,7 @@ class PageWork:
             body_blob = bodypack.pack(body, zdict)
         stored_blocks = blockpack.strip(blocks, text)  # the text lives in versions.text once
         if extractor != "json":  # serialize and compress now, not under the write lock
-            stored_blocks = PackedJSON.pack(json.dumps(stored_blocks, ensure_ascii=False, separators=(",", ":")))
+            stored_blocks = PackedJSON.pack(orjson.dumps(stored_blocks))
 
         page = ensure_page()  # writes from here on
         self._update_page(page, r, extractor, new_title, meta, main_fp)

@@ -47,8 +47,9 @@ class PackedJSON(bytes):
     its write transaction begins, so the database lock is not held for it."""
 
     @classmethod
-    def pack(cls, json_text: str) -> "PackedJSON":
-        return cls(zlib.compress(json_text.encode("utf-8"), 6))
+    def pack(cls, json_text: str | bytes) -> "PackedJSON":
+        data = json_text.encode("utf-8") if isinstance(json_text, str) else json_text
+        return cls(zlib.compress(data, 6))
 
 
 class CompressedJSON(TypeDecorator[Any]):

@@ -108,3 +108,20 @@ def test_gcweb_furniture_matcher_equals_the_css_selectors() -> None:
     assert etree.tostring(fast_main) == etree.tostring(css_main)
     text = "".join(fast_main.itertext())
     assert "keep two" in text and "keep three" in text and "tail stays" in text and "Keep one." in text
+
+
+def test_orjson_and_the_stdlib_encode_blocks_identically_on_every_code_point() -> None:
+    """Content hashes were defined with `json.dumps(sort_keys=True, ensure_ascii=False, separators=(",", ":"))`;
+    the extractor encodes with orjson. The two must give the same bytes for every character a block can hold
+    (a different escape anywhere would make every page with that character look changed)."""
+    import json
+
+    import orjson
+
+    chars = [chr(cp) for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
+    for i in range(0, len(chars), 4096):
+        text = "".join(chars[i:i + 4096])
+        blocks = [{"text": text, "kind": "p", "section": [text[:7]], "links": [text[-5:]],
+                   "images": [{"src": text[:3], "alt": text[3:9]}]}]
+        expected = json.dumps(blocks, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        assert orjson.dumps(blocks, option=orjson.OPT_SORT_KEYS) == expected, f"code points from U+{ord(chars[i]):04X}"
