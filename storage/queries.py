@@ -117,6 +117,12 @@ def get_or_create_page(s: Session, url: str, url_key: str, *, source: str, topic
     return page, True
 
 
+def insert_page_if_absent(s: Session, **values: Any) -> int | None:
+    """Insert a page in one statement (INSERT … ON CONFLICT DO NOTHING RETURNING id): its id, or None when a page
+    with this url_key exists (another page-work process created it meanwhile)."""
+    return s.execute(_insert_if_absent(s, _PAGES).returning(_PAGES.c.id), values).scalar()
+
+
 def known_discovered_pages(s: Session, limit: int) -> list[Page]:
     return list(s.scalars(select(Page).where(Page.source == "discovered", Page.status != "removed").order_by(Page.id).limit(limit)))
 

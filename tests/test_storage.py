@@ -15,7 +15,7 @@ from monitor.pagework import FetchResult, PageWork
 from storage import StorageError, open_database
 from storage import queries as q
 from storage.db import head_revision
-from storage.models import Change, Fetch, Version
+from storage.models import Change, Fetch, Page, Version
 
 GCWEB = """<html><head><title>{t}</title></head><body><main property="mainContentOfPage"><h1>{t}</h1>
 <h2>Fees</h2><p>The work permit fee is {fee}.</p><script>{noise}</script>
@@ -303,5 +303,31 @@ def test_versions_store_block_structure_once_and_text_once(db_url: str):
             v = s.get(Version, 1)
             assert v.stored_blocks["textless"] == 2
             assert v.blocks == ex.blocks[:-1]
+    finally:
+        db.dispose()
+
+
+def test_a_page_created_by_another_worker_meanwhile_is_updated_not_duplicated(db_url: str, monkeypatch):
+    """A new page is inserted in one statement; if another page-work process created the same URL between this
+    one's read and its write, the insert yields nothing and the page is read and updated through the ORM."""
+    db = open_database(db_url)
+    cfg = _config(db_url)
+    original = q.insert_page_if_absent
+
+    def racing(s, **values):
+        other = open_database(db_url, migrate=False)  # the other worker's connection, committed first
+        with other.session() as s2:
+            q.get_or_create_page(s2, values["url"], values["url_key"], source="watch", topics=[])
+        other.dispose()
+        return original(s, **values)
+
+    monkeypatch.setattr(q, "insert_page_if_absent", racing)
+    try:
+        assert _night(db, cfg, "$155", "a").result == "new"
+        with db.session() as s:
+            pages = s.scalars(sa.select(Page)).all()
+            assert len(pages) == 1 and pages[0].title == "Work permits" and pages[0].extractor == "gcweb"
+            assert pages[0].last_seen is not None and pages[0].topics == ["work-permits"]
+            assert s.scalar(sa.select(sa.func.count()).select_from(Version)) == 1
     finally:
         db.dispose()
