@@ -131,8 +131,8 @@ def find_gcweb_main(doc: etree._Element) -> etree._Element | None:
     return found[0] if found else None
 
 
-def _first_text(doc: etree._Element, xpath: str | etree.XPath) -> str | None:
-    for node in (doc.xpath(xpath) if isinstance(xpath, str) else xpath(doc)):
+def _first_text(doc: etree._Element, xpath: etree.XPath) -> str | None:
+    for node in xpath(doc):
         value = node if isinstance(node, str) else _text(node)
         value = normalize_text(str(value))
         if value:

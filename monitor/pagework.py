@@ -197,7 +197,7 @@ class PageWork:
         main_fp = (fp or main_fingerprint(body, r.encoding, meta.get("rules", ""))) if extractor == "gcweb" else None
         if prev_h is not None and prev_h[2] == content_hash:  # noise only: keep just the hashes
             page = ensure_page()
-            self._update_page(page, r, extractor, new_title, meta, main_fp)
+            self._update_page(s, page, r, extractor, new_title, meta, main_fp)
             self._record_fetch(s, page.id, r, "ok", raw_hash=raw_hash, content_hash=content_hash)
             return PageOutcome("unchanged", "ok")
 
@@ -233,7 +233,7 @@ class PageWork:
             page = new_page
         else:
             page = ensure_page()
-            self._update_page(page, r, extractor, new_title, meta, main_fp)
+            self._update_page(s, page, r, extractor, new_title, meta, main_fp)
         if new_dict is not None:  # the host's first stored page: its template becomes the dictionary
             dict_id = q.add_dictionary(s, host, new_dict)
         if body_blob is not None:
@@ -275,9 +275,9 @@ class PageWork:
         page_id = q.insert_page_if_absent(s, **values)
         return Page(id=page_id, **values) if page_id is not None else None
 
-    def _update_page(self, page: Page, r: FetchResult, extractor: str, title: str | None, meta: dict[str, Any],
+    def _update_page(self, s, page: Page, r: FetchResult, extractor: str, title: str | None, meta: dict[str, Any],
                      main_fp: str | None) -> None:
-        self._mark_seen(page, r)
+        q.mark_seen(s, page.id, r.fetched_at)  # the one "seen" rule, shared with the unchanged paths
         page.extractor = page.extractor or extractor
         if main_fp is not None:
             page.main_fp = main_fp
@@ -297,12 +297,6 @@ class PageWork:
         except NoMainContent:
             return None
         return {"blocks": ex.blocks, "meta": prev.meta, "text": ex.text}
-
-    def _mark_seen(self, page: Page, r: FetchResult) -> None:
-        page.last_seen = r.fetched_at
-        page.gone_count = 0
-        if page.status != "active":
-            page.status = "active"
 
     def _failed(self, s, page: Page, r: FetchResult, outcome: str | None = None, message: str | None = None) -> PageOutcome:
         outcome = outcome or r.outcome
