@@ -118,12 +118,15 @@ def _text(el: etree._Element) -> str:
 
 
 _MAIN = etree.XPath("//main[@property='mainContentOfPage']")
-_DATE_BY_ID = etree.XPath("id('wb-dtmd')//time/text()")  # libxml2's ID index: no scan of the document
+_DTMD = etree.XPath("id('wb-dtmd')")  # libxml2's ID index: no scan of the document
+_DATE_BY_ID = etree.XPath("id('wb-dtmd')//time/text()")
 _DATE = etree.XPath("//*[@id='wb-dtmd']//time/text()")
-_META_MODIFIED = etree.XPath("//meta[@name='dcterms.modified']/@content")
-_META_ISSUED = etree.XPath("//meta[@name='dcterms.issued']/@content")
-_CANONICAL = etree.XPath("//link[@rel='canonical']/@href")
 _TITLE = etree.XPath("//title/text()")
+_COUNT_SCRIPTS = etree.XPath("count(.//script)")
+#: <meta name=…> / <link rel=…> → metadata key, read in one pass over the document's meta and link elements
+_HEAD_KEYS = {("meta", "name", "dcterms.modified"): ("modified", "content"),
+              ("meta", "name", "dcterms.issued"): ("date_issued", "content"),
+              ("link", "rel", "canonical"): ("canonical_url", "href")}
 
 
 def find_gcweb_main(doc: etree._Element) -> etree._Element | None:
@@ -140,18 +143,34 @@ def _first_text(doc: etree._Element, xpath: etree.XPath) -> str | None:
     return None
 
 
+def _head_values(doc: etree._Element) -> dict[str, str]:
+    """The first non-empty value of each `_HEAD_KEYS` entry, in document order — what `//meta[@name='…']/@content`
+    and `//link[@rel='canonical']/@href` would give, from lxml's C-level tag filter instead of three XPath scans
+    of the whole document (0.3 ms a long page)."""
+    found: dict[str, str] = {}
+    for el in doc.iter("meta", "link"):
+        for (tag, attr, value), (key, source) in _HEAD_KEYS.items():
+            if key in found or el.tag != tag or el.get(attr) != value:
+                continue
+            text = el.get(source)
+            if text is not None:
+                text = normalize_text(text)
+                if text:
+                    found[key] = text
+    return found
+
+
 def extract_metadata(doc: etree._Element) -> dict[str, Any]:
     meta: dict[str, Any] = {}
-    # The ID index finds the first #wb-dtmd; only when it holds no date is the whole document scanned.
-    modified = _first_text(doc, _DATE_BY_ID) or _first_text(doc, _DATE) or _first_text(doc, _META_MODIFIED)
+    head = _head_values(doc)
+    # The ID index finds the first #wb-dtmd; only when that one holds no date is the whole document scanned
+    # (there is no #wb-dtmd at all when the index has none: then neither is there anything to scan for).
+    modified = _first_text(doc, _DATE_BY_ID) or (_first_text(doc, _DATE) if _DTMD(doc) else None) or head.get("modified")
     if modified:
         meta["date_modified"] = modified
-    issued = _first_text(doc, _META_ISSUED)
-    if issued:
-        meta["date_issued"] = issued
-    canonical = _first_text(doc, _CANONICAL)
-    if canonical:
-        meta["canonical_url"] = canonical
+    for key in ("date_issued", "canonical_url"):
+        if key in head:
+            meta[key] = head[key]
     lang = doc.get("lang")
     if lang:
         meta["lang"] = lang
@@ -375,7 +394,7 @@ def extract_html(body: bytes | str, url: str, *, encoding: str | None = None,
     main = find_gcweb_main(doc)
     if main is not None:
         extractor, noise = "gcweb", GCWEB_NOISE
-        outside = int(doc.xpath("count(//script)") - main.xpath("count(.//script)"))
+        outside = int(_COUNT_SCRIPTS(doc) - _COUNT_SCRIPTS(main))
         dropped.append(f"outside the content area: menus, header, footer, breadcrumbs and {outside} scripts "
                        "(rotating asset URLs, Akamai/analytics beacons)")
     elif require_gcweb:

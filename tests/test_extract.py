@@ -125,3 +125,41 @@ def test_orjson_and_the_stdlib_encode_blocks_identically_on_every_code_point() -
                    "images": [{"src": text[:3], "alt": text[3:9]}]}]
         expected = json.dumps(blocks, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         assert orjson.dumps(blocks, option=orjson.OPT_SORT_KEYS) == expected, f"code points from U+{ord(chars[i]):04X}"
+
+
+@pytest.mark.parametrize("html", [
+    # the date in the first #wb-dtmd; meta tags in head
+    """<html><head><meta name="dcterms.modified" content="2020-01-01"><meta name="dcterms.issued" content=" 2019-05-05 ">
+    <link rel="canonical" href="https://x/a"></head><body><dl id="wb-dtmd"><time>2024-03-22</time></dl></body></html>""",
+    # no #wb-dtmd: the meta date; an empty and a missing content before the real one; a canonical in the body
+    """<html><head><meta name="dcterms.modified" content="  "><meta name="dcterms.modified">
+    <meta name="dcterms.modified" content="2021-02-02"></head><body><link rel="canonical" href="https://x/b">
+    <link rel="canonical" href="https://x/c"><meta name="DCTERMS.issued" content="no: case differs"></body></html>""",
+    # a first #wb-dtmd without a date, a duplicate id holding one (the full scan's case)
+    """<html><head><meta name="dcterms.modified" content="2021-02-02"></head><body><div id="wb-dtmd">no date</div>
+    <section><dl id="wb-dtmd"><dd><time> </time><time>2023-07-07</time></dd></dl></section></body></html>""",
+    # a #wb-dtmd whose <time> is empty everywhere: falls back to the meta tag
+    """<html><head><meta name="dcterms.modified" content="2021-02-02"><link rel="canonical stylesheet" href="x.css">
+    </head><body><dl id="wb-dtmd"><time></time></dl></body></html>""",
+    # nothing at all
+    """<html><body><p>plain</p></body></html>""",
+])
+def test_metadata_equals_the_xpath_definitions(html: str) -> None:
+    """`extract_metadata` reads meta/link elements in one pass and scans for #wb-dtmd only when libxml2's ID
+    index knows one; on awkward markup it must give what the XPath definitions it replaced give."""
+    from monitor import extract as ex
+
+    doc = ex.parse_html(html.encode(), "utf-8")
+
+    def first(xpath: str) -> str | None:
+        for value in doc.xpath(xpath):
+            value = ex.normalize_text(str(value))
+            if value:
+                return value
+        return None
+
+    expected = {"date_modified": first("id('wb-dtmd')//time/text()") or first("//*[@id='wb-dtmd']//time/text()")
+                or first("//meta[@name='dcterms.modified']/@content"),
+                "date_issued": first("//meta[@name='dcterms.issued']/@content"),
+                "canonical_url": first("//link[@rel='canonical']/@href"), "lang": doc.get("lang")}
+    assert ex.extract_metadata(doc) == {k: v for k, v in expected.items() if v}
