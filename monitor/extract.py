@@ -56,9 +56,10 @@ class Extraction:
     meta: dict[str, Any] = field(default_factory=dict)
     dropped: list[str] = field(default_factory=list)  # why-not-content notes, for `policywatch explain`
 
-    @property
+    @cached_property
     def text(self) -> str:
-        return "\n".join(b["text"] for b in self.blocks if b["text"])
+        """The blocks' texts, one per line (what `versions.text` stores); computed once: blocks are never edited."""
+        return "\n".join([b["text"] for b in self.blocks if b["text"]])
 
     @cached_property
     def blocks_json(self) -> bytes:

@@ -213,7 +213,9 @@ class PageWork:
         decision = (detect_json(new_doc=blocks, **common) if extractor == "json"
                     else detect_html(new_blocks=blocks, new_meta=meta, **common))
         body_blob, dict_id, new_dict, host = None, None, None, urlsplit(r.url).netloc.lower()
-        body_row = q.body_status(s, raw_hash)
+        # A new page's body is new but for rare cases (the same bytes at another URL, a pruned row): store_body's
+        # INSERT finds those, so only a known page's body is looked up first.
+        body_row = q.body_status(s, raw_hash) if row is not None else None
         if not body_row:  # pack the raw body against its host's page template (storage.bodypack)
             known = self._dictionaries.get(host) or q.host_dictionary(s, host)
             if known is not None:

@@ -70,13 +70,14 @@ def has_completed_run(s: Session) -> bool:
 # --- pages ----------------------------------------------------------------------------------------------
 # The page work's per-page statements, built once: building a select() costs more CPU than SQLite answering it,
 # and an unchanged night runs them for every page. (SQLAlchemy caches the compiled SQL either way.)
-_PAGES, _FETCHES, _VERSIONS = Page.__table__, Fetch.__table__, Version.__table__
+_PAGES, _FETCHES, _VERSIONS, _BODIES = Page.__table__, Fetch.__table__, Version.__table__, Body.__table__
 _PAGE_BY_KEY = select(_PAGES).where(_PAGES.c.url_key == bindparam("key"))
 _LAST_VERSION_HASHES = (select(_VERSIONS.c.id, _VERSIONS.c.raw_hash, _VERSIONS.c.content_hash)
                         .where(_VERSIONS.c.page_id == bindparam("pid")).order_by(_VERSIONS.c.id.desc()).limit(1))
 _LAST_OK_FETCH = (select(_FETCHES.c.raw_hash, _FETCHES.c.content_hash, _FETCHES.c.etag, _FETCHES.c.last_modified)
                   .where(_FETCHES.c.page_id == bindparam("pid"), _FETCHES.c.outcome == "ok")
                   .order_by(_FETCHES.c.id.desc()).limit(1))
+_BODY_STORED = select(_BODIES.c.data.is_not(None)).where(_BODIES.c.sha256 == bindparam("sha"))
 _MARK_SEEN = (update(_PAGES).where(_PAGES.c.id == bindparam("pid"))
               .values(last_seen=bindparam("seen", type_=_PAGES.c.last_seen.type), gone_count=0, status="active"))
 
@@ -120,7 +121,7 @@ def get_or_create_page(s: Session, url: str, url_key: str, *, source: str, topic
 def insert_page_if_absent(s: Session, **values: Any) -> int | None:
     """Insert a page in one statement (INSERT … ON CONFLICT DO NOTHING RETURNING id): its id, or None when a page
     with this url_key exists (another page-work process created it meanwhile)."""
-    return s.execute(_insert_if_absent(s, _PAGES).returning(_PAGES.c.id), values).scalar()
+    return s.execute(_insert_if_absent(s, _PAGES, _PAGES.c.id), values).scalar()
 
 
 def known_discovered_pages(s: Session, limit: int) -> list[Page]:
@@ -144,7 +145,7 @@ def validators(s: Session) -> dict[str, tuple[str | None, str | None]]:
 
 def body_status(s: Session, sha256: str) -> bool | None:
     """True: these raw bytes are stored; False: their row exists but the data was pruned; None: no row."""
-    row = s.execute(select(Body.data.is_not(None)).where(Body.sha256 == sha256)).first()
+    row = s.execute(_BODY_STORED, {"sha": sha256}).first()
     return None if row is None else bool(row[0])
 
 
@@ -152,13 +153,17 @@ def store_body(s: Session, sha256: str, data: bytes, content_type: str | None, *
                dict_id: int | None = None, row_exists: bool | None = None) -> None:
     """Store a raw body once; identical bytes are never stored twice. `compressed`: `data` packed already
     (storage.bodypack, against dictionary `dict_id` if given) before the write transaction began, so the lock is
-    not held for it. `row_exists`: what `body_status` said earlier in this transaction (False skips a lookup)."""
+    not held for it. `row_exists=False`: the body is most likely new (`body_status` said so, or the page is new): one
+    INSERT, and only if the row turns out to exist (another worker stored the same bytes, or a pruned row) the
+    lookup below."""
     if compressed is None:
         compressed, dict_id = bodypack.pack(data), None
-    if row_exists is False:  # a new body (another worker may store the same bytes meanwhile: then nothing to do)
-        s.execute(_insert_if_absent(s, Body.__table__), dict(sha256=sha256, size=len(data), content_type=content_type,
-                                                             data=compressed, dict_id=dict_id, created_at=utcnow()))
-        return
+    if row_exists is False:
+        inserted = s.execute(_insert_if_absent(s, _BODIES, _BODIES.c.sha256),
+                             dict(sha256=sha256, size=len(data), content_type=content_type, data=compressed,
+                                  dict_id=dict_id, created_at=utcnow())).scalar()
+        if inserted is not None:
+            return
     existing = s.get(Body, sha256)
     if existing is not None:
         if existing.data is None:  # pruned earlier, needed again
@@ -232,13 +237,22 @@ def insert_row(s: Session, model: type[Base], **values: Any) -> int:
     return s.execute(insert(table), values).inserted_primary_key[0]
 
 
-def _insert_if_absent(s: Session, table: Any) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING in the session's dialect (no SAVEPOINT round trips)."""
-    if s.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    return dialect_insert(table).on_conflict_do_nothing()
+_IF_ABSENT: dict[tuple[str, str, str], Any] = {}
+
+
+def _insert_if_absent(s: Session, table: Any, returning: Any) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING `returning` in the session's dialect (no SAVEPOINT round trips;
+    the RETURNING row is absent when the row existed). Built once per dialect and table: new pages use it twice."""
+    dialect = s.get_bind().dialect.name
+    key = (dialect, table.name, returning.name)
+    stmt = _IF_ABSENT.get(key)
+    if stmt is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        stmt = _IF_ABSENT[key] = dialect_insert(table).on_conflict_do_nothing().returning(returning)
+    return stmt
 
 
 # --- changes and history --------------------------------------------------------------------------------

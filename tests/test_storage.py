@@ -85,6 +85,33 @@ def test_identical_bodies_stored_once(db_url: str):
         db.dispose()
 
 
+def test_a_new_pages_body_already_stored_or_pruned_is_kept_once_and_restored(db_url: str):
+    """A new page's body is inserted without a lookup first; the same bytes at a second URL must still be one
+    row, and bytes whose row was pruned (data NULL) are stored again when a new page brings them back."""
+    cfg = parse_config({"storage": {"url": db_url}, "crawl": {"allowed_domains": ["www.canada.ca"]}, "watch": [
+        {"url": f"https://www.canada.ca/en/{name}.html"} for name in ("a", "b", "c")]})
+    body = GCWEB.format(t="Same", fee="$155", noise="n1").encode()
+    sha = hashlib.sha256(body).hexdigest()
+    db = open_database(db_url)
+    try:
+        with db.session() as s:
+            run_id = q.open_run(s).id
+        work = PageWork(db, cfg, run_id, first_run=True)
+        for name in ("a", "b"):
+            assert work.process(FetchResult(url=f"https://www.canada.ca/en/{name}.html", status=200, body=body,
+                                            content_type="text/html")).result == "new"
+        with db.engine.begin() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM bodies")).scalar() == 1
+            conn.execute(sa.text("UPDATE bodies SET data = NULL"))  # what `db prune` leaves
+        assert work.process(FetchResult(url="https://www.canada.ca/en/c.html", status=200, body=body,
+                                        content_type="text/html")).result == "new"
+        with db.session() as s:
+            assert q.body_bytes(s, sha) == body
+            assert s.scalar(sa.select(sa.func.count()).select_from(Version).where(Version.raw_hash == sha)) == 3
+    finally:
+        db.dispose()
+
+
 def test_a_failed_page_transaction_leaves_nothing(db_url: str):
     """One transaction per page: an error midway rolls back the fetch, the version and the change together."""
     db = open_database(db_url)
