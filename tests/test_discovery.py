@@ -115,3 +115,45 @@ def test_read_feed_forms():
     assert [f.url for f in read_feed(nested, "application/json")] == ["https://www.canada.ca/x.html", "https://www.canada.ca/y.html"]
     with pytest.raises(ValueError, match="not a feed"):
         read_feed(b"<html><body>WAF says no</body></html>")
+
+
+@pytest.mark.slow
+def test_watched_pages_linked_from_a_hub_or_a_sitemap_are_fetched_once(write_config, tmp_path):
+    """The spider makes its watch requests lazily (the scheduler holds a few, not the whole watchlist), so a hub
+    page's links and a sitemap are read while most watches are not requested yet: those watched pages must still
+    be fetched once, as watches — not again as discovered pages."""
+    from collections import Counter
+
+    with NightServer() as server:
+        base = server.base
+        names = [f"p{i}" for i in range(60)]
+        hub = ("<html><head><title>Hub</title></head><body><main property=\"mainContentOfPage\"><h1>Hub</h1>"
+               + "".join(f'<p><a href="/en/news/{n}.html">{n}</a></p>' for n in names) + "</main></body></html>")
+        urlset = ('<?xml version="1.0" encoding="UTF-8"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+                  + "".join(f"<url><loc>{base}/en/news/{n}.html</loc></url>" for n in reversed(names)) + "</urlset>")
+        server.pages = {"/en/hub.html": (hub.encode(), "text/html; charset=utf-8"),
+                        "/sitemap.xml": (urlset.encode(), "application/xml"),
+                        **{f"/en/news/{n}.html": _page(n) for n in names}}
+        watches = "".join(f'[[watch]]\nurl = "{base}/en/news/{n}.html"\n' for n in names)
+        cfg = str(write_config(f"""
+[crawl]
+allowed_domains = ["127.0.0.1:{server.port}"]
+download_delay = 0
+retries = 0
+
+[discovery]
+follow_prefixes = ["{base}/en/news/"]
+sitemaps = ["{base}/sitemap.xml"]
+depth = 1
+
+[[watch]]
+url = "{base}/en/hub.html"
+{watches}"""))
+        p = policywatch("run", "--config", cfg)
+        assert p.returncode == 0, p.stderr
+        fetched = Counter(path for path, _inm in server.requests if path.startswith("/en/"))
+        assert len(fetched) == 61 and set(fetched.values()) == {1}, fetched.most_common(3)
+        con = sqlite3.connect(tmp_path / "history.db")
+        assert con.execute("SELECT count(*) FROM pages WHERE source = 'watch'").fetchone()[0] == 61
+        assert con.execute("SELECT count(*) FROM fetches").fetchone()[0] == 61
+        con.close()

@@ -12,6 +12,7 @@ from typing import Any, AsyncIterator
 from urllib.parse import urljoin, urldefrag
 
 import scrapy
+from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
@@ -121,16 +122,30 @@ class WatchlistSpider(scrapy.Spider):
         finally:
             db.dispose()
         self.validators = validators
+        # Requests are made lazily (below), but everything this pass will request counts as seen from the start:
+        # a link or sitemap entry read meanwhile must not fetch a watched or known page a second time.
+        self.seen.update(normalize_url(watch.url) for watch in self.pw_config.watches)
+        known_todo = [(url, key) for url, key in known if key not in self.seen and self.pw_config.allowed.allows(url)]
+        self.seen.update(key for _, key in known_todo)
+        self.discovered += len(known_todo)
         for watch in self.pw_config.watches:
+            await self._room()
             yield self._request(watch.url, "watch", 0, validators)
         disc = self.pw_config.discovery
         for kind, urls in (("sitemap", disc.sitemaps), ("feed", disc.feeds)):
             for url in urls:
                 yield self._source_request(url, kind)
-        for url, key in known:
-            if key not in self.seen and self.pw_config.allowed.allows(url):
-                self.discovered += 1
-                yield self._request(url, "discovered", 1, validators)
+        for url, _ in known_todo:
+            await self._room()
+            yield self._request(url, "discovered", 1, validators)
+
+    async def _room(self) -> None:
+        """Wait while the downloader is full and the scheduler still holds requests (Scrapy's lazy start pattern).
+        Why: the engine otherwise drains start() into the scheduler at once — 10,000 watches are 10,000 Request
+        objects with their headers and meta held for the whole pass, memory that grows with the watchlist."""
+        engine = self.crawler.engine
+        if engine is not None and engine.needs_backout():
+            await self.crawler.signals.wait_for(signals.scheduler_empty)
 
     def _result(self, response: Response | None, request: scrapy.Request, outcome: str, message: str | None = None) -> FetchResult:
         meta = request.meta
