@@ -265,6 +265,9 @@ def _inline_only(el: etree._Element) -> bool:
     return True
 
 
+_NONE: Any = ()  # the links / images of a block without children (immutable: never appended to, never stored)
+
+
 class _Walker:
     """Turns an element tree into blocks, tracking the heading path.
 
@@ -375,8 +378,15 @@ class _Walker:
             else:
                 if len(run) > 1 or run[0] or images:
                     self.emit(kind, "".join(run), links, images)
-                run, links, images = [], [], []
-                self.walk(child)
+                    if links:  # kept by the block just emitted: the next run needs lists of its own
+                        links = []
+                    if images:
+                        images = []
+                run = []
+                if ctag in LEAF_BLOCKS and not len(child):  # the commonest block, a paragraph without markup
+                    self.emit(ctag, child.text or "", _NONE, _NONE)
+                else:
+                    self.walk(child)
             run.append(child.tail or "")
         self.emit(kind, "".join(run), links, images)
 
