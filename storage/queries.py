@@ -227,14 +227,19 @@ def add(s: Session, obj: Any) -> Any:
     return obj
 
 
+_INSERTS: dict[type, Any] = {}  # one INSERT construct per model, built once (see insert_row)
+
+
 def insert_row(s: Session, model: type[Base], **values: Any) -> int:
     """Insert one row of `model` through Core and return its id.
 
     Why not `add`: the page work writes a fetch on every page, every night, and a version and a change on every
     new or edited one; the ORM's unit of work (identity map, flush bookkeeping) cost more CPU than the SQL itself.
     Column defaults and types (UTC datetimes, compressed JSON) apply as they do through the ORM."""
-    table = model.__table__
-    return s.execute(insert(table), values).inserted_primary_key[0]
+    stmt = _INSERTS.get(model)
+    if stmt is None:
+        stmt = _INSERTS[model] = insert(model.__table__)
+    return s.execute(stmt, values).inserted_primary_key[0]
 
 
 _IF_ABSENT: dict[tuple[str, str, str], Any] = {}
