@@ -56,3 +56,5 @@ def test_bench_pagework_smoke(tmp_path: Path):
     assert paths["noise"]["results"] == {"unchanged": 100}
     assert paths["change"]["results"] == {"changed": 1, "unchanged": 99}  # 1 % edited: exactly the edited page
     assert all(v["cpu_ms_per_page"] > 0 for v in paths.values()) and data["baseline"]["extract_ms_per_page"] > 0
+    assert sum(row["pages"] for row in data["by_size"]) == 100  # every page in one size bucket
+    assert all(row["new_ms"] > 0 and row["extract_html_ms"] > 0 for row in data["by_size"])
