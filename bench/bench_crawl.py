@@ -73,16 +73,33 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
+def _pss_kb(pid: int) -> int:
+    """Proportional set size: each shared page (the interpreter, libraries) divided among the processes that map
+    it, so a tree's PSS adds up to the memory it really occupies; its RSS sum counts shared pages once per process."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def timed(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> dict:
     """Wall time, CPU time of the whole process tree, and peak RSS sampled every 0.1 s: of the largest single
-    process and of the whole tree (the pass, its crawl and the page-work processes together: what the machine
-    must have free)."""
+    process and of the whole tree (the pass, its crawl and the page-work processes together), and the tree's peak
+    PSS sampled every second (reading it costs more; see _pss_kb for why both)."""
     started = time.monotonic()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
-    peak_one = peak_sum = 0
+    peak_one = peak_sum = peak_pss = 0
+    samples = 0
     while p.poll() is None:
-        rss = [_rss_kb(pid) for pid in _tree(p.pid)]
+        tree = _tree(p.pid)
+        rss = [_rss_kb(pid) for pid in tree]
         peak_one, peak_sum = max(peak_one, max(rss, default=0)), max(peak_sum, sum(rss))
+        if samples % 10 == 0:
+            peak_pss = max(peak_pss, sum(_pss_kb(pid) for pid in tree))
+        samples += 1
         time.sleep(0.1)
     out, err = p.communicate()
     seconds = time.monotonic() - started
@@ -92,6 +109,7 @@ def timed(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = 
     timed.cpu_seen = cpu  # type: ignore[attr-defined]
     return {"exit": p.returncode, "seconds": round(seconds, 2), "cpu_seconds": round(cpu - cpu_before, 2),
             "peak_rss_mb": round(peak_one / 1024, 1), "peak_rss_tree_mb": round(peak_sum / 1024, 1),
+            "peak_pss_tree_mb": round(peak_pss / 1024, 1),
             "stdout": out[-500:], "stderr": err[-500:]}
 
 

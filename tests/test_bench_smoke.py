@@ -38,6 +38,7 @@ def test_bench_crawl_smoke(tmp_path: Path):
     assert pw[3]["changes_reported"] == 0 and pw[4]["changes_reported"] == 4  # noise is silent, 10 % edits are not
     assert {r["tool"] for r in data["rows"]} == {"policywatch", "bare-scrapy"}
     assert all(r["peak_rss_tree_mb"] >= r["peak_rss_mb"] > 0 and r["cpu_seconds"] > 0 for r in pw.values())
+    assert all(0 < r["peak_pss_tree_mb"] <= r["peak_rss_tree_mb"] for r in pw.values())
 
 
 def test_bench_cluster_smoke(tmp_path: Path, pg_url: str, redis_prefix):
