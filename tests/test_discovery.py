@@ -52,12 +52,10 @@ def _site(base: str, night: int) -> dict[str, tuple[bytes, str]]:
     return pages
 
 
-@pytest.mark.slow
-def test_sitemap_and_feeds_reveal_new_pages(write_config, tmp_path):
-    with NightServer() as server:
-        base = server.base
-        server.pages = _site(base, 1)
-        cfg = str(write_config(f"""
+def _config(server: NightServer, discovery: str, watches: str = "") -> str:
+    """A config for the loopback site: the hub page watched, links followed under /en/news/, its sitemap read."""
+    base = server.base
+    return f"""
 [crawl]
 allowed_domains = ["127.0.0.1:{server.port}"]
 download_delay = 0
@@ -66,11 +64,19 @@ retries = 0
 [discovery]
 follow_prefixes = ["{base}/en/news/"]
 sitemaps = ["{base}/sitemap.xml"]
-feeds = ["{base}/feed.atom", "{base}/news.json", "{base}/broken.json"]
-
+{discovery}
 [[watch]]
 url = "{base}/en/hub.html"
-"""))
+{watches}"""
+
+
+@pytest.mark.slow
+def test_sitemap_and_feeds_reveal_new_pages(write_config, tmp_path):
+    with NightServer() as server:
+        base = server.base
+        server.pages = _site(base, 1)
+        cfg = str(write_config(_config(server, f"""feeds = ["{base}/feed.atom", "{base}/news.json", "{base}/broken.json"]
+""")))
         p = policywatch("run", "--config", cfg)
         assert p.returncode == 0, p.stderr
         con = sqlite3.connect(tmp_path / "history.db")
@@ -135,20 +141,7 @@ def test_watched_pages_linked_from_a_hub_or_a_sitemap_are_fetched_once(write_con
                         "/sitemap.xml": (urlset.encode(), "application/xml"),
                         **{f"/en/news/{n}.html": _page(n) for n in names}}
         watches = "".join(f'[[watch]]\nurl = "{base}/en/news/{n}.html"\n' for n in names)
-        cfg = str(write_config(f"""
-[crawl]
-allowed_domains = ["127.0.0.1:{server.port}"]
-download_delay = 0
-retries = 0
-
-[discovery]
-follow_prefixes = ["{base}/en/news/"]
-sitemaps = ["{base}/sitemap.xml"]
-depth = 1
-
-[[watch]]
-url = "{base}/en/hub.html"
-{watches}"""))
+        cfg = str(write_config(_config(server, "depth = 1\n", watches)))
         p = policywatch("run", "--config", cfg)
         assert p.returncode == 0, p.stderr
         fetched = Counter(path for path, _inm in server.requests if path.startswith("/en/"))
