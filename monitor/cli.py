@@ -13,7 +13,7 @@ import sys
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -224,7 +224,6 @@ def demo(out_dir: Path = typer.Option(Path("demo-out"), "--out", help="Folder fo
 @db_app.command("upgrade")
 def db_upgrade(config: Optional[Path] = ConfigOpt) -> None:
     """Create the database or bring its schema to the latest revision (safe with concurrent processes)."""
-    from sqlalchemy import text  # noqa: F401
     from storage.db import current_revision
 
     cfg = _config(config)

@@ -16,12 +16,21 @@ from storage.models import Change, Run
 SIGNIFICANCE_ORDER = {"high": 0, "medium": 1, "low": 2}
 
 
+@dataclass(frozen=True)
+class BaselineEntry:
+    """A page recorded for the first time, as a report lists it."""
+
+    id: int
+    url: str
+    title: str | None
+
+
 @dataclass
 class ReportData:
     run: Run
     changes: list[Change]
     groups: list[tuple[str, list[Change]]]
-    baseline: list[Change]
+    baseline: list[BaselineEntry]
     health: dict[str, Any] = field(default_factory=dict)
     topic_names: dict[str, str] = field(default_factory=dict)
     notices: list[Notice] = field(default_factory=list)
@@ -52,9 +61,17 @@ def load_run_report(s: Session, run_id: int, topic_names: dict[str, str] | None 
     run = s.get(Run, run_id)
     if run is None:
         raise LookupError(f"no run {run_id}")
-    all_changes = list(s.scalars(select(Change).where(Change.run_id == run_id)))
-    baseline = sorted((c for c in all_changes if is_baseline(c)), key=lambda c: c.id)
-    notices, rest = split_notices(c for c in all_changes if not is_baseline(c))
+    # Streamed: a first night of 50,000 watches is 50,000 "now watching" notes, each a Change with its details;
+    # a report keeps only their links (memory bounded by the night's real changes, not by the watchlist).
+    baseline: list[BaselineEntry] = []
+    news: list[Change] = []
+    query = select(Change).where(Change.run_id == run_id).order_by(Change.id).execution_options(yield_per=500)
+    for c in s.scalars(query):
+        if is_baseline(c):
+            baseline.append(BaselineEntry(c.id, c.url, c.title))
+        else:
+            news.append(c)
+    notices, rest = split_notices(news)
     changes = sorted(rest, key=rank_key)
     names = dict(topic_names or {})
     groups: dict[str, list[Change]] = {}

@@ -22,6 +22,7 @@ from typing import Callable, Protocol, Sequence
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
+from reports.data import is_baseline
 from reports.digest import Digest, SubscriberLike, build_message, compose, message_id, render_html, render_text
 from reports.mail import SendError, send_message
 from storage.models import Change, Digest as DigestRow, DigestItem, Run, Subscriber
@@ -96,6 +97,14 @@ def subscriber_row(s: Session, email: str, *, run_id: int | None = None) -> Subs
     return row
 
 
+def news_between(s: Session, floor: int, top: int) -> list[Change]:
+    """The changes a digest may show, `floor` < id ≤ `top`, streamed without the "now watching" notes, which no
+    digest shows (`digest.wanted`) and which a first night of a large watchlist has one of per page."""
+    query = (select(Change).where(Change.id > floor, Change.id <= top).order_by(Change.id)
+             .execution_options(yield_per=500))
+    return [c for c in s.scalars(query) if not is_baseline(c)]
+
+
 class Outbox:
     """Builds, records and sends digests for the configured subscribers."""
 
@@ -123,8 +132,7 @@ class Outbox:
             row = s.scalar(select(Subscriber).where(Subscriber.email == sub.email.lower()))
             floor = row.watermark if row else finished_top(s)
             top = finished_top(s)
-            changes = list(s.scalars(select(Change).where(Change.id > floor, Change.id <= top).order_by(Change.id)))
-            digest = compose(changes, sub, base_url=self.base_url, topic_names=self.topic_names,
+            digest = compose(news_between(s, floor, top), sub, base_url=self.base_url, topic_names=self.topic_names,
                              run_id=last_finished_run(s))
             s.expunge_all()
         return digest
@@ -156,9 +164,8 @@ class Outbox:
                 return None
             top = finished_top(s)
             floor = row.watermark
-            changes = list(s.scalars(select(Change).where(Change.id > floor, Change.id <= top).order_by(Change.id)))
             run_id = last_finished_run(s)
-            digest = compose(changes, sub, base_url=self.base_url, topic_names=self.topic_names, run_id=run_id)
+            digest = compose(news_between(s, floor, top), sub, base_url=self.base_url, topic_names=self.topic_names, run_id=run_id)
             if not digest.entries and not digest.notices:
                 if not sub.heartbeat or run_id is None:
                     for f in failed:  # a failed heartbeat is not worth a late delivery

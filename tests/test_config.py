@@ -87,3 +87,13 @@ def test_digest_changes_with_settings():
     a = parse_config({"crawl": {"allowed_domains": ["a.ca"]}})
     b = parse_config({"crawl": {"allowed_domains": ["b.ca"]}})
     assert a.digest() != b.digest() and len(a.digest()) == 16
+
+
+def test_digest_is_the_one_runs_already_recorded(tmp_path):
+    """Runs store the config digest; it is computed at parse time now (the parsed TOML is not kept), and must
+    stay the value earlier releases recorded for the same file, or every old run would look like another config."""
+    path = tmp_path / "policywatch.toml"
+    path.write_text('[storage]\nurl = "sqlite:///history.db"\n\n[crawl]\nallowed_domains = ["www.canada.ca"]\n\n'
+                    '[[watch]]\nurl = "https://www.canada.ca/en/immigration-refugees-citizenship.html"\n'
+                    'topics = ["innovation-stream"]\n', encoding="utf-8")
+    assert load_config(path).digest() == "6a4235c1154eb485"  # the value the release before this change recorded

@@ -38,3 +38,43 @@ def test_markdown_neutralizes_html_and_links():
     assert "<script>" not in md and "<img" not in md
     assert not re.search(r"(?<!\\)\]\(javascript:", md)  # the link syntax is escaped: \](javascript:
     assert "&lt;script&gt;" in md
+
+
+def test_a_first_night_lists_every_baseline_from_a_streamed_light_load(tmp_path):
+    """A first night of a large watchlist is one "now watching" note per page: the report lists each page (title
+    escaped) from a light record, not the Change with its details, and a digest never sees them."""
+    from reports.data import BaselineEntry, load_run_report
+    from reports.outbox import news_between
+    from storage import open_database
+    from storage.models import Page
+
+    db = open_database(f"sqlite:///{tmp_path / 'history.db'}")
+    try:
+        with db.session() as s:
+            run = Run(started_at=datetime(2024, 3, 22, tzinfo=timezone.utc), status="completed")
+            s.add(run)
+            s.flush()
+            for i in range(302):
+                page = Page(url=f"https://www.canada.ca/en/p{i}.html", url_key=f"www.canada.ca/en/p{i}.html",
+                            source="watch", topics=[], status="active", gone_count=0)
+                s.add(page)
+                s.flush()
+                baseline = i < 300
+                s.add(Change(page_id=page.id, run_id=run.id, detected_at=datetime(2024, 3, 22, tzinfo=timezone.utc),
+                             kind="new_page" if baseline else "changed", significance="low" if baseline else "high",
+                             topics=[], url=page.url, title=EVIL if i == 7 else f"Page {i}", summary="s",
+                             details={"baseline": True} if baseline else {"blocks": []}))
+            run_id = run.id
+        with db.session() as s:
+            data = load_run_report(s, run_id)
+            assert len(data.baseline) == 300 and all(isinstance(b, BaselineEntry) for b in data.baseline)
+            assert [c.title for c in data.changes] == ["Page 300", "Page 301"]
+            md, html = render_markdown(data), render_html(data)
+            watching = md.split("## Now watching (300 pages")[1].split("## ")[0]
+            assert sum(line.startswith("- ") for line in watching.splitlines()) == 300
+            assert "<script>alert" not in html and "&lt;script&gt;alert(1)" in html
+            listed = html.split("pages recorded for the first time")[1].split("</ul>")[0]
+            assert listed.count("<li>") == 300
+            assert [c.title for c in news_between(s, 0, 10_000)] == ["Page 300", "Page 301"]
+    finally:
+        db.dispose()
