@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from monitor.config import Config
+from monitor.config import Config, Watch
 from monitor.detect import ChangeDecision, detect_html, detect_json, removed_decision
 from monitor.extract import NoMainContent, extract_html
 from monitor.jsondiff import MalformedJSON, parse_json, records_hash, records_text, to_records
@@ -51,6 +51,9 @@ class FetchResult:
     attempts: int = 1
     duration_ms: int | None = None
     fetched_at: datetime = field(default_factory=utcnow)
+    #: The watch this URL belongs to, when the crawl knows it: page-work processes then need no copy of the
+    #: watchlist (it grows with the watchlist; one per process). None: looked up in the config.
+    watch: Watch | None = None
 
 
 @dataclass
@@ -130,7 +133,7 @@ class PageWork:
         """Reads first, then the CPU work (hash, parse, compress, diff), then every write at the end: the write
         transaction (on SQLite, the database-wide write lock) is held for milliseconds, not for a parse, so
         page-work processes do not queue behind each other."""
-        watch = self.config.watch_for(r.url)
+        watch = r.watch or self.config.watch_for(r.url)
         source = "watch" if watch else r.source
         url_key = normalize_url(r.url)
         row = q.page_row(s, url_key)  # Core: the unchanged paths below never need the ORM object

@@ -150,9 +150,11 @@ class WatchlistSpider(scrapy.Spider):
     def _result(self, response: Response | None, request: scrapy.Request, outcome: str, message: str | None = None) -> FetchResult:
         meta = request.meta
         started = meta.get("pw_start")
-        r = FetchResult(url=meta.get("pw_url", request.url), source=meta.get("pw_source", "watch"), outcome=outcome,
+        url = meta.get("pw_url", request.url)
+        r = FetchResult(url=url, source=meta.get("pw_source", "watch"), outcome=outcome,
                         message=message, attempts=int(meta.get("retry_times", 0)) + 1,
-                        duration_ms=max(0, int((time.monotonic() - started) * 1000)) if started else None)
+                        duration_ms=max(0, int((time.monotonic() - started) * 1000)) if started else None,
+                        watch=self.pw_config.watch_for(url))
         if response is not None:
             r.status = response.status
             headers = response.headers
