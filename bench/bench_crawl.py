@@ -127,6 +127,8 @@ def main() -> int:
     ap.add_argument("--no-bare", action="store_true", help="skip the bare Scrapy ceiling")
     ap.add_argument("--page-workers", type=int, default=-1,
                     help="policywatch's crawl.page_workers (-1: one per core, 0: a thread of the crawl process)")
+    ap.add_argument("--nights", type=int, default=len(NIGHTS), choices=range(1, len(NIGHTS) + 1),
+                    help="run the first N nights only (e.g. 2: first pass and the 304 night, for a large N)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     out = args.out or ROOT / "bench" / "results" / f"crawl-{args.pages}.json"
@@ -152,7 +154,7 @@ def main() -> int:
             (work / "uw-config.yaml").write_text("report:\n  stdout:\n    enabled: false\n  text:\n    details: true\n",
                                                  encoding="utf-8")
             env = {**os.environ, "SCRAPY_SETTINGS_MODULE": ""}
-            for night, mode in NIGHTS:
+            for night, mode in NIGHTS[:args.nights]:
                 urllib.request.urlopen(f"{base}/__night?n={night}&mode={mode}&rate={args.change_rate}").read()
                 if not args.no_bare:
                     r = timed([sys.executable, "-m", "scrapy", "runspider", str(work / "bare.py"), "-a", f"urls={work / 'urls.txt'}",
