@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from monitor.config import Config
-from reports.data import is_baseline
+from reports.data import news
 from reports.outbox import DeliveryReport, Outbox, Transport, operator_reasons
 from reports.site import Site
 from storage.models import Change, Run
@@ -29,10 +29,8 @@ def publish_site(db: Any, config: Config, run_id: int) -> Path:
     """Pages for this pass's changes, their pages' timelines, the index and the Atom feed."""
     site = Site(site_dir(config), base_url=config.report_base_url, topic_names=topic_names(config))
     with db.session() as s:
-        # Streamed, keeping only news: a first night's "now watching" notes get no pages (see Site.write_changes),
-        # and there are as many of them as watches.
-        query = select(Change).where(Change.run_id == run_id).order_by(Change.id).execution_options(yield_per=500)
-        site.write_changes(s, [c for c in s.scalars(query) if not is_baseline(c)])
+        # Without the "now watching" notes, which get no pages (see Site.write_changes) and number one per watch
+        site.write_changes(s, news(s, Change.run_id == run_id))
     return site.dir / "index.html"
 
 

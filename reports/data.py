@@ -5,7 +5,7 @@ Ranking: Innovation Stream details first, then significance (high → low), then
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -53,6 +53,18 @@ def is_baseline(c: Change) -> bool:
     return bool((c.details or {}).get("baseline"))
 
 
+def stream_changes(s: Session, *criteria: Any) -> Iterator[Change]:
+    """The changes matching `criteria`, in detection order, read in chunks (`yield_per`): a first night of a large
+    watchlist has a "now watching" note per page, more than a report or a digest should hold at once."""
+    query = select(Change).where(*criteria).order_by(Change.id).execution_options(yield_per=500)
+    return iter(s.scalars(query))
+
+
+def news(s: Session, *criteria: Any) -> list[Change]:
+    """The changes matching `criteria` without the "now watching" notes (which no digest or site page shows)."""
+    return [c for c in stream_changes(s, *criteria) if not is_baseline(c)]
+
+
 def rank_key(c: Change) -> tuple[int, int, int]:
     return (0 if c.details_released else 1, SIGNIFICANCE_ORDER.get(c.significance, 3), c.id)
 
@@ -65,8 +77,7 @@ def load_run_report(s: Session, run_id: int, topic_names: dict[str, str] | None 
     # a report keeps only their links (memory bounded by the night's real changes, not by the watchlist).
     baseline: list[BaselineEntry] = []
     news: list[Change] = []
-    query = select(Change).where(Change.run_id == run_id).order_by(Change.id).execution_options(yield_per=500)
-    for c in s.scalars(query):
+    for c in stream_changes(s, Change.run_id == run_id):
         if is_baseline(c):
             baseline.append(BaselineEntry(c.id, c.url, c.title))
         else:

@@ -22,7 +22,7 @@ from typing import Callable, Protocol, Sequence
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from reports.data import is_baseline
+from reports.data import news
 from reports.digest import Digest, SubscriberLike, build_message, compose, message_id, render_html, render_text
 from reports.mail import SendError, send_message
 from storage.models import Change, Digest as DigestRow, DigestItem, Run, Subscriber
@@ -98,11 +98,9 @@ def subscriber_row(s: Session, email: str, *, run_id: int | None = None) -> Subs
 
 
 def news_between(s: Session, floor: int, top: int) -> list[Change]:
-    """The changes a digest may show, `floor` < id ≤ `top`, streamed without the "now watching" notes, which no
-    digest shows (`digest.wanted`) and which a first night of a large watchlist has one of per page."""
-    query = (select(Change).where(Change.id > floor, Change.id <= top).order_by(Change.id)
-             .execution_options(yield_per=500))
-    return [c for c in s.scalars(query) if not is_baseline(c)]
+    """The changes a digest may show, `floor` < id ≤ `top`, without the "now watching" notes (`digest.wanted`
+    drops them anyway; a first night of a large watchlist has one per page)."""
+    return news(s, Change.id > floor, Change.id <= top)
 
 
 class Outbox:
