@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import socket
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typing import Any, Callable
 
 from sqlalchemy import select
 
+from monitor.child import python_module
 from monitor.config import Config
 from storage import queries as q
 from storage.models import Fetch, Page
@@ -166,7 +166,7 @@ def worker_command(config: Config, run_id: int, log_file: Path) -> list[str]:
         "LOG_FILE": str(log_file),
         "LOG_LEVEL": "INFO",
     }
-    cmd = [sys.executable, "-m", "scrapy", "crawl", "cluster_worker", "-a", f"config={config.path.resolve()}",
+    cmd = [*python_module("scrapy"), "crawl", "cluster_worker", "-a", f"config={config.path.resolve()}",
            "-a", f"run_id={run_id}", "-a", f"seeds_key={k.seeds}"]
     for name, value in settings.items():
         cmd += ["-s", f"{name}={value}"]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from monitor.child import python_module
 from monitor.config import Config
 from monitor.delivery import deliver, publish_site
 from monitor.health import crawl_health
@@ -53,7 +54,7 @@ def result_file(log_file: Path) -> Path:
 
 def crawl_command(config_path: Path, run_id: int, log_file: Path, log_level: str = "INFO",
                   only: tuple[str, ...] = ()) -> list[str]:
-    cmd = [sys.executable, "-m", "scrapy", "crawl", "watchlist", "-a", f"config={config_path}", "-a", f"run_id={run_id}",
+    cmd = [*python_module("scrapy"), "crawl", "watchlist", "-a", f"config={config_path}", "-a", f"run_id={run_id}",
            "-s", f"LOG_FILE={log_file}", "-s", f"LOG_LEVEL={log_level}", "-s", f"POLICYWATCH_RESULT_FILE={result_file(log_file)}"]
     return cmd + (["-a", "only=" + "|".join(only)] if only else [])
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import signal
 import subprocess
-import sys
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -23,6 +22,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import func, select
 
+from monitor.child import python_module
 from monitor.config import Config
 from storage.models import Run
 
@@ -90,7 +90,7 @@ Runner = Callable[[str], int]
 
 
 def pass_command(config_path: Path, job: str) -> list[str]:
-    cmd = [sys.executable, "-m", "monitor", "run", "--config", str(config_path), "--quiet"]
+    cmd = [*python_module("monitor"), "run", "--config", str(config_path), "--quiet"]
     return cmd + (["--job", job] if job != NIGHTLY else [])
 
 

@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from monitor.config import load_config
-from monitor.scheduler import NIGHTLY, Daemon, JobSpec, fire_times, missed_fire_time
+from monitor.scheduler import NIGHTLY, Daemon, JobSpec, fire_times, missed_fire_time, pass_command
 from storage import open_database
 from storage import queries as q
-from tests.conftest import BIN, policywatch
+from tests.conftest import BIN, permits_config_body, policywatch
 
 TORONTO = ZoneInfo("America/Toronto")
 
@@ -211,3 +211,19 @@ url = "{permits_site.url('/data/rounds.json')}"
     assert p.returncode == 0, p.stderr
     assert "last pass: run 1 (data-hourly) completed" in p.stdout
     assert "next nightly:" in p.stdout and "next data-hourly:" in p.stdout
+
+
+@pytest.mark.slow
+def test_passes_run_from_a_directory_that_holds_the_reports_folder(permits_site, write_config, tmp_path):
+    """The daemon starts each pass as `python -m monitor run` in the user's directory, which holds the reports folder
+    from the first night on (and may hold folders named like policywatch's other packages). With the editable
+    install `make` does, `-m` put that directory first on sys.path and its `reports` folder shadowed the package:
+    the second night failed. Both nights must complete, the crawl child included."""
+    cfg = write_config(permits_config_body(permits_site))
+    for decoy in ("reports/site", "storage", "monitor", "crawler"):
+        (tmp_path / decoy).mkdir(parents=True, exist_ok=True)
+    for night in (1, 2):
+        p = subprocess.run(pass_command(cfg, NIGHTLY), cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                           stdin=subprocess.DEVNULL)
+        assert p.returncode == 0, f"night {night}: {p.stderr[-2000:]}"
+    assert [r[:2] for r in _runs(tmp_path)] == [(1, "completed"), (2, "completed")]
