@@ -37,6 +37,9 @@ def test_bench_crawl_smoke(tmp_path: Path):
     assert pw[2]["outcomes"] == {"not_modified": 40}  # the unchanged night is answered with 304s
     assert pw[3]["changes_reported"] == 0 and pw[4]["changes_reported"] == 4  # noise is silent, 10 % edits are not
     assert {r["tool"] for r in data["rows"]} == {"policywatch", "bare-scrapy"}
+    bare = {r["night"]: r for r in data["rows"] if r["tool"] == "bare-scrapy"}
+    assert bare[1]["statuses"] == {"200": 40} and bare[2]["statuses"] == {"304": 40}  # the ceiling asks conditionally too
+    assert "policywatch_throughput_vs_bare_scrapy" in data["ratios"]["night 2 (same)"]
     assert all(r["peak_rss_tree_mb"] >= r["peak_rss_mb"] > 0 and r["cpu_seconds"] > 0 for r in pw.values())
     assert all(0 < r["peak_pss_tree_mb"] <= r["peak_rss_tree_mb"] for r in pw.values())
 
