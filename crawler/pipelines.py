@@ -87,6 +87,7 @@ class StorePipeline:
         self.executor.shutdown(wait=True)
         if self.pool is not None:
             self.pool.shutdown()
+            self.crawler.stats.set_value("policywatch/page_work_batches", self.pool.batches_sent)
         self._write_result()
         if self.db is None:
             return

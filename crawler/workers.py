@@ -10,12 +10,14 @@ side by side). A page's result is committed by exactly one worker or not at all.
 Workers ignore SIGINT/SIGTERM (the crawl process owns shutdown: it stops scheduling, then drains the pool) and
 exit by themselves within a second if the crawl process dies (kill -9), so they never linger as orphans.
 
-Results travel in small batches (up to `BATCH_ITEMS`, or `BATCH_BYTES` of bodies, gathered for at most
-`BATCH_WAIT`): each submission costs the crawl process a future, two thread hops and a pipe write and wakes a
-worker; on a night of 304s — about a millisecond of page work each — that plumbing was about a sixth of the crawl
-process's busy samples (py-spy). Batched, the workers' CPU on a 2,000-page 304 night fell from 8.1 to 4.6–5.1 s
-(the crawl process's own change was within this machine's noise). Each page is still its own transaction in the
-worker; a batch only shares the trip.
+Results travel in batches (up to `BATCH_ITEMS`, or `BATCH_BYTES` of bodies, gathered for at most `BATCH_WAIT`):
+each submission costs the crawl process a future, two thread hops and a pipe write and wakes a worker; on a night
+of 304s — under a millisecond of page work each — that plumbing was about a sixth of the crawl process's busy
+samples (py-spy). The wait sets the batch size on such a night: results arrive every 3–4 ms, so a 2 ms wait sent
+6,300 batches for 10,000 pages (1.6 each); 50 ms sends ≈ 650 (15 each), and the 304 night went from 59–61 s to
+43–50 s (crawl process 49–50 → 38–44 s CPU, each worker 11 → 7 s; alternated runs, bench/BENCHMARKS.md). The first
+pass is unchanged (its batches fill by bytes). A result waits at most 50 ms for its trip, which nothing notices.
+Each page is still its own transaction in the worker; a batch only shares the trip.
 """
 from __future__ import annotations
 
@@ -42,9 +44,9 @@ log = logging.getLogger(__name__)
 
 _work: PageWork | None = None  # the PageWork of this worker process (set by _init)
 
-BATCH_ITEMS = 16  # results sent to a worker in one message at most …
+BATCH_ITEMS = 64  # results sent to a worker in one message at most …
 BATCH_BYTES = 256 * 1024  # … or fewer when their bodies add up to this (a first pass: a few pages a batch)
-BATCH_WAIT = 0.002  # seconds the first result of a batch waits for company
+BATCH_WAIT = 0.05  # seconds the first result of a batch waits for company
 
 
 class RemoteTraceback(Exception):
