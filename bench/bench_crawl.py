@@ -10,9 +10,9 @@ differ by noise only (rotated script hash, analytics token: the common case on c
 fee edit on R of the pages. Politeness is off for every tool (no delay, no AutoThrottle, 16 connections), so CPU
 is what is compared. Per night and tool: wall time (process start to exit), pages/s, CPU seconds of the process
 tree, peak RSS (largest process, and the whole process tree: policywatch runs a pass, a crawl and page-work
-processes), and
-for policywatch the database bytes added and the changes reported. The bare spider sends the same conditional
-requests (the ETag and Last-Modified it got the night before), so it is the ceiling on the 304 night too. Writes bench/results/crawl-N.json; asserts nothing.
+processes), and for policywatch the database bytes added and the changes reported. The bare spider sends the same
+conditional requests (the ETag and Last-Modified it got the night before), so it is the ceiling on the 304 night
+too. Writes bench/results/crawl-N.json; asserts nothing.
 """
 from __future__ import annotations
 
