@@ -97,3 +97,17 @@ def test_digest_is_the_one_runs_already_recorded(tmp_path):
                     '[[watch]]\nurl = "https://www.canada.ca/en/immigration-refugees-citizenship.html"\n'
                     'topics = ["innovation-stream"]\n', encoding="utf-8")
     assert load_config(path).digest() == "6a4235c1154eb485"  # the value the release before this change recorded
+
+
+def test_the_watch_index_holds_each_url_once():
+    """The pass and the crawl hold the whole watchlist (≈ 1 KB a watch over the tree before): the index and the
+    crawl's "seen" set reuse the watch's own URL string when it is already normalized, and a Watch has no __dict__."""
+    from monitor.urls import normalize_url
+
+    urls = ["https://www.canada.ca/en/a.html", "HTTPS://WWW.Canada.ca/en/b.html#top"]
+    cfg = parse_config({"crawl": {"allowed_domains": ["www.canada.ca"]}, "watch": [{"url": u} for u in urls]})
+    keys = list(cfg.watch_keys())
+    assert keys == [normalize_url(u) for u in urls] and keys[1] != urls[1]
+    assert keys[0] is cfg.watches[0].url  # shared, not a copy
+    assert cfg.watch_for(urls[1]) is cfg.watches[1]
+    assert not hasattr(cfg.watches[0], "__dict__")

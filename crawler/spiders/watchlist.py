@@ -124,7 +124,7 @@ class WatchlistSpider(scrapy.Spider):
         self.validators = validators
         # Requests are made lazily (below), but everything this pass will request counts as seen from the start:
         # a link or sitemap entry read meanwhile must not fetch a watched or known page a second time.
-        self.seen.update(normalize_url(watch.url) for watch in self.pw_config.watches)
+        self.seen.update(self.pw_config.watch_keys())  # the config's own key strings, not a copy of each
         known_todo = [(url, key) for url, key in known if key not in self.seen and self.pw_config.allowed.allows(url)]
         self.seen.update(key for _, key in known_todo)
         self.discovered += len(known_todo)
