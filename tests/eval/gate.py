@@ -22,7 +22,6 @@ at while writing extraction, diff or fact rules; their scores are printed separa
 """
 from __future__ import annotations
 
-import json
 import re
 import sys
 import tempfile
