@@ -2,8 +2,12 @@
 `from_crawler` (see crawler.spiders.base.configure_settings), so `scrapy crawl watchlist -a config=…` and
 `policywatch run` behave the same."""
 
+from scrapy.settings import default_settings as _default
+
 BOT_NAME = "policywatch"
-SPIDER_MODULES = ["crawler.spiders"]
+# Spiders by name, each imported only when a crawl asks for it (see crawler.spiderloader: Scrapy's own loader
+# imports every spider module, the cluster worker's scrapy-redis and Redis client with them).
+SPIDER_LOADER_CLASS = "crawler.spiderloader.NamedSpiderLoader"
 NEWSPIDER_MODULE = "crawler.spiders"
 
 ROBOTSTXT_OBEY = True
@@ -41,7 +45,14 @@ CONCURRENT_ITEMS = 2
 ITEM_PIPELINES = {
     "crawler.pipelines.StorePipeline": 300,
 }
-EXTENSIONS = {"scrapy.extensions.telnet.TelnetConsole": None}
+# Components policywatch never uses are left out of Scrapy's base lists, not disabled with `None`: Scrapy imports the
+# module of every key it is given, even one set to None, and of every enabled base component even when its setting
+# turns it off. Left out: the telnet console; Scrapy's remote-control endpoint (its module imports aiohttp, ≈ 10 MB
+# of the crawl process); the cookies middleware (cookies are off; its module imports tldextract and requests, ≈ 3 MB).
+_UNUSED = {"scrapy.extensions.telnet.TelnetConsole", "scrapy.extensions.remote_control.RemoteControl",
+           "scrapy.downloadermiddlewares.cookies.CookiesMiddleware"}
+EXTENSIONS_BASE = {k: v for k, v in _default.EXTENSIONS_BASE.items() if k not in _UNUSED}
+DOWNLOADER_MIDDLEWARES_BASE = {k: v for k, v in _default.DOWNLOADER_MIDDLEWARES_BASE.items() if k not in _UNUSED}
 
 REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
 FEED_EXPORT_ENCODING = "utf-8"

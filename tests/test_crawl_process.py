@@ -1,0 +1,67 @@
+"""The crawl process carries only what a crawl uses: a real `watchlist` crawl in a fresh interpreter, then its
+loaded modules. Each module named here cost the crawl process megabytes on every night (BENCHMARKS.md)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT, permits_config_body
+
+# What the crawl must not import, and why it once did.
+UNUSED = {
+    "scrapy_redis": "the cluster worker spider, imported by Scrapy's loader for every crawl",
+    "redis": "the same, through scrapy-redis",
+    "aiohttp": "Scrapy's remote-control extension module, imported even when disabled",
+    "tldextract": "Scrapy's cookies middleware module (cookies are off)",
+    "requests": "the same, through tldextract",
+}
+
+CRAWL = """
+import json, sys
+from scrapy.crawler import CrawlerProcess
+from scrapy.utils.project import get_project_settings
+process = CrawlerProcess(get_project_settings())
+crawler = process.create_crawler("watchlist")
+process.crawl(crawler, config=sys.argv[1])
+process.start()
+stats = crawler.stats.get_stats()
+print(json.dumps({"modules": sorted(sys.modules), "responses": stats.get("downloader/response_count", 0)}))
+"""
+
+
+def _crawl(config: Path, tmp_path: Path) -> dict:
+    script = tmp_path / "crawl.py"
+    script.write_text(CRAWL, encoding="utf-8")
+    env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "crawler.settings", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-P", str(script), str(config)], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_watchlist_crawl_imports_no_unused_integration(permits_site, write_config, tmp_path):
+    result = _crawl(write_config(permits_config_body(permits_site)), tmp_path)
+    assert result["responses"] >= 4  # a real crawl of the fixture site, robots.txt and the watchlist
+    loaded = {m.split(".")[0] for m in result["modules"]}
+    assert "scrapy" in loaded and "crawler" in loaded
+    assert {m: why for m, why in UNUSED.items() if m in loaded} == {}
+
+
+def test_every_spider_is_listed_and_loads_by_name(monkeypatch):
+    from scrapy.spiderloader import get_spider_loader
+    from scrapy.utils.project import get_project_settings
+
+    monkeypatch.setenv("SCRAPY_SETTINGS_MODULE", "crawler.settings")
+    loader = get_spider_loader(get_project_settings())
+    assert loader.list() == ["cluster_worker", "watchlist"]
+    for name in loader.list():
+        assert loader.load(name).name == name
+    try:
+        loader.load("nope")
+    except KeyError as exc:
+        assert "watchlist" in str(exc)
+    else:
+        raise AssertionError("an unknown spider name must fail")
