@@ -15,7 +15,7 @@ from typing import Any
 from scrapy.crawler import Crawler
 
 from crawler.items import FetchResult
-from crawler.workers import PageWorkerPool
+from crawler.workers import PageWorkerDied, PageWorkerPool
 from monitor.health import crawl_health
 from monitor.pagework import PageWork
 from storage import open_database
@@ -72,9 +72,10 @@ class StorePipeline:
             self.errors += 1
             self.first_error = self.first_error or f"{item.url}: {describe_error(exc)}"
             stats.inc_value("policywatch/page_errors")
+            fatal = is_fatal_storage_error(exc) or (isinstance(exc, PageWorkerDied) and exc.fatal)
             log.error("could not store the result for %s; nothing was written for it: %s", item.url, exc,
-                      exc_info=not is_fatal_storage_error(exc))
-            if is_fatal_storage_error(exc) and self.stopping is None:  # every later page would fail the same way
+                      exc_info=not fatal)
+            if fatal and self.stopping is None:  # every later page would fail the same way
                 log.error("stopping the crawl: %s", describe_error(exc))
                 self.stopping = asyncio.ensure_future(self.crawler.engine.close_spider_async(reason="storage_error"))
             return item

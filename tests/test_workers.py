@@ -9,13 +9,12 @@ import subprocess
 import sys
 import textwrap
 import time
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from crawler.workers import PageWorkerPool
+from crawler.workers import PageWorkerDied, PageWorkerPool
 from monitor.config import parse_config
 from monitor.pagework import FetchResult
 from storage import open_database
@@ -89,7 +88,7 @@ def test_a_killed_worker_loses_only_its_pages_and_the_pool_recovers(tmp_path):
         assert (await pool.process(_result(0))).outcome == "ok"
         (victim,) = pool.pids()
         os.kill(victim, signal.SIGKILL)
-        with pytest.raises(BrokenProcessPool):
+        with pytest.raises(PageWorkerDied):
             for i in range(1, 3):  # the dead worker is noticed on the next submission or its result
                 await pool.process(_result(i))
         assert (await pool.process(_result(4))).outcome == "ok"
@@ -192,4 +191,34 @@ def test_results_travel_in_batches_and_one_pages_error_stays_its_own(tmp_path):
     assert pool.batches_sent < 12  # shared trips
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Version)) == 11
+    db.dispose()
+
+
+def test_workers_that_cannot_start_fail_every_page_as_fatal_and_nothing_hangs(tmp_path, monkeypatch):
+    """A page-work process that dies before its first answer, twice, is not started a third time: its pages and
+    every page queued after them fail with a fatal PageWorkerDied (the pipeline then stops the crawl), no wait."""
+    import crawler.workers as workers
+
+    monkeypatch.setattr(workers, "WORKER_COMMAND", [sys.executable, "-c", "import sys; sys.exit(3)"])
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    db = open_database(url)
+    with db.session() as s:
+        run_id = q.open_run(s).id
+    pool = PageWorkerPool(_config(url, 40), run_id, True, 2)
+
+    async def go():
+        out = []
+        for i in range(8):  # one batch a round: each worker dies at most twice, then none is left
+            out += await asyncio.gather(*(pool.process(_result(i * 5 + j)) for j in range(5)), return_exceptions=True)
+        return out
+    try:
+        results = asyncio.run(asyncio.wait_for(go(), 60))
+    finally:
+        pool.shutdown()
+    assert all(isinstance(r, PageWorkerDied) for r in results)
+    assert sum(not r.fatal for r in results) <= 4 * 5  # two starts per worker, five pages a batch
+    assert results[-1].fatal and "cannot start" in str(results[-1])
+    assert pool.pids() == []
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Fetch)) == 0
     db.dispose()
