@@ -358,3 +358,33 @@ def test_a_page_created_by_another_worker_meanwhile_is_updated_not_duplicated(db
             assert s.scalar(sa.select(sa.func.count()).select_from(Version)) == 1
     finally:
         db.dispose()
+
+
+def test_validators_are_the_last_good_fetchs_and_read_by_keys(db_url: str):
+    """What the crawl sends as If-None-Match / If-Modified-Since: each page's last `ok` or `not_modified` fetch
+    (a later failure keeps the old validators), read for the asked pages only (the crawl asks a chunk at a time)."""
+    db = open_database(db_url)
+    try:
+        with db.session() as s:
+            run_id = q.open_run(s).id
+            pages = {k: q.insert_row(s, Page, url=f"https://www.canada.ca/en/{k}.html", url_key=f"www.canada.ca/en/{k}.html",
+                                     host="www.canada.ca", source="watch") for k in "abcd"}
+
+            def fetch(k: str, outcome: str, etag: str | None = None, modified: str | None = None) -> None:
+                q.insert_row(s, Fetch, page_id=pages[k], run_id=run_id, outcome=outcome, etag=etag,
+                             last_modified=modified)
+            fetch("a", "ok", '"a1"')
+            fetch("a", "not_modified", '"a2"', "Mon, 02 Nov 2026 10:00:00 GMT")
+            fetch("a", "timeout")  # a failure after: the validators stay a2's
+            fetch("b", "ok", '"b1"')
+            fetch("b", "http_error", '"b-error"')
+            fetch("c", "timeout")  # never fetched well: nothing to send
+            fetch("d", "ok")  # no ETag, no Last-Modified: nothing to send
+        key = {k: f"www.canada.ca/en/{k}.html" for k in "abcd"}
+        with db.session() as s:
+            every = q.validators(s)
+            assert every == {key["a"]: ('"a2"', "Mon, 02 Nov 2026 10:00:00 GMT"), key["b"]: ('"b1"', None)}
+            assert q.validators(s, [key["b"], key["c"], "www.canada.ca/en/unknown.html"]) == {key["b"]: ('"b1"', None)}
+            assert q.validators(s, []) == {}
+    finally:
+        db.dispose()

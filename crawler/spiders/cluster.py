@@ -47,6 +47,9 @@ class ClusterWorkerSpider(RedisMixin, WatchlistSpider):
         return
         yield  # an async generator that yields nothing
 
+    def _validators(self, url_keys: list[str]) -> dict[str, tuple[str | None, str | None]]:
+        return self.validators  # read whole at start: seeds arrive one by one, in no order the worker can batch
+
     def make_request_from_data(self, data: bytes) -> Any:
         seed = json.loads(data)
         url, kind = seed["url"], seed.get("kind", "page")

@@ -26,11 +26,14 @@ from crawler.middlewares import OffsiteRequest
 from monitor.config import Config, load_config
 from monitor.urls import normalize_url
 from storage import open_database
+from storage.db import Database
 from storage import queries as q
 
 log = logging.getLogger(__name__)
 #: Statuses handed to the callback instead of being filtered (redirects are still followed by Scrapy).
 HANDLED = [304] + list(range(400, 600))
+#: Watches whose validators are read from the history in one query, just before their requests are made.
+VALIDATOR_CHUNK = 500
 
 
 def configure_settings(crawler: Crawler, config: Config) -> None:
@@ -93,6 +96,7 @@ class WatchlistSpider(scrapy.Spider):
         self.run_id = int(run_id) if run_id not in (None, "") else None
         self.seen: set[str] = set()
         self.discovered = 0
+        self.db: Database | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> "WatchlistSpider":
@@ -114,30 +118,44 @@ class WatchlistSpider(scrapy.Spider):
                                     "handle_httpstatus_list": HANDLED})
 
     async def start(self) -> AsyncIterator[Any]:
-        db = open_database(self.pw_config.storage_url)
-        try:
-            with db.session() as s:
-                validators = q.validators(s)
-                known = [(p.url, p.url_key) for p in q.known_discovered_pages(s, self.pw_config.discovery.max_pages)]
-        finally:
-            db.dispose()
-        self.validators = validators
+        self.db = open_database(self.pw_config.storage_url)  # read-only lookups; disposed in closed()
+        with self.db.session() as s:
+            known = [(p.url, p.url_key) for p in q.known_discovered_pages(s, self.pw_config.discovery.max_pages)]
         # Requests are made lazily (below), but everything this pass will request counts as seen from the start:
         # a link or sitemap entry read meanwhile must not fetch a watched or known page a second time.
         self.seen.update(self.pw_config.watch_keys())  # the config's own key strings, not a copy of each
         known_todo = [(url, key) for url, key in known if key not in self.seen and self.pw_config.allowed.allows(url)]
         self.seen.update(key for _, key in known_todo)
         self.discovered += len(known_todo)
-        for watch in self.pw_config.watches:
-            await self._room()
-            yield self._request(watch.url, "watch", 0, validators)
+        watches = self.pw_config.watches
+        for first in range(0, len(watches), VALIDATOR_CHUNK):
+            chunk = watches[first:first + VALIDATOR_CHUNK]
+            validators = self._validators([normalize_url(w.url) for w in chunk])
+            for watch in chunk:
+                await self._room()
+                yield self._request(watch.url, "watch", 0, validators)
         disc = self.pw_config.discovery
         for kind, urls in (("sitemap", disc.sitemaps), ("feed", disc.feeds)):
             for url in urls:
                 yield self._source_request(url, kind)
-        for url, _ in known_todo:
-            await self._room()
-            yield self._request(url, "discovered", 1, validators)
+        for first in range(0, len(known_todo), VALIDATOR_CHUNK):
+            chunk = known_todo[first:first + VALIDATOR_CHUNK]
+            validators = self._validators([key for _, key in chunk])
+            for url, _ in chunk:
+                await self._room()
+                yield self._request(url, "discovered", 1, validators)
+
+    def _validators(self, url_keys: list[str]) -> dict[str, tuple[str | None, str | None]]:
+        """The ETag / Last-Modified of these pages' last good fetch, read as their requests are made: a few hundred
+        at a time, so the crawl never holds one per page of the whole watchlist."""
+        if self.db is None:  # before start(): no history to ask
+            return {}
+        with self.db.session() as s:
+            return q.validators(s, url_keys)
+
+    def closed(self, reason: str) -> None:
+        if self.db is not None:
+            self.db.dispose()
 
     async def _room(self) -> None:
         """Wait while the downloader is full and the scheduler still holds requests (Scrapy's lazy start pattern).
@@ -240,7 +258,7 @@ class WatchlistSpider(scrapy.Spider):
             return None
         self.discovered += 1
         log.info("discovered %s via %s%s", url, via, f" (lastmod {lastmod})" if lastmod else "")
-        return self._request(url, "discovered", 1, getattr(self, "validators", {}))
+        return self._request(url, "discovered", 1, self._validators([normalize_url(url)]))
 
     def _source_problem(self, url: str, kind: str, message: str) -> None:
         """A discovery source that fails is logged and counted; it never touches the pages' history."""
