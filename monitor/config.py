@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -181,6 +182,10 @@ def find_config_path(explicit: str | os.PathLike[str] | None) -> Path:
     return Path(DEFAULT_FILE)
 
 
+#: watchlists from this size on are compacted after parsing (see load_config)
+COMPACT_FROM = 1000
+
+
 def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
     path = find_config_path(explicit)
     if not path.exists():
@@ -192,7 +197,16 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from exc
-    return parse_config(data, path)
+    if len(data.get("watch") or ()) < COMPACT_FROM:
+        return parse_config(data, path)
+    # A large watchlist is copied once through pickle. Why: the TOML parse leaves its garbage interleaved with the
+    # watches that outlive it, so the memory it used is never handed back (pymalloc frees an arena only when it is
+    # empty). Pickled, the parse's objects all die and their arenas go back; unpickled, the config is laid out
+    # compactly. At 50,000 watches, 29.5 → 19 MB in each process that loads the config (the pass and the crawl),
+    # for 0.2 s.
+    blob = pickle.dumps(parse_config(data, path), pickle.HIGHEST_PROTOCOL)
+    del data
+    return pickle.loads(blob)
 
 
 def _expect(value: Any, typ: type | tuple[type, ...], key: str) -> Any:

@@ -111,3 +111,23 @@ def test_the_watch_index_holds_each_url_once():
     assert keys[0] is cfg.watches[0].url  # shared, not a copy
     assert cfg.watch_for(urls[1]) is cfg.watches[1]
     assert not hasattr(cfg.watches[0], "__dict__")
+
+
+def test_a_large_watchlist_loads_to_the_same_config_sharing_its_strings(tmp_path):
+    """From COMPACT_FROM watches on, load_config copies the parsed config once through pickle (to hand the TOML
+    parse's memory back): the result must be the same config, with the index still sharing the watches' URLs."""
+    import tomllib
+
+    from monitor.config import COMPACT_FROM, load_config
+
+    n = COMPACT_FROM + 5
+    body = '[crawl]\nallowed_domains = ["www.canada.ca"]\n\n[topics.fees]\nkeywords = ["fee"]\n\n' + "".join(
+        f'[[watch]]\nurl = "https://www.canada.ca/en/p{i}.html"\ntopics = ["fees"]\n' for i in range(n))
+    path = tmp_path / "policywatch.toml"
+    path.write_text(body, encoding="utf-8")
+    loaded = load_config(path)
+    assert loaded == parse_config(tomllib.loads(body), path)
+    assert len(loaded.watches) == n and loaded.watches[-1].topics == ("fees",)
+    keys = list(loaded.watch_keys())
+    assert keys[7] is loaded.watches[7].url
+    assert loaded.watch_for("https://www.canada.ca/en/p9.html") is loaded.watches[9]
