@@ -1,8 +1,8 @@
 """The item pipeline: each FetchResult goes through monitor.pagework (extract, hash, compare, store) in one
-transaction per page, in page-work processes (`crawl.page_workers`, one per core by default; see
-crawler.workers) or, with `page_workers = 0`, on one thread of the crawl process. When the spider runs without a
-run id (plain `scrapy crawl watchlist`), the pipeline opens and closes a run itself so the history stays
-complete."""
+transaction per page, in page-work processes (`crawl.page_workers`: by default one, plus one per further core while
+page work falls behind; see crawler.workers) or, with `page_workers = 0`, on one thread of the crawl process. When
+the spider runs without a run id (plain `scrapy crawl watchlist`), the pipeline opens and closes a run itself so
+the history stays complete."""
 from __future__ import annotations
 
 import asyncio
@@ -52,7 +52,10 @@ class StorePipeline:
                 self.own_run = True
         processes = config.crawl.page_worker_count()
         if processes:
-            self.pool = PageWorkerPool(config, spider.run_id, first_run, processes)
+            # The default (-1, up to one per core) starts one and adds more while page work falls behind; an
+            # explicit count starts them all.
+            start = 1 if config.crawl.page_workers == -1 else processes
+            self.pool = PageWorkerPool(config, spider.run_id, first_run, processes, start)
         else:
             self.work = PageWork(self.db, config, spider.run_id, first_run=first_run)
 
@@ -89,6 +92,7 @@ class StorePipeline:
         if self.pool is not None:
             self.pool.shutdown()
             self.crawler.stats.set_value("policywatch/page_work_batches", self.pool.batches_sent)
+            self.crawler.stats.set_value("policywatch/page_work_processes", len(self.pool.workers))
         self._write_result()
         if self.db is None:
             return

@@ -33,6 +33,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -46,6 +47,8 @@ BATCH_ITEMS = 64  # results sent to a worker in one message at most …
 BATCH_BYTES = 256 * 1024  # … or fewer when their bodies add up to this (a first pass: a few pages a batch)
 BATCH_WAIT = 0.05  # seconds the first result of a batch waits for company
 WORKER_COMMAND = [sys.executable, "-P", "-m", "crawler.pageworker"]
+GROW_BUSY = 0.85  # share of the time the page-work processes were busy …
+GROW_WINDOW = 1.0  # … over this many seconds, before another one starts (see PageWorkerPool._grow)
 
 Waiter = tuple[asyncio.AbstractEventLoop, "asyncio.Future[PageOutcome]"]
 Batch = list[tuple[FetchResult, Waiter]]
@@ -98,6 +101,7 @@ class _Worker:
     def __init__(self, pool: "PageWorkerPool", number: int):
         self.pool = pool
         self.failed_starts = 0  # deaths in a row before a first answer
+        self.busy = 0.0  # seconds spent with a batch out (see PageWorkerPool._grow)
         self.proc = self._spawn()
         self.thread = threading.Thread(target=self._serve, name=f"pagework-{number}", daemon=True)
         self.thread.start()
@@ -121,12 +125,14 @@ class _Worker:
         while (batch := self.pool.batches.get()) is not None:
             answers = None
             if alive:
+                sent = time.monotonic()
                 try:
                     write_frame(self.proc.stdin, pickle.dumps([item for item, _ in batch], pickle.HIGHEST_PROTOCOL))  # type: ignore[arg-type]
                     frame = read_frame(self.proc.stdout)  # type: ignore[arg-type]
                     answers = pickle.loads(frame) if frame is not None else None
                 except OSError:
                     answers = None
+                self.busy += time.monotonic() - sent
             if answers is None:  # died before or while holding this batch
                 code = self.proc.wait()
                 self.failed_starts = 0 if self.answered else self.failed_starts + 1
@@ -161,17 +167,21 @@ class PageWorkerPool:
     """Page-work processes for one run; a dead worker is replaced (its pages in flight are reported as errors by
     the caller, nothing half-written: each page is one transaction)."""
 
-    def __init__(self, config: Config, run_id: int, first_run: bool, processes: int):
+    def __init__(self, config: Config, run_id: int, first_run: bool, processes: int, start: int | None = None):
+        """`processes` workers at most; `start` of them now (all by default), the others only while batches queue
+        behind busy workers (see _grow)."""
         # Without the watchlist: each FetchResult carries its watch (the crawl looks it up), and a copy per process
         # would grow with the watchlist (≈ 20 MB a process at 50,000 watches) and slow every worker's start.
         self.hello = pickle.dumps((replace(config, watches=()), run_id, first_run), pickle.HIGHEST_PROTOCOL)
         self.batches: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
-        # Started now: a worker imports for ≈ 0.5 s before its first page, and started here the imports overlap
-        # Scrapy's start-up and the robots.txt fetch.
+        self.processes = processes
         self.lock = threading.Lock()
         self.broken: PageWorkerDied | None = None  # set when no worker is left: every batch fails with it
-        self.workers = [_Worker(self, n) for n in range(processes)]
+        # Started now: a worker imports for ≈ 0.5 s before its first page, and started here the imports overlap
+        # Scrapy's start-up and the robots.txt fetch.
+        self.workers = [_Worker(self, n) for n in range(max(1, min(processes, start or processes)))]
         self.serving = len(self.workers)
+        self.window: tuple[float, float] | None = None  # (when, the workers' busy seconds then): see _grow
         self._pending: Batch = []
         self._pending_bytes = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -201,8 +211,36 @@ class PageWorkerPool:
             with self.lock:
                 if self.broken is None:
                     self.batches.put(batch)  # never blocks the reactor: the worker threads do the pipe writes
+                    self._grow()
                     return
             _settle(batch, self.broken)
+
+    def _grow(self) -> None:
+        """Start one more worker (up to `processes`) when the running ones have been busy nearly all the time for
+        the last `GROW_WINDOW` seconds. Why: on an unchanged night one worker keeps up with the crawl (a 304 or a
+        noise-only page is under a millisecond of work; it is busy a fifth of the time) and each more costs
+        ≈ 50 MB for the whole crawl; a first pass or a night of many edits keeps it busy and gets every core
+        within a second. Busy means between sending a batch and reading its answer; a worker still importing
+        has not started counting."""
+        if len(self.workers) >= self.processes or not all(w.answered for w in self.workers):
+            return
+        now = time.monotonic()
+        busy = sum(w.busy for w in self.workers)
+        if self.window is None:
+            self.window = (now, busy)
+            return
+        since, busy_then = self.window
+        if now - since < GROW_WINDOW:
+            return
+        self.window = (now, busy)
+        load = (busy - busy_then) / ((now - since) * len(self.workers))
+        if load < GROW_BUSY:
+            return
+        log.info("page work is behind (its processes busy %.0f%% of the last %.1f s): starting page-work process "
+                 "%d of at most %d", 100 * load, now - since, len(self.workers) + 1, self.processes)
+        self.workers.append(_Worker(self, len(self.workers)))
+        self.serving += 1
+        self.window = None
 
     def retire(self, batch: Batch, error: PageWorkerDied) -> None:
         """A worker thread gives up (its process cannot start); the last one fails every batch still queued."""

@@ -222,3 +222,34 @@ def test_workers_that_cannot_start_fail_every_page_as_fatal_and_nothing_hangs(tm
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Fetch)) == 0
     db.dispose()
+
+
+def test_workers_are_added_only_while_page_work_falls_behind(tmp_path):
+    """Started with one worker of at most two: pages handed over one at a time (an unchanged night: the worker
+    keeps up) start no other; a burst of batches queued behind the busy worker (a first pass) starts the second,
+    and every page is stored once either way."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    db = open_database(url)
+    with db.session() as s:
+        run_id = q.open_run(s).id
+    N = 1556
+    pool = PageWorkerPool(_config(url, N), run_id, True, 2, start=1)
+
+    async def go():
+        steady = [await pool.process(_result(i)) for i in range(20)]  # each awaited: never a queue
+        workers_then = len(pool.workers)
+        burst = []
+        for first in range(20, N, 128):  # a first pass: results keep coming faster than one worker stores them
+            burst += [asyncio.ensure_future(pool.process(_result(i))) for i in range(first, min(first + 128, N))]
+            await asyncio.sleep(0.1)
+        return steady + list(await asyncio.gather(*burst)), workers_then
+    try:
+        outcomes, workers_then = asyncio.run(go())
+    finally:
+        pool.shutdown()
+    assert workers_then == 1
+    assert len(pool.workers) == 2
+    assert [o.result for o in outcomes] == ["new"] * N
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Version)) == N
+    db.dispose()
