@@ -75,7 +75,7 @@ def run_pass(config: Config, *, progress: ProgressFn | None = None, timeout: flo
     Raises StorageError (database unusable), PassError (crawl failed) or LockBusy (a pass is running)."""
     if config.path is None:
         raise PassError("the pass needs a config file on disk (the crawl child process reads it)")
-    db = open_database(config.storage_url)
+    db = open_database(config.storage_url, migrate_in_child=True)  # Alembic not kept in memory through the crawl
     try:
         with pass_lock(db.engine) as guard:
             return _locked_pass(db, config, progress, timeout, job, guard)
