@@ -145,7 +145,7 @@ def main() -> int:
     ap.add_argument("--urlwatch", help="path of a urlwatch executable (pip install urlwatch html2text); omit to skip")
     ap.add_argument("--no-bare", action="store_true", help="skip the bare Scrapy ceiling")
     ap.add_argument("--page-workers", type=int, default=-1,
-                    help="policywatch's crawl.page_workers (-1: one per core, 0: a thread of the crawl process)")
+                    help="policywatch's crawl.page_workers (-1: one, more while page work falls behind, up to one per core; 0: a thread of the crawl process)")
     ap.add_argument("--nights", type=int, default=len(NIGHTS), choices=range(1, len(NIGHTS) + 1),
                     help="run the first N nights only (e.g. 2: first pass and the 304 night, for a large N)")
     ap.add_argument("--out", type=Path)
