@@ -52,7 +52,7 @@ class StorePipeline:
                 self.own_run = True
         processes = config.crawl.page_worker_count()
         if processes:
-            # The default (-1, up to one per core) starts one and adds more while page work falls behind; an
+            # The default (-1: up to one per core) starts one and adds more while page work falls behind; an
             # explicit count starts them all.
             start = 1 if config.crawl.page_workers == -1 else processes
             self.pool = PageWorkerPool(config, spider.run_id, first_run, processes, start)

@@ -67,7 +67,8 @@ class CrawlSettings:
     retries: int = 2
     max_size_mb: int = 16
     #: Processes that do the per-page work (extract, hash, compare, store) beside the crawl's own process;
-    #: -1 = one per CPU core, 0 = on a thread of the crawl process (no child processes).
+    #: -1 = up to one per CPU core (one at first, more while page work falls behind; see crawler.workers),
+    #: N = N from the start, 0 = on a thread of the crawl process (no child processes).
     page_workers: int = -1
 
     def page_worker_count(self) -> int:
@@ -276,7 +277,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     if crawl_kwargs.get("max_size_mb", 16) < 10:
         raise ConfigError("crawl.max_size_mb: must be at least 10 (IRCC's rounds JSON alone is 0.5 MB and growing)")
     if crawl_kwargs.get("page_workers", -1) < -1:
-        raise ConfigError("crawl.page_workers: must be -1 (one per CPU core), 0 (no child processes) or a count")
+        raise ConfigError("crawl.page_workers: must be -1 (up to one per CPU core), 0 (no child processes) or a count")
     if crawl_kwargs.get("concurrency_per_domain", 1) < 1:
         raise ConfigError("crawl.concurrency_per_domain: must be at least 1")
     crawl = CrawlSettings(allowed_domains=domains, **crawl_kwargs)

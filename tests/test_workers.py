@@ -47,6 +47,15 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _open_pool(tmp_path: Path, n: int, processes: int, start: int | None = None):
+    """A fresh SQLite history with one open run, and a pool of page-work processes writing against it."""
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    db = open_database(url)
+    with db.session() as s:
+        run_id = q.open_run(s).id
+    return db, PageWorkerPool(_config(url, n), run_id, True, processes, start)
+
+
 def _run_night(db_url: str, n: int, fee: str, first: bool, processes: int = 2) -> list[str]:
     db = open_database(db_url)
     with db.session() as s:
@@ -78,11 +87,7 @@ def test_two_workers_store_every_page_once_on_sqlite(tmp_path):
 
 
 def test_a_killed_worker_loses_only_its_pages_and_the_pool_recovers(tmp_path):
-    url = f"sqlite:///{tmp_path / 'w.db'}"
-    db = open_database(url)
-    with db.session() as s:
-        run_id = q.open_run(s).id
-    pool = PageWorkerPool(_config(url, 5), run_id, True, 1)
+    db, pool = _open_pool(tmp_path, 5, 1)
 
     async def go():
         assert (await pool.process(_result(0))).outcome == "ok"
@@ -170,11 +175,7 @@ def test_results_travel_in_batches_and_one_pages_error_stays_its_own(tmp_path):
     fails gets its own error (with the worker's traceback as its cause), the others in its batch are stored."""
     from crawler.workers import RemoteTraceback
 
-    url = f"sqlite:///{tmp_path / 'w.db'}"
-    db = open_database(url)
-    with db.session() as s:
-        run_id = q.open_run(s).id
-    pool = PageWorkerPool(_config(url, 12), run_id, True, 1)
+    db, pool = _open_pool(tmp_path, 12, 1)
     broken = FetchResult(url="https://www.canada.ca/en/p5.html", status=200, content_type="text/html",
                          body="text where bytes belong")  # type: ignore[arg-type]  # a bug in the caller
 
@@ -200,11 +201,7 @@ def test_workers_that_cannot_start_fail_every_page_as_fatal_and_nothing_hangs(tm
     import crawler.workers as workers
 
     monkeypatch.setattr(workers, "WORKER_COMMAND", [sys.executable, "-c", "import sys; sys.exit(3)"])
-    url = f"sqlite:///{tmp_path / 'w.db'}"
-    db = open_database(url)
-    with db.session() as s:
-        run_id = q.open_run(s).id
-    pool = PageWorkerPool(_config(url, 40), run_id, True, 2)
+    db, pool = _open_pool(tmp_path, 40, 2)
 
     async def go():
         out = []
@@ -228,12 +225,8 @@ def test_workers_are_added_only_while_page_work_falls_behind(tmp_path):
     """Started with one worker of at most two: pages handed over one at a time (an unchanged night: the worker
     keeps up) start no other; a burst of batches queued behind the busy worker (a first pass) starts the second,
     and every page is stored once either way."""
-    url = f"sqlite:///{tmp_path / 'w.db'}"
-    db = open_database(url)
-    with db.session() as s:
-        run_id = q.open_run(s).id
     N = 1556
-    pool = PageWorkerPool(_config(url, N), run_id, True, 2, start=1)
+    db, pool = _open_pool(tmp_path, N, 2, start=1)
 
     async def go():
         steady = [await pool.process(_result(i)) for i in range(20)]  # each awaited: never a queue
