@@ -198,7 +198,8 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from exc
-    if len(data.get("watch") or ()) < COMPACT_FROM:
+    watches = data.get("watch")
+    if not isinstance(watches, list) or len(watches) < COMPACT_FROM:  # (a wrong type: parse_config says so)
         return parse_config(data, path)
     # A large watchlist is copied once through pickle. Why: the TOML parse leaves its garbage interleaved with the
     # watches that outlive it, so the memory it used is never handed back (pymalloc frees an arena only when it is

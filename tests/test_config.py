@@ -118,7 +118,7 @@ def test_a_large_watchlist_loads_to_the_same_config_sharing_its_strings(tmp_path
     parse's memory back): the result must be the same config, with the index still sharing the watches' URLs."""
     import tomllib
 
-    from monitor.config import COMPACT_FROM, load_config
+    from monitor.config import COMPACT_FROM
 
     n = COMPACT_FROM + 5
     body = '[crawl]\nallowed_domains = ["www.canada.ca"]\n\n[topics.fees]\nkeywords = ["fee"]\n\n' + "".join(
@@ -131,3 +131,11 @@ def test_a_large_watchlist_loads_to_the_same_config_sharing_its_strings(tmp_path
     keys = list(loaded.watch_keys())
     assert keys[7] is loaded.watches[7].url
     assert loaded.watch_for("https://www.canada.ca/en/p9.html") is loaded.watches[9]
+
+
+@pytest.mark.parametrize("value", ["5", '"https://www.canada.ca/en/a.html"', "true"])
+def test_a_watch_key_of_the_wrong_type_in_a_file_is_a_config_error(tmp_path, value):
+    path = tmp_path / "policywatch.toml"
+    path.write_text(f'watch = {value}\n[crawl]\nallowed_domains = ["www.canada.ca"]\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="watch"):
+        load_config(path)
