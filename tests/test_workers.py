@@ -225,15 +225,17 @@ def test_workers_are_added_only_while_page_work_falls_behind(tmp_path):
     """Started with one worker of at most two: pages handed over one at a time (an unchanged night: the worker
     keeps up) start no other; a burst of batches queued behind the busy worker (a first pass) starts the second,
     and every page is stored once either way."""
-    N = 1556
+    N = 20 + 16 * 192  # 16 waves, 0.1 s apart
     db, pool = _open_pool(tmp_path, N, 2, start=1)
 
     async def go():
         steady = [await pool.process(_result(i)) for i in range(20)]  # each awaited: never a queue
         workers_then = len(pool.workers)
         burst = []
-        for first in range(20, N, 128):  # a first pass: results keep coming faster than one worker stores them
-            burst += [asyncio.ensure_future(pool.process(_result(i))) for i in range(first, min(first + 128, N))]
+        # A first pass: results keep coming faster than one worker stores them, for longer than GROW_WINDOW
+        # (the pool looks at its workers' load as it hands batches over).
+        for first in range(20, N, 192):
+            burst += [asyncio.ensure_future(pool.process(_result(i))) for i in range(first, min(first + 192, N))]
             await asyncio.sleep(0.1)
         return steady + list(await asyncio.gather(*burst)), workers_then
     try:
