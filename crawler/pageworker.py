@@ -13,34 +13,15 @@ from __future__ import annotations
 import os
 import pickle
 import signal
-import struct
 import sys
 import threading
 import time
 import traceback
-from typing import BinaryIO
 
+from crawler.frames import read_frame, write_frame
 from storage.db import StorageError, describe_error, is_fatal_storage_error
 
-HEADER = struct.Struct("!Q")  # the byte length of the pickle that follows
-
 Answer = tuple[object | None, BaseException | None, str | None]  # (PageOutcome, error, its traceback)
-
-
-def write_frame(stream: BinaryIO, payload: bytes) -> None:
-    stream.write(HEADER.pack(len(payload)))
-    stream.write(payload)
-    stream.flush()
-
-
-def read_frame(stream: BinaryIO) -> bytes | None:
-    """The next message, or None when the other side closed the pipe (also mid-message: it died)."""
-    head = stream.read(HEADER.size)
-    if len(head) < HEADER.size:
-        return None
-    (size,) = HEADER.unpack(head)
-    payload = stream.read(size)
-    return payload if len(payload) == size else None
 
 
 def _exit_with_parent(parent: int) -> None:

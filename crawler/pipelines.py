@@ -2,7 +2,11 @@
 transaction per page, in page-work processes (`crawl.page_workers`: by default one, plus one per further core while
 page work falls behind; see crawler.workers) or, with `page_workers = 0`, on one thread of the crawl process. When
 the spider runs without a run id (plain `scrapy crawl watchlist`), the pipeline opens and closes a run itself so
-the history stays complete."""
+the history stays complete.
+
+With page-work processes and the pass's crawl plan (monitor.crawlplan: the pass ran it, so the run is open and the
+plan says whether it is the first) the crawl process never opens the database, and storage, SQLAlchemy and the page
+work are imported only by the page-work processes; the other cases import them here when they need them."""
 from __future__ import annotations
 
 import asyncio
@@ -16,11 +20,6 @@ from scrapy.crawler import Crawler
 
 from crawler.items import FetchResult
 from crawler.workers import PageWorkerDied, PageWorkerPool
-from monitor.health import crawl_health
-from monitor.pagework import PageWork
-from storage import open_database
-from storage import queries as q
-from storage.db import Database, describe_error, is_fatal_storage_error
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +27,8 @@ log = logging.getLogger(__name__)
 class StorePipeline:
     def __init__(self, crawler: Crawler):
         self.crawler = crawler
-        self.db: Database | None = None
-        self.work: PageWork | None = None
+        self.db: Any = None  # storage.Database, when this process needs the history itself
+        self.work: Any = None  # monitor.pagework.PageWork, with page_workers = 0
         self.pool: PageWorkerPool | None = None
         self.own_run = False
         self.errors = 0
@@ -44,19 +43,27 @@ class StorePipeline:
     def open_spider(self) -> None:
         spider = self.crawler.spider
         config = spider.pw_config
-        self.db = open_database(config.storage_url)
-        with self.db.session() as s:
-            first_run = not q.has_completed_run(s)
-            if spider.run_id is None:
-                spider.run_id = q.open_run(s, config.digest()).id
-                self.own_run = True
         processes = config.crawl.page_worker_count()
+        first_run = getattr(spider, "first_run", None)
+        if spider.run_id is None or first_run is None or not processes:
+            from storage import open_database
+            from storage import queries as q
+
+            self.db = open_database(config.storage_url)
+            with self.db.session() as s:
+                if first_run is None:
+                    first_run = not q.has_completed_run(s)
+                if spider.run_id is None:
+                    spider.run_id = q.open_run(s, config.digest()).id
+                    self.own_run = True
         if processes:
             # The default (-1: up to one per core) starts one and adds more while page work falls behind; an
             # explicit count starts them all.
             start = 1 if config.crawl.page_workers == -1 else processes
             self.pool = PageWorkerPool(config, spider.run_id, first_run, processes, start)
         else:
+            from monitor.pagework import PageWork
+
             self.work = PageWork(self.db, config, spider.run_id, first_run=first_run)
 
     async def process_item(self, item: Any) -> Any:
@@ -72,6 +79,8 @@ class StorePipeline:
                 assert self.work is not None
                 outcome = await asyncio.wrap_future(self.executor.submit(self.work.process, item))
         except Exception as exc:
+            from storage.db import describe_error, is_fatal_storage_error  # only once a page could not be stored
+
             self.errors += 1
             self.first_error = self.first_error or f"{item.url}: {describe_error(exc)}"
             stats.inc_value("policywatch/page_errors")
@@ -98,6 +107,9 @@ class StorePipeline:
             return
         spider = self.crawler.spider
         if self.own_run:
+            from monitor.health import crawl_health
+            from storage import queries as q
+
             with self.db.session() as s:
                 health = crawl_health(s, spider.run_id, spider.pw_config)
                 q.finish_run(s, spider.run_id, "completed" if not self.errors else "failed",

@@ -37,9 +37,9 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from crawler.pageworker import read_frame, write_frame
+from crawler.frames import read_frame, write_frame
 from monitor.config import Config
-from monitor.pagework import FetchResult, PageOutcome
+from monitor.fetchresult import FetchResult, PageOutcome
 
 log = logging.getLogger(__name__)
 

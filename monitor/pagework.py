@@ -10,16 +10,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 
-from monitor.config import Config, Watch
+from monitor.config import Config
 from monitor.detect import ChangeDecision, detect_html, detect_json, removed_decision
 from monitor.extract import NoMainContent, extract_html
+from monitor.fetchresult import FetchResult, PageOutcome
 from monitor.jsondiff import MalformedJSON, parse_json, records_hash, records_text, to_records
 from monitor.quality import soft_error_reason
 from monitor.urls import normalize_url
@@ -32,36 +31,6 @@ from storage.types import PackedJSON, utcnow
 log = logging.getLogger(__name__)
 GONE_STATUSES = (404, 410)
 REMOVED_AFTER = 2
-
-
-@dataclass
-class FetchResult:
-    """What the spider learned about one URL, whatever happened."""
-
-    url: str  # as configured or discovered
-    source: str = "watch"  # watch | discovered
-    outcome: str = "ok"
-    status: int | None = None
-    message: str | None = None
-    body: bytes | None = None
-    encoding: str | None = None
-    content_type: str | None = None
-    etag: str | None = None
-    last_modified: str | None = None
-    attempts: int = 1
-    duration_ms: int | None = None
-    fetched_at: datetime = field(default_factory=utcnow)
-    #: The watch this URL belongs to, when the crawl knows it: page-work processes then need no copy of the
-    #: watchlist (it grows with the watchlist; one per process). None: looked up in the config.
-    watch: Watch | None = None
-
-
-@dataclass
-class PageOutcome:
-    result: str  # new | changed | unchanged | not_modified | failed | removed
-    outcome: str
-    change_id: int | None = None
-    message: str | None = None
 
 
 def _is_json(result: FetchResult, kind: str) -> bool:

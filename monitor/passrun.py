@@ -14,18 +14,18 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from monitor.child import python_module
 from monitor.config import Config
-from monitor.delivery import deliver, publish_site
+from monitor.crawlplan import write_plan
 from monitor.health import crawl_health
-from reports.outbox import DeliveryReport
-from reports.data import load_run_report
-from reports.render import write_run_reports
 from storage import open_database
 from storage import queries as q
 from storage.locks import LockGuard, LockLost, pass_lock
+
+if TYPE_CHECKING:
+    from reports.outbox import DeliveryReport
 
 ProgressFn = Callable[[int, int], None]
 
@@ -43,7 +43,7 @@ class PassResult:
     health: dict = field(default_factory=dict)
     log_file: Path | None = None
     message: str | None = None
-    delivery: DeliveryReport | None = None
+    delivery: "DeliveryReport | None" = None
     delivery_error: str | None = None
 
 
@@ -52,11 +52,25 @@ def result_file(log_file: Path) -> Path:
     return log_file.with_suffix(".result.json")
 
 
+def plan_file(log_file: Path) -> Path:
+    """Where the pass leaves the crawl its plan (monitor.crawlplan); removed when the crawl ends."""
+    return log_file.with_suffix(".plan.jsonl")
+
+
 def crawl_command(config_path: Path, run_id: int, log_file: Path, log_level: str = "INFO",
-                  only: tuple[str, ...] = ()) -> list[str]:
+                  only: tuple[str, ...] = (), plan: Path | None = None) -> list[str]:
     cmd = [*python_module("scrapy"), "crawl", "watchlist", "-a", f"config={config_path}", "-a", f"run_id={run_id}",
            "-s", f"LOG_FILE={log_file}", "-s", f"LOG_LEVEL={log_level}", "-s", f"POLICYWATCH_RESULT_FILE={result_file(log_file)}"]
-    return cmd + (["-a", "only=" + "|".join(only)] if only else [])
+    return cmd + (["-a", "only=" + "|".join(only)] if only else []) + (["-a", f"plan={plan}"] if plan else [])
+
+
+def write_crawl_plan(db, config: Config, path: Path) -> Path:
+    """Answer what the crawl would ask the history (first run? pages discovered before? each page's validators)
+    into `path`, so the crawl process needs no database of its own (monitor.crawlplan says why)."""
+    with db.session() as s:
+        known = [(p.url, p.url_key) for p in q.known_discovered_pages(s, config.discovery.max_pages)]
+        return write_plan(path, first_run=not q.has_completed_run(s), digest=config.digest(),
+                          watch_keys=list(config.watch_keys()), known=known, lookup=lambda keys: q.validators(s, keys))
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -105,12 +119,17 @@ def spawn_crawl(cmd: list[str], console_log: Path) -> subprocess.Popen[bytes]:
 def _crawl_locally(db, config: Config, run_id: int, log_file: Path, only: tuple[str, ...],
                    progress: ProgressFn | None, timeout: float | None) -> str | None:
     """The crawl as a child process on this machine; returns a failure message, or None."""
-    cmd = crawl_command(config.path.resolve(), run_id, log_file, only=only)  # type: ignore[union-attr]
+    plan = write_crawl_plan(db, config, plan_file(log_file))
+    cmd = crawl_command(config.path.resolve(), run_id, log_file, only=only, plan=plan)  # type: ignore[union-attr]
     expected = len(config.watches)
     started = time.monotonic()
     console_log = log_file.with_name(f"run-{run_id}.console.log")
-    proc = spawn_crawl(cmd, console_log)
     message = None
+    try:
+        proc = spawn_crawl(cmd, console_log)
+    except BaseException:
+        plan.unlink(missing_ok=True)
+        raise
     try:
         while proc.poll() is None:
             if progress is not None:
@@ -130,6 +149,8 @@ def _crawl_locally(db, config: Config, run_id: int, log_file: Path, only: tuple[
         proc.terminate()
         proc.wait(30)
         raise
+    finally:
+        plan.unlink(missing_ok=True)
     rc = proc.returncode
     if rc != 0 and message is None:
         detail = _tail(console_log, 1) or _tail(log_file, 3)
@@ -192,6 +213,12 @@ def _locked_pass(db, full: Config, progress: ProgressFn | None, timeout: float |
         health = {**crawl_health(s, run_id, config), **extra}
         run = q.finish_run(s, run_id, status, message, health)
         counts = q.run_counts(s, run_id)
+    # Imported after the crawl: the pass process waits through the whole crawl, and what it holds then adds to the
+    # peak of the process tree (Jinja, the mail and site modules: ≈ 3 MB it needs only from here on).
+    from monitor.delivery import deliver, publish_site
+    from reports.data import load_run_report
+    from reports.render import write_run_reports
+
     with db.session() as s:
         data = load_run_report(s, run_id, {n: t.display for n, t in config.topics.items()})
         paths = write_run_reports(data, config.reports_dir)

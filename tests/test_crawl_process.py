@@ -1,5 +1,7 @@
 """The crawl process carries only what a crawl uses: a real `watchlist` crawl in a fresh interpreter, then its
-loaded modules. Each module named here cost the crawl process megabytes on every night (BENCHMARKS.md)."""
+loaded modules. Each module named here cost the crawl process megabytes on every night (BENCHMARKS.md).
+A pass's crawl (run id and crawl plan given) never opens the database: storage and SQLAlchemy stay in the
+page-work processes."""
 from __future__ import annotations
 
 import json
@@ -25,19 +27,19 @@ from scrapy.crawler import CrawlerProcess
 from scrapy.utils.project import get_project_settings
 process = CrawlerProcess(get_project_settings())
 crawler = process.create_crawler("watchlist")
-process.crawl(crawler, config=sys.argv[1])
+process.crawl(crawler, config=sys.argv[1], **json.loads(sys.argv[2]))
 process.start()
 stats = crawler.stats.get_stats()
 print(json.dumps({"modules": sorted(sys.modules), "responses": stats.get("downloader/response_count", 0)}))
 """
 
 
-def _crawl(config: Path, tmp_path: Path) -> dict:
+def _crawl(config: Path, tmp_path: Path, **args: str) -> dict:
     script = tmp_path / "crawl.py"
     script.write_text(CRAWL, encoding="utf-8")
     env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "crawler.settings", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-P", str(script), str(config)], capture_output=True, text=True,
-                          timeout=120, env=env, cwd=tmp_path)
+    done = subprocess.run([sys.executable, "-P", str(script), str(config), json.dumps(args)], capture_output=True,
+                          text=True, timeout=120, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -48,6 +50,30 @@ def test_a_watchlist_crawl_imports_no_unused_integration(permits_site, write_con
     loaded = {m.split(".")[0] for m in result["modules"]}
     assert "scrapy" in loaded and "crawler" in loaded
     assert {m: why for m, why in UNUSED.items() if m in loaded} == {}
+
+
+def test_a_pass_s_crawl_leaves_the_database_to_its_page_workers_integration(permits_site, write_config, tmp_path):
+    from monitor.config import load_config
+    from monitor.passrun import write_crawl_plan
+    from storage import open_database
+    from storage import queries as q
+
+    path = write_config(permits_config_body(permits_site))
+    config = load_config(path)
+    db = open_database(config.storage_url)
+    try:
+        with db.session() as s:
+            run_id = q.open_run(s, config.digest()).id
+        plan = write_crawl_plan(db, config, tmp_path / "run.plan.jsonl")
+        result = _crawl(path, tmp_path, run_id=str(run_id), plan=str(plan))
+        with db.session() as s:
+            stored = q.run_fetch_count(s, run_id)
+    finally:
+        db.dispose()
+    assert stored == len(config.watches) + 1  # the page-work processes stored every page (and one discovered)
+    loaded = set(result["modules"])
+    assert {m.split(".")[0] for m in loaded} & {"sqlalchemy", "storage", "alembic", "psycopg"} == set()
+    assert "monitor.pagework" not in loaded and "monitor.crawlplan" in loaded
 
 
 def test_every_spider_is_listed_and_loads_by_name(monkeypatch):

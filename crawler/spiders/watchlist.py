@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any, AsyncIterator
 from urllib.parse import urljoin, urldefrag
 
@@ -24,15 +25,13 @@ from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
 from crawler.items import FetchResult
 from crawler.middlewares import OffsiteRequest
 from monitor.config import Config, load_config
+from monitor.crawlplan import CrawlPlan, PlanError, Validators
 from monitor.urls import normalize_url
-from storage import open_database
-from storage.db import Database
-from storage import queries as q
 
 log = logging.getLogger(__name__)
 #: Statuses handed to the callback instead of being filtered (redirects are still followed by Scrapy).
 HANDLED = [304] + list(range(400, 600))
-#: Watches whose validators are read from the history in one query, just before their requests are made.
+#: Watches whose validators are read (from the crawl plan, or the history) at once, just before their requests.
 VALIDATOR_CHUNK = 500
 
 
@@ -87,7 +86,7 @@ class WatchlistSpider(scrapy.Spider):
     filter_duplicates = False
 
     def __init__(self, config: str | None = None, run_id: str | int | None = None, only: str | None = None,
-                 *args: Any, **kwargs: Any):
+                 plan: str | None = None, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.config_path = config
         self.pw_config: Config = load_config(config)
@@ -96,7 +95,17 @@ class WatchlistSpider(scrapy.Spider):
         self.run_id = int(run_id) if run_id not in (None, "") else None
         self.seen: set[str] = set()
         self.discovered = 0
-        self.db: Database | None = None
+        self.db: Any = None  # storage.Database, opened only when there is no crawl plan (see _open_history)
+        #: What the pass read from the history for this crawl (monitor.crawlplan); None: the crawl asks the history
+        #: itself (`scrapy crawl watchlist` run by hand, a cluster worker, or a plan that does not match).
+        self.plan: CrawlPlan | None = None
+        if plan:
+            try:
+                self.plan = CrawlPlan(Path(plan), digest=self.pw_config.digest(), watches=len(self.pw_config.watches))
+            except PlanError as exc:
+                log.warning("%s; reading the history directly instead", exc)
+        #: Whether no run has completed yet (from the plan); None: the pipeline asks the history.
+        self.first_run: bool | None = self.plan.first_run if self.plan is not None else None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> "WatchlistSpider":
@@ -118,9 +127,7 @@ class WatchlistSpider(scrapy.Spider):
                                     "handle_httpstatus_list": HANDLED})
 
     async def start(self) -> AsyncIterator[Any]:
-        self.db = open_database(self.pw_config.storage_url)  # read-only lookups; disposed in closed()
-        with self.db.session() as s:
-            known = [(p.url, p.url_key) for p in q.known_discovered_pages(s, self.pw_config.discovery.max_pages)]
+        known, known_validators = self._known_pages()
         # Requests are made lazily (below), but everything this pass will request counts as seen from the start:
         # a link or sitemap entry read meanwhile must not fetch a watched or known page a second time.
         self.seen.update(self.pw_config.watch_keys())  # the config's own key strings, not a copy of each
@@ -140,20 +147,51 @@ class WatchlistSpider(scrapy.Spider):
                 yield self._source_request(url, kind)
         for first in range(0, len(known_todo), VALIDATOR_CHUNK):
             chunk = known_todo[first:first + VALIDATOR_CHUNK]
-            validators = self._validators([key for _, key in chunk])
+            validators = known_validators if known_validators is not None else self._history_validators([k for _, k in chunk])
             for url, _ in chunk:
                 await self._room()
                 yield self._request(url, "discovered", 1, validators)
 
-    def _validators(self, url_keys: list[str]) -> dict[str, tuple[str | None, str | None]]:
-        """The ETag / Last-Modified of these pages' last good fetch, read as their requests are made: a few hundred
+    def _known_pages(self) -> tuple[list[tuple[str, str]], Validators | None]:
+        """The pages discovered on earlier nights (url, key) and, from the plan, their validators (None: ask)."""
+        if self.plan is not None:
+            return ([(p.url, p.key) for p in self.plan.known],
+                    {p.key: (p.etag, p.last_modified) for p in self.plan.known if p.etag or p.last_modified})
+        from storage import queries as q
+
+        with self._open_history().session() as s:
+            return [(p.url, p.url_key) for p in q.known_discovered_pages(s, self.pw_config.discovery.max_pages)], None
+
+    def _validators(self, url_keys: list[str]) -> Validators:
+        """The ETag / Last-Modified of these watches' last good fetch, read as their requests are made: a few hundred
         at a time, so the crawl never holds one per page of the whole watchlist."""
-        if self.db is None:  # before start(): no history to ask
-            return {}
-        with self.db.session() as s:
+        if self.plan is not None:
+            try:
+                return self.plan.validators(url_keys)
+            except PlanError as exc:  # a damaged plan costs a database connection, never a wrong request
+                log.warning("%s; reading the history directly instead", exc)
+                self.plan.close()
+                self.plan = None
+        return self._history_validators(url_keys)
+
+    def _history_validators(self, url_keys: list[str]) -> Validators:
+        from storage import queries as q
+
+        with self._open_history().session() as s:
             return q.validators(s, url_keys)
 
+    def _open_history(self) -> Any:
+        """The history database, opened on first use for read-only lookups (disposed in closed()). Imported here:
+        a crawl with a plan never loads SQLAlchemy."""
+        if self.db is None:
+            from storage import open_database
+
+            self.db = open_database(self.pw_config.storage_url)
+        return self.db
+
     def closed(self, reason: str) -> None:
+        if self.plan is not None:
+            self.plan.close()
         if self.db is not None:
             self.db.dispose()
 
@@ -258,7 +296,10 @@ class WatchlistSpider(scrapy.Spider):
             return None
         self.discovered += 1
         log.info("discovered %s via %s%s", url, via, f" (lastmod {lastmod})" if lastmod else "")
-        return self._request(url, "discovered", 1, self._validators([normalize_url(url)]))
+        # With a plan, a page found tonight has no history to ask (the plan lists every page discovered before,
+        # and they are in `seen`): an unconditional GET, which is always correct.
+        validators = {} if self.plan is not None else self._history_validators([normalize_url(url)])
+        return self._request(url, "discovered", 1, validators)
 
     def _source_problem(self, url: str, kind: str, message: str) -> None:
         """A discovery source that fails is logged and counted; it never touches the pages' history."""

@@ -1,0 +1,46 @@
+"""What a crawl hands to the page work for one URL (FetchResult) and what it gets back (PageOutcome).
+
+Why a module of their own: the crawl process builds and ships these for every page, and it must not import the page
+work itself (`monitor.pagework` brings SQLAlchemy, the ORM models and lxml: ≈ 20 MB in a process that only fetches;
+the page-work processes store the pages). Only the standard library and `monitor.config` are imported here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from monitor.config import Watch
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class FetchResult:
+    """What the spider learned about one URL, whatever happened."""
+
+    url: str  # as configured or discovered
+    source: str = "watch"  # watch | discovered
+    outcome: str = "ok"
+    status: int | None = None
+    message: str | None = None
+    body: bytes | None = None
+    encoding: str | None = None
+    content_type: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    attempts: int = 1
+    duration_ms: int | None = None
+    fetched_at: datetime = field(default_factory=_now)
+    #: The watch this URL belongs to, when the crawl knows it: page-work processes then need no copy of the
+    #: watchlist (it grows with the watchlist; one per process). None: looked up in the config.
+    watch: Watch | None = None
+
+
+@dataclass
+class PageOutcome:
+    result: str  # new | changed | unchanged | not_modified | failed | removed
+    outcome: str
+    change_id: int | None = None
+    message: str | None = None
