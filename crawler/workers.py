@@ -101,7 +101,8 @@ class _Worker:
     def __init__(self, pool: "PageWorkerPool", number: int):
         self.pool = pool
         self.failed_starts = 0  # deaths in a row before a first answer
-        self.busy = 0.0  # seconds spent with a batch out (see PageWorkerPool._grow)
+        self.busy = 0.0  # seconds spent with a batch out, batches answered (see PageWorkerPool._grow) …
+        self.sent: float | None = None  # … and since when the batch it holds now is out
         self.proc = self._spawn()
         self.thread = threading.Thread(target=self._serve, name=f"pagework-{number}", daemon=True)
         self.thread.start()
@@ -125,13 +126,14 @@ class _Worker:
         while (batch := self.pool.batches.get()) is not None:
             answers = None
             if alive:
-                sent = time.monotonic()
+                self.sent = sent = time.monotonic()
                 try:
                     write_frame(self.proc.stdin, pickle.dumps([item for item, _ in batch], pickle.HIGHEST_PROTOCOL))  # type: ignore[arg-type]
                     frame = read_frame(self.proc.stdout)  # type: ignore[arg-type]
                     answers = pickle.loads(frame) if frame is not None else None
                 except OSError:
                     answers = None
+                self.sent = None  # before the sum: a reader in between undercounts, never counts a batch twice
                 self.busy += time.monotonic() - sent
             if answers is None:  # died before or while holding this batch
                 code = self.proc.wait()
@@ -215,6 +217,13 @@ class PageWorkerPool:
                     return
             _settle(batch, self.broken)
 
+    @staticmethod
+    def _busy(worker: _Worker, now: float) -> float:
+        """A worker's busy seconds up to `now`, the batch it holds included: a batch of new pages can take longer
+        than the window, and counted only when answered it made a busy worker look idle (BENCHMARKS.md)."""
+        sent = worker.sent
+        return worker.busy + (now - sent if sent is not None else 0.0)
+
     def _grow(self) -> None:
         """Start one more worker (up to `processes`) when the running ones have been busy nearly all the time for
         the last `GROW_WINDOW` seconds. Why: on an unchanged night one worker keeps up with the crawl (a 304 or a
@@ -225,7 +234,7 @@ class PageWorkerPool:
         if len(self.workers) >= self.processes or not all(w.answered for w in self.workers):
             return
         now = time.monotonic()
-        busy = sum(w.busy for w in self.workers)
+        busy = sum(self._busy(w, now) for w in self.workers)
         if self.window is None:
             self.window = (now, busy)
             return
