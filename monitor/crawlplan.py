@@ -3,17 +3,21 @@
 A crawl asks the history three things: whether any run has completed (a first pass notes new pages quietly), the
 pages discovered on earlier nights (fetched again), and each page's last ETag / Last-Modified (sent as conditional
 requests). The pass already has the database open, so it answers them before it starts the crawl and writes the
-answers here, in the order the crawl makes its requests. Why a file and not the crawl's own queries: a crawl
-process that reads the database carries SQLAlchemy, its ORM and the models (≈ 20 MB of its ≈ 105 MB) only for
-those reads; the page-work processes do the storing. Why streamed: the crawl reads one line per request as it
-makes it, so a 50,000-watch night never holds 50,000 validators.
+answers here, with the watches themselves, in the order the crawl makes its requests. Why a file and not the
+crawl's own queries: a crawl process that reads the database carries SQLAlchemy, its ORM and the models (≈ 20 MB
+of its ≈ 105 MB) only for those reads; the page-work processes do the storing. Why streamed, watches included:
+the crawl reads a few hundred lines at a time as it makes their requests, so it holds neither the validators nor
+the watchlist of a 50,000-watch night (≈ 20 MB of `Watch` objects and their index, the part of the crawl's memory
+that grew with the watchlist).
 
 The file (JSON lines, written to a temporary name and renamed): a header `{"format", "first_run", "digest",
-"watches", "known"}`; `known` lines `[url, url_key, etag, last_modified]`, the discovered pages; then one line
-`[url_key, etag, last_modified]` per watch, in the config's order. The reader checks the config digest, the
-counts and every watch's key, so a plan that does not match its crawl's config is refused, never misapplied.
+"only", "watches", "known"}`; `known` lines `[url, url_key, etag, last_modified]`, the discovered pages; then one
+line `[url_key, etag, last_modified, url, topics, kind, json_records, json_id]` per watch, in the config's order.
+The reader checks the config's settings digest (it covers the watchlist), the job's URL prefixes and the counts,
+so a plan written for another config is refused, never misapplied; a plan that ends early raises PlanError where
+it ends, and the crawl reads the rest from the config and the history.
 
-Only the standard library: the crawl process imports this module.
+Only the standard library and `monitor.config`: the crawl process imports this module.
 """
 from __future__ import annotations
 
@@ -21,9 +25,11 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, Iterable, Sequence
+from typing import IO, Callable, Sequence
 
-FORMAT = 1
+from monitor.config import Watch
+
+FORMAT = 2
 CHUNK = 500  # watches whose validators the pass reads from the history in one query
 Validators = dict[str, tuple[str | None, str | None]]
 
@@ -40,14 +46,18 @@ class KnownPage:
     last_modified: str | None
 
 
-def write_plan(path: Path, *, first_run: bool, digest: str, watch_keys: Sequence[str],
-               known: Sequence[tuple[str, str]], lookup: Callable[[list[str]], Validators]) -> Path:
-    """Write the plan for a crawl of `watch_keys` (normalized watch URLs, in the config's order) and the `known`
-    discovered pages (url, key); `lookup(keys)` reads the validators of up to CHUNK pages from the history."""
+def write_plan(path: Path, *, first_run: bool, digest: str, watches: Sequence[Watch], watch_keys: Sequence[str],
+               known: Sequence[tuple[str, str]], lookup: Callable[[list[str]], Validators],
+               only: Sequence[str] = ()) -> Path:
+    """Write the plan for a crawl of `watches` (with `watch_keys`, their normalized URLs, in the same order) and the
+    `known` discovered pages (url, key); `lookup(keys)` reads the validators of up to CHUNK pages from the history.
+    `only`: the URL prefixes of a scheduled job's pass (its crawl checks it has the same)."""
+    if len(watches) != len(watch_keys):
+        raise ValueError("write_plan: one key per watch")
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        _line(f, {"format": FORMAT, "first_run": first_run, "digest": digest, "watches": len(watch_keys),
-                  "known": len(known)})
+        _line(f, {"format": FORMAT, "first_run": first_run, "digest": digest, "only": list(only),
+                  "watches": len(watch_keys), "known": len(known)})
         for first in range(0, len(known), CHUNK):
             chunk = known[first:first + CHUNK]
             found = lookup([key for _, key in chunk])
@@ -56,8 +66,8 @@ def write_plan(path: Path, *, first_run: bool, digest: str, watch_keys: Sequence
         for first in range(0, len(watch_keys), CHUNK):
             keys = list(watch_keys[first:first + CHUNK])
             found = lookup(keys)
-            for key in keys:
-                _line(f, [key, *found.get(key, (None, None))])
+            for key, w in zip(keys, watches[first:first + CHUNK]):
+                _line(f, [key, *found.get(key, (None, None)), w.url, list(w.topics), w.kind, w.json_records, w.json_id])
     os.replace(tmp, path)
     return path
 
@@ -70,7 +80,7 @@ def _line(f: IO[str], value: object) -> None:
 class CrawlPlan:
     """A plan opened by the crawl: `first_run` and `known` at once, the watches' validators chunk by chunk."""
 
-    def __init__(self, path: Path, *, digest: str, watches: int):
+    def __init__(self, path: Path, *, digest: str, watches: int, only: Sequence[str] = ()):
         try:
             self._file: IO[str] = open(path, encoding="utf-8")
         except OSError as exc:
@@ -79,15 +89,17 @@ class CrawlPlan:
             head = self._read()
             if not isinstance(head, dict) or head.get("format") != FORMAT:
                 raise PlanError(f"{path} is not a crawl plan this version reads")
-            if head.get("digest") != digest or head.get("watches") != watches:
+            if head.get("digest") != digest or head.get("watches") != watches or head.get("only") != list(only):
                 raise PlanError(f"{path} was written for another config ({head.get('watches')} watches, "
-                                f"settings {head.get('digest')}; this crawl: {watches}, {digest})")
+                                f"settings {head.get('digest')}, prefixes {head.get('only')}; this crawl: {watches}, "
+                                f"{digest}, {list(only)})")
             self.first_run = bool(head.get("first_run"))
             self.known = [self._known() for _ in range(int(head.get("known") or 0))]
         except BaseException:
             self._file.close()
             raise
         self._left = watches
+        self.read = 0  # watches handed out so far
 
     def _read(self) -> object:
         line = self._file.readline()
@@ -104,19 +116,22 @@ class CrawlPlan:
             raise PlanError(f"the crawl plan {self._file.name} is damaged: a known page reads {row!r:.80}")
         return KnownPage(*row)
 
-    def validators(self, keys: Iterable[str]) -> Validators:
-        """The validators of the next watches, which must be `keys` (their normalized URLs, in order)."""
+    def next_watches(self, count: int) -> tuple[list[Watch], Validators]:
+        """Up to `count` more watches, in the config's order, with their validators by normalized URL; ([], {})
+        after the last. PlanError where the file ends early or is damaged: `read` says how many were handed out."""
+        watches: list[Watch] = []
         out: Validators = {}
-        for key in keys:
-            if self._left <= 0:
-                raise PlanError(f"the crawl plan {self._file.name} has no more watches")
+        for _ in range(min(count, self._left)):
             row = self._read()
-            if not isinstance(row, list) or len(row) != 3 or row[0] != key:
-                raise PlanError(f"the crawl plan {self._file.name} does not follow the watchlist at {key}")
+            if not isinstance(row, list) or len(row) != 8 or not isinstance(row[3], str):
+                raise PlanError(f"the crawl plan {self._file.name} is damaged after {self.read} watches")
+            key, etag, last_modified, url, topics, kind, json_records, json_id = row
+            watches.append(Watch(url, tuple(topics), kind, json_records, json_id))
+            if etag is not None or last_modified is not None:
+                out[key] = (etag, last_modified)
             self._left -= 1
-            if row[1] is not None or row[2] is not None:
-                out[key] = (row[1], row[2])
-        return out
+        self.read += len(watches)  # counted once handed out: a chunk that breaks off is read again elsewhere
+        return watches, out
 
     def close(self) -> None:
         self._file.close()

@@ -64,13 +64,15 @@ def crawl_command(config_path: Path, run_id: int, log_file: Path, log_level: str
     return cmd + (["-a", "only=" + "|".join(only)] if only else []) + (["-a", f"plan={plan}"] if plan else [])
 
 
-def write_crawl_plan(db, config: Config, path: Path) -> Path:
+def write_crawl_plan(db, config: Config, path: Path, only: tuple[str, ...] = ()) -> Path:
     """Answer what the crawl would ask the history (first run? pages discovered before? each page's validators)
-    into `path`, so the crawl process needs no database of its own (monitor.crawlplan says why)."""
+    into `path`, with the watches, so the crawl process needs no database and no watchlist of its own
+    (monitor.crawlplan says why)."""
     with db.session() as s:
         known = [(p.url, p.url_key) for p in q.known_discovered_pages(s, config.discovery.max_pages)]
-        return write_plan(path, first_run=not q.has_completed_run(s), digest=config.digest(),
-                          watch_keys=list(config.watch_keys()), known=known, lookup=lambda keys: q.validators(s, keys))
+        return write_plan(path, first_run=not q.has_completed_run(s), digest=config.digest(), watches=config.watches,
+                          watch_keys=list(config.watch_keys()), known=known, lookup=lambda keys: q.validators(s, keys),
+                          only=only)
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -119,32 +121,19 @@ def spawn_crawl(cmd: list[str], console_log: Path) -> subprocess.Popen[bytes]:
 def _crawl_locally(db, config: Config, run_id: int, log_file: Path, only: tuple[str, ...],
                    progress: ProgressFn | None, timeout: float | None) -> str | None:
     """The crawl as a child process on this machine; returns a failure message, or None."""
-    plan = write_crawl_plan(db, config, plan_file(log_file))
+    plan = write_crawl_plan(db, config, plan_file(log_file), only)
     cmd = crawl_command(config.path.resolve(), run_id, log_file, only=only, plan=plan)  # type: ignore[union-attr]
     expected = len(config.watches)
     started = time.monotonic()
     console_log = log_file.with_name(f"run-{run_id}.console.log")
-    message = None
     try:
         proc = spawn_crawl(cmd, console_log)
     except BaseException:
         plan.unlink(missing_ok=True)
         raise
     try:
-        while proc.poll() is None:
-            if progress is not None:
-                with db.session() as s:
-                    done = q.run_fetch_count(s, run_id)
-                progress(done, max(expected, done))
-            if timeout is not None and time.monotonic() - started > timeout:
-                proc.terminate()
-                proc.wait(30)
-                message = f"crawl stopped after the {timeout:.0f} s timeout"
-                break
-            try:
-                proc.wait(0.3)  # returns as soon as the crawl ends
-            except subprocess.TimeoutExpired:
-                pass
+        with config.watchlist_set_aside():  # the crawl has it from its plan; the health check gets it back after
+            message = _wait_for_crawl(db, proc, run_id, expected, progress, timeout, started)
     except BaseException:
         proc.terminate()
         proc.wait(30)
@@ -156,6 +145,25 @@ def _crawl_locally(db, config: Config, run_id: int, log_file: Path, only: tuple[
         detail = _tail(console_log, 1) or _tail(log_file, 3)
         message = f"crawl process exited with status {rc}: {detail}"[:1000]
     return message or _storage_failures(log_file)
+
+
+def _wait_for_crawl(db, proc: subprocess.Popen[bytes], run_id: int, expected: int, progress: ProgressFn | None,
+                    timeout: float | None, started: float) -> str | None:
+    """Show progress until the crawl ends; a message when the timeout stopped it."""
+    while proc.poll() is None:
+        if progress is not None:
+            with db.session() as s:
+                done = q.run_fetch_count(s, run_id)
+            progress(done, max(expected, done))
+        if timeout is not None and time.monotonic() - started > timeout:
+            proc.terminate()
+            proc.wait(30)
+            return f"crawl stopped after the {timeout:.0f} s timeout"
+        try:
+            proc.wait(0.3)  # returns as soon as the crawl ends
+        except subprocess.TimeoutExpired:
+            pass
+    return None
 
 
 def _storage_failures(log_file: Path) -> str | None:

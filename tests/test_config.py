@@ -139,3 +139,18 @@ def test_a_watch_key_of_the_wrong_type_in_a_file_is_a_config_error(tmp_path, val
     path.write_text(f'watch = {value}\n[crawl]\nallowed_domains = ["www.canada.ca"]\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="watch"):
         load_config(path)
+
+
+def test_watchlist_set_aside_gives_back_the_same_watches(tmp_path):
+    body = '[crawl]\nallowed_domains = ["www.canada.ca"]\n\n' + "".join(
+        f'[[watch]]\nurl = "https://www.canada.ca/en/{i}.html"\ntopics = ["t{i % 3}"]\n' for i in range(50))
+    (tmp_path / "p.toml").write_text(body, encoding="utf-8")
+    config = load_config(tmp_path / "p.toml")
+    before, keys = config.watches, list(config.watch_keys())
+    with config.watchlist_set_aside():
+        assert config.watches == () and list(config.watch_keys()) == []
+    assert config.watches == before and list(config.watch_keys()) == keys
+    with pytest.raises(KeyboardInterrupt):
+        with config.watchlist_set_aside():
+            raise KeyboardInterrupt  # Ctrl-C during the crawl: the pass still records the run with its watchlist
+    assert config.watches == before

@@ -41,14 +41,12 @@ class ClusterWorkerSpider(RedisMixin, WatchlistSpider):
         db = open_database(self.pw_config.storage_url)
         try:
             with db.session() as s:
+                # Read whole: seeds arrive one by one, in no order the worker could batch.
                 self.validators = q.validators(s)  # conditional GET works exactly as on one machine
         finally:
             db.dispose()
         return
         yield  # an async generator that yields nothing
-
-    def _validators(self, url_keys: list[str]) -> dict[str, tuple[str | None, str | None]]:
-        return self.validators  # read whole at start: seeds arrive one by one, in no order the worker can batch
 
     def make_request_from_data(self, data: bytes) -> Any:
         seed = json.loads(data)

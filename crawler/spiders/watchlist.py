@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 from urllib.parse import urljoin, urldefrag
 
 import scrapy
@@ -24,7 +25,8 @@ from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
 
 from crawler.items import FetchResult
 from crawler.middlewares import OffsiteRequest
-from monitor.config import Config, load_config
+from crawler.seen import SeenURLs
+from monitor.config import Config, Watch, load_config
 from monitor.crawlplan import CrawlPlan, PlanError, Validators
 from monitor.urls import normalize_url
 
@@ -90,10 +92,14 @@ class WatchlistSpider(scrapy.Spider):
         super().__init__(*args, **kwargs)
         self.config_path = config
         self.pw_config: Config = load_config(config)
-        if only:  # a scheduled job's pass: only the watches under these prefixes ("|"-separated), no discovery
-            self.pw_config = self.pw_config.subset(tuple(only.split("|")))
+        #: A scheduled job's pass: only the watches under these prefixes ("|"-separated), no discovery.
+        self.only: tuple[str, ...] = tuple(only.split("|")) if only else ()
+        if self.only:
+            self.pw_config = self.pw_config.subset(self.only)
         self.run_id = int(run_id) if run_id not in (None, "") else None
-        self.seen: set[str] = set()
+        # Everything this pass will request counts as seen from the start (requests are made lazily): a link or
+        # sitemap entry read meanwhile must not fetch a watched page a second time.
+        self.seen = SeenURLs(self.pw_config.watch_keys())
         self.discovered = 0
         self.db: Any = None  # storage.Database, opened only when there is no crawl plan (see _open_history)
         #: What the pass read from the history for this crawl (monitor.crawlplan); None: the crawl asks the history
@@ -101,9 +107,12 @@ class WatchlistSpider(scrapy.Spider):
         self.plan: CrawlPlan | None = None
         if plan:
             try:
-                self.plan = CrawlPlan(Path(plan), digest=self.pw_config.digest(), watches=len(self.pw_config.watches))
+                self.plan = CrawlPlan(Path(plan), digest=self.pw_config.digest(), watches=len(self.pw_config.watches),
+                                      only=self.only)
             except PlanError as exc:
                 log.warning("%s; reading the history directly instead", exc)
+        if self.plan is not None:  # the plan streams the watches: this process keeps no watchlist of its own
+            self.pw_config = replace(self.pw_config, watches=())
         #: Whether no run has completed yet (from the plan); None: the pipeline asks the history.
         self.first_run: bool | None = self.plan.first_run if self.plan is not None else None
 
@@ -113,7 +122,8 @@ class WatchlistSpider(scrapy.Spider):
         configure_settings(crawler, spider.pw_config)
         return spider
 
-    def _request(self, url: str, source: str, depth: int, validators: dict[str, tuple[str | None, str | None]]) -> scrapy.Request:
+    def _request(self, url: str, source: str, depth: int, validators: Validators,
+                 watch: Watch | None = None) -> scrapy.Request:
         headers = {}
         etag, last_modified = validators.get(normalize_url(url), (None, None))
         if etag:
@@ -124,23 +134,17 @@ class WatchlistSpider(scrapy.Spider):
         return scrapy.Request(url, callback=self.parse, errback=self.failed, headers=headers,
                               dont_filter=not self.filter_duplicates,
                               meta={"pw_url": url, "pw_source": source, "pw_depth": depth, "pw_start": time.monotonic(),
-                                    "handle_httpstatus_list": HANDLED})
+                                    "pw_watch": watch, "handle_httpstatus_list": HANDLED})
 
     async def start(self) -> AsyncIterator[Any]:
         known, known_validators = self._known_pages()
-        # Requests are made lazily (below), but everything this pass will request counts as seen from the start:
-        # a link or sitemap entry read meanwhile must not fetch a watched or known page a second time.
-        self.seen.update(self.pw_config.watch_keys())  # the config's own key strings, not a copy of each
         known_todo = [(url, key) for url, key in known if key not in self.seen and self.pw_config.allowed.allows(url)]
-        self.seen.update(key for _, key in known_todo)
+        self.seen.update(key for _, key in known_todo)  # (the watches are in `seen` since __init__)
         self.discovered += len(known_todo)
-        watches = self.pw_config.watches
-        for first in range(0, len(watches), VALIDATOR_CHUNK):
-            chunk = watches[first:first + VALIDATOR_CHUNK]
-            validators = self._validators([normalize_url(w.url) for w in chunk])
-            for watch in chunk:
+        for watches, validators in self._watch_chunks():
+            for watch in watches:
                 await self._room()
-                yield self._request(watch.url, "watch", 0, validators)
+                yield self._request(watch.url, "watch", 0, validators, watch)
         disc = self.pw_config.discovery
         for kind, urls in (("sitemap", disc.sitemaps), ("feed", disc.feeds)):
             for url in urls:
@@ -162,17 +166,32 @@ class WatchlistSpider(scrapy.Spider):
         with self._open_history().session() as s:
             return [(p.url, p.url_key) for p in q.known_discovered_pages(s, self.pw_config.discovery.max_pages)], None
 
-    def _validators(self, url_keys: list[str]) -> Validators:
-        """The ETag / Last-Modified of these watches' last good fetch, read as their requests are made: a few hundred
-        at a time, so the crawl never holds one per page of the whole watchlist."""
+    def _watch_chunks(self) -> Iterator[tuple[list[Watch], Validators]]:
+        """The watches in the config's order, a few hundred at a time, with the ETag / Last-Modified of their last
+        good fetch: from the crawl plan, else from the config and the history — also for the rest of a plan that
+        ends early (a damaged plan costs a database connection, never a wrong or a lost request)."""
+        done = 0
         if self.plan is not None:
             try:
-                return self.plan.validators(url_keys)
-            except PlanError as exc:  # a damaged plan costs a database connection, never a wrong request
-                log.warning("%s; reading the history directly instead", exc)
+                while True:
+                    watches, validators = self.plan.next_watches(VALIDATOR_CHUNK)
+                    if not watches:
+                        return
+                    yield watches, validators
+            except PlanError as exc:
+                done = self.plan.read
+                log.warning("%s; reading the rest of the watchlist from the config and the history", exc)
                 self.plan.close()
                 self.plan = None
-        return self._history_validators(url_keys)
+        watches = self.pw_config.watches or self._config_watches()
+        for first in range(done, len(watches), VALIDATOR_CHUNK):
+            chunk = list(watches[first:first + VALIDATOR_CHUNK])
+            yield chunk, self._history_validators([normalize_url(w.url) for w in chunk])
+
+    def _config_watches(self) -> tuple[Watch, ...]:
+        """The watchlist read again from the config file (the plan that carried it broke off)."""
+        config = load_config(self.config_path)
+        return (config.subset(self.only) if self.only else config).watches
 
     def _history_validators(self, url_keys: list[str]) -> Validators:
         from storage import queries as q
@@ -210,7 +229,7 @@ class WatchlistSpider(scrapy.Spider):
         r = FetchResult(url=url, source=meta.get("pw_source", "watch"), outcome=outcome,
                         message=message, attempts=int(meta.get("retry_times", 0)) + 1,
                         duration_ms=max(0, int((time.monotonic() - started) * 1000)) if started else None,
-                        watch=self.pw_config.watch_for(url))
+                        watch=meta.get("pw_watch") or self.pw_config.watch_for(url))
         if response is not None:
             r.status = response.status
             headers = response.headers
