@@ -166,7 +166,7 @@ def worker_command(config: Config, run_id: int, log_file: Path) -> list[str]:
         "LOG_FILE": str(log_file),
         "LOG_LEVEL": "INFO",
     }
-    cmd = [*python_module("scrapy"), "crawl", "cluster_worker", "-a", f"config={config.path.resolve()}",
+    cmd = [*python_module("crawler"), "crawl", "cluster_worker", "-a", f"config={config.path.resolve()}",
            "-a", f"run_id={run_id}", "-a", f"seeds_key={k.seeds}"]
     for name, value in settings.items():
         cmd += ["-s", f"{name}={value}"]

@@ -174,6 +174,9 @@ class Config:
         blob = zlib.compress(pickle.dumps(self.watches, protocol=pickle.HIGHEST_PROTOCOL), 1)
         object.__setattr__(self, "watches", ())  # frozen for users of the config; this method restores it
         self.__dict__.pop("_watch_index", None)
+        from monitor.memory import give_back_free_memory
+
+        give_back_free_memory()
         try:
             yield
         finally:

@@ -1,7 +1,7 @@
 """One monitoring pass: open a run, crawl in a child process, finish the run with its health, render reports.
 
 Why a child process: Twisted's reactor cannot be restarted, and a crash or leak in a crawl must not take the
-caller (the CLI, the scheduler daemon) down. The monitor never imports the crawler: it runs `scrapy crawl
+caller (the CLI, the scheduler daemon) down. The monitor never imports the crawler: it runs `python -P -m crawler crawl
 watchlist` with `SCRAPY_SETTINGS_MODULE=crawler.settings`, and watches progress in the database.
 """
 from __future__ import annotations
@@ -59,7 +59,7 @@ def plan_file(log_file: Path) -> Path:
 
 def crawl_command(config_path: Path, run_id: int, log_file: Path, log_level: str = "INFO",
                   only: tuple[str, ...] = (), plan: Path | None = None) -> list[str]:
-    cmd = [*python_module("scrapy"), "crawl", "watchlist", "-a", f"config={config_path}", "-a", f"run_id={run_id}",
+    cmd = [*python_module("crawler"), "crawl", "watchlist", "-a", f"config={config_path}", "-a", f"run_id={run_id}",
            "-s", f"LOG_FILE={log_file}", "-s", f"LOG_LEVEL={log_level}", "-s", f"POLICYWATCH_RESULT_FILE={result_file(log_file)}"]
     return cmd + (["-a", "only=" + "|".join(only)] if only else []) + (["-a", f"plan={plan}"] if plan else [])
 

@@ -10,7 +10,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PER_PAGE = {"monitor", "monitor.config", "monitor.urls", "monitor.extract", "monitor.normalize", "monitor.facts",
             "monitor.diff", "monitor.jsondiff", "monitor.topics", "monitor.detect", "monitor.quality",
-            "monitor.pagework", "monitor.health", "monitor.fetchresult", "monitor.crawlplan"}
+            "monitor.pagework", "monitor.health", "monitor.fetchresult", "monitor.crawlplan",
+            "monitor.memory"}
 
 
 def imports(package: str) -> list[tuple[str, str]]:

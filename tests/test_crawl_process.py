@@ -53,8 +53,10 @@ def test_a_watchlist_crawl_imports_no_unused_integration(permits_site, write_con
 
 
 def test_a_pass_s_crawl_leaves_the_database_to_its_page_workers_integration(permits_site, write_config, tmp_path):
+    """The pass's own crawl command (python -m crawler, a run id, a crawl plan): the page-work processes store every
+    page, and the crawl process loads neither storage nor SQLAlchemy, nor pydantic (crawler/__main__.py)."""
     from monitor.config import load_config
-    from monitor.passrun import write_crawl_plan
+    from monitor.passrun import crawl_command, write_crawl_plan
     from storage import open_database
     from storage import queries as q
 
@@ -65,15 +67,19 @@ def test_a_pass_s_crawl_leaves_the_database_to_its_page_workers_integration(perm
         with db.session() as s:
             run_id = q.open_run(s, config.digest()).id
         plan = write_crawl_plan(db, config, tmp_path / "run.plan.jsonl")
-        result = _crawl(path, tmp_path, run_id=str(run_id), plan=str(plan))
+        cmd = crawl_command(path, run_id, tmp_path / "run.log", plan=plan) + [
+            "-s", 'EXTENSIONS={"tests.crawl_probe.ModulesProbe": 0}', "-s", f"PROBE_FILE={tmp_path / 'modules.json'}"]
+        env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "crawler.settings", "PYTHONPATH": str(ROOT)}
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
         with db.session() as s:
             stored = q.run_fetch_count(s, run_id)
     finally:
         db.dispose()
     assert stored == len(config.watches) + 1  # the page-work processes stored every page (and one discovered)
-    loaded = set(result["modules"])
-    assert {m.split(".")[0] for m in loaded} & {"sqlalchemy", "storage", "alembic", "psycopg"} == set()
-    assert "monitor.pagework" not in loaded and "monitor.crawlplan" in loaded
+    loaded = set(json.loads((tmp_path / "modules.json").read_text(encoding="utf-8")))
+    assert {m.split(".")[0] for m in loaded} & {"sqlalchemy", "storage", "alembic", "psycopg", "pydantic"} == set()
+    assert "monitor.pagework" not in loaded and "monitor.crawlplan" in loaded and "scrapy" in loaded
 
 
 def test_every_spider_is_listed_and_loads_by_name(monkeypatch):

@@ -28,6 +28,7 @@ from crawler.middlewares import OffsiteRequest
 from crawler.seen import SeenURLs
 from monitor.config import Config, Watch, load_config
 from monitor.crawlplan import CrawlPlan, PlanError, Validators
+from monitor.memory import give_back_free_memory
 from monitor.urls import normalize_url
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class WatchlistSpider(scrapy.Spider):
                 log.warning("%s; reading the history directly instead", exc)
         if self.plan is not None:  # the plan streams the watches: this process keeps no watchlist of its own
             self.pw_config = replace(self.pw_config, watches=())
+            give_back_free_memory()  # what parsing the watchlist took, for the whole crawl otherwise
         #: Whether no run has completed yet (from the plan); None: the pipeline asks the history.
         self.first_run: bool | None = self.plan.first_run if self.plan is not None else None
 
