@@ -25,7 +25,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, Sequence
+from typing import IO, Callable, Iterator, Sequence
 
 from monitor.config import Watch
 
@@ -98,7 +98,7 @@ class CrawlPlan:
         except BaseException:
             self._file.close()
             raise
-        self._left = watches
+        self._left = self._total = watches
         self.read = 0  # watches handed out so far
 
     def _read(self) -> object:
@@ -109,6 +109,22 @@ class CrawlPlan:
             return json.loads(line)
         except ValueError as exc:
             raise PlanError(f"the crawl plan {self._file.name} is damaged: {exc}") from None
+
+    def watch_keys(self) -> Iterator[str]:
+        """Every watch's normalized URL, read through a second handle: the crawl counts them all as seen before it
+        requests the first. A damaged or cut plan yields the keys before the damage (next_watches then raises)."""
+        with open(self._file.name, encoding="utf-8") as f:
+            for _ in range(1 + len(self.known)):
+                f.readline()
+            for _ in range(self._total):
+                line = f.readline()
+                try:
+                    row = json.loads(line) if line.endswith("\n") else None
+                except ValueError:
+                    return
+                if not isinstance(row, list) or not row or not isinstance(row[0], str):
+                    return
+                yield row[0]
 
     def _known(self) -> KnownPage:
         row = self._read()

@@ -53,10 +53,11 @@ def test_a_watchlist_crawl_imports_no_unused_integration(permits_site, write_con
 
 
 def test_a_pass_s_crawl_leaves_the_database_to_its_page_workers_integration(permits_site, write_config, tmp_path):
-    """The pass's own crawl command (python -m crawler, a run id, a crawl plan): the page-work processes store every
-    page, and the crawl process loads neither storage nor SQLAlchemy, nor pydantic (crawler/__main__.py)."""
+    """The pass's own crawl command (python -m crawler, a run id, a crawl plan, the settings on stdin): the page-work
+    processes store every page, and the crawl process loads neither storage nor SQLAlchemy, nor pydantic
+    (crawler/__main__.py), and does not read the config file (it is gone before the crawl starts)."""
     from monitor.config import load_config
-    from monitor.passrun import crawl_command, write_crawl_plan
+    from monitor.passrun import crawl_command, crawl_settings, write_crawl_plan
     from storage import open_database
     from storage import queries as q
 
@@ -70,8 +71,10 @@ def test_a_pass_s_crawl_leaves_the_database_to_its_page_workers_integration(perm
         cmd = crawl_command(path, run_id, tmp_path / "run.log", plan=plan) + [
             "-s", 'EXTENSIONS={"tests.crawl_probe.ModulesProbe": 0}', "-s", f"PROBE_FILE={tmp_path / 'modules.json'}"]
         env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "crawler.settings", "PYTHONPATH": str(ROOT)}
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+        path.rename(tmp_path / "elsewhere.toml")
+        done = subprocess.run(cmd, capture_output=True, timeout=120, env=env, cwd=tmp_path, input=crawl_settings(config))
         assert done.returncode == 0, done.stderr[-2000:]
+        assert "WARNING" not in (tmp_path / "run.log").read_text(encoding="utf-8")  # no fallback was needed
         with db.session() as s:
             stored = q.run_fetch_count(s, run_id)
     finally:

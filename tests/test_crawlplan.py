@@ -39,6 +39,7 @@ def test_round_trip_in_chunks(tmp_path):
     plan = CrawlPlan(path, digest="abc", watches=len(KEYS))
     try:
         assert plan.first_run is False
+        assert list(plan.watch_keys()) == KEYS
         assert [(p.url, p.etag) for p in plan.known] == [(KNOWN[0][0], '"n1"'), (KNOWN[1][0], None)]
         first, validators = plan.next_watches(CHUNK)
         assert first == WATCHES[:CHUNK]  # every field of every watch, in order
@@ -64,6 +65,7 @@ def test_damaged_or_cut_plans_are_refused_where_they_break(tmp_path):
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     (tmp_path / "cut.jsonl").write_text("".join(lines[:1 + len(KNOWN) + 10]), encoding="utf-8")
     cut = CrawlPlan(tmp_path / "cut.jsonl", digest="abc", watches=len(KEYS))
+    assert list(cut.watch_keys()) == KEYS[:10]
     assert cut.next_watches(4)[0] == WATCHES[:4]
     with pytest.raises(PlanError, match="ends early"):
         cut.next_watches(CHUNK)
@@ -129,3 +131,48 @@ def test_the_spider_reads_the_history_itself_when_its_plan_does_not_match_or_bre
     assert chunks[0][0] == list(config.watches)  # all of them, from the config: none lost, none twice
     assert list(gen) == []
     assert "reading the rest of the watchlist" in caplog.text
+
+
+def test_with_its_settings_on_stdin_the_spider_never_parses_the_config(write_config, tmp_path, monkeypatch):
+    import io
+    import sys
+
+    from monitor.config import load_config
+    from monitor.passrun import crawl_settings
+
+    path = write_config(BODY)
+    config = load_config(path)
+    keys = list(config.watch_keys())
+    plan = write_plan(tmp_path / "plan.jsonl", first_run=False, digest=config.digest(), watches=config.watches,
+                      watch_keys=keys, known=[], lookup=lambda ks: {})
+    path.unlink()  # the crawl must not need it
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(crawl_settings(config))))
+    from crawler.spiders.watchlist import WatchlistSpider
+
+    spider = WatchlistSpider(config=str(path), plan=str(plan), settings="stdin")
+    assert spider.plan is not None and spider.first_run is False
+    assert spider.pw_config.crawl == config.crawl and spider.pw_config.digest() == config.digest()
+    assert all(k in spider.seen for k in keys)
+    assert [w for ws, _ in spider._watch_chunks() for w in ws] == list(config.watches)
+    spider.closed("finished")
+
+
+def test_without_settings_on_stdin_the_spider_reads_the_config_file(write_config, tmp_path, monkeypatch, caplog):
+    import io
+    import sys
+
+    from monitor.config import load_config
+
+    path = write_config(BODY)
+    config = load_config(path)
+    keys = list(config.watch_keys())
+    plan = write_plan(tmp_path / "plan.jsonl", first_run=False, digest=config.digest(), watches=config.watches,
+                      watch_keys=keys, known=[], lookup=lambda ks: {})
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))  # the pass died before it wrote them
+    from crawler.spiders.watchlist import WatchlistSpider
+
+    spider = WatchlistSpider(config=str(path), plan=str(plan), settings="stdin")
+    assert "did not arrive on stdin" in caplog.text
+    assert spider.plan is not None and spider.pw_config.watches == ()  # the file's config matches the plan
+    assert [w for ws, _ in spider._watch_chunks() for w in ws] == list(config.watches)
+    spider.closed("finished")

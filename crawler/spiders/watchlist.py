@@ -7,6 +7,8 @@ Run it through `policywatch run` (which opens the run and renders reports afterw
 from __future__ import annotations
 
 import logging
+import pickle
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -89,34 +91,53 @@ class WatchlistSpider(scrapy.Spider):
     filter_duplicates = False
 
     def __init__(self, config: str | None = None, run_id: str | int | None = None, only: str | None = None,
-                 plan: str | None = None, *args: Any, **kwargs: Any):
+                 plan: str | None = None, settings: str | None = None, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.config_path = config
-        self.pw_config: Config = load_config(config)
         #: A scheduled job's pass: only the watches under these prefixes ("|"-separated), no discovery.
         self.only: tuple[str, ...] = tuple(only.split("|")) if only else ()
-        if self.only:
-            self.pw_config = self.pw_config.subset(self.only)
         self.run_id = int(run_id) if run_id not in (None, "") else None
-        # Everything this pass will request counts as seen from the start (requests are made lazily): a link or
-        # sitemap entry read meanwhile must not fetch a watched page a second time.
-        self.seen = SeenURLs(self.pw_config.watch_keys())
         self.discovered = 0
         self.db: Any = None  # storage.Database, opened only when there is no crawl plan (see _open_history)
-        #: What the pass read from the history for this crawl (monitor.crawlplan); None: the crawl asks the history
-        #: itself (`scrapy crawl watchlist` run by hand, a cluster worker, or a plan that does not match).
+        # The pass hands over its settings on stdin with a plan (monitor.passrun.crawl_settings): no config parse.
+        given = self._settings_from_pass() if plan and settings == "stdin" else None
+        self.pw_config: Config = given[0] if given else self._config_from_file()
+        #: What the pass read from the history for this crawl, and the watches (monitor.crawlplan); None: the crawl
+        #: reads the config and asks the history itself (`scrapy crawl watchlist` by hand, a cluster worker, or a
+        #: plan that does not match).
         self.plan: CrawlPlan | None = None
         if plan:
             try:
-                self.plan = CrawlPlan(Path(plan), digest=self.pw_config.digest(), watches=len(self.pw_config.watches),
-                                      only=self.only)
+                self.plan = CrawlPlan(Path(plan), digest=self.pw_config.digest(),
+                                      watches=given[1] if given else len(self.pw_config.watches), only=self.only)
             except PlanError as exc:
                 log.warning("%s; reading the history directly instead", exc)
-        if self.plan is not None:  # the plan streams the watches: this process keeps no watchlist of its own
+        if self.plan is None and given:  # no usable plan: the watches come from the config file after all
+            self.pw_config = self._config_from_file()
+        # Everything this pass will request counts as seen from the start (requests are made lazily): a link or
+        # sitemap entry read meanwhile must not fetch a watched page a second time.
+        self.seen = SeenURLs(self.plan.watch_keys() if self.plan is not None else self.pw_config.watch_keys())
+        if self.plan is not None and self.pw_config.watches:  # the plan streams them: keep no watchlist here
             self.pw_config = replace(self.pw_config, watches=())
             give_back_free_memory()  # what parsing the watchlist took, for the whole crawl otherwise
         #: Whether no run has completed yet (from the plan); None: the pipeline asks the history.
         self.first_run: bool | None = self.plan.first_run if self.plan is not None else None
+
+    def _config_from_file(self) -> Config:
+        config = load_config(self.config_path)
+        return config.subset(self.only) if self.only else config
+
+    def _settings_from_pass(self) -> tuple[Config, int] | None:
+        """(config without its watchlist, number of watches), pickled by the pass on this process's stdin."""
+        try:
+            config, count = pickle.load(sys.stdin.buffer)
+            if not isinstance(config, Config) or not isinstance(count, int):
+                raise TypeError(f"{type(config).__name__}, {type(count).__name__}")
+            return config, count
+        except Exception as exc:  # the pass died, or an old one: the file says the same, slower
+            log.warning("the pass's settings did not arrive on stdin (%s: %s); reading %s", type(exc).__name__, exc,
+                        self.config_path)
+            return None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> "WatchlistSpider":
@@ -192,8 +213,9 @@ class WatchlistSpider(scrapy.Spider):
 
     def _config_watches(self) -> tuple[Watch, ...]:
         """The watchlist read again from the config file (the plan that carried it broke off)."""
-        config = load_config(self.config_path)
-        return (config.subset(self.only) if self.only else config).watches
+        watches = self._config_from_file().watches
+        self.seen.update(normalize_url(w.url) for w in watches)  # those past the break were not in `seen` yet
+        return watches
 
     def _history_validators(self, url_keys: list[str]) -> Validators:
         from storage import queries as q
