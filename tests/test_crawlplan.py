@@ -99,7 +99,7 @@ def test_the_spider_streams_its_watches_from_the_plan_and_keeps_none(write_confi
     spider = _spider(path, plan)
     assert spider.first_run is True and spider.pw_config.watches == ()
     assert all(k in spider.seen for k in keys) and "https://www.canada.ca/en/other.html" not in spider.seen
-    chunks = list(spider._watch_chunks())
+    chunks = list(spider.inputs.watch_chunks())
     assert [w for ws, _ in chunks for w in ws] == list(config.watches)
     assert chunks[0][1] == {keys[1]: ('"x"', None)}
     spider.closed("finished")
@@ -115,7 +115,7 @@ def test_the_spider_reads_the_history_itself_when_its_plan_does_not_match_or_bre
     stale = write_plan(tmp_path / "stale.jsonl", first_run=True, digest="0" * 16, watches=config.watches,
                        watch_keys=keys, known=[], lookup=lambda ks: {})
     spider = _spider(path, stale)
-    assert spider.plan is None and spider.first_run is None  # the pipeline will ask the history
+    assert spider.inputs.plan is None and spider.first_run is None  # the pipeline will ask the history
     assert spider.pw_config.watches == config.watches
     assert "reading the history directly instead" in caplog.text
     spider.closed("finished")
@@ -126,7 +126,7 @@ def test_the_spider_reads_the_history_itself_when_its_plan_does_not_match_or_bre
     good.write_text("".join(lines[:2]), encoding="utf-8")  # the header and the first watch only
     spider = _spider(path, good)
     chunks = []
-    gen = spider._watch_chunks()
+    gen = spider.inputs.watch_chunks()
     chunks.append(next(gen))  # the first chunk breaks off after one watch
     assert chunks[0][0] == list(config.watches)  # all of them, from the config: none lost, none twice
     assert list(gen) == []
@@ -150,10 +150,10 @@ def test_with_its_settings_on_stdin_the_spider_never_parses_the_config(write_con
     from crawler.spiders.watchlist import WatchlistSpider
 
     spider = WatchlistSpider(config=str(path), plan=str(plan), settings="stdin")
-    assert spider.plan is not None and spider.first_run is False
+    assert spider.inputs.plan is not None and spider.first_run is False
     assert spider.pw_config.crawl == config.crawl and spider.pw_config.digest() == config.digest()
     assert all(k in spider.seen for k in keys)
-    assert [w for ws, _ in spider._watch_chunks() for w in ws] == list(config.watches)
+    assert [w for ws, _ in spider.inputs.watch_chunks() for w in ws] == list(config.watches)
     spider.closed("finished")
 
 
@@ -173,6 +173,6 @@ def test_without_settings_on_stdin_the_spider_reads_the_config_file(write_config
 
     spider = WatchlistSpider(config=str(path), plan=str(plan), settings="stdin")
     assert "did not arrive on stdin" in caplog.text
-    assert spider.plan is not None and spider.pw_config.watches == ()  # the file's config matches the plan
-    assert [w for ws, _ in spider._watch_chunks() for w in ws] == list(config.watches)
+    assert spider.inputs.plan is not None and spider.pw_config.watches == ()  # the file's config matches the plan
+    assert [w for ws, _ in spider.inputs.watch_chunks() for w in ws] == list(config.watches)
     spider.closed("finished")

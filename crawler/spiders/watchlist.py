@@ -7,12 +7,8 @@ Run it through `policywatch run` (which opens the run and renders reports afterw
 from __future__ import annotations
 
 import logging
-import pickle
-import sys
 import time
-from dataclasses import replace
-from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, AsyncIterator
 from urllib.parse import urljoin, urldefrag
 
 import scrapy
@@ -27,17 +23,14 @@ from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
 
 from crawler.items import FetchResult
 from crawler.middlewares import OffsiteRequest
-from crawler.seen import SeenURLs
-from monitor.config import Config, Watch, load_config
-from monitor.crawlplan import CrawlPlan, PlanError, Validators
-from monitor.memory import give_back_free_memory
+from crawler.inputs import VALIDATOR_CHUNK, CrawlInputs
+from monitor.config import Config, Watch
+from monitor.crawlplan import Validators
 from monitor.urls import normalize_url
 
 log = logging.getLogger(__name__)
 #: Statuses handed to the callback instead of being filtered (redirects are still followed by Scrapy).
 HANDLED = [304] + list(range(400, 600))
-#: Watches whose validators are read (from the crawl plan, or the history) at once, just before their requests.
-VALIDATOR_CHUNK = 500
 
 
 def configure_settings(crawler: Crawler, config: Config) -> None:
@@ -92,52 +85,18 @@ class WatchlistSpider(scrapy.Spider):
 
     def __init__(self, config: str | None = None, run_id: str | int | None = None, only: str | None = None,
                  plan: str | None = None, settings: str | None = None, *args: Any, **kwargs: Any):
+        """`plan`: the pass's crawl plan; `settings=stdin`: the pass writes the settings on stdin (crawler.inputs)."""
         super().__init__(*args, **kwargs)
         self.config_path = config
         #: A scheduled job's pass: only the watches under these prefixes ("|"-separated), no discovery.
         self.only: tuple[str, ...] = tuple(only.split("|")) if only else ()
         self.run_id = int(run_id) if run_id not in (None, "") else None
         self.discovered = 0
-        self.db: Any = None  # storage.Database, opened only when there is no crawl plan (see _open_history)
-        # The pass hands over its settings on stdin with a plan (monitor.passrun.crawl_settings): no config parse.
-        given = self._settings_from_pass() if plan and settings == "stdin" else None
-        self.pw_config: Config = given[0] if given else self._config_from_file()
-        #: What the pass read from the history for this crawl, and the watches (monitor.crawlplan); None: the crawl
-        #: reads the config and asks the history itself (`scrapy crawl watchlist` by hand, a cluster worker, or a
-        #: plan that does not match).
-        self.plan: CrawlPlan | None = None
-        if plan:
-            try:
-                self.plan = CrawlPlan(Path(plan), digest=self.pw_config.digest(),
-                                      watches=given[1] if given else len(self.pw_config.watches), only=self.only)
-            except PlanError as exc:
-                log.warning("%s; reading the history directly instead", exc)
-        if self.plan is None and given:  # no usable plan: the watches come from the config file after all
-            self.pw_config = self._config_from_file()
-        # Everything this pass will request counts as seen from the start (requests are made lazily): a link or
-        # sitemap entry read meanwhile must not fetch a watched page a second time.
-        self.seen = SeenURLs(self.plan.watch_keys() if self.plan is not None else self.pw_config.watch_keys())
-        if self.plan is not None and self.pw_config.watches:  # the plan streams them: keep no watchlist here
-            self.pw_config = replace(self.pw_config, watches=())
-            give_back_free_memory()  # what parsing the watchlist took, for the whole crawl otherwise
+        self.inputs = CrawlInputs(config, self.only, plan, settings_on_stdin=settings == "stdin")
+        self.pw_config: Config = self.inputs.config
+        self.seen = self.inputs.seen
         #: Whether no run has completed yet (from the plan); None: the pipeline asks the history.
-        self.first_run: bool | None = self.plan.first_run if self.plan is not None else None
-
-    def _config_from_file(self) -> Config:
-        config = load_config(self.config_path)
-        return config.subset(self.only) if self.only else config
-
-    def _settings_from_pass(self) -> tuple[Config, int] | None:
-        """(config without its watchlist, number of watches), pickled by the pass on this process's stdin."""
-        try:
-            config, count = pickle.load(sys.stdin.buffer)
-            if not isinstance(config, Config) or not isinstance(count, int):
-                raise TypeError(f"{type(config).__name__}, {type(count).__name__}")
-            return config, count
-        except Exception as exc:  # the pass died, or an old one: the file says the same, slower
-            log.warning("the pass's settings did not arrive on stdin (%s: %s); reading %s", type(exc).__name__, exc,
-                        self.config_path)
-            return None
+        self.first_run: bool | None = self.inputs.first_run
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> "WatchlistSpider":
@@ -160,11 +119,11 @@ class WatchlistSpider(scrapy.Spider):
                                     "pw_watch": watch, "handle_httpstatus_list": HANDLED})
 
     async def start(self) -> AsyncIterator[Any]:
-        known, known_validators = self._known_pages()
+        known, known_validators = self.inputs.known_pages()
         known_todo = [(url, key) for url, key in known if key not in self.seen and self.pw_config.allowed.allows(url)]
         self.seen.update(key for _, key in known_todo)  # (the watches are in `seen` since __init__)
         self.discovered += len(known_todo)
-        for watches, validators in self._watch_chunks():
+        for watches, validators in self.inputs.watch_chunks():
             for watch in watches:
                 await self._room()
                 yield self._request(watch.url, "watch", 0, validators, watch)
@@ -174,69 +133,13 @@ class WatchlistSpider(scrapy.Spider):
                 yield self._source_request(url, kind)
         for first in range(0, len(known_todo), VALIDATOR_CHUNK):
             chunk = known_todo[first:first + VALIDATOR_CHUNK]
-            validators = known_validators if known_validators is not None else self._history_validators([k for _, k in chunk])
+            validators = known_validators if known_validators is not None else self.inputs.history_validators([k for _, k in chunk])
             for url, _ in chunk:
                 await self._room()
                 yield self._request(url, "discovered", 1, validators)
 
-    def _known_pages(self) -> tuple[list[tuple[str, str]], Validators | None]:
-        """The pages discovered on earlier nights (url, key) and, from the plan, their validators (None: ask)."""
-        if self.plan is not None:
-            return ([(p.url, p.key) for p in self.plan.known],
-                    {p.key: (p.etag, p.last_modified) for p in self.plan.known if p.etag or p.last_modified})
-        from storage import queries as q
-
-        with self._open_history().session() as s:
-            return [(p.url, p.url_key) for p in q.known_discovered_pages(s, self.pw_config.discovery.max_pages)], None
-
-    def _watch_chunks(self) -> Iterator[tuple[list[Watch], Validators]]:
-        """The watches in the config's order, a few hundred at a time, with the ETag / Last-Modified of their last
-        good fetch: from the crawl plan, else from the config and the history — also for the rest of a plan that
-        ends early (a damaged plan costs a database connection, never a wrong or a lost request)."""
-        done = 0
-        if self.plan is not None:
-            try:
-                while True:
-                    watches, validators = self.plan.next_watches(VALIDATOR_CHUNK)
-                    if not watches:
-                        return
-                    yield watches, validators
-            except PlanError as exc:
-                done = self.plan.read
-                log.warning("%s; reading the rest of the watchlist from the config and the history", exc)
-                self.plan.close()
-                self.plan = None
-        watches = self.pw_config.watches or self._config_watches()
-        for first in range(done, len(watches), VALIDATOR_CHUNK):
-            chunk = list(watches[first:first + VALIDATOR_CHUNK])
-            yield chunk, self._history_validators([normalize_url(w.url) for w in chunk])
-
-    def _config_watches(self) -> tuple[Watch, ...]:
-        """The watchlist read again from the config file (the plan that carried it broke off)."""
-        watches = self._config_from_file().watches
-        self.seen.update(normalize_url(w.url) for w in watches)  # those past the break were not in `seen` yet
-        return watches
-
-    def _history_validators(self, url_keys: list[str]) -> Validators:
-        from storage import queries as q
-
-        with self._open_history().session() as s:
-            return q.validators(s, url_keys)
-
-    def _open_history(self) -> Any:
-        """The history database, opened on first use for read-only lookups (disposed in closed()). Imported here:
-        a crawl with a plan never loads SQLAlchemy."""
-        if self.db is None:
-            from storage import open_database
-
-            self.db = open_database(self.pw_config.storage_url)
-        return self.db
-
     def closed(self, reason: str) -> None:
-        if self.plan is not None:
-            self.plan.close()
-        if self.db is not None:
-            self.db.dispose()
+        self.inputs.close()
 
     async def _room(self) -> None:
         """Wait while the downloader is full and the scheduler still holds requests (Scrapy's lazy start pattern).
@@ -339,10 +242,7 @@ class WatchlistSpider(scrapy.Spider):
             return None
         self.discovered += 1
         log.info("discovered %s via %s%s", url, via, f" (lastmod {lastmod})" if lastmod else "")
-        # With a plan, a page found tonight has no history to ask (the plan lists every page discovered before,
-        # and they are in `seen`): an unconditional GET, which is always correct.
-        validators = {} if self.plan is not None else self._history_validators([normalize_url(url)])
-        return self._request(url, "discovered", 1, validators)
+        return self._request(url, "discovered", 1, self.inputs.candidate_validators(normalize_url(url)))
 
     def _source_problem(self, url: str, kind: str, message: str) -> None:
         """A discovery source that fails is logged and counted; it never touches the pages' history."""
