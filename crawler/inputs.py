@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import pickle
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -53,7 +52,7 @@ class CrawlInputs:
         # sitemap entry read meanwhile must not fetch a watched page a second time.
         self.seen = SeenURLs(self.plan.watch_keys() if self.plan is not None else self.config.watch_keys())
         if self.plan is not None and self.config.watches:  # the plan streams them: keep no watchlist here
-            self.config = replace(self.config, watches=())
+            self.config = self.config.without_watchlist()
             give_back_free_memory()  # what parsing the watchlist took, for the whole crawl otherwise
         #: Whether no run has completed yet (from the plan); None: the pipeline asks the history.
         self.first_run: bool | None = self.plan.first_run if self.plan is not None else None

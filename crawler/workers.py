@@ -34,7 +34,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from typing import Any
 
 from crawler.frames import read_frame, write_frame
@@ -174,7 +173,7 @@ class PageWorkerPool:
         behind busy workers (see _grow)."""
         # Without the watchlist: each FetchResult carries its watch (the crawl looks it up), and a copy per process
         # would grow with the watchlist (≈ 20 MB a process at 50,000 watches) and slow every worker's start.
-        self.hello = pickle.dumps((replace(config, watches=()), run_id, first_run), pickle.HIGHEST_PROTOCOL)
+        self.hello = pickle.dumps((config.without_watchlist(), run_id, first_run), pickle.HIGHEST_PROTOCOL)
         self.batches: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
         self.processes = processes
         self.lock = threading.Lock()

@@ -163,6 +163,13 @@ class Config:
             index[w.url if key == w.url else key] = w
         return index
 
+    def without_watchlist(self) -> "Config":
+        """The same settings with no watches: what a process gets that is handed its watches one by one (the crawl
+        from its plan, each page-work process with each result), so no copy of the watchlist grows with it."""
+        from dataclasses import replace
+
+        return replace(self, watches=())
+
     @contextmanager
     def watchlist_set_aside(self) -> Iterator[None]:
         """Keep the watchlist only compressed inside the block; afterwards the same watches, in the same order.

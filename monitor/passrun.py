@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -72,7 +72,7 @@ def crawl_settings(config: Config) -> bytes:
     number of watches (the plan carries them). Why: parsing a 50,000-watch TOML file costs the crawl process ≈ 6 MB
     it never hands back (≈ 4 at 10,000), for settings the pass has parsed already. Pickled, over a pipe from the
     parent, as crawler.workers hands the page-work processes theirs; never through a file."""
-    return pickle.dumps((replace(config, watches=()), len(config.watches)), pickle.HIGHEST_PROTOCOL)
+    return pickle.dumps((config.without_watchlist(), len(config.watches)), pickle.HIGHEST_PROTOCOL)
 
 
 def write_crawl_plan(db, config: Config, path: Path, only: tuple[str, ...] = ()) -> Path:
