@@ -1,6 +1,6 @@
 """The item pipeline: each FetchResult goes through monitor.pagework (extract, hash, compare, store) in one
 transaction per page, in page-work processes (`crawl.page_workers`: by default one, plus one per further core while
-page work falls behind; see crawler.workers) or, with `page_workers = 0`, on one thread of the crawl process. When
+page work falls behind; see crawler.workers; started by a pass, the first is the pass process, monitor.pageserve) or, with `page_workers = 0`, on one thread of the crawl process. When
 the spider runs without a run id (plain `scrapy crawl watchlist`), the pipeline opens and closes a run itself so
 the history stays complete.
 
@@ -19,7 +19,7 @@ from typing import Any
 from scrapy.crawler import Crawler
 
 from crawler.items import FetchResult
-from crawler.workers import PageWorkerDied, PageWorkerPool
+from crawler.workers import PageWorkerDied, PageWorkerPool, PassChannel
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,9 @@ class StorePipeline:
             # The default (-1: up to one per core) starts one and adds more while page work falls behind; an
             # explicit count starts them all.
             start = 1 if config.crawl.page_workers == -1 else processes
-            self.pool = PageWorkerPool(config, spider.run_id, first_run, processes, start)
+            # Started by a pass, the first of them is the pass process itself (monitor.pageserve says why).
+            channel = PassChannel.from_setting(self.crawler.settings.get("POLICYWATCH_PAGE_WORK_FDS"))
+            self.pool = PageWorkerPool(config, spider.run_id, first_run, processes, start, channel)
         else:
             from monitor.pagework import PageWork
 
@@ -102,6 +104,7 @@ class StorePipeline:
             self.pool.shutdown()
             self.crawler.stats.set_value("policywatch/page_work_batches", self.pool.batches_sent)
             self.crawler.stats.set_value("policywatch/page_work_processes", len(self.pool.workers))
+            self.crawler.stats.set_value("policywatch/page_work_processes_started", self.pool.spawned())
         self._write_result()
         if self.db is None:
             return

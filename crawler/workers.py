@@ -36,7 +36,7 @@ import threading
 import time
 from typing import Any
 
-from crawler.frames import read_frame, write_frame
+from monitor.frames import read_frame, write_frame
 from monitor.config import Config
 from monitor.fetchresult import FetchResult, PageOutcome
 
@@ -94,15 +94,56 @@ def _deliver(batch: Batch, answers: Any) -> None:
         pass
 
 
-class _Worker:
-    """One page-work process and the crawl-process thread that feeds it."""
+class PassChannel:
+    """The page work the pass process serves for its crawl (monitor.pageserve.PassPageWork), over the two pipes it
+    opened for it: used where a worker uses its process (stdin, stdout, poll, wait). When it breaks, the worker
+    holding it starts a page-work process in its place."""
 
-    def __init__(self, pool: "PageWorkerPool", number: int):
+    def __init__(self, fds: tuple[int, int]):
+        requests, answers = fds
+        self.stdin, self.stdout = os.fdopen(requests, "wb"), os.fdopen(answers, "rb")
+        self.pid = os.getppid()
+        self.returncode: int | None = None
+
+    @classmethod
+    def from_setting(cls, value: str | None) -> "PassChannel | None":
+        """`POLICYWATCH_PAGE_WORK_FDS` ("requests,answers", set by the pass), or None: none, or not usable."""
+        if not value:
+            return None
+        try:
+            requests, answers = (int(fd) for fd in str(value).split(","))
+            return cls((requests, answers))
+        except (ValueError, OSError) as exc:
+            log.warning("the pass's page work is not usable (%s=%r: %s); page-work processes do it all",
+                        "POLICYWATCH_PAGE_WORK_FDS", value, exc)
+            return None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Close the channel (the pass sees the end of its requests and finishes); 0, as a process that exited."""
+        for stream in (self.stdin, self.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self.returncode = 0
+        return 0
+
+    kill = wait
+
+
+class _Worker:
+    """One page-work process (or the pass's page work: PassChannel) and the crawl-process thread that feeds it."""
+
+    def __init__(self, pool: "PageWorkerPool", number: int, channel: PassChannel | None = None):
         self.pool = pool
         self.failed_starts = 0  # deaths in a row before a first answer
         self.busy = 0.0  # seconds spent with a batch out, batches answered (see PageWorkerPool._grow) …
         self.sent: float | None = None  # … and since when the batch it holds now is out
-        self.proc = self._spawn()
+        self.answered = False
+        self.proc: subprocess.Popen[bytes] | PassChannel = channel if channel is not None else self._spawn()
         self.thread = threading.Thread(target=self._serve, name=f"pagework-{number}", daemon=True)
         self.thread.start()
 
@@ -142,8 +183,9 @@ class _Worker:
                     self.pool.retire(batch, PageWorkerDied(
                         f"page-work processes cannot start (exit {code}; their error is in the crawl log)", fatal=True))
                     return
-                log.error("a page-work process died (exit %s); its %d pages in flight are not stored, starting "
-                          "another", code, len(batch))
+                what = "the pass's page work stopped" if isinstance(self.proc, PassChannel) else \
+                    f"a page-work process died (exit {code})"
+                log.error("%s; its %d pages in flight are not stored, starting a page-work process", what, len(batch))
                 _deliver(batch, PageWorkerDied(f"the page-work process died (exit {code}); nothing was stored"))
                 self.proc = self._spawn()
                 alive = self._hello()
@@ -168,9 +210,11 @@ class PageWorkerPool:
     """Page-work processes for one run; a dead worker is replaced (its pages in flight are reported as errors by
     the caller, nothing half-written: each page is one transaction)."""
 
-    def __init__(self, config: Config, run_id: int, first_run: bool, processes: int, start: int | None = None):
+    def __init__(self, config: Config, run_id: int, first_run: bool, processes: int, start: int | None = None,
+                 channel: PassChannel | None = None):
         """`processes` workers at most; `start` of them now (all by default), the others only while batches queue
-        behind busy workers (see _grow)."""
+        behind busy workers (see _grow). With the pass's `channel`, the first worker is the pass process itself
+        (monitor.pageserve says why) and one process fewer is started."""
         # Without the watchlist: each FetchResult carries its watch (the crawl looks it up), and a copy per process
         # would grow with the watchlist (≈ 20 MB a process at 50,000 watches) and slow every worker's start.
         self.hello = pickle.dumps((config.without_watchlist(), run_id, first_run), pickle.HIGHEST_PROTOCOL)
@@ -180,7 +224,8 @@ class PageWorkerPool:
         self.broken: PageWorkerDied | None = None  # set when no worker is left: every batch fails with it
         # Started now: a worker imports for ≈ 0.5 s before its first page, and started here the imports overlap
         # Scrapy's start-up and the robots.txt fetch.
-        self.workers = [_Worker(self, n) for n in range(max(1, min(processes, start or processes)))]
+        count = max(1, min(processes, start or processes))
+        self.workers = [_Worker(self, n, channel if n == 0 else None) for n in range(count)]
         self.serving = len(self.workers)
         self.window: tuple[float, float] | None = None  # (when, the workers' busy seconds then): see _grow
         self._pending: Batch = []
@@ -267,7 +312,12 @@ class PageWorkerPool:
                 _deliver(queued, error)
 
     def pids(self) -> list[int]:
-        return [w.proc.pid for w in self.workers if w.proc.poll() is None]
+        """The page-work processes this crawl started and that are running (not the pass)."""
+        return [w.proc.pid for w in self.workers if not isinstance(w.proc, PassChannel) and w.proc.poll() is None]
+
+    def spawned(self) -> int:
+        """How many page-work processes serve now (the pass's page work not counted)."""
+        return sum(1 for w in self.workers if not isinstance(w.proc, PassChannel))
 
     def shutdown(self) -> None:
         """After the last page: each worker finishes its batch, then its process exits (stdin closed)."""

@@ -22,6 +22,8 @@ from monitor.child import python_module
 from monitor.config import Config
 from monitor.crawlplan import write_plan
 from monitor.health import crawl_health
+from monitor.memory import give_back_free_memory
+from monitor.pageserve import PassPageWork
 from storage import open_database
 from storage import queries as q
 from storage.locks import LockGuard, LockLost, pass_lock
@@ -60,9 +62,12 @@ def plan_file(log_file: Path) -> Path:
 
 
 def crawl_command(config_path: Path, run_id: int, log_file: Path, log_level: str = "INFO",
-                  only: tuple[str, ...] = (), plan: Path | None = None) -> list[str]:
+                  only: tuple[str, ...] = (), plan: Path | None = None,
+                  page_work_fds: tuple[int, int] | None = None) -> list[str]:
     cmd = [*python_module("crawler"), "crawl", "watchlist", "-a", f"config={config_path}", "-a", f"run_id={run_id}",
            "-s", f"LOG_FILE={log_file}", "-s", f"LOG_LEVEL={log_level}", "-s", f"POLICYWATCH_RESULT_FILE={result_file(log_file)}"]
+    if page_work_fds is not None:  # the pass serves page work too (monitor.pageserve)
+        cmd += ["-s", "POLICYWATCH_PAGE_WORK_FDS={},{}".format(*page_work_fds)]
     # With a plan, the crawl reads its settings from stdin (crawl_settings) instead of parsing the config file.
     return cmd + (["-a", "only=" + "|".join(only)] if only else []) + (["-a", f"plan={plan}", "-a", "settings=stdin"] if plan else [])
 
@@ -120,14 +125,15 @@ def _die_with_parent() -> None:
         pass
 
 
-def spawn_crawl(cmd: list[str], console_log: Path, stdin: bytes | None = None) -> subprocess.Popen[bytes]:
+def spawn_crawl(cmd: list[str], console_log: Path, stdin: bytes | None = None,
+                pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
     """Start a Scrapy child (a local crawl or a cluster worker): crawler settings, `stdin` on its standard input
-    (none: /dev/null), its own stdout/stderr in `console_log` (tracebacks land there), and SIGTERM if this process
-    dies, so no orphan crawl writes on."""
+    (none: /dev/null), its own stdout/stderr in `console_log` (tracebacks land there), `pass_fds` inherited, and
+    SIGTERM if this process dies, so no orphan crawl writes on."""
     env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "crawler.settings"}
     with open(console_log, "wb") as console:
         proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
-                                stdout=console, stderr=subprocess.STDOUT,
+                                stdout=console, stderr=subprocess.STDOUT, pass_fds=pass_fds,
                                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
     if stdin is not None:  # from a thread: a payload larger than the pipe must not block the pass
         threading.Thread(target=_feed, args=(proc, stdin), name="crawl-settings", daemon=True).start()
@@ -146,15 +152,22 @@ def _crawl_locally(db, config: Config, run_id: int, log_file: Path, only: tuple[
                    progress: ProgressFn | None, timeout: float | None) -> str | None:
     """The crawl as a child process on this machine; returns a failure message, or None."""
     plan = write_crawl_plan(db, config, plan_file(log_file), only)
-    cmd = crawl_command(config.path.resolve(), run_id, log_file, only=only, plan=plan)  # type: ignore[union-attr]
+    # With page-work processes, this process serves the crawl's first page-work channel (monitor.pageserve: it
+    # waits through the crawl holding most of what such a process would load).
+    page_work = PassPageWork() if config.crawl.page_worker_count() else None
+    fds = page_work.fds if page_work is not None else None
+    cmd = crawl_command(config.path.resolve(), run_id, log_file, only=only, plan=plan, page_work_fds=fds)  # type: ignore[union-attr]
     expected = len(config.watches)
     started = time.monotonic()
     console_log = log_file.with_name(f"run-{run_id}.console.log")
     try:
-        proc = spawn_crawl(cmd, console_log, stdin=crawl_settings(config))
+        proc = spawn_crawl(cmd, console_log, stdin=crawl_settings(config), pass_fds=fds or ())
     except BaseException:
         plan.unlink(missing_ok=True)
         raise
+    finally:
+        if page_work is not None:
+            page_work.started()  # the crawl's ends are the crawl's now: its exit ends the page work's requests
     try:
         with config.watchlist_set_aside():  # the crawl has it from its plan; the health check gets it back after
             message = _wait_for_crawl(db, proc, run_id, expected, progress, timeout, started)
@@ -164,6 +177,9 @@ def _crawl_locally(db, config: Config, run_id: int, log_file: Path, only: tuple[
         raise
     finally:
         plan.unlink(missing_ok=True)
+        if page_work is not None:
+            page_work.join()  # its last transaction, before the health check counts the run
+            give_back_free_memory()
     rc = proc.returncode
     if rc != 0 and message is None:
         detail = _tail(console_log, 1) or _tail(log_file, 3)

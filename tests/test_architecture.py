@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PER_PAGE = {"monitor", "monitor.config", "monitor.urls", "monitor.extract", "monitor.normalize", "monitor.facts",
             "monitor.diff", "monitor.jsondiff", "monitor.topics", "monitor.detect", "monitor.quality",
             "monitor.pagework", "monitor.health", "monitor.fetchresult", "monitor.crawlplan",
-            "monitor.memory"}
+            "monitor.memory", "monitor.frames", "monitor.pageserve"}
 
 
 def imports(package: str) -> list[tuple[str, str]]:

@@ -85,6 +85,44 @@ def test_a_pass_s_crawl_leaves_the_database_to_its_page_workers_integration(perm
     assert "monitor.pagework" not in loaded and "monitor.crawlplan" in loaded and "scrapy" in loaded
 
 
+def test_a_pass_serves_its_crawl_s_page_work_itself_integration(permits_site, write_config, tmp_path):
+    """With one page-work process allowed, the pass's crawl starts none: the pass process serves the page work on a
+    thread (monitor.pageserve) and every page is stored, in the pass's own database connection."""
+    from monitor.config import load_config
+    from monitor.pageserve import PassPageWork
+    from monitor.passrun import crawl_command, crawl_settings, write_crawl_plan
+    from storage import open_database
+    from storage import queries as q
+
+    path = write_config(permits_config_body(permits_site).replace("[crawl]\n", "[crawl]\npage_workers = 1\n", 1))
+    config = load_config(path)
+    db = open_database(config.storage_url)
+    try:
+        with db.session() as s:
+            run_id = q.open_run(s, config.digest()).id
+        plan = write_crawl_plan(db, config, tmp_path / "run.plan.jsonl")
+        page_work = PassPageWork()
+        cmd = crawl_command(path, run_id, tmp_path / "run.log", plan=plan, page_work_fds=page_work.fds)
+        env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "crawler.settings", "PYTHONPATH": str(ROOT)}
+        try:
+            done = subprocess.run(cmd, capture_output=True, timeout=120, env=env, cwd=tmp_path,
+                                  input=crawl_settings(config), pass_fds=page_work.fds)
+        finally:
+            page_work.started()
+        page_work.join(30)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert not page_work.thread.is_alive() and page_work.error is None
+        with db.session() as s:
+            stored = q.run_fetch_count(s, run_id)
+    finally:
+        db.dispose()
+    assert stored == len(config.watches) + 1
+    log = (tmp_path / "run.log").read_text(encoding="utf-8")
+    assert "'policywatch/page_work_processes': 1," in log
+    assert "'policywatch/page_work_processes_started': 0," in log  # no page-work process of the crawl's own
+    assert "page work stopped" not in log and "WARNING" not in log
+
+
 def test_every_spider_is_listed_and_loads_by_name(monkeypatch):
     from scrapy.spiderloader import get_spider_loader
     from scrapy.utils.project import get_project_settings

@@ -248,3 +248,57 @@ def test_workers_are_added_only_while_page_work_falls_behind(tmp_path):
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Version)) == N
     db.dispose()
+
+
+def test_the_pass_s_page_work_serves_the_pool_and_a_broken_channel_is_replaced_by_a_process(tmp_path):
+    """The first worker can be the pass's page work (monitor.pageserve.PassPageWork, over two pipes): it stores
+    pages with no page-work process started. When that channel breaks mid-batch (the pass serving it died), only
+    that batch's pages fail, and a page-work process takes its place for the rest."""
+    import threading
+
+    from crawler.workers import PassChannel
+    from monitor.frames import read_frame
+    from monitor.pageserve import PassPageWork
+
+    db = open_database(f"sqlite:///{tmp_path / 'w.db'}")
+    with db.session() as s:
+        run_id = q.open_run(s).id
+    config = _config(f"sqlite:///{tmp_path / 'w.db'}", 6)
+    page_work = PassPageWork()
+    pool = PageWorkerPool(config, run_id, True, 1, channel=PassChannel(page_work.fds))
+    try:
+        async def served():
+            outcomes = [await pool.process(_result(i)) for i in range(2)]
+            assert pool.pids() == [] and pool.spawned() == 0  # the pass's thread did it
+            return [o.result for o in outcomes]
+        assert asyncio.run(served()) == ["new", "new"]
+    finally:
+        pool.shutdown()
+    page_work.join(10)
+    assert not page_work.thread.is_alive() and page_work.error is None
+
+    # A channel whose server reads the arguments and one batch, then goes away without answering.
+    req_r, req_w = os.pipe()
+    ans_r, ans_w = os.pipe()
+
+    def dying_pass():
+        with os.fdopen(req_r, "rb") as requests, os.fdopen(ans_w, "wb"):
+            read_frame(requests), read_frame(requests)
+    server = threading.Thread(target=dying_pass, daemon=True)
+    server.start()
+    pool = PageWorkerPool(config, run_id, True, 1, channel=PassChannel((req_w, ans_r)))
+    try:
+        async def broken():
+            with pytest.raises(PageWorkerDied):
+                await pool.process(_result(2))
+            outcomes = [await pool.process(_result(i)) for i in range(3, 6)]
+            assert len(pool.pids()) == 1 and pool.spawned() == 1  # a process in the channel's place
+            return [o.result for o in outcomes]
+        assert asyncio.run(broken()) == ["new"] * 3
+    finally:
+        pool.shutdown()
+    server.join(5)
+    with db.session() as s:
+        count = s.scalar(select(func.count()).select_from(Fetch))
+    db.dispose()
+    assert count == 5  # pages 0, 1, 3, 4, 5: page 2 died with the channel, nothing half-written

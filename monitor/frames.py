@@ -1,6 +1,6 @@
-"""The page-work pipe's framing: length-prefixed pickles (crawler.workers writes batches, crawler.pageworker
-answers). A module of its own so that the crawl process can speak it without importing what the page-work process
-imports (storage and SQLAlchemy)."""
+"""The page-work pipe's framing: length-prefixed pickles (crawler.workers writes batches, monitor.pageserve answers,
+in a page-work process or in the pass). A module of its own so that the crawl process can speak it without
+importing what the page work imports (storage and SQLAlchemy)."""
 from __future__ import annotations
 
 import struct
