@@ -1,13 +1,14 @@
 """The crawl process carries only what a crawl uses: a real `watchlist` crawl in a fresh interpreter, then its
 loaded modules. Each module named here cost the crawl process megabytes on every night (BENCHMARKS.md).
 A pass's crawl (run id and crawl plan given) never opens the database: storage and SQLAlchemy stay in the
-page-work processes."""
+page work (the pass's thread and page-work processes)."""
 from __future__ import annotations
 
 import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import ROOT, permits_config_body
@@ -52,22 +53,33 @@ def test_a_watchlist_crawl_imports_no_unused_integration(permits_site, write_con
     assert {m: why for m, why in UNUSED.items() if m in loaded} == {}
 
 
-def test_a_pass_s_crawl_leaves_the_database_to_its_page_workers_integration(permits_site, write_config, tmp_path):
-    """The pass's own crawl command (python -m crawler, a run id, a crawl plan, the settings on stdin): the page-work
-    processes store every page, and the crawl process loads neither storage nor SQLAlchemy, nor pydantic
-    (crawler/__main__.py), and does not read the config file (it is gone before the crawl starts)."""
+@contextmanager
+def _before_the_crawl(path: Path, tmp_path: Path):
+    """What a pass does before it starts its crawl: load the config, open a run, write the crawl plan."""
     from monitor.config import load_config
-    from monitor.passrun import crawl_command, crawl_settings, write_crawl_plan
+    from monitor.passrun import write_crawl_plan
     from storage import open_database
     from storage import queries as q
 
-    path = write_config(permits_config_body(permits_site))
     config = load_config(path)
     db = open_database(config.storage_url)
     try:
         with db.session() as s:
             run_id = q.open_run(s, config.digest()).id
-        plan = write_crawl_plan(db, config, tmp_path / "run.plan.jsonl")
+        yield config, db, run_id, write_crawl_plan(db, config, tmp_path / "run.plan.jsonl")
+    finally:
+        db.dispose()
+
+
+def test_a_pass_s_crawl_leaves_the_database_to_its_page_workers_integration(permits_site, write_config, tmp_path):
+    """The pass's own crawl command (python -m crawler, a run id, a crawl plan, the settings on stdin): the page-work
+    processes store every page, and the crawl process loads neither storage nor SQLAlchemy, nor pydantic
+    (crawler/__main__.py), and does not read the config file (it is gone before the crawl starts)."""
+    from monitor.passrun import crawl_command, crawl_settings
+    from storage import queries as q
+
+    path = write_config(permits_config_body(permits_site))
+    with _before_the_crawl(path, tmp_path) as (config, db, run_id, plan):
         cmd = crawl_command(path, run_id, tmp_path / "run.log", plan=plan) + [
             "-s", 'EXTENSIONS={"tests.crawl_probe.ModulesProbe": 0}', "-s", f"PROBE_FILE={tmp_path / 'modules.json'}"]
         env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "crawler.settings", "PYTHONPATH": str(ROOT)}
@@ -77,8 +89,6 @@ def test_a_pass_s_crawl_leaves_the_database_to_its_page_workers_integration(perm
         assert "WARNING" not in (tmp_path / "run.log").read_text(encoding="utf-8")  # no fallback was needed
         with db.session() as s:
             stored = q.run_fetch_count(s, run_id)
-    finally:
-        db.dispose()
     assert stored == len(config.watches) + 1  # the page-work processes stored every page (and one discovered)
     loaded = set(json.loads((tmp_path / "modules.json").read_text(encoding="utf-8")))
     assert {m.split(".")[0] for m in loaded} & {"sqlalchemy", "storage", "alembic", "psycopg", "pydantic"} == set()
@@ -88,19 +98,12 @@ def test_a_pass_s_crawl_leaves_the_database_to_its_page_workers_integration(perm
 def test_a_pass_serves_its_crawl_s_page_work_itself_integration(permits_site, write_config, tmp_path):
     """With one page-work process allowed, the pass's crawl starts none: the pass process serves the page work on a
     thread (monitor.pageserve) and every page is stored, in the pass's own database connection."""
-    from monitor.config import load_config
     from monitor.pageserve import PassPageWork
-    from monitor.passrun import crawl_command, crawl_settings, write_crawl_plan
-    from storage import open_database
+    from monitor.passrun import crawl_command, crawl_settings
     from storage import queries as q
 
     path = write_config(permits_config_body(permits_site).replace("[crawl]\n", "[crawl]\npage_workers = 1\n", 1))
-    config = load_config(path)
-    db = open_database(config.storage_url)
-    try:
-        with db.session() as s:
-            run_id = q.open_run(s, config.digest()).id
-        plan = write_crawl_plan(db, config, tmp_path / "run.plan.jsonl")
+    with _before_the_crawl(path, tmp_path) as (config, db, run_id, plan):
         page_work = PassPageWork()
         cmd = crawl_command(path, run_id, tmp_path / "run.log", plan=plan, page_work_fds=page_work.fds)
         env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "crawler.settings", "PYTHONPATH": str(ROOT)}
@@ -114,8 +117,6 @@ def test_a_pass_serves_its_crawl_s_page_work_itself_integration(permits_site, wr
         assert not page_work.thread.is_alive() and page_work.error is None
         with db.session() as s:
             stored = q.run_fetch_count(s, run_id)
-    finally:
-        db.dispose()
     assert stored == len(config.watches) + 1
     log = (tmp_path / "run.log").read_text(encoding="utf-8")
     assert "'policywatch/page_work_processes': 1," in log
