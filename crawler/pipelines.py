@@ -1,7 +1,7 @@
 """The item pipeline: each FetchResult goes through monitor.pagework (extract, hash, compare, store) in one
 transaction per page, in page-work processes (`crawl.page_workers`: by default one, plus one per further core while
-page work falls behind; see crawler.workers; started by a pass, the first is the pass process, monitor.pageserve) or, with `page_workers = 0`, on one thread of the crawl process. When
-the spider runs without a run id (plain `scrapy crawl watchlist`), the pipeline opens and closes a run itself so
+page work falls behind; see crawler.workers — in a pass's crawl the first is the pass process, monitor.pageserve)
+or, with `page_workers = 0`, on one thread of the crawl process. When the spider runs without a run id (plain `scrapy crawl watchlist`), the pipeline opens and closes a run itself so
 the history stays complete.
 
 With page-work processes and the pass's crawl plan (monitor.crawlplan: the pass ran it, so the run is open and the

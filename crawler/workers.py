@@ -12,7 +12,9 @@ that runs a reactor and holds database connections is unsafe) multiprocessing al
 process, a 13 MB interpreter for the whole crawl, and the executor runs two threads and a queue feeder of its own
 in the crawl process. Here each worker is one subprocess with a thread of the crawl process that writes its batches
 to the worker's stdin and reads the answers from its stdout; idle threads take the next batch from one queue. A
-worker that dies costs only the batch it held (`PageWorkerDied` for each of its pages) and is restarted.
+worker that dies costs only the batch it held (`PageWorkerDied` for each of its pages) and is restarted; a batch
+that finds its pipe already broken never reached it, and goes to the new process. In a pass's crawl the first
+worker is the pass process itself (PassChannel; monitor.pageserve says why).
 
 Results travel in batches (up to `BATCH_ITEMS`, or `BATCH_BYTES` of bodies, gathered for at most `BATCH_WAIT`):
 each trip costs the crawl process a thread hop and a pipe write and wakes a worker; on a night of 304s — under a
@@ -102,7 +104,6 @@ class PassChannel:
     def __init__(self, fds: tuple[int, int]):
         requests, answers = fds
         self.stdin, self.stdout = os.fdopen(requests, "wb"), os.fdopen(answers, "rb")
-        self.pid = os.getppid()
         self.returncode: int | None = None
 
     @classmethod
@@ -163,12 +164,14 @@ class _Worker:
 
     def _serve(self) -> None:
         alive = self._hello()
-        while (batch := self.pool.batches.get()) is not None:
-            answers = None
+        batch: Batch | None = None  # a batch that never reached a process is kept for the next one
+        while batch is not None or (batch := self.pool.batches.get()) is not None:
+            answers, delivered = None, False
             if alive:
                 self.sent = sent = time.monotonic()
                 try:
                     write_frame(self.proc.stdin, pickle.dumps([item for item, _ in batch], pickle.HIGHEST_PROTOCOL))  # type: ignore[arg-type]
+                    delivered = True
                     frame = read_frame(self.proc.stdout)  # type: ignore[arg-type]
                     answers = pickle.loads(frame) if frame is not None else None
                 except OSError:
@@ -185,13 +188,20 @@ class _Worker:
                     return
                 what = "the pass's page work stopped" if isinstance(self.proc, PassChannel) else \
                     f"a page-work process died (exit {code})"
-                log.error("%s; its %d pages in flight are not stored, starting a page-work process", what, len(batch))
-                _deliver(batch, PageWorkerDied(f"the page-work process died (exit {code}); nothing was stored"))
+                if delivered:  # it may have been what killed the process: not tried again, its pages fail
+                    log.error("%s; its %d pages in flight are not stored, starting a page-work process", what,
+                              len(batch))
+                    _deliver(batch, PageWorkerDied(f"{what}; nothing was stored"))
+                    batch = None
+                else:  # the pipe was broken before the batch went in: the next process gets it, nothing is lost
+                    log.error("%s before it got its next %d pages; starting a page-work process for them", what,
+                              len(batch))
                 self.proc = self._spawn()
                 alive = self._hello()
                 continue
             self.answered = True
             _deliver(batch, answers)
+            batch = None
         self._stop()
 
     def _stop(self) -> None:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -179,12 +180,26 @@ def _crawl_locally(db, config: Config, run_id: int, log_file: Path, only: tuple[
         plan.unlink(missing_ok=True)
         if page_work is not None:
             page_work.join()  # its last transaction, before the health check counts the run
+            _note_page_work_error(page_work, console_log)
             give_back_free_memory()
     rc = proc.returncode
     if rc != 0 and message is None:
         detail = _tail(console_log, 1) or _tail(log_file, 3)
         message = f"crawl process exited with status {rc}: {detail}"[:1000]
     return message or _storage_failures(log_file)
+
+
+def _note_page_work_error(page_work: PassPageWork, console_log: Path) -> None:
+    """The pass's page work failed (the crawl went on with a page-work process in its place, and its log says
+    so): its traceback goes where the crawl's own land, beside the run's log."""
+    if page_work.error is None:
+        return
+    try:
+        with open(console_log, "a", encoding="utf-8") as out:
+            out.write("the pass's page work failed; the crawl started a page-work process in its place:\n")
+            out.write("".join(traceback.format_exception(page_work.error)))
+    except OSError:
+        pass
 
 
 def _wait_for_crawl(db, proc: subprocess.Popen[bytes], run_id: int, expected: int, progress: ProgressFn | None,

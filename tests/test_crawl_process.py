@@ -139,3 +139,35 @@ def test_every_spider_is_listed_and_loads_by_name(monkeypatch):
         assert "watchlist" in str(exc)
     else:
         raise AssertionError("an unknown spider name must fail")
+
+
+def test_a_pass_whose_own_page_work_fails_loses_no_page_integration(permits_site, write_config, tmp_path, monkeypatch):
+    """The pass's page-work thread fails as the crawl starts (before any page reaches it): the crawl starts a
+    page-work process in its place, which stores every page; the crawl log says so, and the pass's traceback
+    lands in the console log beside the run's log."""
+    from monitor import pageserve
+    from monitor.config import load_config
+    from monitor.frames import read_frame
+    from monitor.passrun import run_pass
+    from storage import open_database
+    from storage import queries as q
+
+    def broken(requests, answers):
+        read_frame(requests)  # the crawl's hello, then nothing: as if the database could not be opened
+        raise RuntimeError("simulated failure of the pass's page work")
+
+    path = write_config(permits_config_body(permits_site))
+    monkeypatch.setattr(pageserve, "serve", broken)
+    config = load_config(path)
+    assert run_pass(config).status == "completed"
+    logs = path.parent / "reports" / "logs"
+    assert "simulated failure of the pass's page work" in (logs / "run-1.console.log").read_text(encoding="utf-8")
+    crawl_log = (logs / "run-1.log").read_text(encoding="utf-8")
+    assert "the pass's page work stopped before it got its next" in crawl_log
+    assert "'policywatch/page_work_processes_started': 1," in crawl_log
+    db = open_database(config.storage_url)
+    try:
+        with db.session() as s:
+            assert q.run_fetch_count(s, 1) == len(config.watches) + 1
+    finally:
+        db.dispose()
