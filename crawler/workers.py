@@ -38,7 +38,7 @@ import threading
 import time
 from typing import Any
 
-from monitor.frames import read_frame, write_frame
+from monitor.frames import close_quietly, read_frame, write_frame
 from monitor.config import Config
 from monitor.fetchresult import FetchResult, PageOutcome
 
@@ -124,15 +124,9 @@ class PassChannel:
 
     def wait(self, timeout: float | None = None) -> int:
         """Close the channel (the pass sees the end of its requests and finishes); 0, as a process that exited."""
-        for stream in (self.stdin, self.stdout):
-            try:
-                stream.close()
-            except OSError:
-                pass
+        close_quietly(self.stdin, self.stdout)
         self.returncode = 0
         return 0
-
-    kill = wait
 
 
 class _Worker:

@@ -4,7 +4,7 @@ importing what the page work imports (storage and SQLAlchemy)."""
 from __future__ import annotations
 
 import struct
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 HEADER = struct.Struct("!Q")  # the byte length of the pickle that follows
 
@@ -23,3 +23,13 @@ def read_frame(stream: BinaryIO) -> bytes | None:
     (size,) = HEADER.unpack(head)
     payload = stream.read(size)
     return payload if len(payload) == size else None
+
+
+def close_quietly(*streams: IO) -> None:
+    """Close each end of a page-work pipe; one the other side already broke (its unflushed bytes have nobody to
+    read them) is closed all the same."""
+    for stream in streams:
+        try:
+            stream.close()
+        except OSError:
+            pass

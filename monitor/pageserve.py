@@ -20,7 +20,7 @@ import threading
 import traceback
 from typing import BinaryIO
 
-from monitor.frames import read_frame, write_frame
+from monitor.frames import close_quietly, read_frame, write_frame
 from storage.db import StorageError, describe_error, is_fatal_storage_error
 
 Answer = tuple[object | None, BaseException | None, str | None]  # (PageOutcome, error, its traceback)
@@ -91,11 +91,7 @@ class PassPageWork:
         except BaseException as exc:  # kept for the pass (and the crawl restarts the work in a process of its own)
             self.error = exc
         finally:
-            for stream in (self._requests, self._answers):
-                try:
-                    stream.close()
-                except OSError:  # the crawl is gone: an unflushed answer has nobody to read it
-                    pass
+            close_quietly(self._requests, self._answers)
 
     def started(self) -> None:
         """The crawl holds its ends now: drop ours (also when the crawl could not start)."""
