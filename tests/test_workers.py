@@ -305,3 +305,18 @@ def test_the_pass_s_page_work_serves_the_pool_and_a_broken_channel_is_replaced_b
         count = s.scalar(select(func.count()).select_from(Fetch))
     db.dispose()
     assert count == 5  # pages 0, 1, 3, 4, 5: page 2 died with the channel, nothing half-written
+
+
+def test_an_unusable_pass_channel_setting_falls_back_to_page_work_processes(caplog):
+    """POLICYWATCH_PAGE_WORK_FDS is set by the pass; a value that is not two open descriptors is logged and
+    ignored (the crawl's own page-work processes do all the work), never a crash."""
+    from crawler.workers import PassChannel
+
+    assert PassChannel.from_setting(None) is None and PassChannel.from_setting("") is None
+    import resource
+
+    beyond = resource.getrlimit(resource.RLIMIT_NOFILE)[0] + 10  # never an open descriptor of this process
+    for value in ("three", "1,2,3", f"{beyond},{beyond + 1}"):
+        caplog.clear()
+        assert PassChannel.from_setting(value) is None
+        assert "page-work processes do it all" in caplog.text and value in caplog.text
