@@ -81,9 +81,15 @@ def _db(config: Config, *, readonly: bool = False, migrate: bool = True):
 
 
 @contextmanager
-def _opened(config: Config, *, readonly: bool = False) -> Iterator[Any]:
-    """The history database for one command, always disposed (connections and file handles closed)."""
-    db = _db(config, readonly=readonly)
+def _opened(config: Config, *, readonly: bool = False, reader: bool = False) -> Iterator[Any]:
+    """The history database for one command, always disposed (connections and file handles closed).
+    `reader`: a command that only reads (export) uses `[storage] read_url` when it is set, read-only."""
+    if reader and config.storage_read_url:
+        from storage import open_database
+
+        db = open_database(config.storage_read_url, readonly=True)
+    else:
+        db = _db(config, readonly=readonly)
     try:
         yield db
     finally:
@@ -114,6 +120,7 @@ def run(config: Optional[Path] = ConfigOpt,
     from storage.locks import LockBusy
 
     cfg = _config(config)
+    cfg.require_watchlist()
     if job is not None:
         cfg.job(job)  # unknown job: a config error (exit 2) before anything starts
     signal.signal(signal.SIGTERM, _terminated)  # stop cleanly: the crawl child is stopped, the run marked failed
@@ -152,7 +159,7 @@ def _write_json_array(items: Iterable[dict[str, Any]]) -> None:
     w("[")
     for item in items:
         w("\n" if first else ",\n")
-        w(json.dumps(item, ensure_ascii=False))
+        w(json.dumps(item, ensure_ascii=False, default=str))
         first = False
     w("\n]\n" if not first else "]\n")
 
@@ -450,7 +457,7 @@ def export(what: str = typer.Argument(..., help="changes | versions | fetches | 
         fail(f"--format: {fmt!r} is not csv, json or ndjson", EXIT_USAGE)
     cfg = _config(config)
     when = parse_when(since)
-    with _opened(cfg) as db:
+    with _opened(cfg, reader=True) as db:
         with db.session() as s:
             items: Iterable[dict[str, Any]]
             if what == "changes":
@@ -482,7 +489,7 @@ def _export_warc(config: Optional[Path], since: Optional[str], out_file: Optiona
         fail("export warc: --out FILE.warc.gz is required (WARC is binary, not for a terminal)", EXIT_USAGE)
     cfg = _config(config)
     when = parse_when(since)
-    with _opened(cfg) as db:
+    with _opened(cfg, reader=True) as db:
         tmp = out_file.with_name(out_file.name + ".part")
         with db.session() as s, open(tmp, "wb") as f:
             n = write_warc(s, f, when)
@@ -491,35 +498,54 @@ def _export_warc(config: Optional[Path], since: Optional[str], out_file: Optiona
 
 
 @app.command()
-def sql(query: str = typer.Argument(..., help="A SELECT over the tables or the views change_log, page_versions, fetch_log, run_log, change_topics."),
-        config: Optional[Path] = ConfigOpt, fmt: str = typer.Option("table", "--format", "-f", help="table | json | csv")) -> None:
-    """Run a read-only SQL query (writes are refused)."""
-    from sqlalchemy import text
-    from sqlalchemy.exc import DBAPIError
+def sql(query: str = typer.Argument(..., help="One SELECT over the tables or the views change_log, page_versions, fetch_log, run_log, change_topics."),
+        config: Optional[Path] = ConfigOpt,
+        fmt: str = typer.Option("table", "--format", "-f", help="table | json | csv | ndjson"),
+        timeout: float = typer.Option(30.0, "--timeout", help="Cancel the query after this many seconds (0: no limit)."),
+        max_rows: int = typer.Option(1000, "--max-rows", help="The table format stops after this many rows and says so "
+                                     "(json, csv and ndjson stream every row).")) -> None:
+    """Run one read-only SQL query (SELECT only; it can never write, on SQLite or PostgreSQL).
 
+    Uses `[storage] read_url` when it is set (a read-only role for analysts), else `[storage] url`."""
+    from storage.readonly import QueryFailed, QueryRefused, QueryTimeout, run_readonly
+
+    if fmt not in ("table", "json", "csv", "ndjson"):
+        fail(f"--format: {fmt!r} is not table, json, csv or ndjson", EXIT_USAGE)
+    if timeout < 0:
+        fail("--timeout: must not be negative (0: no limit)", EXIT_USAGE)
+    if max_rows < 1:
+        fail("--max-rows: must be at least 1", EXIT_USAGE)
     cfg = _config(config)
-    with _opened(cfg, readonly=True) as db:
-        with db.engine.connect() as conn:
-            try:
-                result = conn.execute(text(query))
-            except DBAPIError as exc:
-                msg = str(exc.orig).strip().splitlines()[0]
-                if "readonly" in msg.replace(" ", "").lower() or "read-only" in msg.lower() or "query_only" in msg.lower():
-                    fail(f"refused: the sql command is read-only ({msg})", EXIT_USAGE)
-                fail(f"SQL error: {msg}", EXIT_USAGE)
-            if not result.returns_rows:
-                fail("refused: the sql command only runs queries that return rows", EXIT_USAGE)
-            cols = list(result.keys())
-            rows = [dict(zip(cols, [v.isoformat() if isinstance(v, datetime) else v for v in r])) for r in result]
-        if fmt == "json":
-            _write_json_array(rows)
-        elif fmt == "csv":
-            _write_csv(rows, cols)
-        else:
-            table = Table(*cols)
-            for r in rows:
-                table.add_row(*["" if v is None else str(v) for v in r.values()])
-            out.print(table)
+    try:
+        with run_readonly(cfg.read_url, query, timeout=timeout or None) as result:
+            cols = result.columns
+            rows = ([v.isoformat() if isinstance(v, datetime) else v for v in r] for r in result.rows)
+            if fmt == "json":
+                _write_json_array(dict(zip(cols, r)) for r in rows)
+            elif fmt == "ndjson":
+                for r in rows:
+                    sys.stdout.write(json.dumps(dict(zip(cols, r)), ensure_ascii=False, default=str) + "\n")
+            elif fmt == "csv":
+                writer = csv.writer(sys.stdout, lineterminator="\n")
+                writer.writerow(cols)
+                writer.writerows(rows)
+            else:
+                table = Table(*cols)
+                shown = 0
+                for r in rows:
+                    if shown == max_rows:
+                        err.print(f"stopped at {max_rows:,} rows (--max-rows); --format csv, json or ndjson "
+                                  "streams every row")
+                        break
+                    table.add_row(*["" if v is None else str(v) for v in r])
+                    shown += 1
+                out.print(table)
+    except QueryRefused as exc:
+        fail(f"refused (the sql command is read-only): {exc}", EXIT_USAGE)
+    except QueryTimeout as exc:
+        fail(f"sql: {exc}")
+    except QueryFailed as exc:
+        fail(f"SQL error: {exc}", EXIT_USAGE)
 
 
 from monitor import cli_ops  # noqa: E402,F401  (registers digest, site, status and schedule)
@@ -556,6 +582,13 @@ def main(argv: list[str] | None = None) -> None:
     except Terminated:
         err.print("policywatch: terminated (SIGTERM); the pass was stopped and recorded as failed")
         sys.exit(143)
+    except OSError as exc:  # a file policywatch could not write or read (full disk, permissions): one line
+        import errno
+
+        where = f" {exc.filename}" if exc.filename else ""
+        sys.stderr.write(f"policywatch: cannot write{where}: {exc.strerror or exc}\n" if exc.errno in (
+            errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO) else f"policywatch: {exc.strerror or exc}:{where}\n")
+        sys.exit(EXIT_STORAGE if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO) else EXIT_FAILED)
     except Exception as exc:  # Click usage errors (Typer vendors Click) arrive here in non-standalone mode
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show(file=sys.stderr)

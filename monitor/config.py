@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator
 
 from monitor.config_ops import (ClusterSettings, MailSettings, Schedule, ScheduleJob, Subscriber, parse_cluster, parse_mail,
                                 parse_schedule, parse_subscribers)
-from monitor.urls import AllowedDomains, normalize_url
+from monitor.urls import AllowedDomains, normalize_url, redact_url, url_problem
 
 ENV_VAR = "POLICYWATCH_CONFIG"
 DEFAULT_FILE = "policywatch.toml"
@@ -120,6 +120,20 @@ class Config:
     schedule: Schedule = field(default_factory=Schedule)
     report_base_url: str | None = None  # where the static report site is published (links in e-mail and Atom)
     cluster: ClusterSettings | None = None
+    #: `[storage] read_url`: where `sql`, `export` and Datasette read (a read-only role for analysts)
+    storage_read_url: str | None = None
+
+    @property
+    def read_url(self) -> str:
+        """The database the read-only commands use: `[storage] read_url` when set, else `[storage] url`."""
+        return self.storage_read_url or self.storage_url
+
+    def require_watchlist(self) -> None:
+        """A pass with nothing to fetch is a config error, not a quiet night (commands that only read the history
+        accept a config without watches)."""
+        if not self.watches and not (self.discovery.sitemaps or self.discovery.feeds):
+            raise ConfigError("watch: the watchlist is empty and no discovery source is set, so a pass would fetch "
+                              "nothing: add [[watch]] entries (`policywatch init` writes a starter file)")
 
     def rules_for(self, url: str) -> tuple[list[tuple[str, str]], list[str], str]:
         """(drop selectors with reasons, ignore patterns, digest) of the rules that apply to `url`."""
@@ -272,6 +286,20 @@ def _resolve_sqlite(url: str, base: Path) -> str:
     return url
 
 
+def _check_url(url: str, key: str) -> None:
+    problem = url_problem(url)
+    if problem:
+        shown = redact_url(url)
+        raise ConfigError(f"{key}: {shown[:120] + '…' if len(shown) > 120 else shown!r} {problem}")
+
+
+def _storage_url(value: Any, key: str, base: Path) -> str:
+    url = _expect(value, str, key)
+    if "://" not in url:
+        raise ConfigError(f"{key}: {url!r} is not an SQLAlchemy URL (e.g. sqlite:///policywatch.db)")
+    return _resolve_sqlite(url, base)
+
+
 def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     base = path.parent if path else Path.cwd()
     for key in data:
@@ -279,11 +307,9 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
             raise ConfigError(f"{key}: unknown section (known: {', '.join(sorted(KNOWN_SECTIONS))})")
 
     storage = _expect(data.get("storage", {}), dict, "storage")
-    _check_keys(storage, {"url"}, "storage")
-    storage_url = _expect(storage.get("url", "sqlite:///policywatch.db"), str, "storage.url")
-    if "://" not in storage_url:
-        raise ConfigError(f"storage.url: {storage_url!r} is not an SQLAlchemy URL (e.g. sqlite:///policywatch.db)")
-    storage_url = _resolve_sqlite(storage_url, base)
+    _check_keys(storage, {"url", "read_url"}, "storage")
+    storage_url = _storage_url(storage.get("url", "sqlite:///policywatch.db"), "storage.url", base)
+    read_url = _storage_url(storage["read_url"], "storage.read_url", base) if "read_url" in storage else None
 
     crawl_t = _expect(data.get("crawl", {}), dict, "crawl")
     crawl_keys = {"allowed_domains", "user_agent", "obey_robots", "concurrency_per_domain", "download_delay",
@@ -310,6 +336,12 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         raise ConfigError("crawl.page_workers: must be -1 (up to one per CPU core), 0 (no child processes) or a count")
     if crawl_kwargs.get("concurrency_per_domain", 1) < 1:
         raise ConfigError("crawl.concurrency_per_domain: must be at least 1")
+    if crawl_kwargs.get("timeout", 30) <= 0:
+        raise ConfigError(f"crawl.timeout: {crawl_kwargs['timeout']!r} must be a positive number of seconds")
+    if crawl_kwargs.get("retries", 0) < 0:
+        raise ConfigError(f"crawl.retries: {crawl_kwargs['retries']!r} must be 0 (no retry) or more")
+    if crawl_kwargs.get("download_delay", 0) < 0:
+        raise ConfigError(f"crawl.download_delay: {crawl_kwargs['download_delay']!r} must be 0 or more seconds")
     crawl = CrawlSettings(allowed_domains=domains, **crawl_kwargs)
     allowed = AllowedDomains(list(domains))
 
@@ -335,6 +367,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         if "url" not in w:
             raise ConfigError(f"{where}.url: missing")
         url = _expect(w["url"], str, f"{where}.url").strip()
+        _check_url(url, f"{where}.url")
         if not allowed.allows(url):
             raise ConfigError(f"{where}.url: {url!r} is outside crawl.allowed_domains {list(domains)} (or not http/https)")
         key = normalize_url(url)
@@ -356,12 +389,14 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     _check_keys(disc_t, {"follow_prefixes", "depth", "max_pages", "sitemaps", "feeds"}, "discovery")
     prefixes = _str_list(disc_t.get("follow_prefixes", []), "discovery.follow_prefixes")
     for i, p in enumerate(prefixes):
+        _check_url(p, f"discovery.follow_prefixes[{i}]")
         if not allowed.allows(p):
             raise ConfigError(f"discovery.follow_prefixes[{i}]: {p!r} is outside crawl.allowed_domains")
     sources: dict[str, tuple[str, ...]] = {}
     for src in ("sitemaps", "feeds"):
         sources[src] = _str_list(disc_t.get(src, []), f"discovery.{src}")
         for i, u in enumerate(sources[src]):
+            _check_url(u, f"discovery.{src}[{i}]")
             if not allowed.allows(u):
                 raise ConfigError(f"discovery.{src}[{i}]: {u!r} is outside crawl.allowed_domains (add its host, "
                                   "e.g. api.io.canada.ca for the GC news feed)")
@@ -381,6 +416,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     base_url = reports.get("base_url")
     if base_url is not None:
         base_url = _expect(base_url, str, "reports.base_url")
+        _check_url(base_url, "reports.base_url")
         if not base_url.startswith(("https://", "http://")):
             raise ConfigError(f"reports.base_url: {base_url!r} must be an http(s) URL (where the report site is published)")
         base_url = base_url.rstrip("/") + "/"
@@ -399,7 +435,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     return Config(path=path, storage_url=storage_url, crawl=crawl, watches=tuple(watches), topics=topics,
                   reports_dir=rdir, discovery=discovery, rules=rules, settings_hash=settings_hash(data), mail=mail,
                   subscribers=subscribers,
-                  schedule=schedule, report_base_url=base_url, cluster=cluster)
+                  schedule=schedule, report_base_url=base_url, cluster=cluster, storage_read_url=read_url)
 
 
 def settings_hash(data: dict[str, Any]) -> str:
