@@ -31,6 +31,8 @@ class MailSettings:
     timeout: float = 30.0
     ca_file: Path | None = None  # a CA bundle for a private mail relay's certificate
     operator: str | None = None  # operator alerts (failed pass, stale sources) go here only
+    #: log in without TLS: only to a relay on this machine (loopback), and only when set explicitly
+    allow_plaintext_auth: bool = False
 
     @property
     def sender_domain(self) -> str:
@@ -90,7 +92,7 @@ def parse_mail(table: dict[str, Any], base: Path, expect: Expect, check_keys: Ca
     if not table:
         return None
     check_keys(table, {"host", "port", "security", "sender", "username_env", "password_env", "timeout", "ca_file",
-                       "operator"}, "mail")
+                       "operator", "allow_plaintext_auth"}, "mail")
     if "host" not in table:
         raise error("mail.host: missing (the SMTP server digests are sent through)")
     security = expect(table.get("security", "none"), str, "mail.security")
@@ -119,14 +121,36 @@ def parse_mail(table: dict[str, Any], base: Path, expect: Expect, check_keys: Ca
             envs[key] = name
     if ("username_env" in envs) != ("password_env" in envs):
         raise error("mail: set both username_env and password_env, or neither")
+    host = expect(table["host"], str, "mail.host")
+    plaintext = expect(table.get("allow_plaintext_auth", False), bool, "mail.allow_plaintext_auth")
+    if plaintext and not is_loopback(host):
+        raise error(f"mail.allow_plaintext_auth: only for a relay on this machine (localhost, 127.0.0.1, ::1), "
+                    f"not {host!r}: use security = \"starttls\" or \"ssl\"")
+    if envs and security == "none" and not plaintext:
+        raise error("mail.security: \"none\" with username_env/password_env would send the SMTP password in clear "
+                    "text: use \"starttls\" or \"ssl\" (for a relay on this machine only: allow_plaintext_auth = true)")
     timeout = float(expect(table.get("timeout", 30), (int, float), "mail.timeout"))
+    if timeout <= 0:
+        raise error(f"mail.timeout: {timeout:g} must be a positive number of seconds")
     ca = table.get("ca_file")
     ca_file = None
     if ca is not None:
         ca_file = Path(expect(ca, str, "mail.ca_file"))
         ca_file = ca_file if ca_file.is_absolute() else (base / ca_file).resolve()
-    return MailSettings(expect(table["host"], str, "mail.host"), port, security, sender, envs.get("username_env"), envs.get("password_env"), timeout, ca_file,
-                        operator)
+    return MailSettings(host, port, security, sender, envs.get("username_env"), envs.get("password_env"), timeout,
+                        ca_file, operator, plaintext)
+
+
+def is_loopback(host: str) -> bool:
+    """A host name or address on this machine (no network between us and it)."""
+    import ipaddress
+
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_subscribers(items: list[Any], topics: set[str], expect: Expect, check_keys: Callable[..., None],

@@ -68,3 +68,45 @@ class AllowedDomains:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return False
         return any(r.allows(parts.scheme, parts.hostname.lower(), port) for r in self.rules)
+
+
+#: Scrapy's URLLENGTH_LIMIT: a request whose URL is longer is dropped without a response, so a watch that long
+#: would never be fetched (and never fail either). The config refuses it instead.
+MAX_URL_LENGTH = 2083
+
+
+def url_problem(url: str) -> str | None:
+    """Why a configured URL could never be fetched or must not be stored, or None. Why at load: Scrapy drops
+    such a request silently, and a URL's user name or password would be copied into every report and log."""
+    try:
+        parts = urlsplit(url)
+        parts.port
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        return "carries a user name or password: credentials never go in a URL (they would appear in reports and logs)"
+    if any(ch.isspace() or ord(ch) < 32 for ch in url):
+        return "contains white space or control characters (percent-encode them)"
+    length = len(url) if url.isascii() else len(_request_form(url))
+    if length > MAX_URL_LENGTH:
+        return f"is {length:,} characters long; requests longer than {MAX_URL_LENGTH:,} are dropped by the crawler"
+    return None
+
+
+def _request_form(url: str) -> str:
+    """The URL as it is requested (non-ASCII characters percent-encoded, as Scrapy does)."""
+    from w3lib.url import safe_url_string
+
+    return safe_url_string(url)
+
+
+def redact_url(url: str) -> str:
+    """`url` with any user name and password replaced, for messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit((parts.scheme, "***@" + parts.netloc.rpartition("@")[2], parts.path, parts.query, parts.fragment))
+

@@ -26,6 +26,7 @@ class SmtpSettings(Protocol):
     password_env: str | None
     timeout: float
     ca_file: Path | None
+    allow_plaintext_auth: bool
 
 
 class SendError(Exception):
@@ -74,6 +75,9 @@ def send_message(settings: SmtpSettings, message: bytes, sender: str, recipients
                 smtp.ehlo()
             if creds:
                 phase = "auth"
+                if settings.security == "none" and not settings.allow_plaintext_auth:
+                    # The config refuses this too; a settings object built another way must not leak the password.
+                    raise SendError(f"{where}: not logging in without TLS (mail.security = \"none\")", definite=True)
                 smtp.login(*creds)
             phase = "envelope"
             code, resp = smtp.mail(sender)
