@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -126,6 +127,9 @@ class StorePipeline:
         if not path:
             return
         try:
-            Path(path).write_text(json.dumps({"page_errors": self.errors, "first_error": self.first_error}), encoding="utf-8")
+            data = json.dumps({"page_errors": self.errors, "first_error": self.first_error}).encode()
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # beside the logs: the operator's only
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
         except OSError as exc:  # a full disk: the pass sees no result file and fails the run
             log.error("could not write the crawl result file %s: %s", path, exc)

@@ -86,6 +86,7 @@ def schedule(config: Optional[Path] = ConfigOpt,
     from monitor.scheduler import Daemon
 
     cfg = _config(config)
+    cfg.require_watchlist()
     if cfg.path is None:
         fail("the daemon needs a config file on disk", EXIT_USAGE)
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
@@ -107,6 +108,7 @@ def status(config: Optional[Path] = ConfigOpt,
     from sqlalchemy import func, select
 
     from monitor.scheduler import describe
+    from storage.locks import pass_running
     from storage.models import Digest, Run
     from storage.serialize import iso
 
@@ -117,6 +119,11 @@ def status(config: Optional[Path] = ConfigOpt,
     with _opened(cfg) as db, db.session() as s:
         last = s.scalar(select(Run).where(Run.status != "running").order_by(Run.id.desc()).limit(1))
         running = s.scalar(select(Run).where(Run.status == "running").order_by(Run.id.desc()).limit(1))
+        # A run marked "running" whose pass no longer holds the lock was killed (kill -9, power loss): the next
+        # pass records it as failed; until then it is reported as interrupted, never as running now.
+        interrupted = None
+        if running is not None and pass_running(db.engine) is False:
+            interrupted, running = running, None
         outbox = dict(s.execute(select(Digest.status, func.count()).where(Digest.status.in_(("pending", "failed")))
                                 .group_by(Digest.status)).all())
         last_error = s.scalar(select(Digest.last_error).where(Digest.status.in_(("pending", "failed")))
@@ -131,6 +138,9 @@ def status(config: Optional[Path] = ConfigOpt,
                 "selector_drift": h.get("selector_drift", [])},
             "running": None if running is None else {"run_id": running.id, "scope": running.scope,
                                                      "started_at": iso(running.started_at)},
+            "interrupted": None if interrupted is None else {
+                "run_id": interrupted.id, "scope": interrupted.scope, "started_at": iso(interrupted.started_at),
+                "message": "its pass is no longer running (killed); the next pass records it as failed"},
             "next_passes": [{"job": j, "cron": c, "next": iso(t)} for j, c, t in describe(cfg, now)],
             "timezone": cfg.schedule.timezone,
             "digests": {"pending": outbox.get("pending", 0), "failed": outbox.get("failed", 0), "last_error": last_error,
@@ -156,6 +166,9 @@ def status(config: Optional[Path] = ConfigOpt,
     if data["running"]:
         r = data["running"]
         out.print(f"running now: run {r['run_id']} ({r['scope']}) since {r['started_at']}")
+    if data["interrupted"]:
+        r = data["interrupted"]
+        out.print(f"interrupted: run {r['run_id']} ({r['scope']}), started {r['started_at']}: {r['message']}")
     for p in data["next_passes"]:
         out.print(f"next {p['job']}: {p['next']} ({p['cron']}, {data['timezone']})")
     d = data["digests"]

@@ -25,7 +25,7 @@ from monitor.crawlplan import write_plan
 from monitor.health import crawl_health
 from monitor.memory import give_back_free_memory
 from monitor.pageserve import PassPageWork
-from storage import open_database
+from storage import StorageError, open_database
 from storage import queries as q
 from storage.locks import LockGuard, LockLost, pass_lock
 
@@ -50,6 +50,27 @@ class PassResult:
     message: str | None = None
     delivery: "DeliveryReport | None" = None
     delivery_error: str | None = None
+
+
+#: Logs, plans and results hold URLs, server answers and tracebacks: the operator's only (the reports beside
+#: them are for publishing, 0644).
+LOG_DIR_MODE, LOG_FILE_MODE = 0o700, 0o600
+
+
+def private_log(log_dir: Path, name: str) -> Path:
+    """`log_dir/name`, created 0600 in a 0700 folder (an existing file keeps what it has); OSError as raised."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    if log_dir.stat().st_mode & 0o077:
+        os.chmod(log_dir, LOG_DIR_MODE)
+    path = log_dir / name
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, LOG_FILE_MODE))
+    return path
+
+
+def disk_error(what: str, exc: OSError) -> str:
+    """One line for a file the pass could not write (a full disk, a read-only folder)."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"could not write {what}{where}: {exc.strerror or exc}"
 
 
 def result_file(log_file: Path) -> Path:
@@ -132,7 +153,7 @@ def spawn_crawl(cmd: list[str], console_log: Path, stdin: bytes | None = None,
     (none: /dev/null), its own stdout/stderr in `console_log` (tracebacks land there), `pass_fds` inherited, and
     SIGTERM if this process dies, so no orphan crawl writes on."""
     env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "crawler.settings"}
-    with open(console_log, "wb") as console:
+    with open(private_log(console_log.parent, console_log.name), "wb") as console:
         proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
                                 stdout=console, stderr=subprocess.STDOUT, pass_fds=pass_fds,
                                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
@@ -251,11 +272,9 @@ def _locked_pass(db, full: Config, progress: ProgressFn | None, timeout: float |
         # We hold the lock, so a run still marked "running" belongs to a pass that died (kill -9, power loss).
         q.fail_abandoned_runs(s)
         run_id = q.open_run(s, full.digest(), scope=job or "nightly").id
-    log_dir = config.reports_dir / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_file = log_dir / f"run-{run_id}.log"
     extra: dict = {}
     try:
+        log_file = private_log(config.reports_dir / "logs", f"run-{run_id}.log")
         if config.cluster is not None:  # a distributed pass: seed Redis, let `policywatch worker`s drain it
             from monitor.cluster import ClusterError, coordinate
 
@@ -265,6 +284,12 @@ def _locked_pass(db, full: Config, progress: ProgressFn | None, timeout: float |
                 message = str(exc)
         else:
             message = _crawl_locally(db, config, run_id, log_file, only, progress, timeout)
+    except OSError as exc:  # a full disk under the logs or the crawl plan: nothing was crawled
+        failure = StorageError(disk_error("the pass's logs", exc))
+        failure.fatal = True
+        with db.session() as s:
+            q.finish_run(s, run_id, "failed", str(failure)[:1000])
+        raise failure from None
     except BaseException as exc:  # Ctrl-C, SIGTERM (cli.Terminated): the crawl is stopped; record the run as failed
         with db.session() as s:
             q.finish_run(s, run_id, "failed", f"interrupted ({type(exc).__name__}); the crawl was stopped")
@@ -282,10 +307,16 @@ def _locked_pass(db, full: Config, progress: ProgressFn | None, timeout: float |
     from reports.data import load_run_report
     from reports.render import write_run_reports
 
-    with db.session() as s:
-        data = load_run_report(s, run_id, {n: t.display for n, t in config.topics.items()})
-        paths = write_run_reports(data, config.reports_dir)
-    paths["site"] = publish_site(db, config, run_id)
+    report_error = None
+    try:
+        with db.session() as s:
+            data = load_run_report(s, run_id, {n: t.display for n, t in config.topics.items()})
+            paths = write_run_reports(data, config.reports_dir)
+        paths["site"] = publish_site(db, config, run_id)
+    except OSError as exc:  # the run and its changes are stored: the reports can be built again, digests still go
+        paths = {}
+        report_error = disk_error("the reports", exc) + "; the run and its changes are stored: `policywatch site` " \
+            "rebuilds the reports"
     result = PassResult(run_id, run.status, counts, paths, health, log_file, message)
     lost = lost or _lock_lost(guard)
     if lost:  # digests go out from one pass at a time, or not at all: the pass holding the lock sends them
@@ -295,6 +326,10 @@ def _locked_pass(db, full: Config, progress: ProgressFn | None, timeout: float |
         result.delivery = deliver(db, config, run_id=run_id, subscribers=job is None)
     except Exception as exc:  # a mail bug must not hide the pass's result; the outbox keeps what is pending
         result.delivery_error = f"{type(exc).__name__}: {exc}"
+    if report_error:
+        failure = StorageError(report_error + (f"; digests: {result.delivery_error}" if result.delivery_error else ""))
+        failure.fatal = True
+        raise failure
     if status != "completed":
         raise PassError(message or "crawl failed")
     return result

@@ -35,13 +35,26 @@ def _md_escape(text: Any) -> str:
     return s
 
 
+#: Reports and the site are for publishing: a web server running as another user must be able to read them.
+PUBLISHED_MODE = 0o644
+
+
 def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a report."""
+    """Write via a temporary file and rename, so a reader never sees half a report, and a full disk leaves the
+    previous file as it was (and no temporary file behind)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), PUBLISHED_MODE)  # mkstemp makes 0600
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def render_markdown(data: ReportData) -> str:

@@ -6,6 +6,7 @@ lock, SQLite exclusive transaction) so exactly one of them migrates.
 """
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -90,6 +91,21 @@ def _query_number(parsed, key: str, default: float | None) -> float | None:
     return value
 
 
+#: The history holds subscriber addresses and the exact bytes of every digest: its owner's only. SQLite gives
+#: its -wal and -shm files the database file's mode.
+DATABASE_MODE = 0o600
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty SQLite file (a valid empty database) 0600 before SQLite creates it with the umask's mode."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DATABASE_MODE))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StorageError(f"cannot create the database {path}: {exc.strerror or exc}") from None
+
+
 def make_engine(url: str, *, readonly: bool = False) -> Engine:
     try:
         parsed = make_url(url)
@@ -110,6 +126,8 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
                 raise StorageError(f"directory for the SQLite database does not exist: {path.parent}")
             if readonly:
                 parsed = parsed.set(database=f"file:{path}?mode=ro", query={"uri": "true"})
+            elif not path.exists():
+                _create_private(path)
         engine = create_engine(parsed, connect_args={"timeout": timeout})
         event.listen(engine, "connect", _sqlite_pragmas(int(timeout * 1000), int(max_mb * 1024 * 1024) if max_mb else None))
         if readonly:

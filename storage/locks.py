@@ -18,6 +18,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from storage.db import StorageError
+
 log = logging.getLogger(__name__)
 
 PASS_LOCK_KEY = 0x706F6C6964  # distinct from the migration lock key
@@ -150,20 +152,89 @@ def pass_lock(engine: Engine) -> Iterator[LockGuard]:
     if not database or database == ":memory:":
         yield LockGuard()
         return
-    path = Path(database.removeprefix("file:").split("?")[0]).with_suffix(Path(database).suffix + ".lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    path = lock_path(database)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise _lock_file_error(path, exc) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
             raise LockBusy(f"another policywatch pass is running on this database (pid {holder or '?'})") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        except OSError as exc:  # a full disk: the lock is held (flock needs no space), the pid is only a hint
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            raise _lock_file_error(path, exc) from None
         try:
             yield LockGuard()
         finally:
-            os.ftruncate(fd, 0)
+            try:
+                os.ftruncate(fd, 0)
+            except OSError:
+                pass
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def lock_path(database: str) -> Path:
+    """The SQLite pass lock file beside the database: `<database>.lock`."""
+    return Path(database.removeprefix("file:").split("?")[0]).with_suffix(Path(database).suffix + ".lock")
+
+
+def _lock_file_error(path: Path, exc: OSError) -> StorageError:
+    err = StorageError(f"cannot write the pass lock file {path}: {exc.strerror or exc}; nothing was written "
+                       "(free space or fix the permissions, then run again)")
+    err.fatal = True
+    return err
+
+
+def pass_running(engine: Engine) -> bool | None:
+    """Whether some process holds the pass lock now (None: cannot tell). Why: a pass killed with kill -9 leaves
+    its run marked "running" until the next pass starts; only the lock says whether its holder is alive."""
+    if engine.dialect.name == "postgresql":
+        key = PASS_LOCK_KEY
+        try:
+            with engine.connect() as conn:
+                return bool(conn.execute(text(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND classid = :hi AND objid = :lo AND objsubid = 1)"), {"hi": key >> 32, "lo": key & 0xFFFFFFFF}).scalar())
+        except DBAPIError:
+            return None
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return None
+    path = lock_path(database)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    # Read, not tried: taking even a shared flock for a moment would make a pass starting then see "busy".
+    dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            if any(" FLOCK " in line and f" {dev} " in line and "->" not in line for line in f):
+                return True
+    except OSError:  # not Linux
+        pass
+    # Else the pid the holder wrote (emptied when a pass ends), if that process is alive: some file systems
+    # (overlays) show /proc/locks another device number than stat().
+    try:
+        pid = int(path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return None
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # alive, another user's
+        return True
+    return True
