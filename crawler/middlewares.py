@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 from email.utils import parsedate_to_datetime
 
 from scrapy import Request
@@ -62,13 +63,15 @@ class RetryAfterMiddleware:
     (its order must be above RetryMiddleware's 550: responses pass through middlewares from high to low).
 
     Scrapy's RetryMiddleware retries immediately; a server that says "come back in 30 s" deserves that pause.
-    The wait is applied as a download slot delay for that domain, so other domains continue.
+    The wait is applied as a download slot delay for that host, so other hosts continue, and only for the time
+    the server named: then the slot's own delay returns (a 3 s Retry-After must not slow the rest of the night).
     """
 
     MAX_WAIT = 120.0
 
     def __init__(self, crawler: Crawler):
         self.crawler = crawler
+        self._restores: dict[str, tuple[float, Any]] = {}  # slot key -> (its delay before, pending restore call)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> "RetryAfterMiddleware":
@@ -81,11 +84,27 @@ class RetryAfterMiddleware:
                 wait = min(wait, self.MAX_WAIT)
                 self.crawler.stats.inc_value("policywatch/retry_after_honoured")
                 downloader = self.crawler.engine.downloader if self.crawler.engine else None
-                slot = downloader.slots.get(downloader.get_slot_key(request)) if downloader else None
+                key = downloader.get_slot_key(request) if downloader else None
+                slot = downloader.slots.get(key) if downloader else None
                 if slot is not None:
-                    slot.delay = max(slot.delay, wait)
+                    self._hold(key, slot, wait)
                     log.info("server asked to wait %.1fs (Retry-After) for %s", wait, request.url)
         return response
+
+    def _hold(self, key: str, slot: Any, wait: float) -> None:
+        """Space the slot's requests by `wait` for `wait` seconds, then give it back its own delay."""
+        from twisted.internet import reactor
+
+        before, pending = self._restores.pop(key, (slot.delay, None))
+        if pending is not None and pending.active():
+            pending.cancel()
+        slot.delay = max(before, wait)
+
+        def restore() -> None:
+            self._restores.pop(key, None)
+            slot.delay = before
+
+        self._restores[key] = (before, reactor.callLater(wait, restore))  # type: ignore[attr-defined]
 
     @staticmethod
     def _parse(value: str) -> float | None:
