@@ -3,14 +3,18 @@
 same nights, same run.
 
 Usage: python bench/bench_crawl.py [--pages N] [--urlwatch PATH] [--change-rate R] [--out FILE]
+       python bench/bench_crawl.py --polite [--pages 200] [--nights 2]
+
+`--polite`: policywatch alone at the shipped politeness (the `[crawl]` defaults: download_delay, AutoThrottle,
+robots.txt), against its floor, pages × download_delay (Scrapy spaces requests to one host by the delay whatever
+the concurrency): the night a user actually gets.
 
 The corpus (bench/corpus_server.py, its own process): N pages in canada.ca's real GCWeb shell, 30–120 KB each.
 Nights: 1 first pass; 2 unchanged, byte-identical (conditional requests get 304); 3 unchanged, every page's bytes
 differ by noise only (rotated script hash, analytics token: the common case on canada.ca); 4 noise plus a real
 fee edit on R of the pages. Politeness is off for every tool (no delay, no AutoThrottle, 16 connections), so CPU
 is what is compared. Per night and tool: wall time (process start to exit), pages/s, CPU seconds of the process
-tree, peak RSS (largest process, and the whole process tree: policywatch runs a pass, a crawl and page-work
-processes), and for policywatch the database bytes added and the changes reported. The bare spider sends the same
+tree, peak RSS (largest process, and the whole process tree: policywatch runs a pass and its crawl), and for policywatch the database bytes added and the changes reported. The bare spider sends the same
 conditional requests (the ETag and Last-Modified it got the night before), so it is the ceiling on the 304 night
 too. Writes bench/results/crawl-N.json; asserts nothing.
 """
@@ -144,13 +148,15 @@ def main() -> int:
     ap.add_argument("--change-rate", type=float, default=0.01)
     ap.add_argument("--urlwatch", help="path of a urlwatch executable (pip install urlwatch html2text); omit to skip")
     ap.add_argument("--no-bare", action="store_true", help="skip the bare Scrapy ceiling")
-    ap.add_argument("--page-workers", type=int, default=-1,
-                    help="policywatch's crawl.page_workers (-1: one, more while page work falls behind, up to one per core; 0: a thread of the crawl process)")
+    ap.add_argument("--polite", action="store_true",
+                    help="policywatch alone at the shipped [crawl] defaults, against pages × download_delay")
     ap.add_argument("--nights", type=int, default=len(NIGHTS), choices=range(1, len(NIGHTS) + 1),
                     help="run the first N nights only (e.g. 2: first pass and the 304 night, for a large N)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    out = args.out or ROOT / "bench" / "results" / f"crawl-{args.pages}.json"
+    if args.polite:
+        args.no_bare, args.urlwatch = True, None
+    out = args.out or ROOT / "bench" / "results" / f"crawl-{args.pages}{'-polite' if args.polite else ''}.json"
     server = subprocess.Popen([sys.executable, str(ROOT / "bench" / "corpus_server.py"), "--pages", str(args.pages)],
                               stdout=subprocess.PIPE, text=True)
     port = int(server.stdout.readline())  # type: ignore[union-attr]
@@ -163,10 +169,10 @@ def main() -> int:
             (work / "urls.txt").write_text("\n".join(urls), encoding="utf-8")
             (work / "bare.py").write_text(BARE, encoding="utf-8")
             watches = "".join(f'[[watch]]\nurl = "{u}"\n' for u in urls)
+            politeness = "" if args.polite else "download_delay = 0\nautothrottle = false\nretries = 0\nconcurrency_per_domain = 16\n"
             (work / "pw.toml").write_text(
                 f'[storage]\nurl = "sqlite:///{(work / "pw.db").as_posix()}"\n\n[reports]\ndir = "{(work / "reports").as_posix()}"\n\n'
-                f'[crawl]\nallowed_domains = ["127.0.0.1:{port}"]\ndownload_delay = 0\nautothrottle = false\nretries = 0\n'
-                f"concurrency_per_domain = 16\npage_workers = {args.page_workers}\n\n{watches}", encoding="utf-8")
+                f'[crawl]\nallowed_domains = ["127.0.0.1:{port}"]\n{politeness}\n{watches}', encoding="utf-8")
             (work / "urls.yaml").write_text("\n---\n".join(
                 f"name: p{i}\nurl: {u}\nfilter:\n  - xpath: //main\n  - html2text" for i, u in enumerate(urls)) + "\n",
                 encoding="utf-8")
@@ -206,6 +212,13 @@ def main() -> int:
         server.terminate()
     result = {"pages": args.pages, "cpu_count": os.cpu_count(), "change_rate": args.change_rate, "rows": rows,
               "ratios": _ratios(rows)}
+    if args.polite:
+        from monitor.config import CrawlSettings
+
+        floor = args.pages * CrawlSettings(allowed_domains=()).download_delay
+        result["politeness_floor_s"] = floor
+        result["ratios"]["night_seconds_vs_politeness_floor"] = {
+            f"night {r['night']} ({r['mode']})": round(r["seconds"] / floor, 3) for r in rows if r["tool"] == "policywatch"}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result["ratios"], indent=2), "→", out)

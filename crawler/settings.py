@@ -5,9 +5,7 @@
 from scrapy.settings import default_settings as _default
 
 BOT_NAME = "policywatch"
-# Spiders by name, each imported only when a crawl asks for it (see crawler.spiderloader: Scrapy's own loader
-# imports every spider module, the cluster worker's scrapy-redis and Redis client with them).
-SPIDER_LOADER_CLASS = "crawler.spiderloader.NamedSpiderLoader"
+SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
 
 ROBOTSTXT_OBEY = True
@@ -39,16 +37,14 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.RobotsTxtMiddleware": 100,
     "crawler.middlewares.RetryAfterMiddleware": 560,  # sees 429/503 before RetryMiddleware (550)
 }
-# One item per response here; Scrapy would otherwise start CONCURRENT_ITEMS (100) asyncio tasks for each response
-# (measured: 1.3 ms per response, a quarter of an unchanged night's time).
+# One item per response here; Scrapy would otherwise start CONCURRENT_ITEMS (100) asyncio tasks for each response.
 CONCURRENT_ITEMS = 2
 ITEM_PIPELINES = {
     "crawler.pipelines.StorePipeline": 300,
 }
 # Components policywatch never uses are left out of Scrapy's base lists, not disabled with `None`: Scrapy imports the
-# module of every key it is given, even one set to None, and of every enabled base component even when its setting
-# turns it off. Left out: the telnet console; Scrapy's remote-control endpoint (its module imports aiohttp, ≈ 10 MB
-# of the crawl process); the cookies middleware (cookies are off; its module imports tldextract and requests, ≈ 3 MB).
+# module of every key it is given, even one set to None. Left out: the telnet console, the remote-control endpoint
+# (it imports aiohttp), the cookies middleware (cookies are off; it imports tldextract and requests).
 _UNUSED = {"scrapy.extensions.telnet.TelnetConsole", "scrapy.extensions.remote_control.RemoteControl",
            "scrapy.downloadermiddlewares.cookies.CookiesMiddleware"}
 EXTENSIONS_BASE = {k: v for k, v in _default.EXTENSIONS_BASE.items() if k not in _UNUSED}
@@ -58,6 +54,5 @@ REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
 FEED_EXPORT_ENCODING = "utf-8"
 LOG_LEVEL = "INFO"
 # Responses waiting for the page work, in bytes (a body under 1 KB counts as 1 KB). Scrapy allows 5 MB: on a 304
-# night that is ~5,000 responses held while the page-work processes catch up (a 263 MB crawl process at 10,000
-# pages); 1 MB keeps the page work just as busy and the crawl at 168 MB (BENCHMARKS.md).
+# night that holds thousands of responses while the page work catches up; 1 MB keeps it just as busy (BENCHMARKS.md).
 SCRAPER_SLOT_MAX_ACTIVE_SIZE = 1_000_000

@@ -177,23 +177,3 @@ def status(config: Optional[Path] = ConfigOpt,
                   + (f" — last error: {d['last_error']}" if d["last_error"] else ""))
     else:
         out.print("digests: no [mail] configured")
-
-
-@app.command("worker")
-def worker(config: Optional[Path] = ConfigOpt,
-           wait: Optional[float] = typer.Option(None, "--wait", help="Seconds to wait for a pass to open "
-                                                "(default: [cluster] worker_wait_minutes).")) -> None:
-    """A crawl worker of a distributed pass ([cluster]): waits for the coordinator's `policywatch run` to open a
-    pass, crawls from the shared Redis frontier until it is drained, then exits. Start any number, anywhere."""
-    from monitor.cluster import ClusterError, run_worker
-
-    cfg = _config(config)
-    if cfg.cluster is None:
-        fail("no [cluster] section in the config: workers need cluster.redis_url (see docs/deployment.md)", EXIT_USAGE)
-    try:
-        run_id, rc = run_worker(cfg, wait_seconds=wait, on_start=lambda rid: err.print(f"working on pass {rid}"))
-    except ClusterError as exc:
-        fail(str(exc))
-    if rc != 0:
-        fail(f"the crawl worker for pass {run_id} exited with status {rc} (see {cfg.reports_dir / 'logs'})")
-    out.print(f"pass {run_id}: frontier drained, worker done")

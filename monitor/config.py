@@ -6,19 +6,19 @@ not silently fall back to defaults and watch nothing. Every error names the offe
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-import pickle
 import tomllib
-import zlib
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
-from monitor.config_ops import (ClusterSettings, MailSettings, Schedule, ScheduleJob, Subscriber, parse_cluster, parse_mail,
-                                parse_schedule, parse_subscribers)
+from monitor.config_ops import (MailSettings, Schedule, ScheduleJob, Subscriber, parse_mail, parse_schedule,
+                                parse_subscribers)
 from monitor.urls import AllowedDomains, normalize_url, redact_url, url_problem
+
+log = logging.getLogger("policywatch.config")
 
 ENV_VAR = "POLICYWATCH_CONFIG"
 DEFAULT_FILE = "policywatch.toml"
@@ -68,16 +68,6 @@ class CrawlSettings:
     timeout: float = 30.0
     retries: int = 2
     max_size_mb: int = 16
-    #: Processes that do the per-page work (extract, hash, compare, store) beside the crawl's own process;
-    #: -1 = up to one per CPU core (one at first, more while page work falls behind; see crawler.workers),
-    #: N = N from the start, 0 = on a thread of the crawl process (no child processes).
-    page_workers: int = -1
-
-    def page_worker_count(self) -> int:
-        """The number of page-work processes to start (0: work on a thread of the crawl process)."""
-        if self.page_workers >= 0:
-            return self.page_workers
-        return max(1, min(os.cpu_count() or 1, 8))
 
 
 @dataclass(frozen=True)
@@ -119,7 +109,6 @@ class Config:
     subscribers: tuple[Subscriber, ...] = ()
     schedule: Schedule = field(default_factory=Schedule)
     report_base_url: str | None = None  # where the static report site is published (links in e-mail and Atom)
-    cluster: ClusterSettings | None = None
     #: `[storage] read_url`: where `sql`, `export` and Datasette read (a read-only role for analysts)
     storage_read_url: str | None = None
 
@@ -177,33 +166,6 @@ class Config:
             index[w.url if key == w.url else key] = w
         return index
 
-    def without_watchlist(self) -> "Config":
-        """The same settings with no watches: what a process gets that is handed its watches one by one (the crawl
-        from its plan, each page-work process with each result), so no copy of the watchlist grows with it."""
-        from dataclasses import replace
-
-        return replace(self, watches=())
-
-    @contextmanager
-    def watchlist_set_aside(self) -> Iterator[None]:
-        """Keep the watchlist only compressed inside the block; afterwards the same watches, in the same order.
-
-        Why: the pass waits through its whole crawl, and the crawl streams the watchlist from its plan; a parsed
-        watchlist in the waiting pass is ≈ 19 MB at 50,000 watches (its compressed pickle ≈ 1 MB), at the moment the
-        process tree is at its largest. Inside the block `watches` is empty: only a caller that needs nothing of
-        it (the pass, while it waits for its crawl) may use this."""
-        blob = zlib.compress(pickle.dumps(self.watches, protocol=pickle.HIGHEST_PROTOCOL), 1)
-        object.__setattr__(self, "watches", ())  # frozen for users of the config; this method restores it
-        self.__dict__.pop("_watch_index", None)
-        from monitor.memory import give_back_free_memory
-
-        give_back_free_memory()
-        try:
-            yield
-        finally:
-            object.__setattr__(self, "watches", pickle.loads(zlib.decompress(blob)))
-            self.__dict__.pop("_watch_index", None)
-
     def watch_keys(self) -> Iterable[str]:
         """The watchlist's normalized URLs (the index's own strings: a set built from them shares them)."""
         return self._watch_index.keys()
@@ -214,7 +176,7 @@ class Config:
 
 
 KNOWN_SECTIONS = {"storage", "crawl", "watch", "topics", "reports", "discovery", "mail", "subscriber",
-                  "schedule", "cluster", "rules"}
+                  "schedule", "rules"}
 
 
 def find_config_path(explicit: str | os.PathLike[str] | None) -> Path:
@@ -224,10 +186,6 @@ def find_config_path(explicit: str | os.PathLike[str] | None) -> Path:
     if os.environ.get(ENV_VAR):
         return Path(os.environ[ENV_VAR])
     return Path(DEFAULT_FILE)
-
-
-#: watchlists from this size on are compacted after parsing (see load_config)
-COMPACT_FROM = 1000
 
 
 def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
@@ -241,17 +199,7 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from exc
-    watches = data.get("watch")
-    if not isinstance(watches, list) or len(watches) < COMPACT_FROM:  # (a wrong type: parse_config says so)
-        return parse_config(data, path)
-    # A large watchlist is copied once through pickle. Why: the TOML parse leaves its garbage interleaved with the
-    # watches that outlive it, so the memory it used is never handed back (pymalloc frees an arena only when it is
-    # empty). Pickled, the parse's objects all die and their arenas go back; unpickled, the config is laid out
-    # compactly. At 50,000 watches, 29.5 → 19 MB in each process that loads the config (the pass and the crawl),
-    # for 0.2 s.
-    blob = pickle.dumps(parse_config(data, path), pickle.HIGHEST_PROTOCOL)
-    del data
-    return pickle.loads(blob)
+    return parse_config(data, path)
 
 
 def _expect(value: Any, typ: type | tuple[type, ...], key: str) -> Any:
@@ -302,6 +250,11 @@ def _storage_url(value: Any, key: str, base: Path) -> str:
 
 def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     base = path.parent if path else Path.cwd()
+    if "cluster" in data:
+        raise ConfigError("cluster: the cluster mode (Redis frontier, `policywatch worker`) was removed: a night is "
+                          "bounded by politeness towards each host, not by one machine. Delete [cluster]; to share "
+                          "the work, give each machine its own part of the watchlist and one PostgreSQL storage.url "
+                          "(docs/deployment.md, \"Scaling\")")
     for key in data:
         if key not in KNOWN_SECTIONS:
             raise ConfigError(f"{key}: unknown section (known: {', '.join(sorted(KNOWN_SECTIONS))})")
@@ -332,8 +285,9 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
             crawl_kwargs[key] = _expect(crawl_t[key], typ, f"crawl.{key}")
     if crawl_kwargs.get("max_size_mb", 16) < 10:
         raise ConfigError("crawl.max_size_mb: must be at least 10 (IRCC's rounds JSON alone is 0.5 MB and growing)")
-    if crawl_kwargs.get("page_workers", -1) < -1:
-        raise ConfigError("crawl.page_workers: must be -1 (up to one per CPU core), 0 (no child processes) or a count")
+    if crawl_kwargs.pop("page_workers", None) is not None:
+        log.warning("crawl.page_workers is deprecated and ignored: the page work runs on one thread of the crawl "
+                    "(a night is bounded by politeness, not CPU); remove the key")
     if crawl_kwargs.get("concurrency_per_domain", 1) < 1:
         raise ConfigError("crawl.concurrency_per_domain: must be at least 1")
     if crawl_kwargs.get("timeout", 30) <= 0:
@@ -429,13 +383,10 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     schedule = parse_schedule(_expect(data.get("schedule", {}), dict, "schedule"), _expect, _check_keys, ConfigError,
                               allowed.allows)
 
-    cluster = parse_cluster(_expect(data.get("cluster", {}), dict, "cluster"), storage_url, _expect, _check_keys,
-                            ConfigError)
-
     return Config(path=path, storage_url=storage_url, crawl=crawl, watches=tuple(watches), topics=topics,
                   reports_dir=rdir, discovery=discovery, rules=rules, settings_hash=settings_hash(data), mail=mail,
                   subscribers=subscribers,
-                  schedule=schedule, report_base_url=base_url, cluster=cluster, storage_read_url=read_url)
+                  schedule=schedule, report_base_url=base_url, storage_read_url=read_url)
 
 
 def settings_hash(data: dict[str, Any]) -> str:

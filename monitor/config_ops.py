@@ -236,38 +236,3 @@ def _check_cron(cron: str, tz: str, key: str, error: type[Exception]) -> None:
         CronTrigger.from_crontab(cron, timezone=zone)
     except ValueError as exc:
         raise error(f"{key}: {cron!r} is not a crontab expression (minute hour day month weekday): {exc}") from None
-
-
-@dataclass(frozen=True)
-class ClusterSettings:
-    """Scale-out: crawl workers share one Redis frontier (scrapy-redis) and write to one database."""
-
-    redis_url: str
-    key_prefix: str = "policywatch"
-    idle_seconds: int = 5  # a worker closes after this long without work
-    drain_timeout_minutes: float = 180.0  # the coordinator gives up waiting for workers after this
-    worker_wait_minutes: float = 60.0  # `policywatch worker` waits this long for a pass to open
-
-
-def parse_cluster(table: dict[str, Any], storage_url: str, expect: Expect, check_keys: Callable[..., None],
-                  error: type[Exception]) -> ClusterSettings | None:
-    if not table:
-        return None
-    check_keys(table, {"redis_url", "key_prefix", "idle_seconds", "drain_timeout_minutes", "worker_wait_minutes"},
-               "cluster")
-    if "redis_url" not in table:
-        raise error("cluster.redis_url: missing (e.g. redis://127.0.0.1:6379/0)")
-    url = expect(table["redis_url"], str, "cluster.redis_url")
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise error(f"cluster.redis_url: {url!r} is not a redis:// URL")
-    if storage_url.startswith("sqlite"):
-        raise error("cluster: workers on several machines need one shared database: set storage.url to PostgreSQL")
-    prefix = expect(table.get("key_prefix", "policywatch"), str, "cluster.key_prefix")
-    if not re.fullmatch(r"[A-Za-z0-9_.:-]+", prefix):
-        raise error(f"cluster.key_prefix: {prefix!r} may hold letters, digits and _ . : - only")
-    idle = expect(table.get("idle_seconds", 5), int, "cluster.idle_seconds")
-    if idle < 1:
-        raise error("cluster.idle_seconds: must be at least 1")
-    drain = float(expect(table.get("drain_timeout_minutes", 180), (int, float), "cluster.drain_timeout_minutes"))
-    wait = float(expect(table.get("worker_wait_minutes", 60), (int, float), "cluster.worker_wait_minutes"))
-    return ClusterSettings(url, prefix, idle, drain, wait)

@@ -278,9 +278,6 @@ def operator_reasons(run: Run, health: dict, previous_stale: Sequence[str]) -> l
         reasons.append(f"{health.get('failed')} of {health.get('fetched')} fetches failed")
     if health.get("selector_drift"):
         reasons.append("the content selector stopped matching on: " + ", ".join(health["selector_drift"][:10]))
-    if health.get("not_completed"):
-        reasons.append(f"{len(health['not_completed'])} URLs were not completed by the crawl workers (a worker died?); "
-                       "they are fetched again next pass")
     new_stale = [u for u in health.get("stale_sources") or [] if u not in set(previous_stale)]
     if new_stale:
         reasons.append(f"no good fetch in {health.get('stale_after', 3)} passes (stale): " + ", ".join(new_stale[:20]))

@@ -261,15 +261,6 @@ def _known(script: ScriptDirectory, rev: str | None) -> bool:
         return False
 
 
-def _in_memory(url: str) -> bool:
-    """An in-memory SQLite database: only this process can see it, so only this process can migrate it."""
-    try:
-        u = make_url(url)
-    except ArgumentError:
-        return False
-    return u.get_backend_name() == "sqlite" and (u.database or ":memory:") == ":memory:"
-
-
 class Database:
     """An engine plus a session factory for one history database."""
 
@@ -293,20 +284,11 @@ class Database:
         self.engine.dispose()
 
 
-def open_database(url: str, *, migrate: bool = True, readonly: bool = False, migrate_in_child: bool = False) -> Database:
-    """Open (and by default create or upgrade) the database at `url`, or raise StorageError in one line.
-    `migrate_in_child`: a migration, when one is needed, runs in a child process (storage.migrate), so a
-    long-lived caller does not keep Alembic in memory after one use."""
+def open_database(url: str, *, migrate: bool = True, readonly: bool = False) -> Database:
+    """Open (and by default create or upgrade) the database at `url`, or raise StorageError in one line."""
     db = Database(url, readonly=readonly)
     try:
-        if migrate and not readonly and migrate_in_child and not _in_memory(url):
-            with db.engine.connect() as conn:
-                current = _stored_revision(conn) == HEAD_REVISION
-            if not current:
-                from storage.migrate import in_child
-
-                in_child(url)
-        elif migrate and not readonly:
+        if migrate and not readonly:
             upgrade(db.engine)
         else:
             with db.engine.connect() as conn:

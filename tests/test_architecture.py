@@ -10,8 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PER_PAGE = {"monitor", "monitor.config", "monitor.urls", "monitor.extract", "monitor.normalize", "monitor.facts",
             "monitor.diff", "monitor.jsondiff", "monitor.topics", "monitor.detect", "monitor.quality",
-            "monitor.pagework", "monitor.health", "monitor.fetchresult", "monitor.crawlplan",
-            "monitor.memory", "monitor.frames", "monitor.pageserve"}
+            "monitor.pagework", "monitor.health", "monitor.fetchresult"}
 
 
 def imports(package: str) -> list[tuple[str, str]]:

@@ -44,15 +44,6 @@ def test_bench_crawl_smoke(tmp_path: Path):
     assert all(0 < r["peak_pss_tree_mb"] <= r["peak_rss_tree_mb"] for r in pw.values())
 
 
-def test_bench_cluster_smoke(tmp_path: Path, pg_url: str, redis_prefix):
-    import os
-
-    admin = os.environ["POLICYWATCH_TEST_PG_URL"]
-    data = _run("bench_cluster.py", tmp_path / "cluster.json", "--pages", "30", "--pg-admin", admin,
-                "--redis", redis_prefix[0], timeout=600)
-    assert [(r["exit"], r["fetched"]) for r in data["passes"]] == [(0, 31)] * 4
-
-
 def test_bench_pagework_smoke(tmp_path: Path):
     data = _run("bench_pagework.py", tmp_path / "pagework.json", "--pages", "100")
     paths = data["paths"]

@@ -113,26 +113,6 @@ def test_the_watch_index_holds_each_url_once():
     assert not hasattr(cfg.watches[0], "__dict__")
 
 
-def test_a_large_watchlist_loads_to_the_same_config_sharing_its_strings(tmp_path):
-    """From COMPACT_FROM watches on, load_config copies the parsed config once through pickle (to hand the TOML
-    parse's memory back): the result must be the same config, with the index still sharing the watches' URLs."""
-    import tomllib
-
-    from monitor.config import COMPACT_FROM
-
-    n = COMPACT_FROM + 5
-    body = '[crawl]\nallowed_domains = ["www.canada.ca"]\n\n[topics.fees]\nkeywords = ["fee"]\n\n' + "".join(
-        f'[[watch]]\nurl = "https://www.canada.ca/en/p{i}.html"\ntopics = ["fees"]\n' for i in range(n))
-    path = tmp_path / "policywatch.toml"
-    path.write_text(body, encoding="utf-8")
-    loaded = load_config(path)
-    assert loaded == parse_config(tomllib.loads(body), path)
-    assert len(loaded.watches) == n and loaded.watches[-1].topics == ("fees",)
-    keys = list(loaded.watch_keys())
-    assert keys[7] is loaded.watches[7].url
-    assert loaded.watch_for("https://www.canada.ca/en/p9.html") is loaded.watches[9]
-
-
 @pytest.mark.parametrize("value", ["5", '"https://www.canada.ca/en/a.html"', "true"])
 def test_a_watch_key_of_the_wrong_type_in_a_file_is_a_config_error(tmp_path, value):
     path = tmp_path / "policywatch.toml"
@@ -141,16 +121,15 @@ def test_a_watch_key_of_the_wrong_type_in_a_file_is_a_config_error(tmp_path, val
         load_config(path)
 
 
-def test_watchlist_set_aside_gives_back_the_same_watches(tmp_path):
-    body = '[crawl]\nallowed_domains = ["www.canada.ca"]\n\n' + "".join(
-        f'[[watch]]\nurl = "https://www.canada.ca/en/{i}.html"\ntopics = ["t{i % 3}"]\n' for i in range(50))
-    (tmp_path / "p.toml").write_text(body, encoding="utf-8")
-    config = load_config(tmp_path / "p.toml")
-    before, keys = config.watches, list(config.watch_keys())
-    with config.watchlist_set_aside():
-        assert config.watches == () and list(config.watch_keys()) == []
-    assert config.watches == before and list(config.watch_keys()) == keys
-    with pytest.raises(KeyboardInterrupt):
-        with config.watchlist_set_aside():
-            raise KeyboardInterrupt  # Ctrl-C during the crawl: the pass still records the run with its watchlist
-    assert config.watches == before
+def test_page_workers_is_accepted_with_a_warning_and_cluster_is_refused(tmp_path, caplog):
+    """Issue 20: existing configs with `page_workers` keep working; `[cluster]` says it was removed and what to do."""
+    base = '[crawl]\nallowed_domains = ["www.canada.ca"]\n'
+    path = tmp_path / "p.toml"
+    path.write_text(base.replace("]\n", "]\npage_workers = 4\n", 1), encoding="utf-8")
+    with caplog.at_level("WARNING", logger="policywatch.config"):
+        config = load_config(path)
+    assert "crawl.page_workers is deprecated and ignored" in caplog.text
+    assert not hasattr(config.crawl, "page_workers")
+    path.write_text(base + '[cluster]\nredis_url = "redis://127.0.0.1:6379/0"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"^cluster: the cluster mode .* was removed.*Scaling"):
+        load_config(path)

@@ -23,7 +23,6 @@ import sqlalchemy as sa
 
 from tests.conftest import BIN, permits_config_body, policywatch
 from tests.smtp_server import SmtpSink
-from tests.test_storage_faults import tiny_disk  # noqa: F401  (the 3 MB tmpfs fixture)
 
 pytestmark = pytest.mark.slow
 

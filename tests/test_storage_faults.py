@@ -2,15 +2,13 @@
 the next pass (once the lock is gone or space is free) reports the night's changes exactly once."""
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI, permits_config_body, policywatch
+from tests.conftest import permits_config_body, policywatch
 
 pytestmark = pytest.mark.slow
 TABLES = ("runs", "fetches", "versions", "changes", "bodies", "pages")
@@ -93,22 +91,6 @@ def test_database_size_cap_reached_mid_pass_stops_the_crawl_and_keeps_committed_
         con.close()
     assert len(urls) == len(set(urls)) >= 2  # each real change once, none lost, none doubled
     assert statuses == ["completed", "failed", "completed"]
-
-
-@pytest.fixture
-def tiny_disk(tmp_path: Path):
-    """A 3 MB tmpfs of this test's own (needs root, as on this project's CI machines)."""
-    mnt = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if r.returncode != 0:
-        if IN_CI and os.geteuid() == 0:
-            pytest.fail(f"cannot mount a tmpfs as root in CI: {r.stderr.strip()}")
-        pytest.skip(f"mounting a small tmpfs needs root: {r.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_a_really_full_disk(permits_site, write_config, tiny_disk):

@@ -23,9 +23,8 @@ from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
 
 from crawler.items import FetchResult
 from crawler.middlewares import OffsiteRequest
-from crawler.inputs import VALIDATOR_CHUNK, CrawlInputs
+from crawler.inputs import VALIDATOR_CHUNK, CrawlInputs, Validators
 from monitor.config import Config, Watch
-from monitor.crawlplan import Validators
 from monitor.urls import normalize_url
 
 log = logging.getLogger(__name__)
@@ -79,24 +78,18 @@ def classify_failure(failure: Failure) -> tuple[str, str]:
 
 class WatchlistSpider(scrapy.Spider):
     name = "watchlist"
-    #: False on one machine (every watch is requested each pass); the cluster worker sets True so that the shared
-    #: Redis duplicate filter sees every request and no URL is fetched twice by two workers.
-    filter_duplicates = False
 
     def __init__(self, config: str | None = None, run_id: str | int | None = None, only: str | None = None,
-                 plan: str | None = None, settings: str | None = None, *args: Any, **kwargs: Any):
-        """`plan`: the pass's crawl plan; `settings=stdin`: the pass writes the settings on stdin (crawler.inputs)."""
+                 *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.config_path = config
         #: A scheduled job's pass: only the watches under these prefixes ("|"-separated), no discovery.
         self.only: tuple[str, ...] = tuple(only.split("|")) if only else ()
         self.run_id = int(run_id) if run_id not in (None, "") else None
         self.discovered = 0
-        self.inputs = CrawlInputs(config, self.only, plan, settings_on_stdin=settings == "stdin")
+        self.inputs = CrawlInputs(config, self.only)
         self.pw_config: Config = self.inputs.config
         self.seen = self.inputs.seen
-        #: Whether no run has completed yet (from the plan); None: the pipeline asks the history.
-        self.first_run: bool | None = self.inputs.first_run
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> "WatchlistSpider":
@@ -113,13 +106,12 @@ class WatchlistSpider(scrapy.Spider):
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         self.seen.add(normalize_url(url))
-        return scrapy.Request(url, callback=self.parse, errback=self.failed, headers=headers,
-                              dont_filter=not self.filter_duplicates,
+        return scrapy.Request(url, callback=self.parse, errback=self.failed, headers=headers, dont_filter=True,
                               meta={"pw_url": url, "pw_source": source, "pw_depth": depth, "pw_start": time.monotonic(),
                                     "pw_watch": watch, "handle_httpstatus_list": HANDLED})
 
     async def start(self) -> AsyncIterator[Any]:
-        known, known_validators = self.inputs.known_pages()
+        known = self.inputs.known_pages()
         known_todo = [(url, key) for url, key in known if key not in self.seen and self.pw_config.allowed.allows(url)]
         self.seen.update(key for _, key in known_todo)  # (the watches are in `seen` since __init__)
         self.discovered += len(known_todo)
@@ -133,7 +125,7 @@ class WatchlistSpider(scrapy.Spider):
                 yield self._source_request(url, kind)
         for first in range(0, len(known_todo), VALIDATOR_CHUNK):
             chunk = known_todo[first:first + VALIDATOR_CHUNK]
-            validators = known_validators if known_validators is not None else self.inputs.history_validators([k for _, k in chunk])
+            validators = self.inputs.validators([k for _, k in chunk])
             for url, _ in chunk:
                 await self._room()
                 yield self._request(url, "discovered", 1, validators)
@@ -199,8 +191,7 @@ class WatchlistSpider(scrapy.Spider):
 
     # --- discovery sources: sitemaps and feeds ---------------------------------------------------------------
     def _source_request(self, url: str, kind: str) -> scrapy.Request:
-        return scrapy.Request(url, callback=self.parse_source, errback=self.source_failed,
-                              dont_filter=not self.filter_duplicates,
+        return scrapy.Request(url, callback=self.parse_source, errback=self.source_failed, dont_filter=True,
                               meta={"pw_discovery": kind})
 
     def parse_source(self, response: Response) -> Any:
@@ -242,7 +233,7 @@ class WatchlistSpider(scrapy.Spider):
             return None
         self.discovered += 1
         log.info("discovered %s via %s%s", url, via, f" (lastmod {lastmod})" if lastmod else "")
-        return self._request(url, "discovered", 1, self.inputs.candidate_validators(normalize_url(url)))
+        return self._request(url, "discovered", 1, self.inputs.validators([normalize_url(url)]))
 
     def _source_problem(self, url: str, kind: str, message: str) -> None:
         """A discovery source that fails is logged and counted; it never touches the pages' history."""
