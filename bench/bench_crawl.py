@@ -191,7 +191,7 @@ def main() -> int:
                     rows.append({"night": night, "mode": mode, "tool": "bare-scrapy", **_rate(r, args.pages),
                                  "statuses": statuses})
                 before = db_bytes(work / "pw.db") if (work / "pw.db").exists() else 0
-                r = timed([sys.executable, "-m", "monitor", "run", "--config", str(work / "pw.toml"), "--quiet"])
+                r = timed([sys.executable, "-m", "policywatch.monitor", "run", "--config", str(work / "pw.toml"), "--quiet"])
                 row = {"night": night, "mode": mode, "tool": "policywatch", **_rate(r, args.pages),
                        "db_bytes_added": db_bytes(work / "pw.db") - before}
                 con = sqlite3.connect(work / "pw.db")
@@ -213,7 +213,7 @@ def main() -> int:
     result = {"pages": args.pages, "cpu_count": os.cpu_count(), "change_rate": args.change_rate, "rows": rows,
               "ratios": _ratios(rows)}
     if args.polite:
-        from monitor.config import CrawlSettings
+        from policywatch.monitor.config import CrawlSettings
 
         floor = args.pages * CrawlSettings(allowed_domains=()).download_delay
         result["politeness_floor_s"] = floor

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def build_page(fee: str = "$155") -> bytes:
-    from monitor.demo import _shell, gcweb_page, markdown_to_html
+    from policywatch.monitor.demo import _shell, gcweb_page, markdown_to_html
 
     md = ""
     for name in ("ircc-pdi-work-permit-h1b-visa__2024-09-27.md", "ircc-pdi-c41-c46-family-high-skilled__2025-02-03.md",
@@ -54,9 +54,9 @@ def main() -> int:
 
     from bs4 import BeautifulSoup
 
-    from monitor.config import parse_config
-    from monitor.detect import detect_html
-    from monitor.extract import extract_html
+    from policywatch.monitor.config import parse_config
+    from policywatch.monitor.detect import detect_html
+    from policywatch.monitor.extract import extract_html
 
     old_html, new_html = build_page("$155"), build_page("$230")
     topics = parse_config({"crawl": {"allowed_domains": ["www.canada.ca"]}}).topics

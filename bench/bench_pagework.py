@@ -110,11 +110,11 @@ def main() -> int:
 
     from corpus_server import Corpus
 
-    from monitor.config import parse_config
-    from monitor.extract import extract_html, parse_html
-    from monitor.pagework import FetchResult, PageWork
-    from storage import open_database
-    from storage import queries as q
+    from policywatch.monitor.config import parse_config
+    from policywatch.monitor.extract import extract_html, parse_html
+    from policywatch.monitor.pagework import FetchResult, PageWork
+    from policywatch.storage import open_database
+    from policywatch.storage import queries as q
 
     n = args.pages
     corpus = Corpus(n)

@@ -42,11 +42,11 @@ def main() -> int:
 
     import sqlalchemy as sa
 
-    from monitor.config import parse_config
-    from monitor.demo import _shell, gcweb_page, markdown_to_html
-    from monitor.pagework import FetchResult, PageWork
-    from storage import open_database
-    from storage import queries as q
+    from policywatch.monitor.config import parse_config
+    from policywatch.monitor.demo import _shell, gcweb_page, markdown_to_html
+    from policywatch.monitor.pagework import FetchResult, PageWork
+    from policywatch.storage import open_database
+    from policywatch.storage import queries as q
 
     md = (ROOT / "tests" / "eval" / "pages" / "ircc-pdi-innovation-stream-pilot__2024-12-24.md").read_text()
     title, body = markdown_to_html(md)
@@ -156,7 +156,7 @@ def _year_query(db, n_changes: int, pages: int) -> dict:
 
     import sqlalchemy as sa
 
-    from storage.models import Change, Run
+    from policywatch.storage.models import Change, Run
     rnd = random.Random(11)
     start = dt.datetime(2025, 1, 1, 2, 0, tzinfo=dt.timezone.utc)
     with db.session() as s:

@@ -263,7 +263,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "faults.json")
     ap.add_argument("--keep", type=Path, help="work directory to keep (default: a temporary one)")
     args = ap.parse_args()
-    exe = [sys.executable, "-m", "monitor"]
+    exe = [sys.executable, "-m", "policywatch.monitor"]
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
         result = run_catalogue(args.keep, exe)

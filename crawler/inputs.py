@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from monitor.config import Config, Watch, load_config
-from monitor.urls import normalize_url
-from storage import Database, open_database
-from storage import queries as q
+from policywatch.monitor.config import Config, Watch, load_config
+from policywatch.monitor.urls import normalize_url
+from policywatch.storage import Database, open_database
+from policywatch.storage import queries as q
 
 #: Watches whose validators are read at once, just before their requests (one query per chunk, not per page).
 VALIDATOR_CHUNK = 500

@@ -1,4 +1,4 @@
 """Items the spiders yield: one FetchResult per URL per pass (defined with the per-page work that consumes it)."""
-from monitor.fetchresult import FetchResult
+from policywatch.monitor.fetchresult import FetchResult
 
 __all__ = ["FetchResult"]

@@ -19,7 +19,7 @@ from twisted.internet.defer import Deferred
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 
-from monitor.urls import AllowedDomains
+from policywatch.monitor.urls import AllowedDomains
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from typing import Any
 
 from scrapy.crawler import Crawler
 
-from crawler.items import FetchResult
-from monitor.pagework import PageWork
-from storage import queries as q
-from storage.db import describe_error, is_fatal_storage_error
+from policywatch.crawler.items import FetchResult
+from policywatch.monitor.pagework import PageWork
+from policywatch.storage import queries as q
+from policywatch.storage.db import describe_error, is_fatal_storage_error
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class StorePipeline:
         self._write_result()
         spider = self.crawler.spider
         if self.own_run:
-            from monitor.health import crawl_health
+            from policywatch.monitor.health import crawl_health
 
             with self.db.session() as s:
                 health = crawl_health(s, spider.run_id, spider.pw_config)

@@ -5,8 +5,8 @@
 from scrapy.settings import default_settings as _default
 
 BOT_NAME = "policywatch"
-SPIDER_MODULES = ["crawler.spiders"]
-NEWSPIDER_MODULE = "crawler.spiders"
+SPIDER_MODULES = ["policywatch.crawler.spiders"]
+NEWSPIDER_MODULE = "policywatch.crawler.spiders"
 
 ROBOTSTXT_OBEY = True
 USER_AGENT = "policywatch/0.1 (+https://github.com/policywatch/policywatch)"
@@ -31,16 +31,16 @@ DEPTH_LIMIT = 0  # discovery depth is enforced by the spider from [discovery].de
 
 DOWNLOADER_MIDDLEWARES = {
     # Before robots.txt (100) and redirects (600): every request, redirected ones included, is checked.
-    "crawler.middlewares.AllowedDomainsMiddleware": 50,
+    "policywatch.crawler.middlewares.AllowedDomainsMiddleware": 50,
     # Scrapy's robots.txt check skips requests queued while robots.txt loads (see the class): ours replaces it.
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
-    "crawler.middlewares.RobotsTxtMiddleware": 100,
-    "crawler.middlewares.RetryAfterMiddleware": 560,  # sees 429/503 before RetryMiddleware (550)
+    "policywatch.crawler.middlewares.RobotsTxtMiddleware": 100,
+    "policywatch.crawler.middlewares.RetryAfterMiddleware": 560,  # sees 429/503 before RetryMiddleware (550)
 }
 # One item per response here; Scrapy would otherwise start CONCURRENT_ITEMS (100) asyncio tasks for each response.
 CONCURRENT_ITEMS = 2
 ITEM_PIPELINES = {
-    "crawler.pipelines.StorePipeline": 300,
+    "policywatch.crawler.pipelines.StorePipeline": 300,
 }
 # Components policywatch never uses are left out of Scrapy's base lists, not disabled with `None`: Scrapy imports the
 # module of every key it is given, even one set to None. Left out: the telnet console, the remote-control endpoint

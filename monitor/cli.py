@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from monitor import __version__
-from monitor.config import Config, ConfigError, load_config
+from policywatch.monitor import __version__
+from policywatch.monitor.config import Config, ConfigError, load_config
 
 err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)  # scraped text is never markup
 out = Console(soft_wrap=True, markup=False, highlight=False)
@@ -76,7 +76,7 @@ def _config(path: Optional[Path]) -> Config:
 
 
 def _db(config: Config, *, readonly: bool = False, migrate: bool = True):
-    from storage import open_database
+    from policywatch.storage import open_database
     return open_database(config.storage_url, readonly=readonly, migrate=migrate and not readonly)
 
 
@@ -85,7 +85,7 @@ def _opened(config: Config, *, readonly: bool = False, reader: bool = False) -> 
     """The history database for one command, always disposed (connections and file handles closed).
     `reader`: a command that only reads (export) uses `[storage] read_url` when it is set, read-only."""
     if reader and config.storage_read_url:
-        from storage import open_database
+        from policywatch.storage import open_database
 
         db = open_database(config.storage_read_url, readonly=True)
     else:
@@ -116,8 +116,8 @@ def run(config: Optional[Path] = ConfigOpt,
     """Run one monitoring pass: crawl the watchlist, store new versions, detect changes, render reports, send digests."""
     import signal
 
-    from monitor.passrun import PassError, run_pass
-    from storage.locks import LockBusy
+    from policywatch.monitor.passrun import PassError, run_pass
+    from policywatch.storage.locks import LockBusy
 
     cfg = _config(config)
     cfg.require_watchlist()
@@ -177,8 +177,8 @@ def changes(config: Optional[Path] = ConfigOpt, since: Optional[str] = SinceOpt,
             topic: Optional[str] = typer.Option(None, "--topic", help="Only changes tagged with this topic."),
             include_baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Include first-time recordings of watched pages.")) -> None:
     """List detected changes, oldest first (records never change once written)."""
-    from storage import queries as q
-    from storage.serialize import CSV_CHANGE_FIELDS, change_to_dict, change_to_row
+    from policywatch.storage import queries as q
+    from policywatch.storage.serialize import CSV_CHANGE_FIELDS, change_to_dict, change_to_row
 
     if fmt not in ("table", "json", "csv"):
         fail(f"--format: {fmt!r} is not table, json or csv", EXIT_USAGE)
@@ -212,7 +212,7 @@ def init(path: Path = typer.Argument(Path("policywatch.toml"), help="Where to wr
 
     if path.exists() and not force:
         fail(f"{path} exists; use --force to overwrite it", EXIT_USAGE)
-    text = files("monitor").joinpath("starter.toml").read_text(encoding="utf-8")
+    text = files("policywatch.monitor").joinpath("starter.toml").read_text(encoding="utf-8")
     path.write_text(text, encoding="utf-8")
     cfg = load_config(path)  # the starter must always be valid
     out.print(f"wrote {path} ({len(cfg.watches)} watched URLs). Next: policywatch run --config {path}")
@@ -222,7 +222,7 @@ def init(path: Path = typer.Argument(Path("policywatch.toml"), help="Where to wr
 def demo(out_dir: Path = typer.Option(Path("demo-out"), "--out", help="Folder for the demo's database, config and reports."),
          config: Optional[Path] = typer.Option(None, "--config", "-c", help="Ignored: the demo writes its own config under --out.")) -> None:
     """Offline demo: serve bundled sample nights of a canada.ca-like site on loopback and run a pass per night."""
-    from monitor.demo import run_demo
+    from policywatch.monitor.demo import run_demo
 
     run_demo(out_dir, out, err)
 
@@ -231,7 +231,7 @@ def demo(out_dir: Path = typer.Option(Path("demo-out"), "--out", help="Folder fo
 @db_app.command("upgrade")
 def db_upgrade(config: Optional[Path] = ConfigOpt) -> None:
     """Create the database or bring its schema to the latest revision (safe with concurrent processes)."""
-    from storage.db import current_revision
+    from policywatch.storage.db import current_revision
 
     cfg = _config(config)
     with _opened(cfg) as db:
@@ -244,7 +244,7 @@ def db_prune(config: Optional[Path] = ConfigOpt,
              bodies_older_than: str = typer.Option("180d", "--bodies-older-than", help="Age (e.g. 90d) or date; raw bodies older than this are dropped."),
              vacuum: bool = typer.Option(False, "--vacuum", help="Reclaim the space afterwards (SQLite VACUUM / PostgreSQL VACUUM).")) -> None:
     """Drop old raw bodies; extracted text, hashes, versions and changes stay. Each page's latest body is kept."""
-    from storage.maintenance import prune_bodies
+    from policywatch.storage.maintenance import prune_bodies
 
     cutoff = parse_when(bodies_older_than, option="--bodies-older-than")
     cfg = _config(config)
@@ -262,7 +262,7 @@ def db_metadata(config: Optional[Path] = ConfigOpt) -> None:
     """Print Datasette metadata (descriptions and canned queries): `datasette DB --metadata FILE`."""
     from sqlalchemy.engine import make_url
 
-    from storage.maintenance import datasette_metadata
+    from policywatch.storage.maintenance import datasette_metadata
 
     cfg = _config(config)
     name = Path(make_url(cfg.storage_url).database or "policywatch").stem
@@ -271,8 +271,8 @@ def db_metadata(config: Optional[Path] = ConfigOpt) -> None:
 
 # --- history, show, diff --------------------------------------------------------------------------------
 def _page(s, url: str):
-    from monitor.urls import normalize_url
-    from storage import queries as q
+    from policywatch.monitor.urls import normalize_url
+    from policywatch.storage import queries as q
 
     page = q.get_page(s, normalize_url(url))
     if page is None:
@@ -284,7 +284,7 @@ def _page(s, url: str):
 def history(url: str = typer.Argument(..., help="A watched or discovered URL."), config: Optional[Path] = ConfigOpt,
             fmt: str = typer.Option("table", "--format", "-f", help="table | json")) -> None:
     """List the stored versions of a page with their dates."""
-    from storage import queries as q
+    from policywatch.storage import queries as q
 
     cfg = _config(config)
     with _opened(cfg) as db:
@@ -303,8 +303,8 @@ def history(url: str = typer.Argument(..., help="A watched or discovered URL."),
 
 
 def _resolve_version(s, page_id: int, ref: str | None, *, default_last: bool, option: str):
-    from storage import queries as q
-    from storage.models import Version
+    from policywatch.storage import queries as q
+    from policywatch.storage.models import Version
 
     if ref is None:
         versions = q.versions_of(s, page_id)
@@ -343,8 +343,8 @@ def diff(url: str = typer.Argument(...), config: Optional[Path] = ConfigOpt,
          to: Optional[str] = typer.Option(None, "--to", help="Version id or date (default: latest)."),
          fmt: str = typer.Option("text", "--format", "-f", help="text | json")) -> None:
     """Structured diff between two stored versions of a page."""
-    from monitor.diff import diff_blocks
-    from monitor.jsondiff import diff_records
+    from policywatch.monitor.diff import diff_blocks
+    from policywatch.monitor.jsondiff import diff_records
 
     cfg = _config(config)
     with _opened(cfg) as db:
@@ -352,7 +352,7 @@ def diff(url: str = typer.Argument(...), config: Optional[Path] = ConfigOpt,
             page = _page(s, url)
             new = _resolve_version(s, page.id, to, default_last=True, option="--to")
             if from_ is None:
-                from storage.models import Version
+                from policywatch.storage.models import Version
                 from sqlalchemy import select
                 old = s.scalar(select(Version).where(Version.page_id == page.id, Version.id < new.id).order_by(Version.id.desc()).limit(1)) or new
             else:
@@ -388,9 +388,9 @@ def explain(url: str = typer.Argument(..., help="A watched or discovered URL (it
             file: Optional[Path] = typer.Option(None, "--file", help="Explain this local HTML file instead (as if served at URL)."),
             blocks: bool = typer.Option(False, "--blocks", help="Also print every content block with its section.")) -> None:
     """Show how a page is read: extractor, metadata, what was dropped as noise and why, and the content blocks."""
-    from monitor.extract import extract_html
-    from monitor.quality import soft_error_reason
-    from storage import queries as q
+    from policywatch.monitor.extract import extract_html
+    from policywatch.monitor.quality import soft_error_reason
+    from policywatch.storage import queries as q
 
     cfg = _config(config)
     if file is not None:
@@ -445,9 +445,9 @@ def export(what: str = typer.Argument(..., help="changes | versions | fetches | 
     """Stream the history as CSV, one JSON array, or NDJSON (constant memory); `warc` writes raw captures."""
     from sqlalchemy import select
 
-    from storage import queries as q
-    from storage.models import Fetch, Page, Version
-    from storage.serialize import change_to_dict, fetch_to_dict, version_to_dict
+    from policywatch.storage import queries as q
+    from policywatch.storage.models import Fetch, Page, Version
+    from policywatch.storage.serialize import change_to_dict, fetch_to_dict, version_to_dict
 
     if what == "warc":
         return _export_warc(config, since, out_file)
@@ -483,7 +483,7 @@ def export(what: str = typer.Argument(..., help="changes | versions | fetches | 
 
 
 def _export_warc(config: Optional[Path], since: Optional[str], out_file: Optional[Path]) -> None:
-    from storage.maintenance import write_warc
+    from policywatch.storage.maintenance import write_warc
 
     if out_file is None:
         fail("export warc: --out FILE.warc.gz is required (WARC is binary, not for a terminal)", EXIT_USAGE)
@@ -507,7 +507,7 @@ def sql(query: str = typer.Argument(..., help="One SELECT over the tables or the
     """Run one read-only SQL query (SELECT only; it can never write, on SQLite or PostgreSQL).
 
     Uses `[storage] read_url` when it is set (a read-only role for analysts), else `[storage] url`."""
-    from storage.readonly import QueryFailed, QueryRefused, QueryTimeout, run_readonly
+    from policywatch.storage.readonly import QueryFailed, QueryRefused, QueryTimeout, run_readonly
 
     if fmt not in ("table", "json", "csv", "ndjson"):
         fail(f"--format: {fmt!r} is not table, json, csv or ndjson", EXIT_USAGE)
@@ -548,14 +548,14 @@ def sql(query: str = typer.Argument(..., help="One SELECT over the tables or the
         fail(f"SQL error: {exc}", EXIT_USAGE)
 
 
-from monitor import cli_ops  # noqa: E402,F401  (registers digest, site, status and schedule)
+from policywatch.monitor import cli_ops  # noqa: E402,F401  (registers digest, site, status and schedule)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: turn known errors into one-line messages and exit codes."""
     from sqlalchemy.exc import DBAPIError
 
-    from storage.db import StorageError, describe_error
+    from policywatch.storage.db import StorageError, describe_error
 
     try:
         app(args=argv, standalone_mode=False)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from monitor.cli import EXIT_BUSY, EXIT_USAGE, ConfigOpt, _config, _opened, app, err, fail, out
+from policywatch.monitor.cli import EXIT_BUSY, EXIT_USAGE, ConfigOpt, _config, _opened, app, err, fail, out
 
 digest_app = typer.Typer(help="E-mail digests: preview what a subscriber would get, send what is pending.",
                          no_args_is_help=True)
@@ -26,8 +26,8 @@ def digest_preview(config: Optional[Path] = ConfigOpt,
                    subscriber: Optional[str] = typer.Option(None, "--subscriber", "-s", help="E-mail address (default: the first subscriber)."),
                    fmt: str = typer.Option("text", "--format", "-f", help="text | html")) -> None:
     """Render the digest a subscriber would receive now, to stdout. Nothing is recorded or sent."""
-    from monitor.delivery import outbox
-    from reports.digest import render_html, render_text
+    from policywatch.monitor.delivery import outbox
+    from policywatch.reports.digest import render_html, render_text
 
     if fmt not in ("text", "html"):
         fail(f"--format: {fmt!r} is not text or html", EXIT_USAGE)
@@ -47,8 +47,8 @@ def digest_preview(config: Optional[Path] = ConfigOpt,
 def digest_send(config: Optional[Path] = ConfigOpt) -> None:
     """Send pending digests now (what the pass does at its end): each subscriber gets every change since their
     last delivered digest, once. Waits for no one: exits 4 if a pass is running (it sends at its end)."""
-    from monitor.delivery import deliver
-    from storage.locks import LockBusy, pass_lock
+    from policywatch.monitor.delivery import deliver
+    from policywatch.storage.locks import LockBusy, pass_lock
 
     cfg = _config(config)
     _need_mail(cfg)
@@ -68,7 +68,7 @@ def digest_send(config: Optional[Path] = ConfigOpt) -> None:
 @app.command("site")
 def site(config: Optional[Path] = ConfigOpt) -> None:
     """Rebuild the whole static report site (every change page, timelines, index, Atom feed) from the database."""
-    from monitor.delivery import rebuild_site, site_dir
+    from policywatch.monitor.delivery import rebuild_site, site_dir
 
     cfg = _config(config)
     with _opened(cfg, readonly=False) as db:
@@ -83,7 +83,7 @@ def schedule(config: Optional[Path] = ConfigOpt,
     up at start, each pass in a child process. Stops cleanly on SIGTERM / Ctrl-C."""
     import logging
 
-    from monitor.scheduler import Daemon
+    from policywatch.monitor.scheduler import Daemon
 
     cfg = _config(config)
     cfg.require_watchlist()
@@ -107,10 +107,10 @@ def status(config: Optional[Path] = ConfigOpt,
 
     from sqlalchemy import func, select
 
-    from monitor.scheduler import describe
-    from storage.locks import pass_running
-    from storage.models import Digest, Run
-    from storage.serialize import iso
+    from policywatch.monitor.scheduler import describe
+    from policywatch.storage.locks import pass_running
+    from policywatch.storage.models import Digest, Run
+    from policywatch.storage.serialize import iso
 
     if fmt not in ("text", "json"):
         fail(f"--format: {fmt!r} is not text or json", EXIT_USAGE)

@@ -14,9 +14,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable
 
-from monitor.config_ops import (MailSettings, Schedule, ScheduleJob, Subscriber, parse_mail, parse_schedule,
+from policywatch.monitor.config_ops import (MailSettings, Schedule, ScheduleJob, Subscriber, parse_mail, parse_schedule,
                                 parse_subscribers)
-from monitor.urls import AllowedDomains, normalize_url, redact_url, url_problem
+from policywatch.monitor.urls import AllowedDomains, normalize_url, redact_url, url_problem
 
 log = logging.getLogger("policywatch.config")
 

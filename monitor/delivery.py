@@ -10,11 +10,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from monitor.config import Config
-from reports.data import news
-from reports.outbox import DeliveryReport, Outbox, Transport, operator_reasons
-from reports.site import Site
-from storage.models import Change, Run
+from policywatch.monitor.config import Config
+from policywatch.reports.data import news
+from policywatch.reports.outbox import DeliveryReport, Outbox, Transport, operator_reasons
+from policywatch.reports.site import Site
+from policywatch.storage.models import Change, Run
 
 
 def topic_names(config: Config) -> dict[str, str]:

@@ -28,7 +28,7 @@ from typing import Callable
 
 from rich.console import Console
 
-SITE = files("monitor").joinpath("demo_site")
+SITE = files("policywatch.monitor").joinpath("demo_site")
 IRCC = "/en/immigration-refugees-citizenship"
 OPS = f"{IRCC}/corporate/publications-manuals/operational-bulletins-manuals/temporary-residents/foreign-workers"
 PATHS = {
@@ -287,10 +287,10 @@ def demo_config(base: str, out_dir: Path) -> str:
 def run_demo(out_dir: Path, out: Console, err: Console, nights: tuple[int, ...] = NIGHTS,
              on_night: Callable[[int], None] | None = None) -> list[dict]:
     """Run the demo into `out_dir` (a fresh database each time); print what each night found."""
-    from monitor.config import load_config
-    from monitor.passrun import run_pass
-    from storage import open_database
-    from storage.models import Change
+    from policywatch.monitor.config import load_config
+    from policywatch.monitor.passrun import run_pass
+    from policywatch.storage import open_database
+    from policywatch.storage.models import Change
     from sqlalchemy import select
 
     out_dir = out_dir.resolve()
@@ -312,7 +312,7 @@ def run_demo(out_dir: Path, out: Console, err: Console, nights: tuple[int, ...] 
             db = open_database(config.storage_url)
             try:
                 with db.session() as s:
-                    from reports.data import rank_key
+                    from policywatch.reports.data import rank_key
 
                     changes = sorted(s.scalars(select(Change).where(Change.run_id == result.run_id)), key=rank_key)
                     for ch in changes:

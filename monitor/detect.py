@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.config import Topic
-from monitor.facts import describe_fact_change, extract_facts, merge_fact_changes
-from monitor.diff import diff_blocks
-from monitor.jsondiff import diff_records
-from monitor.topics import assign_topics, details_released
+from policywatch.monitor.config import Topic
+from policywatch.monitor.facts import describe_fact_change, extract_facts, merge_fact_changes
+from policywatch.monitor.diff import diff_blocks
+from policywatch.monitor.jsondiff import diff_records
+from policywatch.monitor.topics import assign_topics, details_released
 
 MAX_OPS_STORED = 200  # a page rewritten wholesale keeps the first 200 block operations in its record
 SEVERITY = {"low": 0, "medium": 1, "high": 2}

@@ -10,7 +10,7 @@ import re
 from difflib import SequenceMatcher
 from typing import Any
 
-from monitor.facts import compare_facts, extract_facts
+from policywatch.monitor.facts import compare_facts, extract_facts
 
 PAIR_THRESHOLD = 0.5  # two blocks at least this similar are "changed", not "removed + added"
 _TOKENS = re.compile(r"\s+|[^\s]+")

@@ -23,7 +23,7 @@ import orjson
 from lxml import etree
 from lxml.cssselect import CSSSelector
 
-from monitor.normalize import normalize_text
+from policywatch.monitor.normalize import normalize_text
 
 HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 LEAF_BLOCKS = {"p", "li", "dt", "dd", "pre", "blockquote", "figcaption", "caption", "summary", "address", "legend"}

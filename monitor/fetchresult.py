@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from monitor.config import Watch
+from policywatch.monitor.config import Watch
 
 
 def _now() -> datetime:

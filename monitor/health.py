@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.config import Config
-from monitor.urls import normalize_url
-from storage.models import Fetch, Page, Run
+from policywatch.monitor.config import Config
+from policywatch.monitor.urls import normalize_url
+from policywatch.storage.models import Fetch, Page, Run
 
 STALE_AFTER = 3
 GOOD = ("ok", "not_modified")

@@ -15,18 +15,18 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from monitor.config import Config
-from monitor.detect import ChangeDecision, detect_html, detect_json, removed_decision
-from monitor.extract import NoMainContent, extract_html
-from monitor.fetchresult import FetchResult, PageOutcome
-from monitor.jsondiff import MalformedJSON, parse_json, records_hash, records_text, to_records
-from monitor.quality import soft_error_reason
-from monitor.urls import normalize_url
-from storage import blockpack, bodypack
-from storage import queries as q
-from storage.db import Database
-from storage.models import Change, Fetch, Page, Version
-from storage.types import PackedJSON, utcnow
+from policywatch.monitor.config import Config
+from policywatch.monitor.detect import ChangeDecision, detect_html, detect_json, removed_decision
+from policywatch.monitor.extract import NoMainContent, extract_html
+from policywatch.monitor.fetchresult import FetchResult, PageOutcome
+from policywatch.monitor.jsondiff import MalformedJSON, parse_json, records_hash, records_text, to_records
+from policywatch.monitor.quality import soft_error_reason
+from policywatch.monitor.urls import normalize_url
+from policywatch.storage import blockpack, bodypack
+from policywatch.storage import queries as q
+from policywatch.storage.db import Database
+from policywatch.storage.models import Change, Fetch, Page, Version
+from policywatch.storage.types import PackedJSON, utcnow
 
 log = logging.getLogger(__name__)
 GONE_STATUSES = (404, 410)

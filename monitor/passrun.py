@@ -2,7 +2,7 @@
 
 Why a child process: Twisted's reactor cannot be restarted, and a crash or leak in a crawl must not take the
 caller (the CLI, the scheduler daemon) down. The monitor never imports the crawler: it runs `python -P -m scrapy
-crawl watchlist` with `SCRAPY_SETTINGS_MODULE=crawler.settings`; the crawl reads the config file and the history
+crawl watchlist` with `SCRAPY_SETTINGS_MODULE=policywatch.crawler.settings`; the crawl reads the config file and the history
 itself, stores each page in its own transaction, and the pass watches progress in the database.
 """
 from __future__ import annotations
@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from monitor.child import python_module
-from monitor.config import Config
-from monitor.health import crawl_health
-from storage import StorageError, open_database
-from storage import queries as q
-from storage.locks import LockGuard, LockLost, pass_lock
+from policywatch.monitor.child import python_module
+from policywatch.monitor.config import Config
+from policywatch.monitor.health import crawl_health
+from policywatch.storage import StorageError, open_database
+from policywatch.storage import queries as q
+from policywatch.storage.locks import LockGuard, LockLost, pass_lock
 
 if TYPE_CHECKING:
-    from reports.outbox import DeliveryReport
+    from policywatch.reports.outbox import DeliveryReport
 
 ProgressFn = Callable[[int, int], None]
 
@@ -117,7 +117,7 @@ def _die_with_parent() -> None:
 def spawn_crawl(cmd: list[str], console_log: Path) -> subprocess.Popen[bytes]:
     """Start the Scrapy child: crawler settings, no standard input, its own stdout/stderr in `console_log`
     (tracebacks land there), and SIGTERM if this process dies, so no orphan crawl writes on."""
-    env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "crawler.settings"}
+    env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "policywatch.crawler.settings"}
     with open(private_log(console_log.parent, console_log.name), "wb") as console:
         return subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
                                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
@@ -212,9 +212,9 @@ def _locked_pass(db, full: Config, progress: ProgressFn | None, timeout: float |
         health = crawl_health(s, run_id, config)
         run = q.finish_run(s, run_id, status, message, health)
         counts = q.run_counts(s, run_id)
-    from monitor.delivery import deliver, publish_site
-    from reports.data import load_run_report
-    from reports.render import write_run_reports
+    from policywatch.monitor.delivery import deliver, publish_site
+    from policywatch.reports.data import load_run_report
+    from policywatch.reports.render import write_run_reports
 
     report_error = None
     try:

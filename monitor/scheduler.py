@@ -22,9 +22,9 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import func, select
 
-from monitor.child import python_module
-from monitor.config import Config
-from storage.models import Run
+from policywatch.monitor.child import python_module
+from policywatch.monitor.config import Config
+from policywatch.storage.models import Run
 
 log = logging.getLogger("policywatch.schedule")
 
@@ -90,7 +90,7 @@ Runner = Callable[[str], int]
 
 
 def pass_command(config_path: Path, job: str) -> list[str]:
-    cmd = [*python_module("monitor"), "run", "--config", str(config_path), "--quiet"]
+    cmd = [*python_module("policywatch.monitor"), "run", "--config", str(config_path), "--quiet"]
     return cmd + (["--job", job] if job != NIGHTLY else [])
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable
 
-from monitor.config import INNOVATION_STREAM, Topic
+from policywatch.monitor.config import INNOVATION_STREAM, Topic
 
 #: Wording that promises details later; its disappearance is the signal consultants wait for.
 LATER = re.compile(

@@ -10,8 +10,8 @@ from typing import Any, Iterator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reports.sitewide import Notice, split_notices
-from storage.models import Change, Run
+from policywatch.reports.sitewide import Notice, split_notices
+from policywatch.storage.models import Change, Run
 
 SIGNIFICANCE_ORDER = {"high": 0, "medium": 1, "low": 2}
 

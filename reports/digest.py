@@ -14,10 +14,10 @@ from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 from typing import Iterable, Protocol, Sequence
 
-from reports.data import SIGNIFICANCE_ORDER, is_baseline
-from reports.render import environment
-from reports.sitewide import Notice, split_notices
-from storage.models import Change
+from policywatch.reports.data import SIGNIFICANCE_ORDER, is_baseline
+from policywatch.reports.render import environment
+from policywatch.reports.sitewide import Notice, split_notices
+from policywatch.storage.models import Change
 
 SIG_RANK = {"low": 0, "medium": 1, "high": 2}
 

@@ -22,11 +22,11 @@ from typing import Callable, Protocol, Sequence
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from reports.data import news
-from reports.digest import Digest, SubscriberLike, build_message, compose, message_id, render_html, render_text
-from reports.mail import SendError, send_message
-from storage.models import Change, Digest as DigestRow, DigestItem, Run, Subscriber
-from storage.types import utcnow
+from policywatch.reports.data import news
+from policywatch.reports.digest import Digest, SubscriberLike, build_message, compose, message_id, render_html, render_text
+from policywatch.reports.mail import SendError, send_message
+from policywatch.storage.models import Change, Digest as DigestRow, DigestItem, Run, Subscriber
+from policywatch.storage.types import utcnow
 
 WEEK = timedelta(days=7) - timedelta(hours=4)  # a weekly digest is due after ~7 days (tolerates schedule jitter)
 

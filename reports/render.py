@@ -8,7 +8,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from reports.data import ReportData
+from policywatch.reports.data import ReportData
 
 _env: Environment | None = None
 
@@ -16,7 +16,7 @@ _env: Environment | None = None
 def environment() -> Environment:
     global _env
     if _env is None:
-        _env = Environment(loader=PackageLoader("reports", "templates"),
+        _env = Environment(loader=PackageLoader("policywatch.reports", "templates"),
                            autoescape=select_autoescape(disabled_extensions=("md.j2", "txt.j2"), default=True, default_for_string=True),  # md/txt escape via |md
                            undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
         _env.filters["section"] = lambda s: " › ".join(s) if s else "Top of page"

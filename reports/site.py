@@ -14,9 +14,9 @@ from typing import Any, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from reports.data import is_baseline
-from reports.render import environment, write_atomic
-from storage.models import Change, Page, Version
+from policywatch.reports.data import is_baseline
+from policywatch.reports.render import environment, write_atomic
+from policywatch.storage.models import Change, Page, Version
 
 INDEX_LIMIT = 500
 FEED_LIMIT = 100

@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from storage.models import Change
+from policywatch.storage.models import Change
 
 MIN_PAGES = 3
 

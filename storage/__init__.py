@@ -2,6 +2,6 @@
 
 Storage is the hub of the data flow: the crawler, the monitor and the reports use it; it imports none of them.
 """
-from storage.db import Database, StorageError, open_database
+from policywatch.storage.db import Database, StorageError, open_database
 
 __all__ = ["Database", "StorageError", "open_database"]

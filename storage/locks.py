@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from storage.db import StorageError
+from policywatch.storage.db import StorageError
 
 log = logging.getLogger(__name__)
 

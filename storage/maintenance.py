@@ -9,8 +9,8 @@ from typing import BinaryIO
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from storage.models import Body, Page, Version
-from storage.queries import unpack_body
+from policywatch.storage.models import Body, Page, Version
+from policywatch.storage.queries import unpack_body
 
 
 def prune_bodies(s: Session, older_than: datetime) -> tuple[int, int]:
@@ -52,5 +52,5 @@ def write_warc(s: Session, out: BinaryIO, since: datetime | None = None) -> int:
 def datasette_metadata(database_name: str) -> dict:
     from importlib.resources import files
 
-    text = files("storage").joinpath("datasette-metadata.json").read_text(encoding="utf-8")
+    text = files("policywatch.storage").joinpath("datasette-metadata.json").read_text(encoding="utf-8")
     return json.loads(text.replace("__DATABASE__", database_name))

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from storage import blockpack
-from storage.types import CompressedJSON, HexDigest, UTCDateTime, utcnow
+from policywatch.storage import blockpack
+from policywatch.storage.types import CompressedJSON, HexDigest, UTCDateTime, utcnow
 
 
 class Base(DeclarativeBase):

@@ -11,9 +11,9 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from storage import bodypack
-from storage.models import Base, Body, BodyDict, Change, Fetch, Page, Run, Version
-from storage.types import utcnow
+from policywatch.storage import bodypack
+from policywatch.storage.models import Base, Body, BodyDict, Change, Fetch, Page, Run, Version
+from policywatch.storage.types import utcnow
 
 
 # --- runs -----------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlparse import tokens as T
 
-from storage.db import StorageError
+from policywatch.storage.db import StorageError
 
 #: Functions that read or write server files, run programs, talk to other servers, run SQL given as a string,
 #: change settings or roles, take the pass lock, or signal other sessions. PostgreSQL allows all of them in a

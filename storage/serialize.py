@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from storage.models import Change, Fetch, Version
+from policywatch.storage.models import Change, Fetch, Version
 
 #: The public contract's keys come first, in this order; details follow.
 CHANGE_KEYS = ("id", "url", "detected_at", "kind", "significance", "topics", "summary", "title", "details_released",

@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from monitor.demo import NightServer
+from policywatch.monitor.demo import NightServer
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -25,7 +25,13 @@ def imports(package: str) -> list[tuple[str, str]]:
 
 
 def _top(mod: str) -> str:
-    return mod.split(".")[0]
+    """The project folder a module is in (`policywatch.monitor.cli` -> `monitor`), or the outside package."""
+    parts = mod.split(".")
+    return parts[1] if parts[0] == "policywatch" and len(parts) > 1 else parts[0]
+
+
+def _local(mod: str) -> str:
+    return mod.removeprefix("policywatch.")
 
 
 @pytest.mark.parametrize("package, forbidden", [
@@ -39,7 +45,7 @@ def test_forbidden_imports(package, forbidden):
 
 
 def test_crawler_uses_only_per_page_monitor_modules():
-    used = {m for _f, m in imports("crawler") if _top(m) == "monitor"}
+    used = {_local(m) for _f, m in imports("crawler") if _top(m) == "monitor"}
     assert used and used <= PER_PAGE, used - PER_PAGE
     assert not any(_top(m) == "reports" for _f, m in imports("crawler"))
 
@@ -47,5 +53,13 @@ def test_crawler_uses_only_per_page_monitor_modules():
 def test_per_page_modules_do_not_pull_in_the_pass():
     for mod in PER_PAGE - {"monitor"}:
         path = ROOT / (mod.replace(".", "/") + ".py")
-        mods = {n.module for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ImportFrom) and n.module}
+        mods = {_local(n.module) for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ImportFrom) and n.module}
         assert not mods & {"monitor.passrun", "monitor.cli", "monitor.demo", "reports.render", "reports.data"}, mod
+
+
+def test_every_import_of_the_project_is_in_the_policywatch_namespace():
+    """Installed, the folders are policywatch.crawler, … (pyproject's package-dir): a bare `import storage` would
+    find whatever else a user's site-packages or working directory calls storage."""
+    bare = [(f, m) for pkg in ("crawler", "monitor", "storage", "reports", "tests", "bench") for f, m in imports(pkg)
+            if m.split(".")[0] in {"crawler", "monitor", "storage", "reports"}]
+    assert bare == []

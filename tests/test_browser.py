@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from reports.data import load_run_report
-from reports.digest import compose, render_html
-from reports.render import write_run_reports
-from reports.site import Site
-from storage import open_database
-from storage import queries as q
-from storage.models import Change, Version
-from storage.types import utcnow
+from policywatch.reports.data import load_run_report
+from policywatch.reports.digest import compose, render_html
+from policywatch.reports.render import write_run_reports
+from policywatch.reports.site import Site
+from policywatch.storage import open_database
+from policywatch.storage import queries as q
+from policywatch.storage.models import Change, Version
+from policywatch.storage.types import utcnow
 from tests.conftest import IN_CI, ROOT
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -87,7 +87,7 @@ def test_hostile_page_text_does_not_execute_in_reports(browser, tmp_path):
             run_id = run.id
         with db.session() as s:
             changes = list(s.scalars(select(Change)))
-            from monitor.config_ops import Subscriber
+            from policywatch.monitor.config_ops import Subscriber
 
             digest_html = tmp_path / "digest.html"
             digest_html.write_text(render_html(compose(changes, Subscriber("a@example.org"), base_url="https://r.example.org/",

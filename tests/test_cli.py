@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor import __version__
+from policywatch.monitor import __version__
 from tests.conftest import policywatch
 
 

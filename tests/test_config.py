@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import ConfigError, load_config, parse_config
+from policywatch.monitor.config import ConfigError, load_config, parse_config
 
 GOOD = """
 [storage]
@@ -102,7 +102,7 @@ def test_digest_is_the_one_runs_already_recorded(tmp_path):
 def test_the_watch_index_holds_each_url_once():
     """The pass and the crawl hold the whole watchlist (≈ 1 KB a watch over the tree before): the index and the
     crawl's "seen" set reuse the watch's own URL string when it is already normalized, and a Watch has no __dict__."""
-    from monitor.urls import normalize_url
+    from policywatch.monitor.urls import normalize_url
 
     urls = ["https://www.canada.ca/en/a.html", "HTTPS://WWW.Canada.ca/en/b.html#top"]
     cfg = parse_config({"crawl": {"allowed_domains": ["www.canada.ca"]}, "watch": [{"url": u} for u in urls]})

@@ -34,7 +34,7 @@ print(json.dumps({"modules": sorted(sys.modules), "responses": stats.get("downlo
 def _crawl(config: Path, tmp_path: Path, **args: str) -> dict:
     script = tmp_path / "crawl.py"
     script.write_text(CRAWL, encoding="utf-8")
-    env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "crawler.settings", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "policywatch.crawler.settings", "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-P", str(script), str(config), json.dumps(args)], capture_output=True,
                           text=True, timeout=120, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -45,7 +45,7 @@ def test_a_watchlist_crawl_imports_no_unused_integration(permits_site, write_con
     result = _crawl(write_config(permits_config_body(permits_site)), tmp_path)
     assert result["responses"] >= 4  # a real crawl of the fixture site, robots.txt and the watchlist
     loaded = {m.split(".")[0] for m in result["modules"]}
-    assert "scrapy" in loaded and "crawler" in loaded
+    assert "scrapy" in loaded and "policywatch.crawler" in result["modules"]
     assert {m: why for m, why in UNUSED.items() if m in loaded} == {}
     assert sum(result["stored"].values()) == 5  # the crawl stored every page itself (4 watched, 1 discovered)
 
@@ -54,7 +54,7 @@ def test_a_pass_is_two_processes_integration(permits_site, write_config, tmp_pat
     """`policywatch run`: the pass and one crawl child, which has no children of its own."""
     cfg = write_config(permits_config_body(permits_site))
     permits_site.server.delay = 0.3
-    pass_proc = subprocess.Popen([sys.executable, "-P", "-m", "monitor", "run", "--config", str(cfg), "--quiet"],
+    pass_proc = subprocess.Popen([sys.executable, "-P", "-m", "policywatch.monitor", "run", "--config", str(cfg), "--quiet"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen: set[tuple[int, ...]] = set()
     while pass_proc.poll() is None:
@@ -83,7 +83,7 @@ def test_the_watchlist_spider_is_listed(monkeypatch):
     from scrapy.spiderloader import get_spider_loader
     from scrapy.utils.project import get_project_settings
 
-    monkeypatch.setenv("SCRAPY_SETTINGS_MODULE", "crawler.settings")
+    monkeypatch.setenv("SCRAPY_SETTINGS_MODULE", "policywatch.crawler.settings")
     loader = get_spider_loader(get_project_settings())
     assert loader.list() == ["watchlist"]
     assert loader.load("watchlist").name == "watchlist"

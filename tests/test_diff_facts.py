@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.diff import diff_blocks, inline_diff
-from monitor.facts import compare_facts, extract_facts
+from policywatch.monitor.diff import diff_blocks, inline_diff
+from policywatch.monitor.facts import compare_facts, extract_facts
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from monitor.config import ConfigError, parse_config
-from monitor.config_ops import MailSettings, Subscriber
-from reports.digest import collapse, compose, render_text
-from reports.mail import SendError, send_message
-from reports.outbox import Outbox
-from storage import open_database
-from storage import queries as q
-from storage.models import Change, Digest, DigestItem
-from storage.types import utcnow
+from policywatch.monitor.config import ConfigError, parse_config
+from policywatch.monitor.config_ops import MailSettings, Subscriber
+from policywatch.reports.digest import collapse, compose, render_text
+from policywatch.reports.mail import SendError, send_message
+from policywatch.reports.outbox import Outbox
+from policywatch.storage import open_database
+from policywatch.storage import queries as q
+from policywatch.storage.models import Change, Digest, DigestItem
+from policywatch.storage.types import utcnow
 from tests.smtp_server import SmtpSink, free_port, make_cert
 
 TOPICS = {"innovation-stream": "Innovation Stream", "fees": "Fees"}
@@ -193,7 +193,7 @@ def test_scraped_markup_is_inert_in_the_digest(db):
         changes = list(s.scalars(select(Change)))
         changes[0].summary = 'Fee <script>alert(1)</script> <img src=x onerror="alert(2)">'
         d = compose(changes, Subscriber("a@example.org"), base_url=None, topic_names=TOPICS)
-        from reports.digest import render_html
+        from policywatch.reports.digest import render_html
 
         html = render_html(d)
     assert "<script>alert" not in html and "<img src=x" not in html and "&lt;script&gt;" in html

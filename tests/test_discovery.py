@@ -8,8 +8,8 @@ import sqlite3
 
 import pytest
 
-from crawler.discovery import read_feed, read_sitemap
-from monitor.demo import NightServer
+from policywatch.crawler.discovery import read_feed, read_sitemap
+from policywatch.monitor.demo import NightServer
 from tests.conftest import policywatch
 
 PAGE = ('<html><head><title>{t}</title></head><body><main property="mainContentOfPage"><h1>{t}</h1>'

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from monitor.config import parse_config
-from monitor.pagework import FetchResult, PageWork
-from storage import open_database
-from storage import queries as q
+from policywatch.monitor.config import parse_config
+from policywatch.monitor.pagework import FetchResult, PageWork
+from policywatch.storage import open_database
+from policywatch.storage import queries as q
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "data-dictionary.md"
 PAGE = ('<html><body><main property="mainContentOfPage"><h1>Innovation Stream</h1><h2>Status</h2><p>{p}</p></main>'
@@ -32,8 +32,8 @@ def test_documented_queries(db_url):
                 body=PAGE.format(p=text).encode() if outcome == "ok" else None, content_type="text/html"))
             with db.session() as s:
                 q.finish_run(s, run_id, "completed")
-        from monitor.config_ops import MailSettings, Subscriber
-        from reports.outbox import Outbox
+        from policywatch.monitor.config_ops import MailSettings, Subscriber
+        from policywatch.reports.outbox import Outbox
         from tests.smtp_server import free_port
 
         # a digest for a subscriber who joined before pass 1, to a mail server that is down: stays in the outbox

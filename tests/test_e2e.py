@@ -128,7 +128,7 @@ url = "{permits_site.url('/doc.pdf')}"
 
 def test_offsite_redirect_is_dropped(write_config, permits_site, tmp_path):
     """A redirect to another port is never followed: offsite_redirect, and the other server sees nothing."""
-    from monitor.demo import NightServer
+    from policywatch.monitor.demo import NightServer
 
     with NightServer({"/secret.html": (b"<html><body>secret</body></html>", "text/html")}) as other:
         import http.server

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from monitor.extract import NoMainContent, extract_html
+from policywatch.monitor.extract import NoMainContent, extract_html
 
 NOISE = Path(__file__).parent / "eval" / "noise"
 PAGE = """<html lang="en"><head><title>T - Canada.ca</title><meta name="dcterms.modified" content="2024-03-22">
@@ -78,7 +78,7 @@ def test_content_hash_serializes_blocks_once_and_matches_the_canonical_hash():
     content_hash(title, blocks) that every stored version was hashed with, or every page would look new."""
     import json
 
-    from monitor.extract import content_hash
+    from policywatch.monitor.extract import content_hash
     for f in sorted(NOISE.rglob("*.html"))[:6]:
         ex = extract_html(f.read_bytes(), "https://www.canada.ca/en/x.html")
         assert ex.blocks and ex.content_hash == content_hash(ex.title, ex.blocks)
@@ -91,7 +91,7 @@ def test_gcweb_furniture_matcher_equals_the_css_selectors() -> None:
     separator), duplicate ids, a match inside an earlier match."""
     import copy
 
-    from monitor import extract as ex
+    from policywatch.monitor import extract as ex
 
     html = """<html><body><main property="mainContentOfPage" class="container"><h1>T</h1>
     <p>Keep one.</p><section class="pagedetails"><p>a</p><div class="pagedetails"><dl id="wb-dtmd">d</dl></div></section>
@@ -147,7 +147,7 @@ def test_orjson_and_the_stdlib_encode_blocks_identically_on_every_code_point() -
 def test_metadata_equals_the_xpath_definitions(html: str) -> None:
     """`extract_metadata` reads meta/link elements in one pass and scans for #wb-dtmd only when libxml2's ID
     index knows one; on awkward markup it must give what the XPath definitions it replaced give."""
-    from monitor import extract as ex
+    from policywatch.monitor import extract as ex
 
     doc = ex.parse_html(html.encode(), "utf-8")
 

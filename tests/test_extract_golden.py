@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from monitor.extract import NoMainContent, extract_html  # noqa: E402
+from policywatch.monitor.extract import NoMainContent, extract_html  # noqa: E402
 from tests.eval import gate  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "fixtures" / "extraction-golden.json"

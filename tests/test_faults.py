@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from monitor.extract import effective_encoding
+from policywatch.monitor.extract import effective_encoding
 from tests.conftest import BIN, ROOT
 
 pytestmark = pytest.mark.slow

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from storage import open_database
-from storage import queries as q
-from storage.maintenance import datasette_metadata, prune_bodies, write_warc
+from policywatch.storage import open_database
+from policywatch.storage import queries as q
+from policywatch.storage.maintenance import datasette_metadata, prune_bodies, write_warc
 from tests.conftest import policywatch
 from tests.test_storage import _config, _night
 

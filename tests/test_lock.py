@@ -78,7 +78,7 @@ def test_postgresql_pass_lock_lost_with_its_connection_is_taken_again(pg_url):
     so no second pass can start beside this one."""
     import sqlalchemy as sa
 
-    from storage.locks import LockBusy, LockGuard, pass_lock
+    from policywatch.storage.locks import LockBusy, LockGuard, pass_lock
     engine = sa.create_engine(pg_url)
     admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
     try:
@@ -104,7 +104,7 @@ def test_postgresql_pass_lock_lost_with_its_connection_is_taken_again(pg_url):
 def test_postgresql_pass_lock_taken_by_another_pass_stops_this_one(pg_url):
     import sqlalchemy as sa
 
-    from storage.locks import LockGuard, LockLost, pass_lock
+    from policywatch.storage.locks import LockGuard, LockLost, pass_lock
     engine = sa.create_engine(pg_url)
     admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
     other = LockGuard(engine)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from reports.data import ReportData
-from reports.render import render_html, render_markdown
-from storage.models import Change, Run
+from policywatch.reports.data import ReportData
+from policywatch.reports.render import render_html, render_markdown
+from policywatch.storage.models import Change, Run
 
 EVIL = '<script>alert(1)</script><img src=x onerror="alert(2)"> [click](javascript:alert(3))'
 
@@ -43,10 +43,10 @@ def test_markdown_neutralizes_html_and_links():
 def test_a_first_night_lists_every_baseline_from_a_streamed_light_load(tmp_path):
     """A first night of a large watchlist is one "now watching" note per page: the report lists each page (title
     escaped) from a light record, not the Change with its details, and a digest never sees them."""
-    from reports.data import BaselineEntry, load_run_report
-    from reports.outbox import news_between
-    from storage import open_database
-    from storage.models import Page
+    from policywatch.reports.data import BaselineEntry, load_run_report
+    from policywatch.reports.outbox import news_between
+    from policywatch.storage import open_database
+    from policywatch.storage.models import Page
 
     db = open_database(f"sqlite:///{tmp_path / 'history.db'}")
     try:

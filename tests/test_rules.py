@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import parse_config
-from monitor.pagework import FetchResult, PageWork
-from storage import open_database
-from storage import queries as q
+from policywatch.monitor.config import parse_config
+from policywatch.monitor.pagework import FetchResult, PageWork
+from policywatch.storage import open_database
+from policywatch.storage import queries as q
 from tests.conftest import policywatch
 
 URL = "https://www.canada.ca/en/immigration-refugees-citizenship/page.html"
@@ -97,6 +97,6 @@ def test_explain_cli(write_config, tmp_path: Path):
     ("systematic", "STEM", False),
 ])
 def test_keyword_whole_word_matching(text, keyword, found):
-    from monitor.topics import contains_word
+    from policywatch.monitor.topics import contains_word
 
     assert contains_word(text.lower(), keyword) is found

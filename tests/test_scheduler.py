@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor.config import load_config
-from monitor.scheduler import NIGHTLY, Daemon, JobSpec, fire_times, missed_fire_time, pass_command
-from storage import open_database
-from storage import queries as q
+from policywatch.monitor.config import load_config
+from policywatch.monitor.scheduler import NIGHTLY, Daemon, JobSpec, fire_times, missed_fire_time, pass_command
+from policywatch.storage import open_database
+from policywatch.storage import queries as q
 from tests.conftest import BIN, permits_config_body, policywatch
 
 TORONTO = ZoneInfo("America/Toronto")
@@ -215,7 +215,7 @@ url = "{permits_site.url('/data/rounds.json')}"
 
 @pytest.mark.slow
 def test_passes_run_from_a_directory_that_holds_the_reports_folder(permits_site, write_config, tmp_path):
-    """The daemon starts each pass as `python -m monitor run` in the user's directory, which holds the reports folder
+    """The daemon starts each pass as `python -P -m policywatch.monitor run` in the user's directory, which holds the reports folder
     from the first night on (and may hold folders named like policywatch's other packages). With the editable
     install `make` does, `-m` put that directory first on sys.path and its `reports` folder shadowed the package:
     the second night failed. Both nights must complete, the crawl child included."""

@@ -108,7 +108,7 @@ def test_sql_attacks_change_nothing_create_nothing_run_nothing(filled, tmp_path)
 
 def test_each_layer_refuses_on_its_own(filled, tmp_path, monkeypatch):
     """With the parser taken away, the driver and the session still refuse (defence in depth)."""
-    from storage import readonly
+    from policywatch.storage import readonly
 
     cfg, url = filled
     before = snapshot(url)
@@ -188,8 +188,8 @@ def test_plaintext_login_only_to_loopback_when_allowed(write_config, permits_sit
 
 
 def test_send_refuses_a_login_without_tls_whatever_built_the_settings():
-    from reports.mail import SendError, send_message
-    from monitor.config_ops import MailSettings
+    from policywatch.reports.mail import SendError, send_message
+    from policywatch.monitor.config_ops import MailSettings
 
     env = {"U": "bot", "P": "pa55-word"}
     with SmtpSink() as sink:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-import monitor.pagework as pagework
-from monitor.config import parse_config
-from monitor.pagework import FetchResult, PageWork, main_fingerprint
-from storage import open_database
-from storage import queries as q
-from storage.models import Fetch
+import policywatch.monitor.pagework as pagework
+from policywatch.monitor.config import parse_config
+from policywatch.monitor.pagework import FetchResult, PageWork, main_fingerprint
+from policywatch.storage import open_database
+from policywatch.storage import queries as q
+from policywatch.storage.models import Fetch
 
 URL = "https://www.canada.ca/en/x.html"
 PAGE = ('<html><head><title>{title}</title><script src="/wet.js?v={noise}"></script></head><body>'

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from monitor.config_ops import Subscriber
-from reports.data import load_run_report
-from reports.digest import compose, render_text
-from reports.render import render_markdown
-from reports.sitewide import split_notices
-from storage import open_database
-from storage import queries as q
-from storage.models import Change
-from storage.types import utcnow
+from policywatch.monitor.config_ops import Subscriber
+from policywatch.reports.data import load_run_report
+from policywatch.reports.digest import compose, render_text
+from policywatch.reports.render import render_markdown
+from policywatch.reports.sitewide import split_notices
+from policywatch.storage import open_database
+from policywatch.storage import queries as q
+from policywatch.storage.models import Change
+from policywatch.storage.types import utcnow
 
 NOTICE = "Notice: ports of entry will be closed on December 25."
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from monitor.config import parse_config
-from monitor.pagework import FetchResult, PageWork
-from storage import StorageError, open_database
-from storage import queries as q
-from storage.db import head_revision
-from storage.models import Change, Fetch, Page, Version
+from policywatch.monitor.config import parse_config
+from policywatch.monitor.pagework import FetchResult, PageWork
+from policywatch.storage import StorageError, open_database
+from policywatch.storage import queries as q
+from policywatch.storage.db import head_revision
+from policywatch.storage.models import Change, Fetch, Page, Version
 
 GCWEB = """<html><head><title>{t}</title></head><body><main property="mainContentOfPage"><h1>{t}</h1>
 <h2>Fees</h2><p>The work permit fee is {fee}.</p><script>{noise}</script>
@@ -147,7 +147,7 @@ def test_a_failed_page_transaction_leaves_nothing(db_url: str):
 def _open(url: str) -> str:
     db = open_database(url)
     with db.engine.connect() as conn:
-        from storage.db import current_revision
+        from policywatch.storage.db import current_revision
         rev = current_revision(conn)
     db.dispose()
     return rev
@@ -174,7 +174,7 @@ def test_first_migration_upgrades_with_data_intact(db_url: str):
     """A database at the first revision, with data, upgrades to head and keeps its rows."""
     from alembic import command
 
-    from storage.db import alembic_config, make_engine
+    from policywatch.storage.db import alembic_config, make_engine
 
     engine = make_engine(db_url)
     with engine.begin() as conn:
@@ -196,7 +196,7 @@ def test_first_migration_upgrades_with_data_intact(db_url: str):
             assert conn.execute(sa.text("SELECT pages_fetched FROM run_log")).scalar() == 3
             assert conn.execute(sa.text("SELECT text FROM page_versions")).scalar() == "Fee $155"
             assert conn.execute(sa.text("SELECT raw_hash, content_hash FROM fetch_log")).one() == (HASH, HASH)  # hex for SQL
-            from storage.db import current_revision
+            from policywatch.storage.db import current_revision
             assert current_revision(conn) == head_revision()
         with db.session() as s:
             assert s.get(Version, 1).blocks == BLOCKS  # converted to compressed JSON, read back intact
@@ -248,7 +248,7 @@ def test_lost_postgresql_connection_recovers(pg_url: str):
 
 def test_head_revision_constant_matches_the_migrations():
     """storage.db skips Alembic when a database is at HEAD_REVISION: the constant must name the real head."""
-    from storage.db import HEAD_REVISION
+    from policywatch.storage.db import HEAD_REVISION
     assert HEAD_REVISION == head_revision()
 
 
@@ -261,8 +261,8 @@ def test_bodies_packed_against_the_host_template_read_back_and_downgrade_to_plai
     from alembic import command
     from warcio.archiveiterator import ArchiveIterator
 
-    from storage.db import alembic_config
-    from storage.maintenance import write_warc
+    from policywatch.storage.db import alembic_config
+    from policywatch.storage.maintenance import write_warc
     noise = sorted((Path(__file__).parent / "eval" / "noise").glob("*.html"))
     bodies = [f.read_bytes() for f in noise[::12]]  # three different real canada.ca pages
     urls = [f"https://www.canada.ca/en/p{i}.html" for i in range(len(bodies))]
@@ -302,9 +302,9 @@ def test_bodies_packed_against_the_host_template_read_back_and_downgrade_to_plai
 
 def test_versions_store_block_structure_once_and_text_once(db_url: str):
     """versions.blocks keeps the structure; each block's text comes back from versions.text, exactly."""
-    from storage import blockpack
+    from policywatch.storage import blockpack
     noise = sorted((Path(__file__).parent / "eval" / "noise").glob("*.html"))[0]
-    from monitor.extract import extract_html
+    from policywatch.monitor.extract import extract_html
     ex = extract_html(noise.read_bytes(), "https://www.canada.ca/en/x.html")
     ex.blocks.append({"kind": "img", "section": ["Fees"], "text": "", "images": [{"src": "https://www.canada.ca/a.png", "alt": ""}]})
     stored = blockpack.strip(ex.blocks, ex.text)

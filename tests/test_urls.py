@@ -1,7 +1,7 @@
 """URL normalization and the allowed-domains fence (ports included: Scrapy's own filter ignores them)."""
 import pytest
 
-from monitor.urls import AllowedDomains, normalize_url
+from policywatch.monitor.urls import AllowedDomains, normalize_url
 
 
 @pytest.mark.parametrize("url, key", [

@@ -21,11 +21,11 @@ from twisted.internet.error import (ConnectError, ConnectionLost, DNSLookupError
 from twisted.python.failure import Failure
 from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
 
-from crawler.items import FetchResult
-from crawler.middlewares import OffsiteRequest
-from crawler.inputs import VALIDATOR_CHUNK, CrawlInputs, Validators
-from monitor.config import Config, Watch
-from monitor.urls import normalize_url
+from policywatch.crawler.items import FetchResult
+from policywatch.crawler.middlewares import OffsiteRequest
+from policywatch.crawler.inputs import VALIDATOR_CHUNK, CrawlInputs, Validators
+from policywatch.monitor.config import Config, Watch
+from policywatch.monitor.urls import normalize_url
 
 log = logging.getLogger(__name__)
 #: Statuses handed to the callback instead of being filtered (redirects are still followed by Scrapy).
@@ -196,7 +196,7 @@ class WatchlistSpider(scrapy.Spider):
 
     def parse_source(self, response: Response) -> Any:
         """A sitemap (index) or a feed: every listed URL inside the follow prefixes is a candidate page."""
-        from crawler.discovery import read_feed, read_sitemap
+        from policywatch.crawler.discovery import read_feed, read_sitemap
 
         kind = response.meta["pw_discovery"]
         try:

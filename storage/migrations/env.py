@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from storage.models import Base
+from policywatch.storage.models import Base
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only `alembic` on the command line without policywatch

@@ -73,7 +73,7 @@ class Score:
 
 # --- building pages ------------------------------------------------------------------------------------
 def gcweb(md: str, night: int = 1, date: str = "2025-02-03") -> bytes:
-    from monitor.demo import _shell, gcweb_page, markdown_to_html
+    from policywatch.monitor.demo import _shell, gcweb_page, markdown_to_html
 
     title, body = markdown_to_html(md)
     return gcweb_page(_shell(night), title, body, date).encode("utf-8")
@@ -81,7 +81,7 @@ def gcweb(md: str, night: int = 1, date: str = "2025-02-03") -> bytes:
 
 def section_of(md: str, needle: str, kind: str | None = None) -> list[str]:
     """The section path of the block whose text contains `needle` (exactly equal wins), in the unmutated page."""
-    from monitor.extract import extract_html
+    from policywatch.monitor.extract import extract_html
 
     blocks = [b for b in extract_html(gcweb(md), "https://www.canada.ca/x.html").blocks if kind is None or b["kind"] == kind]
     for b in blocks:
@@ -94,7 +94,7 @@ def section_of(md: str, needle: str, kind: str | None = None) -> list[str]:
 
 
 def _row_text(line: str) -> str:
-    from monitor.normalize import normalize_text
+    from policywatch.monitor.normalize import normalize_text
 
     cells = [c.strip() for c in line.strip().strip("|").split("|")]
     return " | ".join(normalize_text(_strip_md(c).replace("**", "")) for c in cells)
@@ -290,7 +290,7 @@ def json_cases() -> list[Case]:
 def story_case() -> list[Case]:
     """Announcement with "details later" → noise night → criteria published: details_released on night 3 only."""
     md = (HERE.parent.parent / "monitor" / "demo_site" / "pages" / "tech-talent-strategy-backgrounder.md").read_text()
-    from monitor.demo import LATER, RELEASED
+    from policywatch.monitor.demo import LATER, RELEASED
     n1, n2, n3 = gcweb(md, 1), gcweb(md, 2, "2023-09-01"), gcweb(md.replace(LATER, RELEASED), 3, "2024-03-22")
     n4 = gcweb(md.replace(LATER, RELEASED).replace("5 years", "3 years", 1), 1, "2024-04-01")
 
@@ -312,12 +312,12 @@ def all_cases() -> list[Case]:
 # --- running -------------------------------------------------------------------------------------------
 def run_case(case: Case, workdir: Path, n: int) -> list[tuple[Any, str, dict | None]]:
     """Feed the nights through PageWork; return (expectation, result, change dict) for nights 2…"""
-    from monitor.config import parse_config
-    from monitor.pagework import FetchResult, PageWork
-    from storage import open_database
-    from storage import queries as q
-    from storage.models import Change
-    from storage.serialize import change_to_dict
+    from policywatch.monitor.config import parse_config
+    from policywatch.monitor.pagework import FetchResult, PageWork
+    from policywatch.storage import open_database
+    from policywatch.storage import queries as q
+    from policywatch.storage.models import Change
+    from policywatch.storage.serialize import change_to_dict
 
     url = "https://www.canada.ca/en/eval/page.html" if case.category != "json" else "https://www.canada.ca/content/dam/ircc/documents/json/ee_rounds_123_en.json"
     db_url = f"sqlite:///{workdir / f'case{n}.db'}"

@@ -7,7 +7,7 @@ Create Date: 2026-11-24
 import sqlalchemy as sa
 from alembic import op
 
-from storage.types import UTCDateTime
+from policywatch.storage.types import UTCDateTime
 
 revision = "0001"
 down_revision = None

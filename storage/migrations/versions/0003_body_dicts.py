@@ -11,7 +11,7 @@ Create Date: 2026-11-26
 import sqlalchemy as sa
 from alembic import op
 
-from storage.types import UTCDateTime
+from policywatch.storage.types import UTCDateTime
 
 revision = "0003"
 down_revision = "0002"
@@ -63,7 +63,7 @@ def _restore_block_text(bind) -> None:
     import json
     import zlib
 
-    from storage import blockpack
+    from policywatch.storage import blockpack
 
     last = 0
     while True:
