@@ -11,6 +11,7 @@ fee, and times, as medians over N runs in this process:
   - BeautifulSoup(html.parser) parse alone            — the baseline this design avoids, measured side by side
 Figures are written to the --out file; nothing is asserted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,11 @@ def build_page(fee: str = "$155") -> bytes:
     from policywatch.monitor.demo import _shell, gcweb_page, markdown_to_html
 
     md = ""
-    for name in ("ircc-pdi-work-permit-h1b-visa__2024-09-27.md", "ircc-pdi-c41-c46-family-high-skilled__2025-02-03.md",
-                 "ircc-pdi-innovation-stream-pilot__2024-12-24.md"):
+    for name in (
+        "ircc-pdi-work-permit-h1b-visa__2024-09-27.md",
+        "ircc-pdi-c41-c46-family-high-skilled__2025-02-03.md",
+        "ircc-pdi-innovation-stream-pilot__2024-12-24.md",
+    ):
         md += (ROOT / "tests" / "eval" / "pages" / name).read_text(encoding="utf-8") + "\n\n"
     title, body = markdown_to_html(md.replace("$155", fee))
     return gcweb_page(_shell(1), title, body, "2025-02-03").encode("utf-8")
@@ -55,8 +59,8 @@ def main() -> int:
     from bs4 import BeautifulSoup
 
     from policywatch.monitor.config import parse_config
-    from policywatch.monitor.detect import detect_html
-    from policywatch.monitor.extract import extract_html
+    from policywatch.monitor.detection.detect import detect_html
+    from policywatch.monitor.detection.extract import extract_html
 
     old_html, new_html = build_page("$155"), build_page("$230")
     topics = parse_config({"crawl": {"allowed_domains": ["www.canada.ca"]}}).topics
@@ -66,19 +70,32 @@ def main() -> int:
 
     def detect():
         ex = extract_html(new_html, url)
-        return detect_html(url=url, title=ex.title, old=old_state, new_blocks=ex.blocks, new_meta=ex.meta,
-                           watch_topics=[], topic_defs=topics)
+        return detect_html(
+            url=url,
+            title=ex.title,
+            old=old_state,
+            new_blocks=ex.blocks,
+            new_meta=ex.meta,
+            watch_topics=[],
+            topic_defs=topics,
+        )
 
     decision = detect()
     results = {
-        "machine": {"python": platform.python_version(), "platform": platform.platform(), "processor": platform.processor()},
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+        },
         "page_bytes": len(new_html),
         "blocks": len(old.blocks),
         "repeat": args.repeat,
         "extract_ms": median_ms(lambda: extract_html(new_html, url), args.repeat),
         "extract_diff_facts_ms": median_ms(detect, args.repeat),
         "raw_hash_only_ms": median_ms(lambda: hashlib.sha256(new_html).hexdigest(), args.repeat),
-        "bs4_html_parser_parse_ms": median_ms(lambda: BeautifulSoup(new_html, "html.parser"), max(5, args.repeat // 3)),
+        "bs4_html_parser_parse_ms": median_ms(
+            lambda: BeautifulSoup(new_html, "html.parser"), max(5, args.repeat // 3)
+        ),
         "change_found": decision.summary if decision else None,
     }
     results["bs4_over_extract_ratio"] = round(results["bs4_html_parser_parse_ms"] / results["extract_ms"], 1)

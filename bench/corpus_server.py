@@ -1,23 +1,24 @@
 #!/usr/bin/env python3
-"""A loopback server for an N-page canada.ca-like corpus (the real GCWeb page shell, 30–120 KB pages), run as a
-separate process so it never competes with the measured crawler for the GIL.
+"""A loopback server for an N-page canada.ca-like corpus (the real GCWeb page shell, 30–120 KB pages), run as
+a separate process so it never competes with the measured crawler for the GIL.
 
 Usage: python bench/corpus_server.py --pages N [--port P]   (prints the port on stdout, then serves)
 
 Nights are switched with `GET /__night?n=K&mode=M`, modes:
-  first      night content v1, noise seed 1
-  same       byte-identical to the previous night (ETags match: conditional requests get 304)
-  noise      same content, every page's bytes differ by noise only (rotated script hash, analytics token)
-  change     like noise, plus a real edit (the fee) on `rate` of the pages (`&rate=0.01`)
-Each night's pages are generated when the night is switched and kept in memory, so the first tool measured on a
-night does not pay for generating them (≈75 KB × N of RAM).
+  first      night content v1, noise seed 1 same       byte-identical to the previous night (ETags match:
+  conditional requests get 304) noise      same content, every page's bytes differ by noise only (rotated
+  script hash, analytics token) change     like noise, plus a real edit (the fee) on `rate` of the pages
+  (`&rate=0.01`)
+Each night's pages are generated when the night is switched and kept in memory, so the first tool measured on
+a night does not pay for generating them (≈75 KB × N of RAM).
 """
+
 from __future__ import annotations
 
 import argparse
 import hashlib
 import sys
-from functools import lru_cache
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -28,11 +29,13 @@ MAIN_START = SHELL.index("<main")
 MAIN_END = SHELL.index("</main>") + len("</main>")
 HEAD, TAIL = SHELL[:MAIN_START], SHELL[MAIN_END:]
 
-SENTENCES = ["Officers must verify that the employer is eligible under the Global Talent Stream.",
-             "Applicants need a valid job offer in an occupation listed in the National Occupational Classification.",
-             "The exemption code applies to work permits issued under the public policy.",
-             "Processing times vary with the number of applications received.",
-             "Biometrics are required unless the applicant is exempt."]
+SENTENCES = [
+    "Officers must verify that the employer is eligible under the Global Talent Stream.",
+    "Applicants need a valid job offer in an occupation listed in the National Occupational Classification.",
+    "The exemption code applies to work permits issued under the public policy.",
+    "Processing times vary with the number of applications received.",
+    "Biometrics are required unless the applicant is exempt.",
+]
 
 
 def page_size_kb(i: int) -> int:
@@ -74,19 +77,25 @@ class Corpus:
             self.etags[i] = '"' + hashlib.md5(self.body(i)).hexdigest() + '"'
         return self.etags[i]
 
-    @lru_cache(maxsize=None)  # the whole night in memory (≈75 KB a page): serving costs the same for every tool
+    @cache  # noqa: B019  (one server object for the process) the whole night in memory (≈75 KB a page): serving costs the same for every tool
     def body(self, i: int) -> bytes:
         fee = f"${150 + 5 * self.version.get(i, 1)}"
-        paras = [f"<h1>Program {i}: work permit instructions</h1>", "<h2>Fees</h2>",
-                 f"<p>The processing fee for program {i} is {fee} per applicant.</p>", "<h2>Eligibility</h2>"]
+        paras = [
+            f"<h1>Program {i}: work permit instructions</h1>",
+            "<h2>Fees</h2>",
+            f"<p>The processing fee for program {i} is {fee} per applicant.</p>",
+            "<h2>Eligibility</h2>",
+        ]
         target = page_size_kb(i) * 1024 - len(HEAD) - len(TAIL) - 400
         k = 0
         while sum(len(p) for p in paras) < target:
             paras.append(f"<p>{SENTENCES[(i + k) % len(SENTENCES)]} (section {k} of program {i})</p>")
             k += 1
         token = hashlib.sha256(f"{self.noise_seed}-{i}".encode()).hexdigest()
-        noise = (f'<script src="/etc/designs/canada/wet-boew/js/wet-boew.min.js?v={token[:12]}"></script>'
-                 f'<div class="analytics" data-token="{token}" hidden></div>')
+        noise = (
+            f'<script src="/etc/designs/canada/wet-boew/js/wet-boew.min.js?v={token[:12]}"></script>'
+            f'<div class="analytics" data-token="{token}" hidden></div>'
+        )
         main = f'<main property="mainContentOfPage" class="container">{"".join(paras)}</main>'
         return (HEAD + main + noise + TAIL).encode("utf-8")
 

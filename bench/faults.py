@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Fault catalogue: one scripted scenario per fault type, over four nights, through real `policywatch run` passes.
+"""Fault catalogue: one scripted scenario per fault type, over four nights, through real `policywatch run`
+passes.
 
 Usage: python bench/faults.py [--out FILE] [--keep DIR]
 
 Every scenario is one page (or JSON file) on a loopback fault server:
-  night 1  good content v1 (the baseline)
-  night 2  the fault (timeout, 5xx, 429 + Retry-After, reset, truncated body, empty 200, maintenance page,
-           redirect loop, off-site redirect, 404, 410, oversize body, gzip bomb, wrong charset, malformed JSON,
-           robots.txt disallow)
+  night 1  good content v1 (the baseline) night 2  the fault (timeout, 5xx, 429 + Retry-After, reset,
+  truncated body, empty 200, maintenance page,
+           redirect loop, off-site redirect, 404, 410, oversize body, gzip bomb, wrong charset, malformed
+           JSON, robots.txt disallow)
   night 3  good content v2 (one real edit: the fee changes)
   night 4  v2 again
 The right answer for every scenario: night 2 records the fault's outcome class and creates no version and no
@@ -15,6 +16,7 @@ change (a "false change" otherwise), night 3 reports exactly one change (a "lost
 nothing, and the fault appears in night 2's run report. Writes counts to --out (default
 bench/results/faults.json); asserts nothing (tests/test_faults.py runs it and checks the answers).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,25 +35,41 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-PAGE = ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title} - Canada.ca</title></head><body>'
-        '<main property="mainContentOfPage"><h1>{title}</h1><h2>Fees</h2><p>The processing fee is {fee} per '
-        "applicant. Résidents temporaires: see the officer instructions.</p><h2>Eligibility</h2><ul><li>a valid job "
-        "offer</li><li>a qualifying employer</li></ul></main>"
-        '<dl id="wb-dtmd"><dt>Date modified:</dt><dd><time property="dateModified">{date}</time></dd></dl></body></html>')
-MAINTENANCE = ('<html><head><title>Maintenance - Canada.ca</title></head><body><h1>We are currently performing '
-               "maintenance</h1><p>Please try again later.</p></body></html>")
+PAGE = (
+    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title} - '
+    "Canada.ca</title></head><body>"
+    '<main property="mainContentOfPage"><h1>{title}</h1><h2>Fees</h2><p>The processing fee is {fee} per '
+    "applicant. Résidents temporaires: see the officer instructions.</p><h2>Eligibility</h2><ul><li>a valid "
+    "job "
+    "offer</li><li>a qualifying employer</li></ul></main>"
+    '<dl id="wb-dtmd"><dt>Date modified:</dt><dd><time '
+    'property="dateModified">{date}</time></dd></dl></body></html>'
+)
+MAINTENANCE = (
+    "<html><head><title>Maintenance - Canada.ca</title></head><body><h1>We are currently performing "
+    "maintenance</h1><p>Please try again later.</p></body></html>"
+)
 
 
 def page(path: str, version: int) -> bytes:
     title = path.strip("/").split(".")[0].replace("-", " ").title()
-    return PAGE.format(title=title, fee="$155" if version == 1 else "$230",
-                       date=f"2026-11-{10 + version:02d}").encode("utf-8")
+    return PAGE.format(
+        title=title, fee="$155" if version == 1 else "$230", date=f"2026-11-{10 + version:02d}"
+    ).encode("utf-8")
 
 
 def rounds(version: int) -> bytes:
     rows = [{"drawNumber": "301", "drawName": "STEM occupations", "drawSize": "500", "drawCRS": "486"}]
     if version == 2:
-        rows.insert(0, {"drawNumber": "302", "drawName": "Canadian Experience Class", "drawSize": "3,000", "drawCRS": "518"})
+        rows.insert(
+            0,
+            {
+                "drawNumber": "302",
+                "drawName": "Canadian Experience Class",
+                "drawSize": "3,000",
+                "drawCRS": "518",
+            },
+        )
     return json.dumps({"classes": "", "rounds": rows}).encode()
 
 
@@ -102,8 +120,14 @@ class FaultServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def send(self, status: int, body: bytes, ctype: str = "text/html; charset=utf-8",
-                     headers: dict[str, str] | None = None, length: int | None = None) -> None:
+            def send(
+                self,
+                status: int,
+                body: bytes,
+                ctype: str = "text/html; charset=utf-8",
+                headers: dict[str, str] | None = None,
+                length: int | None = None,
+            ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body) if length is None else length))
@@ -117,7 +141,11 @@ class FaultServer:
                 server.hits[(server.night, path)] = server.hits.get((server.night, path), 0) + 1
                 night = server.night
                 if path == "/robots.txt":
-                    rules = "User-agent: *\nDisallow: /robots-blocked.html\n" if night == 2 else "User-agent: *\nAllow: /\n"
+                    rules = (
+                        "User-agent: *\nDisallow: /robots-blocked.html\n"
+                        if night == 2
+                        else "User-agent: *\nAllow: /\n"
+                    )
                     return self.send(200, rules.encode(), "text/plain")
                 if night == 2:
                     return server.fault(self, path)
@@ -159,7 +187,9 @@ class FaultServer:
         if path == "/loop.html":
             return h.send(302, b"", headers={"Location": "/loop.html"})
         if path == "/offsite.html":
-            return h.send(302, b"", headers={"Location": f"http://127.0.0.1:{self.offsite_port}/elsewhere.html"})
+            return h.send(
+                302, b"", headers={"Location": f"http://127.0.0.1:{self.offsite_port}/elsewhere.html"}
+            )
         if path == "/not-found.html":
             return h.send(404, b"<h1>Not found</h1>")
         if path == "/gone.html":
@@ -168,15 +198,21 @@ class FaultServer:
             return h.send(200, v1 + b"<!--" + b"x" * (11 * 1024 * 1024) + b"-->")
         if path == "/bomb.html":
             return h.send(200, self._bomb, headers={"Content-Encoding": "gzip"})
-        if path == "/charset.html":  # the same UTF-8 content (only "Date modified" differs, so it is parsed), mislabelled
-            return h.send(200, v1.replace(b"2026-11-11", b"2026-11-15"), ctype="text/html; charset=iso-8859-1")
+        if (
+            path == "/charset.html"
+        ):  # the same UTF-8 content (only "Date modified" differs, so it is parsed), mislabelled
+            return h.send(
+                200, v1.replace(b"2026-11-11", b"2026-11-15"), ctype="text/html; charset=iso-8859-1"
+            )
         if path == "/robots-blocked.html":
             return h.send(200, v1)  # never requested: robots.txt forbids it tonight
         if path == "/rounds.json":
-            return h.send(200, rounds(1)[:-30], "application/json")  # cut off mid-record, as IRCC once served it
+            return h.send(
+                200, rounds(1)[:-30], "application/json"
+            )  # cut off mid-record, as IRCC once served it
         return h.send(200, v1)
 
-    def __enter__(self) -> "FaultServer":
+    def __enter__(self) -> FaultServer:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         return self
 
@@ -209,11 +245,16 @@ class Offsite:
 def config_text(base: str, port: int, work: Path) -> str:
     watches = []
     for s in SCENARIOS:
-        watches.append(f'[[watch]]\nurl = "{base}{s.path}"\n' + (
-            'kind = "json"\njson_records = "rounds"\njson_id = "drawNumber"\n' if s.kind == "json" else ""))
-    return (f'[storage]\nurl = "sqlite:///{(work / "history.db").as_posix()}"\n\n[reports]\ndir = "{(work / "reports").as_posix()}"\n\n'
-            f'[crawl]\nallowed_domains = ["127.0.0.1:{port}"]\ndownload_delay = 0\nautothrottle = false\n'
-            f"timeout = 2\nretries = 1\nmax_size_mb = 10\nconcurrency_per_domain = 16\n\n" + "\n".join(watches))
+        watches.append(
+            f'[[watch]]\nurl = "{base}{s.path}"\n'
+            + ('kind = "json"\njson_records = "rounds"\njson_id = "drawNumber"\n' if s.kind == "json" else "")
+        )
+    return (
+        f'[storage]\nurl = "sqlite:///{(work / "history.db").as_posix()}"\n\n[reports]\ndir = '
+        f'"{(work / "reports").as_posix()}"\n\n'
+        f'[crawl]\nallowed_domains = ["127.0.0.1:{port}"]\ndownload_delay = 0\nautothrottle = false\n'
+        f"timeout = 2\nretries = 1\nmax_size_mb = 10\nconcurrency_per_domain = 16\n\n" + "\n".join(watches)
+    )
 
 
 def run_catalogue(work: Path, policywatch: list[str]) -> dict:
@@ -226,36 +267,75 @@ def run_catalogue(work: Path, policywatch: list[str]) -> dict:
         for night in (1, 2, 3, 4):
             server.night = night
             started = time.monotonic()
-            p = subprocess.run([*policywatch, "run", "--config", str(cfg), "--quiet"], capture_output=True, text=True)
-            nights.append({"night": night, "exit": p.returncode, "seconds": round(time.monotonic() - started, 2),
-                           "stderr": p.stderr[-2000:]})
+            p = subprocess.run(
+                [*policywatch, "run", "--config", str(cfg), "--quiet"], capture_output=True, text=True
+            )
+            nights.append(
+                {
+                    "night": night,
+                    "exit": p.returncode,
+                    "seconds": round(time.monotonic() - started, 2),
+                    "stderr": p.stderr[-2000:],
+                }
+            )
     offsite.httpd.shutdown()
     con = sqlite3.connect(work / "history.db")
     try:
         results = []
         for s in SCENARIOS:
             url = base + s.path
-            fetch = con.execute("SELECT outcome, message, attempts FROM fetch_log WHERE url = ? AND run_id = 2", (url,)).fetchone()
-            changes = dict(con.execute("SELECT run_id, count(*) FROM change_log WHERE url = ? AND run_id > 1 GROUP BY run_id", (url,)).fetchall())
-            versions_n2 = con.execute("SELECT count(*) FROM page_versions v JOIN fetch_log f ON f.fetch_id = v.fetch_id "
-                                      "WHERE v.url = ? AND f.run_id = 2", (url,)).fetchone()[0]
+            fetch = con.execute(
+                "SELECT outcome, message, attempts FROM fetch_log WHERE url = ? AND run_id = 2", (url,)
+            ).fetchone()
+            changes = dict(
+                con.execute(
+                    "SELECT run_id, count(*) FROM change_log WHERE url = ? AND run_id > 1 GROUP BY run_id",
+                    (url,),
+                ).fetchall()
+            )
+            versions_n2 = con.execute(
+                "SELECT count(*) FROM page_versions v JOIN fetch_log f ON f.fetch_id = v.fetch_id "
+                "WHERE v.url = ? AND f.run_id = 2",
+                (url,),
+            ).fetchone()[0]
             report = (work / "reports" / "run-2.md").read_text(encoding="utf-8")
             outcome = fetch[0] if fetch else None
-            shown = s.expected == "ok" or (outcome is not None and outcome in report and s.path.split("/")[-1] in report)
-            results.append({
-                "fault": s.name, "path": s.path, "expected_outcome": s.expected, "outcome": outcome,
-                "message": fetch[1] if fetch else None, "attempts": fetch[2] if fetch else None,
-                "false_changes": changes.get(2, 0) + changes.get(4, 0) + versions_n2 * (s.expected != "ok"),
-                "lost_changes": 0 if changes.get(3, 0) == 1 else 1,
-                "shown_in_report": shown,
-                "ok": outcome == s.expected and changes.get(2, 0) == 0 and changes.get(4, 0) == 0 and changes.get(3, 0) == 1 and shown,
-            })
+            shown = s.expected == "ok" or (
+                outcome is not None and outcome in report and s.path.split("/")[-1] in report
+            )
+            results.append(
+                {
+                    "fault": s.name,
+                    "path": s.path,
+                    "expected_outcome": s.expected,
+                    "outcome": outcome,
+                    "message": fetch[1] if fetch else None,
+                    "attempts": fetch[2] if fetch else None,
+                    "false_changes": changes.get(2, 0)
+                    + changes.get(4, 0)
+                    + versions_n2 * (s.expected != "ok"),
+                    "lost_changes": 0 if changes.get(3, 0) == 1 else 1,
+                    "shown_in_report": shown,
+                    "ok": outcome == s.expected
+                    and changes.get(2, 0) == 0
+                    and changes.get(4, 0) == 0
+                    and changes.get(3, 0) == 1
+                    and shown,
+                }
+            )
     finally:
         con.close()
-    return {"scenarios": results, "nights": nights, "offsite_requests": offsite.requests,
-            "totals": {"scenarios": len(results), "ok": sum(r["ok"] for r in results),
-                       "false_changes": sum(r["false_changes"] for r in results),
-                       "lost_changes": sum(r["lost_changes"] for r in results)}}
+    return {
+        "scenarios": results,
+        "nights": nights,
+        "offsite_requests": offsite.requests,
+        "totals": {
+            "scenarios": len(results),
+            "ok": sum(r["ok"] for r in results),
+            "false_changes": sum(r["false_changes"] for r in results),
+            "lost_changes": sum(r["lost_changes"] for r in results),
+        },
+    }
 
 
 def main() -> int:
@@ -275,11 +355,17 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     for r in result["scenarios"]:
-        print(f"{'ok  ' if r['ok'] else 'FAIL'} {r['fault']:<32} {r['outcome']!s:<17} false={r['false_changes']} lost={r['lost_changes']} "
-              f"shown={r['shown_in_report']}  {r['message'] or ''}"[:160])
+        print(
+            f"{'ok  ' if r['ok'] else 'FAIL'} {r['fault']:<32} {r['outcome']!s:<17} "
+            f"false={r['false_changes']} lost={r['lost_changes']} "
+            f"shown={r['shown_in_report']}  {r['message'] or ''}"[:160]
+        )
     t = result["totals"]
-    print(f"{t['ok']}/{t['scenarios']} scenarios right; {t['false_changes']} false changes, {t['lost_changes']} lost changes; "
-          f"off-site host requests: {len(result['offsite_requests'])} → {args.out}")
+    print(
+        f"{t['ok']}/{t['scenarios']} scenarios right; {t['false_changes']} false changes, "
+        f"{t['lost_changes']} lost changes; "
+        f"off-site host requests: {len(result['offsite_requests'])} → {args.out}"
+    )
     return 0
 
 

@@ -1,1 +1,2 @@
-"""policywatch's Scrapy project: spiders fetch, the item pipeline runs the per-page work (monitor.pagework)."""
+"""policywatch's Scrapy project: spiders fetch, the item pipeline runs the per-page work
+(monitor.pagework)."""

@@ -1,14 +1,17 @@
-"""Read discovery sources: XML sitemaps (and sitemap indexes, gzipped or not) and news feeds (Atom, RSS, JSON).
+"""Read discovery sources: XML sitemaps (and sitemap indexes, gzipped or not) and news feeds (Atom, RSS,
+JSON).
 
 Why a module of its own: parsing is pure (bytes in, URLs out) and tested without a crawl. Scrapy's own
 `Sitemap` parser (lxml, with entity resolution off) reads the XML; `lastmod` is kept as a *hint* for ordering
 (newest first when `discovery.max_pages` caps the crawl), never as a reason to skip a fetch.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from lxml import etree
 from scrapy.utils.gz import gunzip
@@ -26,7 +29,11 @@ def read_sitemap(body: bytes, max_size: int) -> tuple[str, list[Found]]:
     if gzip_magic_number_of(body):  # a .xml.gz served without Content-Encoding
         try:
             body = gunzip(body, max_size=max_size)
-        except (ValueError, EOFError, OSError) as exc:  # over DOWNLOAD_MAXSIZE once unpacked, or a broken gzip
+        except (
+            ValueError,
+            EOFError,
+            OSError,
+        ) as exc:  # over DOWNLOAD_MAXSIZE once unpacked, or a broken gzip
             raise ValueError(f"unusable gzipped sitemap: {exc}") from None
     try:
         sm = Sitemap(body)
@@ -64,7 +71,9 @@ def read_feed(body: bytes, content_type: str = "") -> list[Found]:
     for entry in root.iter(f"{_ATOM}entry"):
         updated = entry.findtext(f"{_ATOM}updated") or entry.findtext(f"{_ATOM}published")
         links = entry.findall(f"{_ATOM}link")
-        best = next((ln for ln in links if ln.get("rel", "alternate") == "alternate"), links[0] if links else None)
+        best = next(
+            (ln for ln in links if ln.get("rel", "alternate") == "alternate"), links[0] if links else None
+        )
         if best is not None and best.get("href"):
             found.append(Found(best.get("href").strip(), updated))
     for item in root.iter("item"):  # RSS 2.0
@@ -83,7 +92,11 @@ def _json_links(data: Any) -> Iterator[str]:
     """http(s) strings under link-like keys, anywhere in the document (the news API nests them in entries)."""
     if isinstance(data, dict):
         for key, value in data.items():
-            if key.lower() in _LINK_KEYS and isinstance(value, str) and value.startswith(("http://", "https://")):
+            if (
+                key.lower() in _LINK_KEYS
+                and isinstance(value, str)
+                and value.startswith(("http://", "https://"))
+            ):
                 yield value.strip()
             elif key.lower() in _LINK_KEYS and isinstance(value, dict) and isinstance(value.get("href"), str):
                 yield value["href"].strip()

@@ -1,12 +1,13 @@
-"""What a crawl reads before it requests anything: the config file and, from the history, the pages discovered on
-earlier nights and each page's validators (ETag / Last-Modified) for conditional GETs.
+"""What a crawl reads before it requests anything: the config file and, from the history, the pages discovered
+on earlier nights and each page's validators (ETag / Last-Modified) for conditional GETs.
 
-The crawl process reads them itself, so `policywatch run` and `scrapy crawl watchlist -a config=…` request exactly
-the same pages with the same validators.
+The crawl process reads them itself, so `policywatch run` and `scrapy crawl watchlist -a config=…` request
+exactly the same pages with the same validators.
 """
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from policywatch.monitor.config import Config, Watch, load_config
 from policywatch.monitor.urls import normalize_url
@@ -20,9 +21,9 @@ Validators = dict[str, tuple[str | None, str | None]]
 
 
 class CrawlInputs:
-    """The config (a scheduled job's subset with `only`), the history database, and the "seen" URLs: everything
-    this pass will request counts as seen from the start, so a link or sitemap entry read before a watch's turn
-    never fetches that page twice. `close()` when the crawl ends."""
+    """The config (a scheduled job's subset with `only`), the history database, and the "seen" URLs:
+    everything this pass will request counts as seen from the start, so a link or sitemap entry read before a
+    watch's turn never fetches that page twice. `close()` when the crawl ends."""
 
     def __init__(self, config_path: str | None, only: tuple[str, ...] = ()):
         config = load_config(config_path)
@@ -39,7 +40,7 @@ class CrawlInputs:
         """The watches in the config's order, a few hundred at a time, with their validators."""
         watches = self.config.watches
         for first in range(0, len(watches), VALIDATOR_CHUNK):
-            chunk = list(watches[first:first + VALIDATOR_CHUNK])
+            chunk = list(watches[first : first + VALIDATOR_CHUNK])
             yield chunk, self.validators([normalize_url(w.url) for w in chunk])
 
     def validators(self, url_keys: list[str]) -> Validators:

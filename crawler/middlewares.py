@@ -3,21 +3,22 @@
 Why our own fence: Scrapy's OffsiteMiddleware ignores `allowed_domains` entries with a port, and policywatch
 must never request anything outside the configured scheme/host/port, redirects included.
 """
+
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 from scrapy import Request
 from scrapy.crawler import Crawler
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware as _ScrapyRobotsTxtMiddleware
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Response
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
-from scrapy.exceptions import IgnoreRequest
-from scrapy.http import Response
 
 from policywatch.monitor.urls import AllowedDomains
 
@@ -34,7 +35,7 @@ class AllowedDomainsMiddleware:
         self._allowed: AllowedDomains | None = None
 
     @classmethod
-    def from_crawler(cls, crawler: Crawler) -> "AllowedDomainsMiddleware":
+    def from_crawler(cls, crawler: Crawler) -> AllowedDomainsMiddleware:
         return cls(crawler)
 
     @property
@@ -51,7 +52,9 @@ class AllowedDomainsMiddleware:
             redirected = request.meta.get("redirect_urls")
             self.crawler.stats.inc_value("policywatch/offsite_dropped")
             if redirected:
-                log.warning("dropped redirect from %s to %s: outside allowed domains", redirected[0], request.url)
+                log.warning(
+                    "dropped redirect from %s to %s: outside allowed domains", redirected[0], request.url
+                )
                 raise OffsiteRequest(f"redirect to {request.url} is outside the allowed domains")
             log.warning("dropped request to %s: outside allowed domains", request.url)
             raise OffsiteRequest(f"{request.url} is outside the allowed domains")
@@ -64,17 +67,20 @@ class RetryAfterMiddleware:
 
     Scrapy's RetryMiddleware retries immediately; a server that says "come back in 30 s" deserves that pause.
     The wait is applied as a download slot delay for that host, so other hosts continue, and only for the time
-    the server named: then the slot's own delay returns (a 3 s Retry-After must not slow the rest of the night).
+    the server named: then the slot's own delay returns (a 3 s Retry-After must not slow the rest of the
+    night).
     """
 
     MAX_WAIT = 120.0
 
     def __init__(self, crawler: Crawler):
         self.crawler = crawler
-        self._restores: dict[str, tuple[float, Any]] = {}  # slot key -> (its delay before, pending restore call)
+        self._restores: dict[
+            str, tuple[float, Any]
+        ] = {}  # slot key -> (its delay before, pending restore call)
 
     @classmethod
-    def from_crawler(cls, crawler: Crawler) -> "RetryAfterMiddleware":
+    def from_crawler(cls, crawler: Crawler) -> RetryAfterMiddleware:
         return cls(crawler)
 
     def process_response(self, request: Request, response: Response) -> Response:
@@ -120,10 +126,11 @@ class RetryAfterMiddleware:
 class RobotsTxtMiddleware(_ScrapyRobotsTxtMiddleware):
     """Scrapy's robots.txt middleware, with every waiter given its own copy of the parser.
 
-    Why: in Scrapy 2.19 (asyncio reactor), all requests that arrive while robots.txt is being fetched await the
-    same Deferred; the first awaiter's adapter consumes its result, so the third and later requests receive
-    `None` and are sent *without* a robots check (found by bench/faults.py: a disallowed page was fetched when
-    three or more pages of the host were queued at once). Forking the Deferred per waiter keeps the result.
+    Why: in Scrapy 2.19 (asyncio reactor), all requests that arrive while robots.txt is being fetched await
+    the same Deferred; the first awaiter's adapter consumes its result, so the third and later requests
+    receive `None` and are sent *without* a robots check (found by bench/faults.py: a disallowed page was
+    fetched when three or more pages of the host were queued at once). Forking the Deferred per waiter keeps
+    the result.
     """
 
     async def robot_parser(self, request: Request):  # type: ignore[override]

@@ -3,6 +3,7 @@ transaction per page, on one worker thread of the crawl process with its own dat
 reactor keeps downloading meanwhile. A night is bounded by politeness (one request per `download_delay` per
 host), not by this work. When the spider runs without a run id (plain `scrapy crawl watchlist`), the pipeline
 opens and closes a run itself so the history stays complete."""
+
 from __future__ import annotations
 
 import asyncio
@@ -30,11 +31,13 @@ class StorePipeline:
         self.own_run = False
         self.errors = 0
         self.first_error: str | None = None
-        self.stopping: asyncio.Future[None] | None = None  # the crawl's early stop, once a write can never succeed
+        self.stopping: asyncio.Future[None] | None = (
+            None  # the crawl's early stop, once a write can never succeed
+        )
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pagework")
 
     @classmethod
-    def from_crawler(cls, crawler: Crawler) -> "StorePipeline":
+    def from_crawler(cls, crawler: Crawler) -> StorePipeline:
         return cls(crawler)
 
     def open_spider(self) -> None:
@@ -60,11 +63,17 @@ class StorePipeline:
             self.first_error = self.first_error or f"{item.url}: {describe_error(exc)}"
             stats.inc_value("policywatch/page_errors")
             fatal = is_fatal_storage_error(exc)
-            log.error("could not store the result for %s; nothing was written for it: %s", item.url, exc,
-                      exc_info=not fatal)
+            log.error(
+                "could not store the result for %s; nothing was written for it: %s",
+                item.url,
+                exc,
+                exc_info=not fatal,
+            )
             if fatal and self.stopping is None:  # every later page would fail the same way
                 log.error("stopping the crawl: %s", describe_error(exc))
-                self.stopping = asyncio.ensure_future(self.crawler.engine.close_spider_async(reason="storage_error"))
+                self.stopping = asyncio.ensure_future(
+                    self.crawler.engine.close_spider_async(reason="storage_error")
+                )
             return item
         stats.inc_value(f"policywatch/result/{outcome.result}")
         stats.inc_value(f"policywatch/outcome/{outcome.outcome}")
@@ -76,12 +85,17 @@ class StorePipeline:
         self._write_result()
         spider = self.crawler.spider
         if self.own_run:
-            from policywatch.monitor.health import crawl_health
+            from policywatch.monitor.nightly.health import crawl_health
 
             with self.db.session() as s:
                 health = crawl_health(s, spider.run_id, spider.pw_config)
-                q.finish_run(s, spider.run_id, "completed" if not self.errors else "failed",
-                             f"{self.errors} pages could not be stored" if self.errors else None, health)
+                q.finish_run(
+                    s,
+                    spider.run_id,
+                    "completed" if not self.errors else "failed",
+                    f"{self.errors} pages could not be stored" if self.errors else None,
+                    health,
+                )
 
     def _write_result(self) -> None:
         """Tell the pass (which owns the run) how many pages could not be stored: `POLICYWATCH_RESULT_FILE`.
@@ -91,7 +105,9 @@ class StorePipeline:
             return
         try:
             data = json.dumps({"page_errors": self.errors, "first_error": self.first_error}).encode()
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # beside the logs: the operator's only
+            fd = os.open(
+                path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
+            )  # beside the logs: the operator's only
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
         except OSError as exc:  # a full disk: the pass sees no result file and fails the run

@@ -7,13 +7,14 @@ scripts differ, so every night carries real noise. The story:
 
 - night 1: the baseline; the backgrounder says Innovation Stream details "will be released later"; the
   exemption-code table has no C88 row; IRCC's rounds JSON has rounds up to #335.
-- night 2: noise only (new script hashes, new "Date modified"), and IRCC's rounds JSON is malformed, exactly as
-  IRCC served it on 2025-02-19: a soft error, never "all rounds removed".
+- night 2: noise only (new script hashes, new "Date modified"), and IRCC's rounds JSON is malformed, exactly
+  as IRCC served it on 2025-02-19: a soft error, never "all rounds removed".
 - night 3: the pilot page appears (found by following links), the C88 row is added, the backgrounder's
   promise is replaced by criteria, the Start-up Visa page gains a list item, rounds #336 and #337 appear.
 
 The builder functions are also used by the evaluation corpus (tests/eval) to wrap real pages in GCWeb.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,16 +22,18 @@ import html
 import re
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
 from pathlib import Path
-from typing import Callable
 
 from rich.console import Console
 
 SITE = files("policywatch.monitor").joinpath("demo_site")
 IRCC = "/en/immigration-refugees-citizenship"
-OPS = f"{IRCC}/corporate/publications-manuals/operational-bulletins-manuals/temporary-residents/foreign-workers"
+OPS = (
+    f"{IRCC}/corporate/publications-manuals/operational-bulletins-manuals/temporary-residents/foreign-workers"
+)
 PATHS = {
     "backgrounder": f"{IRCC}/news/2023/06/canadas-tech-talent-strategy.html",
     "exemption-codes": f"{OPS}/exemption-codes.html",
@@ -41,10 +44,13 @@ PATHS = {
 }
 NIGHTS = (1, 2, 3)
 LATER = "More details will be released later."
-RELEASED = ("The Innovation Stream pilot opened on March 22, 2024. Employers of the Global Hypergrowth Project can hire "
-            "workers in TEER 0, 1, 2 or 3 occupations on employer-specific work permits of up to 5 years under LMIA "
-            "exemption code C88. See the [Innovation Stream pilot instructions](https://www.canada.ca"
-            f"{PATHS['pilot']}).")
+RELEASED = (
+    "The Innovation Stream pilot opened on March 22, 2024. Employers of the Global Hypergrowth Project can "
+    "hire "
+    "workers in TEER 0, 1, 2 or 3 occupations on employer-specific work permits of up to 5 years under LMIA "
+    "exemption code C88. See the [Innovation Stream pilot instructions](https://www.canada.ca"
+    f"{PATHS['pilot']})."
+)
 
 
 # --- Markdown (as converted from IRCC pages) → GCWeb HTML ----------------------------------------------
@@ -55,7 +61,7 @@ _BOLD = re.compile(r"\*\*(.+?)\*\*")
 def _inline(text: str, local_links: dict[str, str]) -> str:
     out, pos = [], 0
     for m in _LINK.finditer(text):
-        out.append(html.escape(text[pos:m.start()]))
+        out.append(html.escape(text[pos : m.start()]))
         href = m.group(2)
         bare = href.split("#")[0]
         href = local_links.get(bare, href)
@@ -97,18 +103,24 @@ def markdown_to_html(md: str, local_links: dict[str, str] | None = None) -> tupl
             i += 1
             continue
         if stripped and re.fullmatch(r"=+", nxt.strip() or "x") and not stripped.startswith("|"):
-            flush_para(); close_lists(); close_table()
+            flush_para()
+            close_lists()
+            close_table()
             title = title or stripped
             i += 2
             continue
         if stripped and re.fullmatch(r"-{3,}", nxt.strip() or "x") and not stripped.startswith("|"):
-            flush_para(); close_lists(); close_table()
+            flush_para()
+            close_lists()
+            close_table()
             parts.append(f"<h2>{_inline(stripped, links)}</h2>")
             i += 2
             continue
         m = re.match(r"(#{1,6})\s+(.*)", stripped)
         if m:
-            flush_para(); close_lists(); close_table()
+            flush_para()
+            close_lists()
+            close_table()
             level = max(2, len(m.group(1)))
             heading = m.group(2).strip("* ").strip()
             if len(m.group(1)) == 1 and not title:
@@ -119,7 +131,8 @@ def markdown_to_html(md: str, local_links: dict[str, str] | None = None) -> tupl
             continue
         m = re.match(r"(\s*)[*-]\s+(.*)", ln)
         if m and not stripped.startswith("**"):
-            flush_para(); close_table()
+            flush_para()
+            close_table()
             level = len(m.group(1)) // 4 + 1
             if len(list_stack) < level:
                 while len(list_stack) < level:
@@ -131,7 +144,8 @@ def markdown_to_html(md: str, local_links: dict[str, str] | None = None) -> tupl
             i += 1
             continue
         if stripped.startswith("|"):
-            flush_para(); close_lists()
+            flush_para()
+            close_lists()
             cells = [c.strip() for c in stripped.strip("|").split("|")]
             if all(re.fullmatch(r":?-{3,}:?", c) for c in cells if c):
                 i += 1
@@ -143,13 +157,18 @@ def markdown_to_html(md: str, local_links: dict[str, str] | None = None) -> tupl
             i += 1
             continue
         if not stripped:
-            flush_para(); close_lists(); close_table()
+            flush_para()
+            close_lists()
+            close_table()
             i += 1
             continue
-        close_lists(); close_table()
+        close_lists()
+        close_table()
         para.append(stripped)
         i += 1
-    flush_para(); close_lists(); close_table()
+    flush_para()
+    close_lists()
+    close_table()
     if not title and parts and re.match(r"<h2>", parts[0]):  # a page whose first heading is its title
         title = re.sub(r"<[^>]+>", "", parts.pop(0))
     return html.unescape(title), "\n".join(parts)
@@ -158,13 +177,22 @@ def markdown_to_html(md: str, local_links: dict[str, str] | None = None) -> tupl
 def gcweb_page(shell: str, title: str, body_html: str, date_modified: str) -> str:
     """Put content into a real canada.ca page shell: new <title>, <h1>, main content and "Date modified"."""
     safe_title = html.escape(title)
-    page = re.sub(r"<title>.*?</title>", f"<title>{safe_title} - Canada.ca</title>", shell, count=1, flags=re.S)
-    page = re.sub(r'(<meta name="dcterms.modified" title="W3CDTF" content=")[^"]*', rf"\g<1>{date_modified}", page, count=1)
+    page = re.sub(
+        r"<title>.*?</title>", f"<title>{safe_title} - Canada.ca</title>", shell, count=1, flags=re.S
+    )
+    page = re.sub(
+        r'(<meta name="dcterms.modified" title="W3CDTF" content=")[^"]*',
+        rf"\g<1>{date_modified}",
+        page,
+        count=1,
+    )
     start = page.index("<main")
     start = page.index(">", start) + 1
     details = page.index('<section class="pagedetails">', start)
     end = page.index("</main>", details)
-    pagedetails = re.sub(r'(<time property="dateModified">)[^<]*', rf"\g<1>{date_modified}", page[details:end], count=1)
+    pagedetails = re.sub(
+        r'(<time property="dateModified">)[^<]*', rf"\g<1>{date_modified}", page[details:end], count=1
+    )
     content = f'\n<h1 property="name" id="wb-cont" dir="ltr">{safe_title}</h1>\n{body_html}\n'
     return page[:start] + content + pagedetails + page[end:]
 
@@ -197,11 +225,18 @@ def build_night(night: int) -> dict[str, tuple[bytes, str]]:
     add_page("h1b", _md("work-permit-h1b-visa"), "2024-09-27")
     sv = _md("start-visa")
     if night >= 3:
-        sv = sv.replace("- meet the language requirements\n", "- have a qualifying business\n- meet the language requirements\n", 1)
+        sv = sv.replace(
+            "- meet the language requirements\n",
+            "- have a qualifying business\n- meet the language requirements\n",
+            1,
+        )
     add_page("start-visa", sv, "2024-07-08")
     if night >= 3:
         add_page("pilot", _md("innovation-stream-pilot"))
-    site[PATHS["ee-rounds"]] = (SITE.joinpath("json", f"ee_rounds-night-{night}.json").read_bytes(), "application/json")
+    site[PATHS["ee-rounds"]] = (
+        SITE.joinpath("json", f"ee_rounds-night-{night}.json").read_bytes(),
+        "application/json",
+    )
     return site
 
 
@@ -258,7 +293,7 @@ class NightServer:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "NightServer":
+    def __enter__(self) -> NightServer:
         self.thread.start()
         return self
 
@@ -269,29 +304,64 @@ class NightServer:
 
 def demo_config(base: str, out_dir: Path) -> str:
     host = base.split("://", 1)[1]
-    watches = [("backgrounder", ["innovation-stream"]), ("exemption-codes", ["innovation-stream"]), ("h1b", ["h1b"]),
-               ("start-visa", ["start-up-visa"])]
-    lines = ["# Written by `policywatch demo`: the demo site on a loopback port.", "[storage]",
-             f'url = "sqlite:///{(out_dir / "policywatch.db").as_posix()}"', "", "[crawl]", f'allowed_domains = ["{host}"]',
-             "download_delay = 0", "autothrottle = false", "concurrency_per_domain = 8", "", "[discovery]",
-             f'follow_prefixes = ["{base}{IRCC}/corporate/publications-manuals/"]', "depth = 1", "max_pages = 50", "",
-             "[reports]", f'dir = "{(out_dir / "reports").as_posix()}"', "", "[topics.h1b]", 'display = "H-1B open work permit"',
-             'keywords = ["H-1B"]', ""]
+    watches = [
+        ("backgrounder", ["innovation-stream"]),
+        ("exemption-codes", ["innovation-stream"]),
+        ("h1b", ["h1b"]),
+        ("start-visa", ["start-up-visa"]),
+    ]
+    lines = [
+        "# Written by `policywatch demo`: the demo site on a loopback port.",
+        "[storage]",
+        f'url = "sqlite:///{(out_dir / "policywatch.db").as_posix()}"',
+        "",
+        "[crawl]",
+        f'allowed_domains = ["{host}"]',
+        "download_delay = 0",
+        "autothrottle = false",
+        "concurrency_per_domain = 8",
+        "",
+        "[discovery]",
+        f'follow_prefixes = ["{base}{IRCC}/corporate/publications-manuals/"]',
+        "depth = 1",
+        "max_pages = 50",
+        "",
+        "[reports]",
+        f'dir = "{(out_dir / "reports").as_posix()}"',
+        "",
+        "[topics.h1b]",
+        'display = "H-1B open work permit"',
+        'keywords = ["H-1B"]',
+        "",
+    ]
     for key, topics in watches:
         lines += ["[[watch]]", f'url = "{base}{PATHS[key]}"', f"topics = {topics!r}".replace("'", '"'), ""]
-    lines += ["[[watch]]", f'url = "{base}{PATHS["ee-rounds"]}"', 'topics = ["express-entry"]', 'kind = "json"',
-              'json_records = "rounds"', 'json_id = "drawNumber"', ""]
+    lines += [
+        "[[watch]]",
+        f'url = "{base}{PATHS["ee-rounds"]}"',
+        'topics = ["express-entry"]',
+        'kind = "json"',
+        'json_records = "rounds"',
+        'json_id = "drawNumber"',
+        "",
+    ]
     return "\n".join(lines)
 
 
-def run_demo(out_dir: Path, out: Console, err: Console, nights: tuple[int, ...] = NIGHTS,
-             on_night: Callable[[int], None] | None = None) -> list[dict]:
+def run_demo(
+    out_dir: Path,
+    out: Console,
+    err: Console,
+    nights: tuple[int, ...] = NIGHTS,
+    on_night: Callable[[int], None] | None = None,
+) -> list[dict]:
     """Run the demo into `out_dir` (a fresh database each time); print what each night found."""
+    from sqlalchemy import select
+
     from policywatch.monitor.config import load_config
-    from policywatch.monitor.passrun import run_pass
+    from policywatch.monitor.nightly.passrun import run_pass
     from policywatch.storage import open_database
     from policywatch.storage.models import Change
-    from sqlalchemy import select
 
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -307,27 +377,45 @@ def run_demo(out_dir: Path, out: Console, err: Console, nights: tuple[int, ...] 
             err.print(f"night {night}: serving {len(server.pages)} pages at {server.base}")
             result = run_pass(config)
             c = result.counts
-            out.print(f"night {night} (run {result.run_id}): {c['fetched']} fetched, {c['new']} new, {c['changed']} changed, "
-                      f"{c['unchanged']} unchanged, {c['failed']} failed", highlight=False)
+            out.print(
+                f"night {night} (run {result.run_id}): {c['fetched']} fetched, {c['new']} new, "
+                f"{c['changed']} changed, "
+                f"{c['unchanged']} unchanged, {c['failed']} failed",
+                highlight=False,
+            )
             db = open_database(config.storage_url)
             try:
                 with db.session() as s:
                     from policywatch.reports.data import rank_key
 
-                    changes = sorted(s.scalars(select(Change).where(Change.run_id == result.run_id)), key=rank_key)
+                    changes = sorted(
+                        s.scalars(select(Change).where(Change.run_id == result.run_id)), key=rank_key
+                    )
                     for ch in changes:
                         if (ch.details or {}).get("baseline"):
                             continue
                         star = "★ " if ch.details_released else ""
-                        out.print(f"  {star}[{ch.significance}] {ch.title}: {ch.summary}", markup=False, highlight=False)
+                        out.print(
+                            f"  {star}[{ch.significance}] {ch.title}: {ch.summary}",
+                            markup=False,
+                            highlight=False,
+                        )
             finally:
                 db.dispose()
             for f in result.health.get("failures", []):
-                out.print(f"  fetch problem (not a change): {f['url'].replace(server.base, '')} — {f['outcome']}: {f['message']}", markup=False, highlight=False)
+                out.print(
+                    f"  fetch problem (not a change): {f['url'].replace(server.base, '')} — {f['outcome']}: "
+                    f"{f['message']}",
+                    markup=False,
+                    highlight=False,
+                )
             results.append({"night": night, "run_id": result.run_id, "counts": c, "reports": result.reports})
             if on_night:
                 on_night(night)
     out.print(f"\nreports: {out_dir / 'reports' / 'index.html'}  (and latest.md; one run-N file per night)")
-    out.print(f"site:    {out_dir / 'reports' / 'site' / 'index.html'}  (a diff page per change, page timelines, feed.atom)")
+    out.print(
+        f"site:    {out_dir / 'reports' / 'site' / 'index.html'}  (a diff page per change, page timelines, "
+        "feed.atom)"
+    )
     out.print(f"database: {out_dir / 'policywatch.db'}  — try: policywatch changes --config {cfg_path}")
     return results

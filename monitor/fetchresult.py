@@ -1,19 +1,21 @@
 """What a crawl hands to the page work for one URL (FetchResult) and what it gets back (PageOutcome).
 
-Why a module of their own: the crawl process builds and ships these for every page, and it must not import the page
-work itself (`monitor.pagework` brings SQLAlchemy, the ORM models and lxml: ≈ 20 MB in a process that only fetches;
-the page-work processes store the pages). Only the standard library and `monitor.config` are imported here.
+Why a module of their own: the crawl process builds and ships these for every page, and it must not import the
+page work itself (`monitor.pagework` brings SQLAlchemy, the ORM models and lxml: ≈ 20 MB in a process that
+only fetches; the page-work processes store the pages). Only the standard library and `monitor.config` are
+imported here.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from policywatch.monitor.config import Watch
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass

@@ -5,6 +5,7 @@ committed together or not at all. Nothing but an `ok` fetch creates a version; a
 a 404/410 on two consecutive passes; after any failed night the next good fetch is compared with the last good
 version, so a maintenance night never shows up as a change.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,11 +17,17 @@ from urllib.parse import urlsplit
 import orjson
 
 from policywatch.monitor.config import Config
-from policywatch.monitor.detect import ChangeDecision, detect_html, detect_json, removed_decision
-from policywatch.monitor.extract import NoMainContent, extract_html
+from policywatch.monitor.detection.detect import ChangeDecision, detect_html, detect_json, removed_decision
+from policywatch.monitor.detection.extract import NoMainContent, extract_html
+from policywatch.monitor.detection.jsondiff import (
+    MalformedJSON,
+    parse_json,
+    records_hash,
+    records_text,
+    to_records,
+)
+from policywatch.monitor.detection.quality import soft_error_reason
 from policywatch.monitor.fetchresult import FetchResult, PageOutcome
-from policywatch.monitor.jsondiff import MalformedJSON, parse_json, records_hash, records_text, to_records
-from policywatch.monitor.quality import soft_error_reason
 from policywatch.monitor.urls import normalize_url
 from policywatch.storage import blockpack, bodypack
 from policywatch.storage import queries as q
@@ -60,8 +67,13 @@ def main_fingerprint(body: bytes, encoding: str | None, rules_digest: str) -> st
         return None
     title = _TITLE.search(body, 0, span[0])
     h = hashlib.sha256()
-    for part in (EXTRACTION_VERSION.encode(), (encoding or "").lower().encode(), rules_digest.encode(),
-                 title.group(0) if title else b"", body[span[0]:span[1]]):
+    for part in (
+        EXTRACTION_VERSION.encode(),
+        (encoding or "").lower().encode(),
+        rules_digest.encode(),
+        title.group(0) if title else b"",
+        body[span[0] : span[1]],
+    ):
         h.update(len(part).to_bytes(8, "big"))
         h.update(part)
     return h.hexdigest()
@@ -82,32 +94,59 @@ class PageWork:
         with self.db.session() as s:
             return self._process(s, result)
 
-    def _record_fetch(self, s, page_id: int, r: FetchResult, outcome: str, message: str | None = None, **extra: Any) -> int:
+    def _record_fetch(
+        self, s, page_id: int, r: FetchResult, outcome: str, message: str | None = None, **extra: Any
+    ) -> int:
         """Insert the fetch row (Core: one per page per night, the hottest write) and return its id."""
-        values: dict[str, Any] = dict(run_id=self.run_id, page_id=page_id, fetched_at=r.fetched_at, http_status=r.status,
-                                      outcome=outcome, message=message if message is not None else r.message,
-                                      attempts=r.attempts, etag=r.etag, last_modified=r.last_modified,
-                                      bytes=len(r.body) if r.body is not None else None, duration_ms=r.duration_ms)
+        values: dict[str, Any] = dict(
+            run_id=self.run_id,
+            page_id=page_id,
+            fetched_at=r.fetched_at,
+            http_status=r.status,
+            outcome=outcome,
+            message=message if message is not None else r.message,
+            attempts=r.attempts,
+            etag=r.etag,
+            last_modified=r.last_modified,
+            bytes=len(r.body) if r.body is not None else None,
+            duration_ms=r.duration_ms,
+        )
         values.update(extra)
         return q.insert_row(s, Fetch, **values)
 
-    def _add_change(self, s, page: Page, decision: ChangeDecision, from_id: int | None, to_id: int | None) -> int:
-        return q.insert_row(s, Change, page_id=page.id, run_id=self.run_id, detected_at=utcnow(), kind=decision.kind,
-                            significance=decision.significance, topics=decision.topics,
-                            details_released=decision.details_released, url=page.url, title=page.title,
-                            summary=decision.summary, from_version_id=from_id, to_version_id=to_id,
-                            details=decision.details)
+    def _add_change(
+        self, s, page: Page, decision: ChangeDecision, from_id: int | None, to_id: int | None
+    ) -> int:
+        return q.insert_row(
+            s,
+            Change,
+            page_id=page.id,
+            run_id=self.run_id,
+            detected_at=utcnow(),
+            kind=decision.kind,
+            significance=decision.significance,
+            topics=decision.topics,
+            details_released=decision.details_released,
+            url=page.url,
+            title=page.title,
+            summary=decision.summary,
+            from_version_id=from_id,
+            to_version_id=to_id,
+            details=decision.details,
+        )
 
     def _process(self, s, r: FetchResult) -> PageOutcome:
-        """Reads first, then the CPU work (hash, parse, compress, diff), then every write at the end: the write
-        transaction (on SQLite, the database-wide write lock) is held for milliseconds, not for a parse, so
-        page-work processes do not queue behind each other."""
+        """Reads first, then the CPU work (hash, parse, compress, diff), then every write at the end: the
+        write transaction (on SQLite, the database-wide write lock) is held for milliseconds, not for a parse,
+        so page-work processes do not queue behind each other."""
         watch = r.watch or self.config.watch_for(r.url)
         source = "watch" if watch else r.source
         url_key = normalize_url(r.url)
         row = q.page_row(s, url_key)  # Core: the unchanged paths below never need the ORM object
         topics = list(watch.topics) if watch else list(row.topics or []) if row is not None else []
-        settled = row is not None and not (watch and (row.source != "watch" or list(row.topics or []) != topics))
+        settled = row is not None and not (
+            watch and (row.source != "watch" or list(row.topics or []) != topics)
+        )
         page: Page | None = None
 
         def ensure_page() -> Page:
@@ -115,7 +154,9 @@ class PageWork:
             if page is None and row is not None:
                 page = s.get(Page, row.id)
             if page is None:  # (another worker may have created it meanwhile: then this finds that row)
-                page, _ = q.get_or_create_page(s, r.url, url_key, source=source, topics=topics, looked_up=True)
+                page, _ = q.get_or_create_page(
+                    s, r.url, url_key, source=source, topics=topics, looked_up=True
+                )
             if watch and (page.source != "watch" or list(page.topics or []) != topics):
                 page.source, page.topics = "watch", topics
             return page
@@ -131,7 +172,9 @@ class PageWork:
         body = r.body or b""
         raw_hash = hashlib.sha256(body).hexdigest()
         prev_h = q.last_version_hashes(s, row.id) if row is not None else None
-        if prev_h is not None and prev_h[1] == raw_hash:  # byte-identical: no parse, no diff, no version loaded
+        if (
+            prev_h is not None and prev_h[1] == raw_hash
+        ):  # byte-identical: no parse, no diff, no version loaded
             return self._unchanged(s, page_id(), r, raw_hash, prev_h[2])
 
         kind = watch.kind if watch else "auto"
@@ -145,20 +188,51 @@ class PageWork:
             page = s.get(Page, row.id)
         try:
             if _is_json(r, kind):
-                doc = to_records(parse_json(body), watch.json_records if watch else None, watch.json_id if watch else None)
-                content_hash, title = records_hash(doc), (page.title if page is not None else None) or r.url.rsplit("/", 1)[-1]
-                blocks, text, meta, extractor = doc, records_text(doc), {"extractor": "json", "records": len(doc["records"])}, "json"
+                doc = to_records(
+                    parse_json(body), watch.json_records if watch else None, watch.json_id if watch else None
+                )
+                content_hash, title = (
+                    records_hash(doc),
+                    (page.title if page is not None else None) or r.url.rsplit("/", 1)[-1],
+                )
+                blocks, text, meta, extractor = (
+                    doc,
+                    records_text(doc),
+                    {"extractor": "json", "records": len(doc["records"])},
+                    "json",
+                )
             elif _is_html(r):
                 drops, ignores, rules_digest = self.config.rules_for(r.url)
-                ex = extract_html(body, r.url, encoding=r.encoding, extra_noise=drops, ignore_patterns=ignores,
-                                  require_gcweb=gcweb_before)
+                ex = extract_html(
+                    body,
+                    r.url,
+                    encoding=r.encoding,
+                    extra_noise=drops,
+                    ignore_patterns=ignores,
+                    require_gcweb=gcweb_before,
+                )
                 ex.meta["rules"] = rules_digest
-                reason = soft_error_reason(ex.title, ex.text, [b["text"] for b in ex.blocks if b["kind"] in ("h1", "h2")])
+                reason = soft_error_reason(
+                    ex.title, ex.text, [b["text"] for b in ex.blocks if b["kind"] in ("h1", "h2")]
+                )
                 if reason:
                     return self._failed(s, ensure_page(), r, "soft_error", reason)
-                content_hash, title, blocks, text, meta, extractor = ex.content_hash, ex.title, ex.blocks, ex.text, ex.meta, ex.extractor
+                content_hash, title, blocks, text, meta, extractor = (
+                    ex.content_hash,
+                    ex.title,
+                    ex.blocks,
+                    ex.text,
+                    ex.meta,
+                    ex.extractor,
+                )
             else:
-                return self._failed(s, ensure_page(), r, "soft_error", f"unsupported content type {r.content_type!r}: not HTML or JSON")
+                return self._failed(
+                    s,
+                    ensure_page(),
+                    r,
+                    "soft_error",
+                    f"unsupported content type {r.content_type!r}: not HTML or JSON",
+                )
         except MalformedJSON as exc:
             return self._failed(s, ensure_page(), r, "soft_error", str(exc))
         except NoMainContent as exc:
@@ -166,7 +240,11 @@ class PageWork:
 
         old_title = page.title if page is not None else None
         new_title = old_title if extractor == "json" and old_title else (title or old_title)
-        main_fp = (fp or main_fingerprint(body, r.encoding, meta.get("rules", ""))) if extractor == "gcweb" else None
+        main_fp = (
+            (fp or main_fingerprint(body, r.encoding, meta.get("rules", "")))
+            if extractor == "gcweb"
+            else None
+        )
         if prev_h is not None and prev_h[2] == content_hash:  # noise only: keep just the hashes
             page = ensure_page()
             self._update_page(s, page, r, extractor, new_title, meta, main_fp)
@@ -176,17 +254,30 @@ class PageWork:
         # The content changed (or the page is new): read what the comparison needs, compare, then write.
         prev = q.last_version(s, page.id) if prev_h is not None else None
         old = {"blocks": prev.blocks, "meta": prev.meta, "text": prev.text} if prev is not None else None
-        if old is not None and extractor != "json" and (prev.meta or {}).get("rules", "") != meta.get("rules", ""):
+        if (
+            old is not None
+            and extractor != "json"
+            and (prev.meta or {}).get("rules", "") != meta.get("rules", "")
+        ):
             old = self._reextract(s, prev, r) or old  # noise rules changed: compare like with like
         page_source = "watch" if watch else page.source if page is not None else source
-        common = dict(url=page.url if page is not None else r.url, title=new_title or r.url, old=old, watch_topics=topics,
-                      topic_defs=self.config.topics, discovered=page_source == "discovered",
-                      baseline=page_source == "watch" or self.first_run)
-        decision = (detect_json(new_doc=blocks, **common) if extractor == "json"
-                    else detect_html(new_blocks=blocks, new_meta=meta, **common))
+        common = dict(
+            url=page.url if page is not None else r.url,
+            title=new_title or r.url,
+            old=old,
+            watch_topics=topics,
+            topic_defs=self.config.topics,
+            discovered=page_source == "discovered",
+            baseline=page_source == "watch" or self.first_run,
+        )
+        decision = (
+            detect_json(new_doc=blocks, **common)
+            if extractor == "json"
+            else detect_html(new_blocks=blocks, new_meta=meta, **common)
+        )
         body_blob, dict_id, new_dict, host = None, None, None, urlsplit(r.url).netloc.lower()
-        # A new page's body is new but for rare cases (the same bytes at another URL, a pruned row): store_body's
-        # INSERT finds those, so only a known page's body is looked up first.
+        # A new page's body is new but for rare cases (the same bytes at another URL, a pruned row):
+        # store_body's INSERT finds those, so only a known page's body is looked up first.
         body_row = q.body_status(s, raw_hash) if row is not None else None
         if not body_row:  # pack the raw body against its host's page template (storage.bodypack)
             known = self._dictionaries.get(host) or q.host_dictionary(s, host)
@@ -200,9 +291,13 @@ class PageWork:
         if extractor != "json":  # serialize and compress now, not under the write lock
             stored_blocks = PackedJSON.pack(orjson.dumps(stored_blocks))
 
-        # Writes from here on. A page seen for the first time is inserted with all it learned in one statement.
-        new_page = self._insert_new_page(s, r, url_key, source, topics, extractor, new_title, meta, main_fp) \
-            if row is None and page is None else None
+        # Writes from here on. A page seen for the first time is inserted with all it learned in one
+        # statement.
+        new_page = (
+            self._insert_new_page(s, r, url_key, source, topics, extractor, new_title, meta, main_fp)
+            if row is None and page is None
+            else None
+        )
         if new_page is not None:
             page = new_page
         else:
@@ -211,12 +306,31 @@ class PageWork:
         if new_dict is not None:  # the host's first stored page: its template becomes the dictionary
             dict_id = q.add_dictionary(s, host, new_dict)
         if body_blob is not None:
-            q.store_body(s, raw_hash, body, r.content_type, compressed=body_blob, dict_id=dict_id,
-                         row_exists=body_row is not None)
-        fetch_id = self._record_fetch(s, page.id, r, "ok", raw_hash=raw_hash, content_hash=content_hash, content_changed=True)
-        version_id = q.insert_row(s, Version, page_id=page.id, fetch_id=fetch_id, captured_at=r.fetched_at,
-                                  content_hash=content_hash, raw_hash=raw_hash, title=page.title, text=text,
-                                  blocks=stored_blocks, meta={**meta, "content_type": r.content_type})
+            q.store_body(
+                s,
+                raw_hash,
+                body,
+                r.content_type,
+                compressed=body_blob,
+                dict_id=dict_id,
+                row_exists=body_row is not None,
+            )
+        fetch_id = self._record_fetch(
+            s, page.id, r, "ok", raw_hash=raw_hash, content_hash=content_hash, content_changed=True
+        )
+        version_id = q.insert_row(
+            s,
+            Version,
+            page_id=page.id,
+            fetch_id=fetch_id,
+            captured_at=r.fetched_at,
+            content_hash=content_hash,
+            raw_hash=raw_hash,
+            title=page.title,
+            text=text,
+            blocks=stored_blocks,
+            meta={**meta, "content_type": r.content_type},
+        )
         if decision is None:
             return PageOutcome("unchanged", "ok")
         change_id = self._add_change(s, page, decision, prev.id if prev is not None else None, version_id)
@@ -228,29 +342,69 @@ class PageWork:
         return PageOutcome("unchanged", "ok")
 
     def _not_modified(self, s, page_id: int, r: FetchResult) -> PageOutcome:
-        """A 304: the fetch carries the last good fetch's hashes (and validators, unless the 304 sent new ones)."""
+        """A 304: the fetch carries the last good fetch's hashes (and validators, unless the 304 sent new
+        ones)."""
         last_ok = q.last_ok_fetch_hashes(s, page_id)
-        keep = {} if r.etag or last_ok is None else {"etag": last_ok.etag, "last_modified": last_ok.last_modified}
-        self._record_fetch(s, page_id, r, "not_modified", raw_hash=last_ok.raw_hash if last_ok else None,
-                           content_hash=last_ok.content_hash if last_ok else None, **keep)
+        keep = (
+            {}
+            if r.etag or last_ok is None
+            else {"etag": last_ok.etag, "last_modified": last_ok.last_modified}
+        )
+        self._record_fetch(
+            s,
+            page_id,
+            r,
+            "not_modified",
+            raw_hash=last_ok.raw_hash if last_ok else None,
+            content_hash=last_ok.content_hash if last_ok else None,
+            **keep,
+        )
         q.mark_seen(s, page_id, r.fetched_at)
         return PageOutcome("not_modified", "not_modified")
 
-    def _insert_new_page(self, s, r: FetchResult, url_key: str, source: str, topics: list[str], extractor: str,
-                         title: str | None, meta: dict[str, Any], main_fp: str | None) -> Page | None:
-        """The row `get_or_create_page` + `_update_page` would leave, written by one INSERT instead of an INSERT in a
-        SAVEPOINT and an UPDATE (a tenth of a new page's CPU went to that ORM round). Returns a transient `Page`
-        carrying the row's values (read by the rows written next, never flushed), or None when another page-work
-        process created the page meanwhile — then the caller takes the ORM path."""
+    def _insert_new_page(
+        self,
+        s,
+        r: FetchResult,
+        url_key: str,
+        source: str,
+        topics: list[str],
+        extractor: str,
+        title: str | None,
+        meta: dict[str, Any],
+        main_fp: str | None,
+    ) -> Page | None:
+        """The row `get_or_create_page` + `_update_page` would leave, written by one INSERT instead of an
+        INSERT in a SAVEPOINT and an UPDATE (a tenth of a new page's CPU went to that ORM round). Returns a
+        transient `Page` carrying the row's values (read by the rows written next, never flushed), or None
+        when another page-work process created the page meanwhile — then the caller takes the ORM path."""
         values: dict[str, Any] = dict(
-            url=r.url, url_key=url_key, source=source, topics=list(topics), status="active", gone_count=0,
-            first_seen=utcnow(), last_seen=r.fetched_at, extractor=extractor, main_fp=main_fp, title=title or None,
-            canonical_url=meta.get("canonical_url") or None if extractor != "json" else None)
+            url=r.url,
+            url_key=url_key,
+            source=source,
+            topics=list(topics),
+            status="active",
+            gone_count=0,
+            first_seen=utcnow(),
+            last_seen=r.fetched_at,
+            extractor=extractor,
+            main_fp=main_fp,
+            title=title or None,
+            canonical_url=meta.get("canonical_url") or None if extractor != "json" else None,
+        )
         page_id = q.insert_page_if_absent(s, **values)
         return Page(id=page_id, **values) if page_id is not None else None
 
-    def _update_page(self, s, page: Page, r: FetchResult, extractor: str, title: str | None, meta: dict[str, Any],
-                     main_fp: str | None) -> None:
+    def _update_page(
+        self,
+        s,
+        page: Page,
+        r: FetchResult,
+        extractor: str,
+        title: str | None,
+        meta: dict[str, Any],
+        main_fp: str | None,
+    ) -> None:
         q.mark_seen(s, page.id, r.fetched_at)  # the one "seen" rule, shared with the unchanged paths
         page.extractor = page.extractor or extractor
         if main_fp is not None:
@@ -272,16 +426,22 @@ class PageWork:
             return None
         return {"blocks": ex.blocks, "meta": prev.meta, "text": ex.text}
 
-    def _failed(self, s, page: Page, r: FetchResult, outcome: str | None = None, message: str | None = None) -> PageOutcome:
+    def _failed(
+        self, s, page: Page, r: FetchResult, outcome: str | None = None, message: str | None = None
+    ) -> PageOutcome:
         outcome = outcome or r.outcome
         self._record_fetch_failed(s, page, r, outcome, message)
         if outcome == "http_error" and r.status in GONE_STATUSES:
             page.gone_count = (page.gone_count or 0) + 1
             due = page.gone_count >= REMOVED_AFTER and page.status != "removed"
-            last = q.last_version_hashes(s, page.id) if due else None  # only a page that had content is "removed"
+            last = (
+                q.last_version_hashes(s, page.id) if due else None
+            )  # only a page that had content is "removed"
             if last is not None:
                 page.status = "removed"
-                decision = removed_decision(url=page.url, title=page.title, status=r.status, watch_topics=list(page.topics or []))
+                decision = removed_decision(
+                    url=page.url, title=page.title, status=r.status, watch_topics=list(page.topics or [])
+                )
                 change_id = self._add_change(s, page, decision, last[0], None)
                 return PageOutcome("removed", outcome, change_id, message)
             page.status = "gone" if page.status != "removed" else page.status
@@ -289,5 +449,13 @@ class PageWork:
 
     def _record_fetch_failed(self, s, page: Page, r: FetchResult, outcome: str, message: str | None) -> int:
         # Validators of a failed response must not be reused for conditional GETs.
-        return self._record_fetch(s, page.id, r, outcome, message, etag=None, last_modified=None,
-                                  raw_hash=hashlib.sha256(r.body).hexdigest() if r.body else None)
+        return self._record_fetch(
+            s,
+            page.id,
+            r,
+            outcome,
+            message,
+            etag=None,
+            last_modified=None,
+            raw_hash=hashlib.sha256(r.body).hexdigest() if r.body else None,
+        )

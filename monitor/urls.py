@@ -3,6 +3,7 @@
 Why here: the crawler enforces the rule on every request and redirect, the config validates discovery sources
 against it, and storage keys pages by the normalized form. One implementation keeps them in agreement.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ class DomainRule:
     port: int | None
 
     @classmethod
-    def parse(cls, entry: str) -> "DomainRule":
+    def parse(cls, entry: str) -> DomainRule:
         entry = entry.strip().lower()
         if not entry or "/" in entry or entry.startswith("."):
             raise ValueError(f"{entry!r} is not a host or host:port")
@@ -80,16 +81,22 @@ def url_problem(url: str) -> str | None:
     such a request silently, and a URL's user name or password would be copied into every report and log."""
     try:
         parts = urlsplit(url)
-        parts.port
+        _ = parts.port  # raises ValueError for a port out of range
     except ValueError as exc:
         return f"is not a valid URL ({exc})"
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
-        return "carries a user name or password: credentials never go in a URL (they would appear in reports and logs)"
+        return (
+            "carries a user name or password: credentials never go in a URL (they would appear in "
+            "reports and logs)"
+        )
     if any(ch.isspace() or ord(ch) < 32 for ch in url):
         return "contains white space or control characters (percent-encode them)"
     length = len(url) if url.isascii() else len(_request_form(url))
     if length > MAX_URL_LENGTH:
-        return f"is {length:,} characters long; requests longer than {MAX_URL_LENGTH:,} are dropped by the crawler"
+        return (
+            f"is {length:,} characters long; requests longer than {MAX_URL_LENGTH:,} are dropped by the "
+            "crawler"
+        )
     return None
 
 
@@ -108,5 +115,6 @@ def redact_url(url: str) -> str:
         return url
     if "@" not in parts.netloc:
         return url
-    return urlunsplit((parts.scheme, "***@" + parts.netloc.rpartition("@")[2], parts.path, parts.query, parts.fragment))
-
+    return urlunsplit(
+        (parts.scheme, "***@" + parts.netloc.rpartition("@")[2], parts.path, parts.query, parts.fragment)
+    )

@@ -2,10 +2,12 @@
 
 Ranking: Innovation Stream details first, then significance (high → low), then detection order.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -54,14 +56,15 @@ def is_baseline(c: Change) -> bool:
 
 
 def stream_changes(s: Session, *criteria: Any) -> Iterator[Change]:
-    """The changes matching `criteria`, in detection order, read in chunks (`yield_per`): a first night of a large
-    watchlist has a "now watching" note per page, more than a report or a digest should hold at once."""
+    """The changes matching `criteria`, in detection order, read in chunks (`yield_per`): a first night of a
+    large watchlist has a "now watching" note per page, more than a report or a digest should hold at once."""
     query = select(Change).where(*criteria).order_by(Change.id).execution_options(yield_per=500)
     return iter(s.scalars(query))
 
 
 def news(s: Session, *criteria: Any) -> list[Change]:
-    """The changes matching `criteria` without the "now watching" notes (which no digest or site page shows)."""
+    """The changes matching `criteria` without the "now watching" notes (which no digest or site page
+    shows)."""
     return [c for c in stream_changes(s, *criteria) if not is_baseline(c)]
 
 
@@ -73,8 +76,9 @@ def load_run_report(s: Session, run_id: int, topic_names: dict[str, str] | None 
     run = s.get(Run, run_id)
     if run is None:
         raise LookupError(f"no run {run_id}")
-    # Streamed: a first night of 50,000 watches is 50,000 "now watching" notes, each a Change with its details;
-    # a report keeps only their links (memory bounded by the night's real changes, not by the watchlist).
+    # Streamed: a first night of 50,000 watches is 50,000 "now watching" notes, each a Change with its
+    # details; a report keeps only their links (memory bounded by the night's real changes, not by the
+    # watchlist).
     baseline: list[BaselineEntry] = []
     news: list[Change] = []
     for c in stream_changes(s, Change.run_id == run_id):
@@ -90,5 +94,12 @@ def load_run_report(s: Session, run_id: int, topic_names: dict[str, str] | None 
         key = c.topics[0] if c.topics else ""
         groups.setdefault(key, []).append(c)
     ordered = sorted(groups.items(), key=lambda kv: rank_key(kv[1][0]))
-    return ReportData(run, changes, [(names.get(k, k.replace("-", " ").title()) if k else "Other pages", v) for k, v in ordered],
-                      baseline, run.health or {}, names, notices)
+    return ReportData(
+        run,
+        changes,
+        [(names.get(k, k.replace("-", " ").title()) if k else "Other pages", v) for k, v in ordered],
+        baseline,
+        run.health or {},
+        names,
+        notices,
+    )

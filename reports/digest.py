@@ -1,18 +1,21 @@
-"""Compose a subscriber's digest: pick the changes they asked for, collapse repeats per page, render, build MIME.
+"""Compose a subscriber's digest: pick the changes they asked for, collapse repeats per page, render, build
+MIME.
 
 Why collapse: over a weekly digest (or after a mail outage) a page may change several times; a consultant
 wants its latest state once, with "changed 3 times since …" and each change's diff page linked (as GOV.UK's
 e-mail alerts do), not three entries that contradict each other.
 """
+
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
-from typing import Iterable, Protocol, Sequence
+from typing import Protocol
 
 from policywatch.reports.data import SIGNIFICANCE_ORDER, is_baseline
 from policywatch.reports.render import environment
@@ -32,7 +35,8 @@ class SubscriberLike(Protocol):
 
 
 def wanted(c: Change, sub: SubscriberLike) -> bool:
-    """What a subscriber gets: their topics (none listed: all), at or above their significance, no baselines."""
+    """What a subscriber gets: their topics (none listed: all), at or above their significance, no
+    baselines."""
     if is_baseline(c):
         return False
     if SIG_RANK.get(c.significance, 0) < SIG_RANK.get(sub.min_significance, 0) and not c.details_released:
@@ -71,7 +75,11 @@ class Entry:
         return self.latest.title or self.latest.url
 
     def sort_key(self) -> tuple[int, int, int]:
-        return (0 if self.details_released else 1, SIGNIFICANCE_ORDER.get(self.significance, 3), self.first.id)
+        return (
+            0 if self.details_released else 1,
+            SIGNIFICANCE_ORDER.get(self.significance, 3),
+            self.first.id,
+        )
 
 
 def collapse(changes: Iterable[Change]) -> list[Entry]:
@@ -121,8 +129,14 @@ class Digest:
         return f"{self.base_url}changes/{c.id}.html" if self.base_url else None
 
 
-def compose(changes: Sequence[Change], sub: SubscriberLike, *, base_url: str | None,
-            topic_names: dict[str, str], run_id: int | None = None) -> Digest:
+def compose(
+    changes: Sequence[Change],
+    sub: SubscriberLike,
+    *,
+    base_url: str | None,
+    topic_names: dict[str, str],
+    run_id: int | None = None,
+) -> Digest:
     notices, rest = split_notices(c for c in changes if wanted(c, sub))
     entries = collapse(rest)
     groups: dict[str, list[Entry]] = {}
@@ -132,8 +146,17 @@ def compose(changes: Sequence[Change], sub: SubscriberLike, *, base_url: str | N
         groups.setdefault(key, []).append(e)
     ordered = sorted(groups.items(), key=lambda kv: kv[1][0].sort_key())
     named = [(topic_names.get(k, k.replace("-", " ").title()) if k else "Other pages", v) for k, v in ordered]
-    return Digest(sub.email, sub.name, entries, named, base_url, heartbeat=not entries and not notices, run_id=run_id,
-                  topic_names=topic_names, notices=notices)
+    return Digest(
+        sub.email,
+        sub.name,
+        entries,
+        named,
+        base_url,
+        heartbeat=not entries and not notices,
+        run_id=run_id,
+        topic_names=topic_names,
+        notices=notices,
+    )
 
 
 def render_text(d: Digest) -> str:
@@ -150,9 +173,19 @@ def message_id(kind: str, recipient: str, key: str, domain: str) -> str:
     return f"<policywatch.{kind}.{who}.{key}@{domain}>"
 
 
-def build_message(*, subject: str, sender: str, recipient: str, recipient_name: str, msg_id: str, text: str,
-                  html: str | None, when: datetime) -> bytes:
-    """RFC 5322 bytes, built with the stdlib `email` package: text/plain, plus text/html as the alternative."""
+def build_message(
+    *,
+    subject: str,
+    sender: str,
+    recipient: str,
+    recipient_name: str,
+    msg_id: str,
+    text: str,
+    html: str | None,
+    when: datetime,
+) -> bytes:
+    """RFC 5322 bytes, built with the stdlib `email` package: text/plain, plus text/html as the
+    alternative."""
     msg = EmailMessage()
     msg["Subject"] = subject
     msg["From"] = sender

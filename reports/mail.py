@@ -3,19 +3,21 @@
 Why the distinction matters: the outbox re-sends a message whose fate is unknown with the *same* bytes and
 Message-ID (receivers de-duplicate), but folds a message the server provably refused into the next, larger
 digest. A failure before the server accepted DATA (connection refused, TLS or auth refused, sender/recipient
-refused, DATA answered with an error) is definite; a timeout or disconnect while the DATA was in flight is not.
+refused, DATA answered with an error) is definite; a timeout or disconnect while the DATA was in flight is
+not.
 
 Secrets: the user name and password are read from the environment variables the config names, at send time;
 they never reach the database, the logs or an exception message.
 """
+
 from __future__ import annotations
 
 import os
 import smtplib
-import socket
 import ssl
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Protocol, Sequence
+from typing import Protocol
 
 
 class SmtpSettings(Protocol):
@@ -42,7 +44,9 @@ def _credentials(settings: SmtpSettings, env: Mapping[str, str]) -> tuple[str, s
         return None
     missing = [name for name in (settings.username_env, settings.password_env) if name and not env.get(name)]
     if missing:
-        raise SendError(f"SMTP credentials: environment variable {', '.join(missing)} is not set", definite=True)
+        raise SendError(
+            f"SMTP credentials: environment variable {', '.join(missing)} is not set", definite=True
+        )
     return env[settings.username_env], env[settings.password_env or ""]
 
 
@@ -51,8 +55,13 @@ def tls_context(settings: SmtpSettings) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
 
 
-def send_message(settings: SmtpSettings, message: bytes, sender: str, recipients: Sequence[str],
-                 env: Mapping[str, str] | None = None) -> None:
+def send_message(
+    settings: SmtpSettings,
+    message: bytes,
+    sender: str,
+    recipients: Sequence[str],
+    env: Mapping[str, str] | None = None,
+) -> None:
     """Deliver `message` (complete RFC 5322 bytes) to `recipients`; raise SendError on failure."""
     env = os.environ if env is None else env
     creds = _credentials(settings, env)
@@ -60,8 +69,9 @@ def send_message(settings: SmtpSettings, message: bytes, sender: str, recipients
     where = f"{settings.host}:{settings.port}"
     try:
         if settings.security == "ssl":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout,
-                                                  context=tls_context(settings))
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                settings.host, settings.port, timeout=settings.timeout, context=tls_context(settings)
+            )
         else:
             smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
         try:
@@ -70,14 +80,19 @@ def send_message(settings: SmtpSettings, message: bytes, sender: str, recipients
             if settings.security == "starttls":
                 phase = "starttls"
                 if not smtp.has_extn("starttls"):
-                    raise SendError(f"{where} does not offer STARTTLS (mail.security = \"starttls\")", definite=True)
+                    raise SendError(
+                        f'{where} does not offer STARTTLS (mail.security = "starttls")', definite=True
+                    )
                 smtp.starttls(context=tls_context(settings))
                 smtp.ehlo()
             if creds:
                 phase = "auth"
                 if settings.security == "none" and not settings.allow_plaintext_auth:
-                    # The config refuses this too; a settings object built another way must not leak the password.
-                    raise SendError(f"{where}: not logging in without TLS (mail.security = \"none\")", definite=True)
+                    # The config refuses this too; a settings object built another way must not leak the
+                    # password.
+                    raise SendError(
+                        f'{where}: not logging in without TLS (mail.security = "none")', definite=True
+                    )
                 smtp.login(*creds)
             phase = "envelope"
             code, resp = smtp.mail(sender)
@@ -103,14 +118,20 @@ def send_message(settings: SmtpSettings, message: bytes, sender: str, recipients
         raise SendError(f"{where} refused the login ({exc.smtp_code})", definite=True) from None
     except smtplib.SMTPResponseException as exc:
         # An error answer from the server: it did not take the message, whatever the phase.
-        raise SendError(f"{where} answered {exc.smtp_code} during {phase}: {_text(exc.smtp_error)}", definite=True) from None
-    except (smtplib.SMTPServerDisconnected, socket.timeout, TimeoutError, ConnectionError, ssl.SSLError, OSError) as exc:
+        raise SendError(
+            f"{where} answered {exc.smtp_code} during {phase}: {_text(exc.smtp_error)}", definite=True
+        ) from None
+    except (smtplib.SMTPServerDisconnected, TimeoutError, ConnectionError, ssl.SSLError, OSError) as exc:
         definite = phase != "data"  # in flight during DATA: the server may have queued it
         what = type(exc).__name__
-        raise SendError(f"{where}: {what} during {phase}: {exc}" if str(exc) else f"{where}: {what} during {phase}",
-                        definite=definite) from None
+        raise SendError(
+            f"{where}: {what} during {phase}: {exc}" if str(exc) else f"{where}: {what} during {phase}",
+            definite=definite,
+        ) from None
     except smtplib.SMTPException as exc:
-        raise SendError(f"{where}: {type(exc).__name__} during {phase}: {exc}", definite=phase != "data") from None
+        raise SendError(
+            f"{where}: {type(exc).__name__} during {phase}: {exc}", definite=phase != "data"
+        ) from None
 
 
 def _text(resp: bytes | str) -> str:

@@ -8,27 +8,40 @@ The protocol (each step is one committed transaction):
    bytes* and a deterministic Message-ID (status pending) before the SMTP conversation starts. Its items
    (subscriber, change) are unique, so a change can never sit in two live digests of one subscriber.
 3. Sent: status sent and the watermark moves to the digest's upper bound, in one transaction.
-   Refused for sure (server down, auth refused, message rejected): status failed; the next delivery folds
-   its changes into one larger digest (new Message-ID, the failed one is marked superseded — it never reached
-   anyone). Unknown (crash, or timeout while DATA was in flight): it stays pending and the next delivery re-sends
-   the *same bytes*, Message-ID included, which mail systems de-duplicate.
+   Refused for sure (server down, auth refused, message rejected): status failed; the next delivery folds its
+   changes into one larger digest (new Message-ID, the failed one is marked superseded — it never reached
+   anyone). Unknown (crash, or timeout while DATA was in flight): it stays pending and the next delivery
+   re-sends the *same bytes*, Message-ID included, which mail systems de-duplicate.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from policywatch.reports.data import news
-from policywatch.reports.digest import Digest, SubscriberLike, build_message, compose, message_id, render_html, render_text
+from policywatch.reports.digest import (
+    Digest,
+    SubscriberLike,
+    build_message,
+    compose,
+    message_id,
+    render_html,
+    render_text,
+)
 from policywatch.reports.mail import SendError, send_message
-from policywatch.storage.models import Change, Digest as DigestRow, DigestItem, Run, Subscriber
+from policywatch.storage.models import Change, DigestItem, Run, Subscriber
+from policywatch.storage.models import Digest as DigestRow
 from policywatch.storage.types import utcnow
 
-WEEK = timedelta(days=7) - timedelta(hours=4)  # a weekly digest is due after ~7 days (tolerates schedule jitter)
+WEEK = timedelta(days=7) - timedelta(
+    hours=4
+)  # a weekly digest is due after ~7 days (tolerates schedule jitter)
 
 
 class MailLike(Protocol):
@@ -73,8 +86,11 @@ def _sender_addr(sender: str) -> str:
 
 def finished_top(s: Session) -> int:
     """The highest change id of any finished run (changes of a running pass are not final yet)."""
-    q = select(func.max(Change.id)).outerjoin(Run, Run.id == Change.run_id).where(
-        or_(Change.run_id.is_(None), Run.status != "running"))
+    q = (
+        select(func.max(Change.id))
+        .outerjoin(Run, Run.id == Change.run_id)
+        .where(or_(Change.run_id.is_(None), Run.status != "running"))
+    )
     return s.scalar(q) or 0
 
 
@@ -84,7 +100,8 @@ def last_finished_run(s: Session) -> int | None:
 
 def subscriber_row(s: Session, email: str, *, run_id: int | None = None) -> Subscriber:
     """The subscriber's row. A new subscriber starts at the current top (they get what happens from now on);
-    when created at the end of pass `run_id`, they also get that pass's changes (they subscribed before it)."""
+    when created at the end of pass `run_id`, they also get that pass's changes (they subscribed before
+    it)."""
     key = email.lower()
     row = s.scalar(select(Subscriber).where(Subscriber.email == key))
     if row is None:
@@ -106,8 +123,16 @@ def news_between(s: Session, floor: int, top: int) -> list[Change]:
 class Outbox:
     """Builds, records and sends digests for the configured subscribers."""
 
-    def __init__(self, db, mail: MailLike, *, base_url: str | None, topic_names: dict[str, str],
-                 transport: Transport | None = None, now: Callable[[], datetime] = utcnow):
+    def __init__(
+        self,
+        db,
+        mail: MailLike,
+        *,
+        base_url: str | None,
+        topic_names: dict[str, str],
+        transport: Transport | None = None,
+        now: Callable[[], datetime] = utcnow,
+    ):
         self.db = db
         self.mail = mail
         self.base_url = base_url
@@ -117,7 +142,8 @@ class Outbox:
 
     # --- public -------------------------------------------------------------------------------------------
     def deliver(self, subscribers: Sequence[SubscriberLike], *, run_id: int | None = None) -> DeliveryReport:
-        """Deliver to every subscriber; `run_id`: the pass that just finished (new subscribers get its changes)."""
+        """Deliver to every subscriber; `run_id`: the pass that just finished (new subscribers get its
+        changes)."""
         report = DeliveryReport()
         for sub in subscribers:
             self._deliver_one(sub, report, run_id)
@@ -130,8 +156,13 @@ class Outbox:
             row = s.scalar(select(Subscriber).where(Subscriber.email == sub.email.lower()))
             floor = row.watermark if row else finished_top(s)
             top = finished_top(s)
-            digest = compose(news_between(s, floor, top), sub, base_url=self.base_url, topic_names=self.topic_names,
-                             run_id=last_finished_run(s))
+            digest = compose(
+                news_between(s, floor, top),
+                sub,
+                base_url=self.base_url,
+                topic_names=self.topic_names,
+                run_id=last_finished_run(s),
+            )
             s.expunge_all()
         return digest
 
@@ -139,8 +170,13 @@ class Outbox:
     def _deliver_one(self, sub: SubscriberLike, report: DeliveryReport, run_id: int | None) -> None:
         with self.db.session() as s:
             sid = subscriber_row(s, sub.email, run_id=run_id).id
-            pending = list(s.scalars(select(DigestRow.id).where(DigestRow.subscriber_id == sid,
-                                                                 DigestRow.status == "pending").order_by(DigestRow.id)))
+            pending = list(
+                s.scalars(
+                    select(DigestRow.id)
+                    .where(DigestRow.subscriber_id == sid, DigestRow.status == "pending")
+                    .order_by(DigestRow.id)
+                )
+            )
         for did in pending:  # fate unknown: the same bytes again
             if not self._attempt(did, report):
                 with self.db.session() as s:
@@ -155,15 +191,26 @@ class Outbox:
         with self.db.session() as s:
             row = s.get(Subscriber, sid)
             assert row is not None
-            failed = list(s.scalars(select(DigestRow).where(DigestRow.subscriber_id == sid,
-                                                             DigestRow.status == "failed").order_by(DigestRow.id)))
+            failed = list(
+                s.scalars(
+                    select(DigestRow)
+                    .where(DigestRow.subscriber_id == sid, DigestRow.status == "failed")
+                    .order_by(DigestRow.id)
+                )
+            )
             if sub.frequency == "weekly" and not self._weekly_due(s, row):
                 report.not_due.append(sub.email)
                 return None
             top = finished_top(s)
             floor = row.watermark
             run_id = last_finished_run(s)
-            digest = compose(news_between(s, floor, top), sub, base_url=self.base_url, topic_names=self.topic_names, run_id=run_id)
+            digest = compose(
+                news_between(s, floor, top),
+                sub,
+                base_url=self.base_url,
+                topic_names=self.topic_names,
+                run_id=run_id,
+            )
             if not digest.entries and not digest.notices:
                 if not sub.heartbeat or run_id is None:
                     for f in failed:  # a failed heartbeat is not worth a late delivery
@@ -180,18 +227,39 @@ class Outbox:
                 if existing.status in ("sent", "pending"):
                     report.nothing.append(sub.email)
                     return None  # already delivered (a heartbeat for this pass) or handled above
-                existing.status = "pending"  # refused before with exactly this content: try the same message again
+                existing.status = (
+                    "pending"  # refused before with exactly this content: try the same message again
+                )
                 return existing.id
             for f in failed:
                 f.status = "superseded"
                 s.execute(delete(DigestItem).where(DigestItem.digest_id == f.id))
             now = self.now()
-            body = build_message(subject=digest.subject, sender=self.mail.sender, recipient=sub.email,
-                                 recipient_name=sub.name, msg_id=mid, text=render_text(digest),
-                                 html=render_html(digest), when=now)
-            d = DigestRow(kind=kind, subscriber_id=sid, recipient=sub.email, message_id=mid, subject=digest.subject,
-                          range_from=floor, range_to=top, change_count=len(digest.covered), run_id=run_id,
-                          status="pending", attempts=0, created_at=now, message=body)
+            body = build_message(
+                subject=digest.subject,
+                sender=self.mail.sender,
+                recipient=sub.email,
+                recipient_name=sub.name,
+                msg_id=mid,
+                text=render_text(digest),
+                html=render_html(digest),
+                when=now,
+            )
+            d = DigestRow(
+                kind=kind,
+                subscriber_id=sid,
+                recipient=sub.email,
+                message_id=mid,
+                subject=digest.subject,
+                range_from=floor,
+                range_to=top,
+                change_count=len(digest.covered),
+                run_id=run_id,
+                status="pending",
+                attempts=0,
+                created_at=now,
+                message=body,
+            )
             s.add(d)
             s.flush()
             for c in digest.covered:
@@ -199,8 +267,11 @@ class Outbox:
             return d.id
 
     def _weekly_due(self, s: Session, row: Subscriber) -> bool:
-        last = s.scalar(select(func.max(DigestRow.created_at)).where(DigestRow.subscriber_id == row.id,
-                                                                     DigestRow.status == "sent"))
+        last = s.scalar(
+            select(func.max(DigestRow.created_at)).where(
+                DigestRow.subscriber_id == row.id, DigestRow.status == "sent"
+            )
+        )
         return self.now() - (last or row.created_at) >= WEEK
 
     # --- sending ------------------------------------------------------------------------------------------
@@ -247,13 +318,37 @@ class Outbox:
                 return
             now = self.now()
             subject = f"policywatch operator alert: pass {run_id} needs attention"
-            text = (f"Pass {run_id} needs attention:\n\n" + "\n".join(f"- {r}" for r in reasons)
-                    + "\n\nThe run report's crawl-health section has the details (policywatch status, run_log view).\n")
-            body = build_message(subject=subject, sender=self.mail.sender, recipient=self.mail.operator,
-                                 recipient_name="", msg_id=mid, text=text, html=None, when=now)
-            d = DigestRow(kind="operator", subscriber_id=None, recipient=self.mail.operator, message_id=mid,
-                          subject=subject, range_from=0, range_to=0, change_count=0, run_id=run_id, status="pending",
-                          attempts=0, created_at=now, message=body)
+            text = (
+                f"Pass {run_id} needs attention:\n\n"
+                + "\n".join(f"- {r}" for r in reasons)
+                + "\n\nThe run report's crawl-health section has the details (policywatch status, run_log "
+                "view).\n"
+            )
+            body = build_message(
+                subject=subject,
+                sender=self.mail.sender,
+                recipient=self.mail.operator,
+                recipient_name="",
+                msg_id=mid,
+                text=text,
+                html=None,
+                when=now,
+            )
+            d = DigestRow(
+                kind="operator",
+                subscriber_id=None,
+                recipient=self.mail.operator,
+                message_id=mid,
+                subject=subject,
+                range_from=0,
+                range_to=0,
+                change_count=0,
+                run_id=run_id,
+                status="pending",
+                attempts=0,
+                created_at=now,
+                message=body,
+            )
             s.add(d)
             s.flush()
             did = d.id
@@ -261,14 +356,20 @@ class Outbox:
 
     def _resend_pending_alerts(self, report: DeliveryReport) -> None:
         with self.db.session() as s:
-            ids = list(s.scalars(select(DigestRow.id).where(DigestRow.kind == "operator",
-                                                             DigestRow.status.in_(("pending", "failed")))))
+            ids = list(
+                s.scalars(
+                    select(DigestRow.id).where(
+                        DigestRow.kind == "operator", DigestRow.status.in_(("pending", "failed"))
+                    )
+                )
+            )
         for did in ids:
             self._attempt(did, report)
 
 
 def operator_reasons(run: Run, health: dict, previous_stale: Sequence[str]) -> list[str]:
-    """Why the operator should look: a failed pass, a pass that fetched nothing or mostly failed, a new stale source."""
+    """Why the operator should look: a failed pass, a pass that fetched nothing or mostly failed, a new stale
+    source."""
     reasons = []
     if run.status == "failed":
         reasons.append(f"the pass failed: {run.message or 'no message'}")
@@ -277,8 +378,12 @@ def operator_reasons(run: Run, health: dict, previous_stale: Sequence[str]) -> l
     elif health.get("failure_rate", 0) >= 0.5 and health.get("fetched", 0):
         reasons.append(f"{health.get('failed')} of {health.get('fetched')} fetches failed")
     if health.get("selector_drift"):
-        reasons.append("the content selector stopped matching on: " + ", ".join(health["selector_drift"][:10]))
+        reasons.append(
+            "the content selector stopped matching on: " + ", ".join(health["selector_drift"][:10])
+        )
     new_stale = [u for u in health.get("stale_sources") or [] if u not in set(previous_stale)]
     if new_stale:
-        reasons.append(f"no good fetch in {health.get('stale_after', 3)} passes (stale): " + ", ".join(new_stale[:20]))
+        reasons.append(
+            f"no good fetch in {health.get('stale_after', 3)} passes (stale): " + ", ".join(new_stale[:20])
+        )
     return reasons

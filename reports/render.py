@@ -1,4 +1,5 @@
 """Render reports with Jinja2 (autoescape on for HTML: scraped text is hostile and must never execute)."""
+
 from __future__ import annotations
 
 import os
@@ -16,9 +17,16 @@ _env: Environment | None = None
 def environment() -> Environment:
     global _env
     if _env is None:
-        _env = Environment(loader=PackageLoader("policywatch.reports", "templates"),
-                           autoescape=select_autoescape(disabled_extensions=("md.j2", "txt.j2"), default=True, default_for_string=True),  # md/txt escape via |md
-                           undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+        _env = Environment(
+            loader=PackageLoader("policywatch.reports", "templates"),
+            autoescape=select_autoescape(
+                disabled_extensions=("md.j2", "txt.j2"), default=True, default_for_string=True
+            ),  # md/txt escape via |md
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
         _env.filters["section"] = lambda s: " › ".join(s) if s else "Top of page"
         _env.filters["md"] = _md_escape
         _env.filters["iso"] = lambda d: d.isoformat(timespec="seconds") if d else ""

@@ -1,15 +1,17 @@
-"""The static report site: an index of changes, a page per change (side-by-side and inline diff), a timeline per
-page, and an Atom feed — plain files under `<reports.dir>/site/`, publishable by any web server.
+"""The static report site: an index of changes, a page per change (side-by-side and inline diff), a timeline
+per page, and an Atom feed — plain files under `<reports.dir>/site/`, publishable by any web server.
 
 Why static: consultants click "diff" in a digest; a folder of files served by nginx, S3 or GitHub Pages has
 nothing to patch or keep running. Scraped text only ever appears as Jinja-escaped text, never as markup, and
 every page carries a Content-Security-Policy that forbids scripts and remote loads.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -38,14 +40,22 @@ def side_by_side(change: Change) -> list[SideBySide]:
         sec = op.get("section") or []
         if op["op"] == "changed":
             inline = op.get("inline") or []
-            rows.append(SideBySide(sec, "changed", [seg for seg in inline if seg[0] in ("equal", "del")],
-                                   [seg for seg in inline if seg[0] in ("equal", "ins")]))
+            rows.append(
+                SideBySide(
+                    sec,
+                    "changed",
+                    [seg for seg in inline if seg[0] in ("equal", "del")],
+                    [seg for seg in inline if seg[0] in ("equal", "ins")],
+                )
+            )
         elif op["op"] == "added":
             rows.append(SideBySide(sec, "added", [], [["ins", op.get("text", "")]]))
         elif op["op"] == "removed":
             rows.append(SideBySide(sec, "removed", [["del", op.get("text", "")]], []))
         elif op["op"] == "moved":
-            rows.append(SideBySide(sec, "moved", [["equal", op.get("text", "")]], [["equal", op.get("text", "")]]))
+            rows.append(
+                SideBySide(sec, "moved", [["equal", op.get("text", "")]], [["equal", op.get("text", "")]])
+            )
     return rows
 
 
@@ -59,8 +69,12 @@ class Site:
 
     def _render(self, template: str, path: Path, **ctx: Any) -> None:
         root = "../" * (len(path.relative_to(self.dir).parts) - 1)
-        write_atomic(path, environment().get_template(template).render(root=root, base_url=self.base_url,
-                                                                         topic_names=self.topic_names, **ctx))
+        write_atomic(
+            path,
+            environment()
+            .get_template(template)
+            .render(root=root, base_url=self.base_url, topic_names=self.topic_names, **ctx),
+        )
 
     def change_page(self, s: Session, c: Change) -> Path:
         path = self.dir / "changes" / f"{c.id}.html"
@@ -72,8 +86,11 @@ class Site:
     def timeline(self, s: Session, page_id: int) -> Path:
         page = s.get(Page, page_id)
         assert page is not None
-        versions = s.execute(select(Version.id, Version.captured_at, Version.content_hash)
-                             .where(Version.page_id == page_id).order_by(Version.id)).all()
+        versions = s.execute(
+            select(Version.id, Version.captured_at, Version.content_hash)
+            .where(Version.page_id == page_id)
+            .order_by(Version.id)
+        ).all()
         changes = list(s.scalars(select(Change).where(Change.page_id == page_id).order_by(Change.id)))
         path = self.dir / "pages" / f"{page_id}.html"
         self._render("site_timeline.html.j2", path, page=page, versions=versions, changes=changes)
@@ -83,11 +100,17 @@ class Site:
         recent = list(s.scalars(select(Change).order_by(Change.id.desc()).limit(INDEX_LIMIT)))
         shown = [c for c in recent if not is_baseline(c)]
         self._render("site_index.html.j2", self.dir / "index.html", changes=shown)
-        self._render("feed.atom.j2", self.dir / "feed.atom", changes=shown[:FEED_LIMIT],
-                     updated=shown[0].detected_at if shown else None)
+        self._render(
+            "feed.atom.j2",
+            self.dir / "feed.atom",
+            changes=shown[:FEED_LIMIT],
+            updated=shown[0].detected_at if shown else None,
+        )
 
     def write_changes(self, s: Session, changes: Sequence[Change]) -> list[Path]:
-        changes = [c for c in changes if not is_baseline(c)]  # "now watching" notes are not news: no pages for them
+        changes = [
+            c for c in changes if not is_baseline(c)
+        ]  # "now watching" notes are not news: no pages for them
         paths = [self.change_page(s, c) for c in changes]
         for page_id in sorted({c.page_id for c in changes}):
             paths.append(self.timeline(s, page_id))
@@ -95,7 +118,8 @@ class Site:
         return paths
 
     def rebuild(self, s: Session) -> int:
-        """Every change page, every timeline, the index and the feed (after an upgrade or a template change)."""
+        """Every change page, every timeline, the index and the feed (after an upgrade or a template
+        change)."""
         n = 0
         page_ids = set()
         for c in s.scalars(select(Change).order_by(Change.id).execution_options(yield_per=200)):

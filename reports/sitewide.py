@@ -1,16 +1,18 @@
-"""Site-wide notices: the same block added to (or removed from) many pages in one pass is one notice, not N changes.
+"""Site-wide notices: the same block added to (or removed from) many pages in one pass is one notice, not N
+changes.
 
-Why: IRCC injects alerts on every page of a section (a port-of-entry notice on every officer-instruction page). A
-consultant wants one line — "a notice appeared on 14 pages: …" — not 14 entries burying the change that matters.
-A change is part of a notice when every block it added or removed was added or removed, identically, on at least
-MIN_PAGES pages in the same set of changes; any other edit on the page keeps it a change of its own. "Details
-released" changes are never folded away.
+Why: IRCC injects alerts on every page of a section (a port-of-entry notice on every officer-instruction
+page). A consultant wants one line — "a notice appeared on 14 pages: …" — not 14 entries burying the change
+that matters. A change is part of a notice when every block it added or removed was added or removed,
+identically, on at least MIN_PAGES pages in the same set of changes; any other edit on the page keeps it a
+change of its own. "Details released" changes are never folded away.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from policywatch.storage.models import Change
 
@@ -34,7 +36,12 @@ class Notice:
 
 def _ops(c: Change) -> tuple[tuple[str, str], ...] | None:
     ops = (c.details or {}).get("blocks") or []
-    if c.kind != "changed" or c.details_released or not ops or any(op.get("op") not in ("added", "removed") for op in ops):
+    if (
+        c.kind != "changed"
+        or c.details_released
+        or not ops
+        or any(op.get("op") not in ("added", "removed") for op in ops)
+    ):
         return None
     return tuple(sorted({(op["op"], op.get("text", "")) for op in ops}))
 

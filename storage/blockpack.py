@@ -1,19 +1,20 @@
 """A version's blocks stored without their text, which `versions.text` already holds line by line.
 
-Why: `versions.text` stays plain for analysts' SQL, and it is exactly the blocks' texts joined by newlines (block
-text is whitespace-normalised, so it never contains one). Storing each block's text a second time inside the
-compressed `blocks` column was ≈ 20 % of the history database (bench/bench_storage.py); without it, `blocks`
-keeps only the structure — kind, section path, links, images — and the text is put back on read.
+Why: `versions.text` stays plain for analysts' SQL, and it is exactly the blocks' texts joined by newlines
+(block text is whitespace-normalised, so it never contains one). Storing each block's text a second time
+inside the compressed `blocks` column was ≈ 20 % of the history database (bench/bench_storage.py); without it,
+`blocks` keeps only the structure — kind, section path, links, images — and the text is put back on read.
 
 Stored forms (`restore` reads both; `strip` writes the second):
-- `{"textless": 1, "blocks": [...]}` (release 0003): each block without its text; a block with empty text (an image
-  alone) keeps `"text": ""`, every other block takes the next line of `versions.text`.
+- `{"textless": 1, "blocks": [...]}` (release 0003): each block without its text; a block with empty text (an
+  image alone) keeps `"text": ""`, every other block takes the next line of `versions.text`.
 - `{"textless": 2, "kinds": [...], "paths": [...], "at": [...], "empty": [...], "extra": {...}}`: the same, by
   column — each block's kind, the index of its section path in `paths` (a page has a few distinct paths and
   hundreds of blocks), the indices of blocks with empty text, and `extra[str(i)]` holding block i's other keys
   (links, images). Why columns: serializing hundreds of small dicts was a tenth of a new page's CPU cost.
 Anything else (JSON records, blocks written before 0003) is stored and read as it is.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -82,7 +83,7 @@ def restore(stored: Any, text: str | None) -> Any:
             out.append(block)
         return out
     paths, empty, extra = stored["paths"], set(stored["empty"]), stored["extra"]
-    for i, (kind, idx) in enumerate(zip(stored["kinds"], stored["at"])):
+    for i, (kind, idx) in enumerate(zip(stored["kinds"], stored["at"], strict=False)):
         block = {"kind": kind, "section": list(paths[idx]), "text": "" if i in empty else next(lines, "")}
         more = extra.get(str(i))
         if more:

@@ -1,15 +1,16 @@
 """Raw bodies compressed against a per-host dictionary: the site's page template.
 
-Why: every canada.ca page carries the same GCWeb template (header, menus, footer: 15–25 KB), and zlib on its own
-cannot see that one page's template is the next page's. Compressing each body with a preset dictionary made
-from the first stored page of its host (the bytes outside `<main>`) lets zlib point at the template instead of
-storing it again: real canada.ca captures shrink to roughly half their plain-zlib size (measured in
+Why: every canada.ca page carries the same GCWeb template (header, menus, footer: 15–25 KB), and zlib on its
+own cannot see that one page's template is the next page's. Compressing each body with a preset dictionary
+made from the first stored page of its host (the bytes outside `<main>`) lets zlib point at the template
+instead of storing it again: real canada.ca captures shrink to roughly half their plain-zlib size (measured in
 bench/bench_storage.py). The dictionary is stored once per host (`body_dicts`) and a body names the one it was
 compressed with (`bodies.dict_id`; NULL = plain zlib), so bodies stay independently readable forever.
 
 zlib reads at most the last 32 KB of a dictionary, and the bytes nearest its end match best at the start of a
 page, so the dictionary is the template's footer followed by its header.
 """
+
 from __future__ import annotations
 
 import re
@@ -22,8 +23,8 @@ _MAIN_CLOSE = re.compile(rb"</main\s*>", re.I)
 
 
 def main_span(body: bytes) -> tuple[int, int] | None:
-    """Byte offsets of `<main …>` … the last `</main>` in an HTML body, found without parsing; None without one.
-    (Also what monitor.pagework fingerprints to skip parsing on furniture-only nights.)"""
+    """Byte offsets of `<main …>` … the last `</main>` in an HTML body, found without parsing; None without
+    one. (Also what monitor.pagework fingerprints to skip parsing on furniture-only nights.)"""
     start = _MAIN_OPEN.search(body)
     if start is None:
         return None
@@ -37,7 +38,7 @@ def make_dictionary(body: bytes) -> bytes | None:
     span = main_span(body)
     if span is None:
         return None
-    head, tail = body[:span[0]], body[span[1]:]
+    head, tail = body[: span[0]], body[span[1] :]
     if len(head) + len(tail) < 1024:  # no template worth sharing
         return None
     return (tail[: DICT_MAX // 4] + head)[-DICT_MAX:]

@@ -4,13 +4,13 @@ Why migrations run here: every entry point (CLI, crawl child process, scheduler,
 touch a new database, possibly several at once; `open_database` upgrades under a lock (PostgreSQL advisory
 lock, SQLite exclusive transaction) so exactly one of them migrates.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
-
 from typing import TYPE_CHECKING
 
 from sqlalchemy import create_engine, event, text
@@ -23,21 +23,21 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-#: The newest migration's revision id (tests/test_storage.py checks it against Alembic's head). Why a constant:
-#: every process (the pass, the crawl, each page worker) checks the schema on open, and a database at this
-#: revision needs no Alembic import at all (≈1 s of start-up per process).
+#: The newest migration's revision id (tests/test_storage.py checks it against Alembic's head). Why a
+#: constant: every process (the pass, the crawl, each page worker) checks the schema on open, and a database
+#: at this revision needs no Alembic import at all (≈1 s of start-up per process).
 HEAD_REVISION = "0003"
 ADVISORY_LOCK_KEY = 0x706F6C6963  # "polic": any fixed 64-bit key, shared by every policywatch process
 
 
 class StorageError(Exception):
-    """The database cannot be used; the message says why in one line. `fatal`: every later write would fail the
-    same way (see is_fatal_storage_error)."""
+    """The database cannot be used; the message says why in one line. `fatal`: every later write would fail
+    the same way (see is_fatal_storage_error)."""
 
     fatal = False
 
 
-def alembic_config(connection: Connection | None = None) -> "AlembicConfig":
+def alembic_config(connection: Connection | None = None) -> AlembicConfig:
     from alembic.config import Config as AlembicConfig
 
     cfg = AlembicConfig()
@@ -47,7 +47,7 @@ def alembic_config(connection: Connection | None = None) -> "AlembicConfig":
     return cfg
 
 
-def _script() -> "ScriptDirectory":
+def _script() -> ScriptDirectory:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config())
@@ -74,6 +74,7 @@ def _sqlite_pragmas(busy_ms: int, max_bytes: int | None):
             page_size = cur.execute("PRAGMA page_size").fetchone()[0]
             cur.execute(f"PRAGMA max_page_count={max(1, max_bytes // page_size)}")
         cur.close()
+
     return apply
 
 
@@ -97,7 +98,8 @@ DATABASE_MODE = 0o600
 
 
 def _create_private(path: Path) -> None:
-    """Create an empty SQLite file (a valid empty database) 0600 before SQLite creates it with the umask's mode."""
+    """Create an empty SQLite file (a valid empty database) 0600 before SQLite creates it with the umask's
+    mode."""
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DATABASE_MODE))
     except FileExistsError:
@@ -129,7 +131,11 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
             elif not path.exists():
                 _create_private(path)
         engine = create_engine(parsed, connect_args={"timeout": timeout})
-        event.listen(engine, "connect", _sqlite_pragmas(int(timeout * 1000), int(max_mb * 1024 * 1024) if max_mb else None))
+        event.listen(
+            engine,
+            "connect",
+            _sqlite_pragmas(int(timeout * 1000), int(max_mb * 1024 * 1024) if max_mb else None),
+        )
         if readonly:
             event.listen(engine, "connect", lambda c, _r: c.execute("PRAGMA query_only=ON"))
         return engine
@@ -146,8 +152,9 @@ _FATAL = ("database is locked", "disk is full", "disk i/o error", "no space left
 
 
 def _messages(exc: BaseException) -> list[str]:
-    """The driver messages of an error and of the errors it arose from: SQLite rolls a transaction back by itself
-    on a full disk, so the error raised may be a follow-up ("no such savepoint") with the real one as context."""
+    """The driver messages of an error and of the errors it arose from: SQLite rolls a transaction back by
+    itself on a full disk, so the error raised may be a follow-up ("no such savepoint") with the real one as
+    context."""
     out, seen = [], set()
     e: BaseException | None = exc
     while e is not None and id(e) not in seen:
@@ -176,19 +183,28 @@ def describe_error(exc: BaseException, url: str | None = None) -> str:
         return str(exc)
     messages = _messages(exc)
     msg = next((m for m in messages if any(f in m.lower() for f in _FATAL)), messages[0])
-    safe = (make_url(url).render_as_string(hide_password=True) if "://" in url else url) if url else "the database"
+    safe = (
+        (make_url(url).render_as_string(hide_password=True) if "://" in url else url)
+        if url
+        else "the database"
+    )
     low = msg.lower()
     if "file is not a database" in low:
         return f"{safe} is not a policywatch database (not an SQLite file, or corrupt)"
     if "database is locked" in low or "database table is locked" in low:
-        return (f"{safe} is locked: another process kept a write transaction open longer than the busy timeout "
-                "(30 s unless storage.url sets `?timeout=SECONDS`); nothing of this command was written "
-                "past its last commit — run it again when the other writer is done")
+        return (
+            f"{safe} is locked: another process kept a write transaction open longer than the busy timeout "
+            "(30 s unless storage.url sets `?timeout=SECONDS`); nothing of this command was written "
+            "past its last commit — run it again when the other writer is done"
+        )
     if "disk is full" in low or "disk i/o error" in low or "no space left" in low:
-        return (f"{safe}: the disk is full (or storage.url's max_size_mb cap is reached) or cannot be written "
-                f"({msg}); every page committed before this is kept "
-                "and the rest of the pass was not written — free space and run again (the next pass compares with "
-                "the last stored versions)")
+        return (
+            f"{safe}: the disk is full (or storage.url's max_size_mb cap is reached) or cannot be written "
+            f"({msg}); every page committed before this is kept "
+            "and the rest of the pass was not written — free space and run again (the next pass compares "
+            "with "
+            "the last stored versions)"
+        )
     if "readonly database" in low or "read-only" in low:
         return f"{safe} cannot be written (read-only file or directory): {msg}"
     return f"database {safe} unusable: {msg}" if url else f"database error: {msg}"
@@ -245,7 +261,8 @@ def upgrade(engine: Engine) -> str | None:
             if not _known(script, rev):
                 raise StorageError(
                     f"the database is at schema revision {rev}, which this policywatch does not know: "
-                    "it was written by a newer version; upgrade policywatch")
+                    "it was written by a newer version; upgrade policywatch"
+                )
             if rev != script.get_current_head():
                 cfg = alembic_config(conn)
                 command.upgrade(cfg, "head")
@@ -294,9 +311,15 @@ def open_database(url: str, *, migrate: bool = True, readonly: bool = False) -> 
             with db.engine.connect() as conn:
                 rev = _stored_revision(conn)
             if rev is None:
-                raise StorageError("the database has no policywatch schema yet: run `policywatch run` or `policywatch db upgrade`")
+                raise StorageError(
+                    "the database has no policywatch schema yet: run `policywatch run` or `policywatch db "
+                    "upgrade`"
+                )
             if rev != HEAD_REVISION and not _known(_script(), rev):
-                raise StorageError(f"the database is at schema revision {rev}, newer than this policywatch: upgrade policywatch")
+                raise StorageError(
+                    f"the database is at schema revision {rev}, newer than this policywatch: upgrade "
+                    "policywatch"
+                )
     except StorageError:
         db.dispose()
         raise

@@ -4,15 +4,16 @@ PostgreSQL: a session-level advisory lock held by a dedicated connection for the
 server if the process dies). SQLite: an exclusive `flock` on `<database>.lock` (released by the kernel if the
 process dies, so a crashed pass never leaves a stale lock behind).
 """
+
 from __future__ import annotations
 
 import fcntl
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
@@ -34,13 +35,13 @@ class LockLost(Exception):
 
 
 class LockGuard:
-    """What a pass holds while it runs. `check()` raises LockLost if the lock is gone for good; the pass calls it
-    before the steps that must run alone (finishing the run, delivering digests).
+    """What a pass holds while it runs. `check()` raises LockLost if the lock is gone for good; the pass calls
+    it before the steps that must run alone (finishing the run, delivering digests).
 
     PostgreSQL: the lock lives with one connection, and a server restart or `pg_terminate_backend` takes both
-    away — silently, so another pass could start beside this one. A heartbeat thread pings that connection every
-    few seconds and, when it is gone, takes the lock again on a new connection at once; only if another pass got
-    it first is the lock lost. SQLite: an `flock` cannot be lost; check() never raises."""
+    away — silently, so another pass could start beside this one. A heartbeat thread pings that connection
+    every few seconds and, when it is gone, takes the lock again on a new connection at once; only if another
+    pass got it first is the lock lost. SQLite: an `flock` cannot be lost; check() never raises."""
 
     HEARTBEAT = 3.0
 
@@ -92,8 +93,10 @@ class LockGuard:
                 self.conn.commit()
                 return
             except DBAPIError as exc:
-                log.warning("pass lock connection lost (%s); taking the lock again",
-                            str(exc.orig or exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                log.warning(
+                    "pass lock connection lost (%s); taking the lock again",
+                    str(exc.orig or exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                )
             try:
                 self.conn.close()
             except DBAPIError:
@@ -108,8 +111,10 @@ class LockGuard:
                 self.retaken += 1
                 log.warning("pass lock taken again after its connection was lost")
                 return
-            self.lost = ("the pass lock was lost with its database connection and another pass holds it now; "
-                         "this pass stops before finishing the run and delivering digests")
+            self.lost = (
+                "the pass lock was lost with its database connection and another pass holds it now; "
+                "this pass stops before finishing the run and delivering digests"
+            )
             raise LockLost(self.lost)
 
     def release(self) -> None:
@@ -127,8 +132,10 @@ class LockGuard:
             except DBAPIError as exc:
                 # The lock's connection is gone (server restart, pg_terminate_backend): PostgreSQL released
                 # the session's lock with it, so there is nothing left to unlock.
-                log.warning("pass lock connection lost before unlock (the server released the lock): %s",
-                            str(exc.orig or exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                log.warning(
+                    "pass lock connection lost before unlock (the server released the lock): %s",
+                    str(exc.orig or exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                )
             finally:
                 try:
                     conn.close()
@@ -162,7 +169,9 @@ def pass_lock(engine: Engine) -> Iterator[LockGuard]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
-            raise LockBusy(f"another policywatch pass is running on this database (pid {holder or '?'})") from None
+            raise LockBusy(
+                f"another policywatch pass is running on this database (pid {holder or '?'})"
+            ) from None
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
@@ -187,22 +196,31 @@ def lock_path(database: str) -> Path:
 
 
 def _lock_file_error(path: Path, exc: OSError) -> StorageError:
-    err = StorageError(f"cannot write the pass lock file {path}: {exc.strerror or exc}; nothing was written "
-                       "(free space or fix the permissions, then run again)")
+    err = StorageError(
+        f"cannot write the pass lock file {path}: {exc.strerror or exc}; nothing was written "
+        "(free space or fix the permissions, then run again)"
+    )
     err.fatal = True
     return err
 
 
 def pass_running(engine: Engine) -> bool | None:
-    """Whether some process holds the pass lock now (None: cannot tell). Why: a pass killed with kill -9 leaves
-    its run marked "running" until the next pass starts; only the lock says whether its holder is alive."""
+    """Whether some process holds the pass lock now (None: cannot tell). Why: a pass killed with kill -9
+    leaves its run marked "running" until the next pass starts; only the lock says whether its holder is
+    alive."""
     if engine.dialect.name == "postgresql":
         key = PASS_LOCK_KEY
         try:
             with engine.connect() as conn:
-                return bool(conn.execute(text(
-                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                    "AND classid = :hi AND objid = :lo AND objsubid = 1)"), {"hi": key >> 32, "lo": key & 0xFFFFFFFF}).scalar())
+                return bool(
+                    conn.execute(
+                        text(
+                            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                            "AND classid = :hi AND objid = :lo AND objsubid = 1)"
+                        ),
+                        {"hi": key >> 32, "lo": key & 0xFFFFFFFF},
+                    ).scalar()
+                )
         except DBAPIError:
             return None
     database = engine.url.database

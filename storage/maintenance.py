@@ -1,4 +1,6 @@
-"""Retention and archiving: prune old raw bodies (text, hashes and changes stay), export WARC for archivists."""
+"""Retention and archiving: prune old raw bodies (text, hashes and changes stay), export WARC for
+archivists."""
+
 from __future__ import annotations
 
 import io
@@ -20,7 +22,9 @@ def prune_bodies(s: Session, older_than: datetime) -> tuple[int, int]:
     keep = select(Version.raw_hash).where(Version.id.in_(latest), Version.raw_hash.is_not(None))
     cond = (Body.created_at < older_than) & Body.data.is_not(None) & Body.sha256.not_in(keep)
     freed = s.scalar(select(func.coalesce(func.sum(func.length(Body.data)), 0)).where(cond)) or 0
-    result = s.execute(update(Body).where(cond).values(data=None).execution_options(synchronize_session=False))
+    result = s.execute(
+        update(Body).where(cond).values(data=None).execution_options(synchronize_session=False)
+    )
     return result.rowcount or 0, int(freed)
 
 
@@ -30,20 +34,37 @@ def write_warc(s: Session, out: BinaryIO, since: datetime | None = None) -> int:
     from warcio.warcwriter import WARCWriter
 
     writer = WARCWriter(out, gzip=True)
-    info = writer.create_warcinfo_record("policywatch.warc.gz", {"software": "policywatch", "format": "WARC File Format 1.1"})
+    info = writer.create_warcinfo_record(
+        "policywatch.warc.gz", {"software": "policywatch", "format": "WARC File Format 1.1"}
+    )
     writer.write_record(info)
-    q = (select(Version, Page.url, Body.data, Body.content_type, Body.dict_id).join(Page, Page.id == Version.page_id)
-         .join(Body, Body.sha256 == Version.raw_hash).where(Body.data.is_not(None)).order_by(Version.id))
+    q = (
+        select(Version, Page.url, Body.data, Body.content_type, Body.dict_id)
+        .join(Page, Page.id == Version.page_id)
+        .join(Body, Body.sha256 == Version.raw_hash)
+        .where(Body.data.is_not(None))
+        .order_by(Version.id)
+    )
     if since is not None:
         q = q.where(Version.captured_at >= since)
     n = 0
     for version, url, data, ctype, dict_id in s.execute(q.execution_options(yield_per=200)):
         payload = unpack_body(s, data, dict_id)
-        headers = StatusAndHeaders("200 OK", [("Content-Type", ctype or "application/octet-stream"),
-                                              ("Content-Length", str(len(payload)))], protocol="HTTP/1.1")
-        record = writer.create_warc_record(url, "response", payload=io.BytesIO(payload), http_headers=headers,
-                                           warc_headers_dict={"WARC-Date": version.captured_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                                                              "WARC-Payload-Digest": "sha256:" + version.raw_hash if version.raw_hash else ""})
+        headers = StatusAndHeaders(
+            "200 OK",
+            [("Content-Type", ctype or "application/octet-stream"), ("Content-Length", str(len(payload)))],
+            protocol="HTTP/1.1",
+        )
+        record = writer.create_warc_record(
+            url,
+            "response",
+            payload=io.BytesIO(payload),
+            http_headers=headers,
+            warc_headers_dict={
+                "WARC-Date": version.captured_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "WARC-Payload-Digest": "sha256:" + version.raw_hash if version.raw_hash else "",
+            },
+        )
         writer.write_record(record)
         n += 1
     return n

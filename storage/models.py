@@ -3,6 +3,7 @@
 The data dictionary in docs/data-dictionary.md documents every column; the analyst views are created by the
 migrations (storage/migrations) and are the stable interface, the tables may grow.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -52,11 +53,13 @@ class Page(Base):
     extractor: Mapped[str | None] = mapped_column(String(20))  # gcweb | generic | json
     status: Mapped[str] = mapped_column(String(20), default="active")  # active | gone | removed
     gone_count: Mapped[int] = mapped_column(Integer, default=0)  # consecutive 404/410 fetches
-    main_fp: Mapped[str | None] = mapped_column(String(64))  # fingerprint of the content bytes at the last good read
+    main_fp: Mapped[str | None] = mapped_column(
+        String(64)
+    )  # fingerprint of the content bytes at the last good read
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    versions: Mapped[list["Version"]] = relationship(back_populates="page", order_by="Version.id")
+    versions: Mapped[list[Version]] = relationship(back_populates="page", order_by="Version.id")
 
 
 class Body(Base):
@@ -87,13 +90,15 @@ class Fetch(Base):
     """One request for one page in one run, whatever its outcome."""
 
     __tablename__ = "fetches"
-    __table_args__ = (Index("ix_fetches_page", "page_id"),)  # (page_id, rowid): "the last fetch of a page" by id
+    __table_args__ = (
+        Index("ix_fetches_page", "page_id"),
+    )  # (page_id, rowid): "the last fetch of a page" by id
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), index=True)
     page_id: Mapped[int] = mapped_column(ForeignKey("pages.id"))
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     http_status: Mapped[int | None] = mapped_column(Integer)
-    outcome: Mapped[str] = mapped_column(String(30))  # see monitor.quality.OUTCOMES
+    outcome: Mapped[str] = mapped_column(String(30))  # see monitor.detection.quality.OUTCOMES
     message: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     etag: Mapped[str | None] = mapped_column(Text)
@@ -196,10 +201,13 @@ class Digest(Base):
 
 
 class DigestItem(Base):
-    """Which changes a digest carries. UNIQUE(subscriber, change): no change reaches a subscriber in two digests."""
+    """Which changes a digest carries. UNIQUE(subscriber, change): no change reaches a subscriber in two
+    digests."""
 
     __tablename__ = "digest_items"
-    __table_args__ = (UniqueConstraint("subscriber_id", "change_id", name="uq_digest_items_subscriber_change"),)
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "change_id", name="uq_digest_items_subscriber_change"),
+    )
     digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id"), primary_key=True)
     change_id: Mapped[int] = mapped_column(ForeignKey("changes.id"), primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"))

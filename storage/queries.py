@@ -2,10 +2,12 @@
 
 All functions take an open Session; the caller owns the transaction (one per page in the pipeline).
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -18,8 +20,17 @@ from policywatch.storage.types import utcnow
 
 # --- runs -----------------------------------------------------------------------------------------------
 def open_run(s: Session, config_digest: str | None = None, scope: str = "nightly") -> Run:
-    run = Run(started_at=utcnow(), status="running", config_digest=config_digest, scope=scope, pages_fetched=0, pages_new=0,
-              pages_changed=0, pages_unchanged=0, pages_failed=0)
+    run = Run(
+        started_at=utcnow(),
+        status="running",
+        config_digest=config_digest,
+        scope=scope,
+        pages_fetched=0,
+        pages_new=0,
+        pages_changed=0,
+        pages_unchanged=0,
+        pages_failed=0,
+    )
     s.add(run)
     s.flush()
     return run
@@ -27,14 +38,29 @@ def open_run(s: Session, config_digest: str | None = None, scope: str = "nightly
 
 def run_counts(s: Session, run_id: int) -> dict[str, int]:
     """Counts of a run, computed from its fetches and changes (the single source of truth)."""
-    rows = dict(s.execute(select(Fetch.outcome, func.count()).where(Fetch.run_id == run_id).group_by(Fetch.outcome)).all())
-    changes = dict(s.execute(select(Change.kind, func.count()).where(Change.run_id == run_id).group_by(Change.kind)).all())
+    rows = dict(
+        s.execute(
+            select(Fetch.outcome, func.count()).where(Fetch.run_id == run_id).group_by(Fetch.outcome)
+        ).all()
+    )
+    changes = dict(
+        s.execute(
+            select(Change.kind, func.count()).where(Change.run_id == run_id).group_by(Change.kind)
+        ).all()
+    )
     fetched = sum(rows.values())
     failed = sum(n for outcome, n in rows.items() if outcome not in ("ok", "not_modified"))
     changed = changes.get("changed", 0)
     new = changes.get("new_page", 0)
-    return {"fetched": fetched, "new": new, "changed": changed, "removed": changes.get("removed", 0),
-            "failed": failed, "unchanged": max(0, fetched - failed - changed - new), "outcomes": rows}
+    return {
+        "fetched": fetched,
+        "new": new,
+        "changed": changed,
+        "removed": changes.get("removed", 0),
+        "failed": failed,
+        "unchanged": max(0, fetched - failed - changed - new),
+        "outcomes": rows,
+    }
 
 
 def run_fetch_count(s: Session, run_id: int) -> int:
@@ -42,7 +68,9 @@ def run_fetch_count(s: Session, run_id: int) -> int:
     return s.scalar(select(func.count()).select_from(Fetch).where(Fetch.run_id == run_id)) or 0
 
 
-def finish_run(s: Session, run_id: int, status: str, message: str | None = None, health: dict[str, Any] | None = None) -> Run:
+def finish_run(
+    s: Session, run_id: int, status: str, message: str | None = None, health: dict[str, Any] | None = None
+) -> Run:
     run = s.get(Run, run_id)
     assert run is not None
     c = run_counts(s, run_id)
@@ -68,18 +96,28 @@ def has_completed_run(s: Session) -> bool:
 
 
 # --- pages ----------------------------------------------------------------------------------------------
-# The page work's per-page statements, built once: building a select() costs more CPU than SQLite answering it,
-# and an unchanged night runs them for every page. (SQLAlchemy caches the compiled SQL either way.)
+# The page work's per-page statements, built once: building a select() costs more CPU than SQLite answering
+# it, and an unchanged night runs them for every page. (SQLAlchemy caches the compiled SQL either way.)
 _PAGES, _FETCHES, _VERSIONS, _BODIES = Page.__table__, Fetch.__table__, Version.__table__, Body.__table__
 _PAGE_BY_KEY = select(_PAGES).where(_PAGES.c.url_key == bindparam("key"))
-_LAST_VERSION_HASHES = (select(_VERSIONS.c.id, _VERSIONS.c.raw_hash, _VERSIONS.c.content_hash)
-                        .where(_VERSIONS.c.page_id == bindparam("pid")).order_by(_VERSIONS.c.id.desc()).limit(1))
-_LAST_OK_FETCH = (select(_FETCHES.c.raw_hash, _FETCHES.c.content_hash, _FETCHES.c.etag, _FETCHES.c.last_modified)
-                  .where(_FETCHES.c.page_id == bindparam("pid"), _FETCHES.c.outcome == "ok")
-                  .order_by(_FETCHES.c.id.desc()).limit(1))
+_LAST_VERSION_HASHES = (
+    select(_VERSIONS.c.id, _VERSIONS.c.raw_hash, _VERSIONS.c.content_hash)
+    .where(_VERSIONS.c.page_id == bindparam("pid"))
+    .order_by(_VERSIONS.c.id.desc())
+    .limit(1)
+)
+_LAST_OK_FETCH = (
+    select(_FETCHES.c.raw_hash, _FETCHES.c.content_hash, _FETCHES.c.etag, _FETCHES.c.last_modified)
+    .where(_FETCHES.c.page_id == bindparam("pid"), _FETCHES.c.outcome == "ok")
+    .order_by(_FETCHES.c.id.desc())
+    .limit(1)
+)
 _BODY_STORED = select(_BODIES.c.data.is_not(None)).where(_BODIES.c.sha256 == bindparam("sha"))
-_MARK_SEEN = (update(_PAGES).where(_PAGES.c.id == bindparam("pid"))
-              .values(last_seen=bindparam("seen", type_=_PAGES.c.last_seen.type), gone_count=0, status="active"))
+_MARK_SEEN = (
+    update(_PAGES)
+    .where(_PAGES.c.id == bindparam("pid"))
+    .values(last_seen=bindparam("seen", type_=_PAGES.c.last_seen.type), gone_count=0, status="active")
+)
 
 
 def get_page(s: Session, url_key: str) -> Page | None:
@@ -96,17 +134,25 @@ def mark_seen(s: Session, page_id: int, seen: datetime) -> None:
     s.execute(_MARK_SEEN, {"pid": page_id, "seen": seen})
 
 
-def get_or_create_page(s: Session, url: str, url_key: str, *, source: str, topics: Sequence[str],
-                       looked_up: bool = False) -> tuple[Page, bool]:
-    """`looked_up`: the caller found no page with this key in this transaction already (skip the lookup; a page
-    another worker creates meanwhile is still caught by the unique key)."""
+def get_or_create_page(
+    s: Session, url: str, url_key: str, *, source: str, topics: Sequence[str], looked_up: bool = False
+) -> tuple[Page, bool]:
+    """`looked_up`: the caller found no page with this key in this transaction already (skip the lookup; a
+    page another worker creates meanwhile is still caught by the unique key)."""
     page = None if looked_up else get_page(s, url_key)
     if page is not None:
         if source == "watch" and (page.source != "watch" or list(page.topics) != list(topics)):
             page.source, page.topics = "watch", list(topics)
         return page, False
-    page = Page(url=url, url_key=url_key, source=source, topics=list(topics), status="active", gone_count=0,
-                first_seen=utcnow())
+    page = Page(
+        url=url,
+        url_key=url_key,
+        source=source,
+        topics=list(topics),
+        status="active",
+        gone_count=0,
+        first_seen=utcnow(),
+    )
     try:
         with s.begin_nested():
             s.add(page)
@@ -119,30 +165,44 @@ def get_or_create_page(s: Session, url: str, url_key: str, *, source: str, topic
 
 
 def insert_page_if_absent(s: Session, **values: Any) -> int | None:
-    """Insert a page in one statement (INSERT … ON CONFLICT DO NOTHING RETURNING id): its id, or None when a page
-    with this url_key exists (another page-work process created it meanwhile)."""
+    """Insert a page in one statement (INSERT … ON CONFLICT DO NOTHING RETURNING id): its id, or None when a
+    page with this url_key exists (another page-work process created it meanwhile)."""
     return s.execute(_insert_if_absent(s, _PAGES, _PAGES.c.id), values).scalar()
 
 
 def known_discovered_pages(s: Session, limit: int) -> list[Page]:
-    return list(s.scalars(select(Page).where(Page.source == "discovered", Page.status != "removed").order_by(Page.id).limit(limit)))
+    return list(
+        s.scalars(
+            select(Page)
+            .where(Page.source == "discovered", Page.status != "removed")
+            .order_by(Page.id)
+            .limit(limit)
+        )
+    )
 
 
 # --- fetches, bodies, versions --------------------------------------------------------------------------
 def last_ok_fetch_hashes(s: Session, page_id: int) -> Any:
-    """(raw_hash, content_hash, etag, last_modified) of a page's last `ok` fetch, or None: what a 304 night needs,
-    without loading the whole row."""
+    """(raw_hash, content_hash, etag, last_modified) of a page's last `ok` fetch, or None: what a 304 night
+    needs, without loading the whole row."""
     return s.execute(_LAST_OK_FETCH, {"pid": page_id}).first()
 
 
 def validators(s: Session, url_keys: Sequence[str] | None = None) -> dict[str, tuple[str | None, str | None]]:
-    """url_key → (ETag, Last-Modified) of each page's last good fetch, for the pages with these keys (all when None).
+    """url_key → (ETag, Last-Modified) of each page's last good fetch, for the pages with these keys (all when
+    None).
 
-    Why by keys: the crawl asks for each few hundred watches as it requests them, so it never holds a validator per
-    page of the whole history (≈ 400 bytes each: 20 MB at 50,000 pages), and each ask reads only those pages' last
-    fetches through the (page_id, id) index instead of grouping the whole fetch table."""
-    last = (select(Fetch.id).where(Fetch.page_id == Page.id, Fetch.outcome.in_(("ok", "not_modified")))
-            .order_by(Fetch.id.desc()).limit(1).correlate(Page).scalar_subquery())
+    Why by keys: the crawl asks for each few hundred watches as it requests them, so it never holds a
+    validator per page of the whole history (≈ 400 bytes each: 20 MB at 50,000 pages), and each ask reads only
+    those pages' last fetches through the (page_id, id) index instead of grouping the whole fetch table."""
+    last = (
+        select(Fetch.id)
+        .where(Fetch.page_id == Page.id, Fetch.outcome.in_(("ok", "not_modified")))
+        .order_by(Fetch.id.desc())
+        .limit(1)
+        .correlate(Page)
+        .scalar_subquery()
+    )
     query = select(Page.url_key, Fetch.etag, Fetch.last_modified).join(Fetch, Fetch.id == last)
     if url_keys is not None:
         if not url_keys:
@@ -157,19 +217,35 @@ def body_status(s: Session, sha256: str) -> bool | None:
     return None if row is None else bool(row[0])
 
 
-def store_body(s: Session, sha256: str, data: bytes, content_type: str | None, *, compressed: bytes | None = None,
-               dict_id: int | None = None, row_exists: bool | None = None) -> None:
+def store_body(
+    s: Session,
+    sha256: str,
+    data: bytes,
+    content_type: str | None,
+    *,
+    compressed: bytes | None = None,
+    dict_id: int | None = None,
+    row_exists: bool | None = None,
+) -> None:
     """Store a raw body once; identical bytes are never stored twice. `compressed`: `data` packed already
-    (storage.bodypack, against dictionary `dict_id` if given) before the write transaction began, so the lock is
-    not held for it. `row_exists=False`: the body is most likely new (`body_status` said so, or the page is new): one
-    INSERT, and only if the row turns out to exist (another worker stored the same bytes, or a pruned row) the
-    lookup below."""
+    (storage.bodypack, against dictionary `dict_id` if given) before the write transaction began, so the lock
+    is not held for it. `row_exists=False`: the body is most likely new (`body_status` said so, or the page is
+    new): one INSERT, and only if the row turns out to exist (another worker stored the same bytes, or a
+    pruned row) the lookup below."""
     if compressed is None:
         compressed, dict_id = bodypack.pack(data), None
     if row_exists is False:
-        inserted = s.execute(_insert_if_absent(s, _BODIES, _BODIES.c.sha256),
-                             dict(sha256=sha256, size=len(data), content_type=content_type, data=compressed,
-                                  dict_id=dict_id, created_at=utcnow())).scalar()
+        inserted = s.execute(
+            _insert_if_absent(s, _BODIES, _BODIES.c.sha256),
+            dict(
+                sha256=sha256,
+                size=len(data),
+                content_type=content_type,
+                data=compressed,
+                dict_id=dict_id,
+                created_at=utcnow(),
+            ),
+        ).scalar()
         if inserted is not None:
             return
     existing = s.get(Body, sha256)
@@ -179,14 +255,23 @@ def store_body(s: Session, sha256: str, data: bytes, content_type: str | None, *
         return
     try:
         with s.begin_nested():
-            s.add(Body(sha256=sha256, size=len(data), content_type=content_type, data=compressed, dict_id=dict_id,
-                       created_at=utcnow()))
+            s.add(
+                Body(
+                    sha256=sha256,
+                    size=len(data),
+                    content_type=content_type,
+                    data=compressed,
+                    dict_id=dict_id,
+                    created_at=utcnow(),
+                )
+            )
             s.flush()
     except IntegrityError:
         pass
 
 
-# Dictionaries are written once and never change: cache them per database (only rows read back, i.e. committed).
+# Dictionaries are written once and never change: cache them per database (only rows read back, i.e.
+# committed).
 _DICT_CACHE: dict[tuple[str, int], bytes] = {}
 
 
@@ -241,9 +326,10 @@ _INSERTS: dict[type, Any] = {}  # one INSERT construct per model, built once (se
 def insert_row(s: Session, model: type[Base], **values: Any) -> int:
     """Insert one row of `model` through Core and return its id.
 
-    Why not `add`: the page work writes a fetch on every page, every night, and a version and a change on every
-    new or edited one; the ORM's unit of work (identity map, flush bookkeeping) cost more CPU than the SQL itself.
-    Column defaults and types (UTC datetimes, compressed JSON) apply as they do through the ORM."""
+    Why not `add`: the page work writes a fetch on every page, every night, and a version and a change on
+    every new or edited one; the ORM's unit of work (identity map, flush bookkeeping) cost more CPU than the
+    SQL itself. Column defaults and types (UTC datetimes, compressed JSON) apply as they do through the ORM.
+    """
     stmt = _INSERTS.get(model)
     if stmt is None:
         stmt = _INSERTS[model] = insert(model.__table__)
@@ -254,8 +340,9 @@ _IF_ABSENT: dict[tuple[str, str, str], Any] = {}
 
 
 def _insert_if_absent(s: Session, table: Any, returning: Any) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING `returning` in the session's dialect (no SAVEPOINT round trips;
-    the RETURNING row is absent when the row existed). Built once per dialect and table: new pages use it twice."""
+    """INSERT … ON CONFLICT DO NOTHING RETURNING `returning` in the session's dialect (no SAVEPOINT round
+    trips; the RETURNING row is absent when the row existed). Built once per dialect and table: new pages use
+    it twice."""
     dialect = s.get_bind().dialect.name
     key = (dialect, table.name, returning.name)
     stmt = _IF_ABSENT.get(key)
@@ -269,8 +356,14 @@ def _insert_if_absent(s: Session, table: Any, returning: Any) -> Any:
 
 
 # --- changes and history --------------------------------------------------------------------------------
-def iter_changes(s: Session, *, since: datetime | None = None, topic: str | None = None, until_id: int | None = None,
-                 after_id: int | None = None) -> Iterator[Change]:
+def iter_changes(
+    s: Session,
+    *,
+    since: datetime | None = None,
+    topic: str | None = None,
+    until_id: int | None = None,
+    after_id: int | None = None,
+) -> Iterator[Change]:
     """Changes in detection order (id ascending); topic filtering happens on the JSON list in Python."""
     q = select(Change).order_by(Change.id)
     if since is not None:
@@ -289,5 +382,9 @@ def versions_of(s: Session, page_id: int) -> list[Version]:
 
 
 def version_at(s: Session, page_id: int, when: datetime) -> Version | None:
-    return s.scalar(select(Version).where(Version.page_id == page_id, Version.captured_at <= when)
-                    .order_by(Version.captured_at.desc(), Version.id.desc()).limit(1))
+    return s.scalar(
+        select(Version)
+        .where(Version.page_id == page_id, Version.captured_at <= when)
+        .order_by(Version.captured_at.desc(), Version.id.desc())
+        .limit(1)
+    )

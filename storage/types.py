@@ -1,9 +1,10 @@
 """Column types that behave the same on SQLite and PostgreSQL."""
+
 from __future__ import annotations
 
 import json
 import zlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, LargeBinary
@@ -20,34 +21,37 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:  # type: ignore[override]
+    # type: ignore[override]
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTCDateTime column")
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:  # type: ignore[override]
+    # type: ignore[override]
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class PackedJSON(bytes):
-    """A value for a CompressedJSON column that the caller has serialized and compressed already (stored as is).
+    """A value for a CompressedJSON column that the caller has serialized and compressed already (stored as
+    is).
 
     Why: the page work serializes a version's blocks anyway (for the content hash) and compresses them before
     its write transaction begins, so the database lock is not held for it."""
 
     @classmethod
-    def pack(cls, json_text: str | bytes) -> "PackedJSON":
+    def pack(cls, json_text: str | bytes) -> PackedJSON:
         data = json_text.encode("utf-8") if isinstance(json_text, str) else json_text
         return cls(zlib.compress(data, 6))
 
@@ -88,5 +92,6 @@ class HexDigest(TypeDecorator[str]):
     def process_bind_param(self, value: str | None, dialect) -> bytes | None:  # type: ignore[override]
         return bytes.fromhex(value) if value else None
 
-    def process_result_value(self, value: bytes | memoryview | None, dialect) -> str | None:  # type: ignore[override]
+    # type: ignore[override]
+    def process_result_value(self, value: bytes | memoryview | None, dialect) -> str | None:
         return bytes(value).hex() if value is not None else None

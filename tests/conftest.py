@@ -1,4 +1,5 @@
 """Shared fixtures: loopback fixture sites, configs, and SQLite/PostgreSQL databases of the tests' own."""
+
 from __future__ import annotations
 
 import mimetypes
@@ -6,8 +7,8 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -58,7 +59,8 @@ def permits_site() -> Iterator[FixtureSite]:
 
 
 def permits_config_body(site: FixtureSite) -> str:
-    """The permits fixture site's crawl settings, discovery, topics and watchlist (shared by the e2e tests)."""
+    """The permits fixture site's crawl settings, discovery, topics and watchlist (shared by the e2e
+    tests)."""
     return f"""
 [crawl]
 allowed_domains = ["{site.host}"]
@@ -67,24 +69,24 @@ autothrottle = false
 retries = 0
 
 [discovery]
-follow_prefixes = ["{site.url('/en/news/')}"]
+follow_prefixes = ["{site.url("/en/news/")}"]
 depth = 1
 
 [topics.fees]
 keywords = ["processing fee"]
 
 [[watch]]
-url = "{site.url('/en/work-permits.html')}"
+url = "{site.url("/en/work-permits.html")}"
 topics = ["work-permits"]
 
 [[watch]]
-url = "{site.url('/en/study.html')}"
+url = "{site.url("/en/study.html")}"
 
 [[watch]]
-url = "{site.url('/en/news/index.html')}"
+url = "{site.url("/en/news/index.html")}"
 
 [[watch]]
-url = "{site.url('/data/rounds.json')}"
+url = "{site.url("/data/rounds.json")}"
 topics = ["express-entry"]
 """
 
@@ -106,11 +108,19 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
     return _write
 
 
-def policywatch(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def policywatch(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run the installed console script as users do."""
     exe = BIN / "policywatch"
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [str(exe), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------------------
@@ -135,14 +145,20 @@ def pg_url() -> Iterator[str]:
     admin = _need_pg()
     name = f"pwtest_{uuid.uuid4().hex[:12]}"
     try:
-        engine = sa.create_engine(admin.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
+        engine = sa.create_engine(
+            admin.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT"
+        )
         with engine.connect() as conn:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     except Exception as exc:  # server down
         if IN_CI:
             pytest.fail(f"PostgreSQL at POLICYWATCH_TEST_PG_URL is not usable: {exc}")
         pytest.skip(f"PostgreSQL not usable: {exc}")
-    url = sa.engine.make_url(admin).set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
+    url = (
+        sa.engine.make_url(admin)
+        .set(drivername="postgresql+psycopg", database=name)
+        .render_as_string(hide_password=False)
+    )
     try:
         yield url
     finally:
@@ -165,7 +181,9 @@ def tiny_disk(tmp_path: Path):
     """A 3 MB tmpfs of this test's own (needs root, as on this project's CI machines)."""
     mnt = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True, text=True
+    )
     if r.returncode != 0:
         if IN_CI and os.geteuid() == 0:
             pytest.fail(f"cannot mount a tmpfs as root in CI: {r.stderr.strip()}")

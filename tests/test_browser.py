@@ -4,6 +4,7 @@ not execute: the e-mail digest's HTML part, a static site change page, and the r
 A positive control first proves the harness would notice a script that runs. Screenshots are kept in
 `test-artifacts/` for a human to look at.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,9 +25,11 @@ from policywatch.storage.types import utcnow
 from tests.conftest import IN_CI, ROOT
 
 ARTIFACTS = ROOT / "test-artifacts"
-HOSTILE = ('Fee now $230 <script>document.title="PWNED";window.__pwned=1</script>'
-           '<img src="x" onerror="document.title=\'PWNED\';window.__pwned=2">'
-           '<a href="javascript:window.__pwned=3">click</a><svg onload="window.__pwned=4"></svg>')
+HOSTILE = (
+    'Fee now $230 <script>document.title="PWNED";window.__pwned=1</script>'
+    '<img src="x" onerror="document.title=\'PWNED\';window.__pwned=2">'
+    '<a href="javascript:window.__pwned=3">click</a><svg onload="window.__pwned=4"></svg>'
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,14 +37,22 @@ def browser():
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (chromium and driver):
         if IN_CI:
-            pytest.fail("chromium and chromedriver must be installed in CI (.ci/run installs Debian's packages)")
+            pytest.fail(
+                "chromium and chromedriver must be installed in CI (.ci/run installs Debian's packages)"
+            )
         pytest.skip("install Debian's chromium and chromium-driver to run the browser tests")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1100,1400"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1100,1400",
+    ):
         opts.add_argument(arg)
     drv = webdriver.Chrome(service=Service(executable_path=driver), options=opts)
     yield drv
@@ -52,9 +63,13 @@ def _executed(browser, path: Path, shot: str) -> tuple[str, object]:
     browser.get(path.as_uri())
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / shot))
-    for link in browser.find_elements("css selector", "a[href^='javascript:']"):  # must not exist; click if it does
+    for link in browser.find_elements(
+        "css selector", "a[href^='javascript:']"
+    ):  # must not exist; click if it does
         link.click()
-    return browser.title, browser.execute_script("return window.__pwned === undefined ? null : window.__pwned")
+    return browser.title, browser.execute_script(
+        "return window.__pwned === undefined ? null : window.__pwned"
+    )
 
 
 def test_harness_notices_a_script_that_runs(browser, tmp_path):
@@ -69,35 +84,95 @@ def test_hostile_page_text_does_not_execute_in_reports(browser, tmp_path):
     try:
         with db.session() as s:
             run = q.open_run(s)
-            page, _ = q.get_or_create_page(s, "https://www.canada.ca/en/x.html", "https://www.canada.ca/en/x.html",
-                                           source="watch", topics=["innovation-stream"])
-            old = Version(page_id=page.id, captured_at=utcnow(), content_hash="a", title="Old", text="Fee $155", stored_blocks=[], meta={})
-            new = Version(page_id=page.id, captured_at=utcnow(), content_hash="b", title=HOSTILE, text=HOSTILE, stored_blocks=[], meta={})
+            page, _ = q.get_or_create_page(
+                s,
+                "https://www.canada.ca/en/x.html",
+                "https://www.canada.ca/en/x.html",
+                source="watch",
+                topics=["innovation-stream"],
+            )
+            old = Version(
+                page_id=page.id,
+                captured_at=utcnow(),
+                content_hash="a",
+                title="Old",
+                text="Fee $155",
+                stored_blocks=[],
+                meta={},
+            )
+            new = Version(
+                page_id=page.id,
+                captured_at=utcnow(),
+                content_hash="b",
+                title=HOSTILE,
+                text=HOSTILE,
+                stored_blocks=[],
+                meta={},
+            )
             s.add_all([old, new])
             s.flush()
-            s.add(Change(page_id=page.id, run_id=run.id, detected_at=utcnow(), kind="changed", significance="high",
-                         topics=["innovation-stream"], details_released=True, url=page.url, title=HOSTILE,
-                         summary=HOSTILE, from_version_id=old.id, to_version_id=new.id,
-                         details={"reasons": [HOSTILE],
-                                  "facts": {"changed": [{"type": "fee", "before": "$155", "after": HOSTILE, "section": [HOSTILE]}]},
-                                  "blocks": [{"op": "changed", "section": ["Fees", HOSTILE], "text": HOSTILE, "before": "Fee $155",
-                                              "inline": [["del", "Fee $155"], ["ins", HOSTILE]], "index": 0},
-                                             {"op": "added", "section": ["Fees"], "text": HOSTILE, "index": 1}]}))
+            s.add(
+                Change(
+                    page_id=page.id,
+                    run_id=run.id,
+                    detected_at=utcnow(),
+                    kind="changed",
+                    significance="high",
+                    topics=["innovation-stream"],
+                    details_released=True,
+                    url=page.url,
+                    title=HOSTILE,
+                    summary=HOSTILE,
+                    from_version_id=old.id,
+                    to_version_id=new.id,
+                    details={
+                        "reasons": [HOSTILE],
+                        "facts": {
+                            "changed": [
+                                {"type": "fee", "before": "$155", "after": HOSTILE, "section": [HOSTILE]}
+                            ]
+                        },
+                        "blocks": [
+                            {
+                                "op": "changed",
+                                "section": ["Fees", HOSTILE],
+                                "text": HOSTILE,
+                                "before": "Fee $155",
+                                "inline": [["del", "Fee $155"], ["ins", HOSTILE]],
+                                "index": 0,
+                            },
+                            {"op": "added", "section": ["Fees"], "text": HOSTILE, "index": 1},
+                        ],
+                    },
+                )
+            )
             q.finish_run(s, run.id, "completed")
             run_id = run.id
         with db.session() as s:
             changes = list(s.scalars(select(Change)))
-            from policywatch.monitor.config_ops import Subscriber
+            from policywatch.monitor.config.ops import Subscriber
 
             digest_html = tmp_path / "digest.html"
-            digest_html.write_text(render_html(compose(changes, Subscriber("a@example.org"), base_url="https://r.example.org/",
-                                                       topic_names={})))
+            digest_html.write_text(
+                render_html(
+                    compose(
+                        changes,
+                        Subscriber("a@example.org"),
+                        base_url="https://r.example.org/",
+                        topic_names={},
+                    )
+                )
+            )
             paths = Site(tmp_path / "site", base_url=None, topic_names={}).write_changes(s, changes)
             report = write_run_reports(load_run_report(s, run_id), tmp_path / "reports")["html"]
     finally:
         db.dispose()
-    for path, shot in ((digest_html, "digest.png"), (paths[0], "site-change.png"), (tmp_path / "site" / "index.html", "site-index.png"),
-                       (report, "run-report.png")):
+    for path, shot in (
+        (digest_html, "digest.png"),
+        (paths[0], "site-change.png"),
+        (tmp_path / "site" / "index.html", "site-index.png"),
+        (report, "run-report.png"),
+    ):
         title, pwned = _executed(browser, path, shot)
         assert title != "PWNED" and pwned is None, f"{path.name}: scraped markup executed"
         body = browser.find_element("tag name", "body").text

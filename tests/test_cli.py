@@ -1,4 +1,5 @@
 """The command line as users and scripts drive it: exit codes, stdout purity, history commands."""
+
 from __future__ import annotations
 
 import json
@@ -45,9 +46,17 @@ def test_init_writes_valid_starter(tmp_path: Path):
     p = policywatch("init", str(target))
     assert p.returncode == 0, p.stderr
     text = target.read_text()
-    for needle in ("innovation-stream-pilot.html", "ee_rounds_123_en.json", "work-permit-h1b-visa.html", "start-visa.html",
-                   "exemption-codes.html", "global-talent.html", "category-based-selection.html", "tech-talent-strategy",
-                   "api.io.canada.ca"):
+    for needle in (
+        "innovation-stream-pilot.html",
+        "ee_rounds_123_en.json",
+        "work-permit-h1b-visa.html",
+        "start-visa.html",
+        "exemption-codes.html",
+        "global-talent.html",
+        "category-based-selection.html",
+        "tech-talent-strategy",
+        "api.io.canada.ca",
+    ):
         assert needle in text
     again = policywatch("init", str(target))
     assert again.returncode == 2 and "--force" in again.stderr
@@ -60,10 +69,10 @@ def history_db(permits_site, write_config, tmp_path):
 allowed_domains = ["{permits_site.host}"]
 download_delay = 0
 [[watch]]
-url = "{permits_site.url('/en/work-permits.html')}"
+url = "{permits_site.url("/en/work-permits.html")}"
 topics = ["work-permits"]
 [[watch]]
-url = "{permits_site.url('/data/rounds.json')}"
+url = "{permits_site.url("/data/rounds.json")}"
 """)
     for night in (1, 2):
         permits_site.night(night)
@@ -77,9 +86,13 @@ def test_changes_formats(history_db):
     js = policywatch("changes", "--config", cfg, "--format", "json")
     data = json.loads(js.stdout)
     assert [c["kind"] for c in data] == ["new_page", "new_page", "changed", "changed"]
-    csv_out = policywatch("changes", "--config", cfg, "--format", "csv", "--topic", "work-permits", "--no-baseline")
+    csv_out = policywatch(
+        "changes", "--config", cfg, "--format", "csv", "--topic", "work-permits", "--no-baseline"
+    )
     lines = csv_out.stdout.strip().splitlines()
-    assert lines[0].startswith("id,url,detected_at,kind") and len(lines) == 2 and "fee: $155 -> $230" in lines[1]
+    assert (
+        lines[0].startswith("id,url,detected_at,kind") and len(lines) == 2 and "fee: $155 -> $230" in lines[1]
+    )
     future = policywatch("changes", "--config", cfg, "--format", "json", "--since", "2999-01-01")
     assert json.loads(future.stdout) == []
     bad = policywatch("changes", "--config", cfg, "--since", "yesterday")
@@ -100,7 +113,10 @@ def test_history_show_diff(history_db):
     d = json.loads(policywatch("diff", url, "--config", cfg, "--format", "json").stdout)
     assert [op["op"] for op in d["diff"]] == ["changed", "added"]
     txt = policywatch("diff", url, "--config", cfg)
-    assert "~ [Fees] The work permit processing fee is $155.  →  The work permit processing fee is $230." in txt.stdout
+    assert (
+        "~ [Fees] The work permit processing fee is $155.  →  The work permit processing fee is $230."
+        in txt.stdout
+    )
     missing = policywatch("show", site.url("/nope.html"), "--config", cfg)
     assert missing.returncode == 2 and "no page" in missing.stderr
 
@@ -117,7 +133,14 @@ def test_export_streams(history_db):
 
 def test_sql_read_only(history_db):
     cfg, _ = history_db
-    ok = policywatch("sql", "SELECT kind, count(*) AS n FROM change_log GROUP BY kind ORDER BY kind", "--config", cfg, "--format", "json")
+    ok = policywatch(
+        "sql",
+        "SELECT kind, count(*) AS n FROM change_log GROUP BY kind ORDER BY kind",
+        "--config",
+        cfg,
+        "--format",
+        "json",
+    )
     assert json.loads(ok.stdout) == [{"kind": "changed", "n": 2}, {"kind": "new_page", "n": 2}]
     for stmt in ("DELETE FROM changes", "UPDATE pages SET url = 'x'", "DROP TABLE runs"):
         p = policywatch("sql", stmt, "--config", cfg)

@@ -1,5 +1,6 @@
-"""The crawl process: a real `watchlist` crawl in a fresh interpreter carries only what a crawl uses, and a pass is
-two processes — the pass and its Scrapy crawl, which stores each page itself on one worker thread."""
+"""The crawl process: a real `watchlist` crawl in a fresh interpreter carries only what a crawl uses, and a
+pass is two processes — the pass and its Scrapy crawl, which stores each page itself on one worker thread."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,14 @@ def _crawl(config: Path, tmp_path: Path, **args: str) -> dict:
     script = tmp_path / "crawl.py"
     script.write_text(CRAWL, encoding="utf-8")
     env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "policywatch.crawler.settings", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-P", str(script), str(config), json.dumps(args)], capture_output=True,
-                          text=True, timeout=120, env=env, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-P", str(script), str(config), json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -54,8 +61,12 @@ def test_a_pass_is_two_processes_integration(permits_site, write_config, tmp_pat
     """`policywatch run`: the pass and one crawl child, which has no children of its own."""
     cfg = write_config(permits_config_body(permits_site))
     permits_site.server.delay = 0.3
-    pass_proc = subprocess.Popen([sys.executable, "-P", "-m", "policywatch.monitor", "run", "--config", str(cfg), "--quiet"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pass_proc = subprocess.Popen(
+        [sys.executable, "-P", "-m", "policywatch.monitor", "run", "--config", str(cfg), "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen: set[tuple[int, ...]] = set()
     while pass_proc.poll() is None:
         children = _children(pass_proc.pid)

@@ -1,4 +1,6 @@
-"""`policywatch demo` runs offline on a fresh directory and tells the Innovation Stream story night by night."""
+"""`policywatch demo` runs offline on a fresh directory and tells the Innovation Stream story night by
+night."""
+
 from __future__ import annotations
 
 import json
@@ -16,7 +18,9 @@ def test_demo_story(tmp_path):
     assert "soft_error: malformed JSON" in p.stdout
     report = (out / "reports" / "run-3.md").read_text()
     assert "R205(c) Designated by minister" in report  # the section of the new C88 row
-    changes = json.loads(policywatch("changes", "--config", str(out / "policywatch.toml"), "--format", "json").stdout)
+    changes = json.loads(
+        policywatch("changes", "--config", str(out / "policywatch.toml"), "--format", "json").stdout
+    )
     released = [c for c in changes if c["details_released"]]
     assert {c["run_id"] for c in released} == {3}  # exactly on the right night
     assert {c["kind"] for c in released} == {"new_page", "changed"}
@@ -24,10 +28,17 @@ def test_demo_story(tmp_path):
     rounds = next(c for c in changes if c["url"].endswith("ee_rounds_123_en.json") and c["kind"] == "changed")
     assert [r["id"] for r in rounds["records"]["added"]] == ["337", "336"]
     assert rounds["records"]["changed"][0]["fields"] == [
-        {"field": "drawCutOff", "before": "November 14, 2025 at 02:52:14 UTC", "after": "November 14, 2024 at 02:52:14 UTC"}]
+        {
+            "field": "drawCutOff",
+            "before": "November 14, 2025 at 02:52:14 UTC",
+            "after": "November 14, 2024 at 02:52:14 UTC",
+        }
+    ]
     # ranking: Innovation Stream details first in the report
     html = (out / "reports" / "index.html").read_text()
     assert html.index("Details released") < html.index("Start-up Visa")
     con = sqlite3.connect(out / "policywatch.db")
-    assert con.execute("SELECT count(*) FROM changes WHERE run_id = 2").fetchone()[0] == 0  # noise night: silence
+    assert (
+        con.execute("SELECT count(*) FROM changes WHERE run_id = 2").fetchone()[0] == 0
+    )  # noise night: silence
     con.close()

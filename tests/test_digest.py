@@ -1,6 +1,7 @@
 """The outbox protocol, SMTP security paths and digest composition, against a real SMTP server (aiosmtpd) and
 the real history database (SQLite and PostgreSQL). Changes are written straight into storage, so each case is
 fast and exact; tests/test_digest_e2e.py drives the same code through real passes."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -10,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from policywatch.monitor.config import ConfigError, parse_config
-from policywatch.monitor.config_ops import MailSettings, Subscriber
+from policywatch.monitor.config.ops import MailSettings, Subscriber
 from policywatch.reports.digest import collapse, compose, render_text
 from policywatch.reports.mail import SendError, send_message
 from policywatch.reports.outbox import Outbox
@@ -24,7 +25,9 @@ TOPICS = {"innovation-stream": "Innovation Stream", "fees": "Fees"}
 
 
 def _mail(port: int, **kw) -> MailSettings:
-    return MailSettings(host="127.0.0.1", port=port, sender="policywatch <alerts@policywatch.test>", timeout=5, **kw)
+    return MailSettings(
+        host="127.0.0.1", port=port, sender="policywatch <alerts@policywatch.test>", timeout=5, **kw
+    )
 
 
 def _night(db, specs: list[tuple[str, str, list[str]]], *, released: bool = False) -> list[int]:
@@ -34,9 +37,23 @@ def _night(db, specs: list[tuple[str, str, list[str]]], *, released: bool = Fals
         run = q.open_run(s)
         for url, sig, topics in specs:
             page, _ = q.get_or_create_page(s, url, url, source="watch", topics=topics)
-            c = Change(page_id=page.id, run_id=run.id, detected_at=utcnow(), kind="changed", significance=sig,
-                       topics=topics, details_released=released, url=url, title=f"Page {url[-6:]}",
-                       summary=f"{url} changed", details={"blocks": [{"op": "added", "section": ["Fees"], "text": f"New text <b>{run.id}</b>", "index": 0}]})
+            c = Change(
+                page_id=page.id,
+                run_id=run.id,
+                detected_at=utcnow(),
+                kind="changed",
+                significance=sig,
+                topics=topics,
+                details_released=released,
+                url=url,
+                title=f"Page {url[-6:]}",
+                summary=f"{url} changed",
+                details={
+                    "blocks": [
+                        {"op": "added", "section": ["Fees"], "text": f"New text <b>{run.id}</b>", "index": 0}
+                    ]
+                },
+            )
             s.add(c)
             s.flush()
             ids.append(c.id)
@@ -56,7 +73,8 @@ def _box(db, mail, **kw) -> Outbox:
 
 
 def test_refused_digest_is_folded_into_the_next_one(db):
-    """Server down → failed; next delivery with new changes → ONE digest covering both nights, old one superseded."""
+    """Server down → failed; next delivery with new changes → ONE digest covering both nights, old one
+    superseded."""
     alice = Subscriber("alice@example.org")
     port = free_port()
     box = _box(db, _mail(port))
@@ -81,7 +99,8 @@ def test_refused_digest_is_folded_into_the_next_one(db):
 
 
 def test_unknown_fate_resends_the_same_bytes(db):
-    """The connection drops while DATA is in flight: the fate is unknown, so the same bytes go again next time."""
+    """The connection drops while DATA is in flight: the fate is unknown, so the same bytes go again next
+    time."""
     alice = Subscriber("alice@example.org")
     sink = SmtpSink()
     box = _box(db, _mail(sink.port))
@@ -96,7 +115,9 @@ def test_unknown_fate_resends_the_same_bytes(db):
         import asyncio
 
         async def handle_DATA(server, session, envelope):  # the server queues it, then the connection dies
-            sink.messages.append((envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content)))
+            sink.messages.append(
+                (envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
+            )
             server.transport.close()
             await asyncio.sleep(0.2)
             return "250 ok"
@@ -113,14 +134,19 @@ def test_unknown_fate_resends_the_same_bytes(db):
     ids = [m["Message-ID"] for m in sink.parsed()]
     assert ids[0] == ids[1] != ids[2]
     with db.session() as s:
-        assert [(d.status, d.attempts) for d in s.scalars(select(Digest).order_by(Digest.id))] == [("sent", 2), ("sent", 1)]
+        assert [(d.status, d.attempts) for d in s.scalars(select(Digest).order_by(Digest.id))] == [
+            ("sent", 2),
+            ("sent", 1),
+        ]
 
 
 def test_topics_significance_heartbeat_and_weekly(db):
     now = [utcnow()]
-    subs = [Subscriber("inno@example.org", topics=("innovation-stream",), heartbeat=True),
-            Subscriber("big@example.org", min_significance="high"),
-            Subscriber("weekly@example.org", frequency="weekly")]
+    subs = [
+        Subscriber("inno@example.org", topics=("innovation-stream",), heartbeat=True),
+        Subscriber("big@example.org", min_significance="high"),
+        Subscriber("weekly@example.org", frequency="weekly"),
+    ]
     with SmtpSink() as sink:
         box = _box(db, _mail(sink.port), now=lambda: now[0])
         box.deliver(subs)
@@ -136,24 +162,39 @@ def test_topics_significance_heartbeat_and_weekly(db):
         box.deliver(subs)
         got = {m["To"]: m["Subject"] for m in sink.parsed()}
         # "details released" reaches the topic's subscriber and, despite min_significance, everyone
-        assert got == {"inno@example.org": "Innovation Stream: details released · 1 change",
-                       "big@example.org": "Innovation Stream: details released · 2 changes"}
+        assert got == {
+            "inno@example.org": "Innovation Stream: details released · 1 change",
+            "big@example.org": "Innovation Stream: details released · 2 changes",
+        }
         sink.messages.clear()
         now[0] += timedelta(days=7)
         box.deliver(subs)
         got = {m["To"]: m["Subject"] for m in sink.parsed()}
-        assert list(got) == ["inno@example.org", "weekly@example.org"]  # inno: heartbeat; weekly: a week's worth
+        assert list(got) == [
+            "inno@example.org",
+            "weekly@example.org",
+        ]  # inno: heartbeat; weekly: a week's worth
         assert got["weekly@example.org"] == "Innovation Stream: details released · 3 changes"
 
 
 def test_starttls_with_login_from_environment(tmp_path, db, monkeypatch):
     cert, key = make_cert(tmp_path)
-    mail = _mail(free_port(), security="starttls", username_env="PW_TEST_SMTP_USER", password_env="PW_TEST_SMTP_PASS",
-                 ca_file=cert)
+    mail = _mail(
+        free_port(),
+        security="starttls",
+        username_env="PW_TEST_SMTP_USER",
+        password_env="PW_TEST_SMTP_PASS",
+        ca_file=cert,
+    )
     monkeypatch.setenv("PW_TEST_SMTP_USER", "digest-bot")
     monkeypatch.setenv("PW_TEST_SMTP_PASS", "s3cret-Pa55")
     with SmtpSink(port=mail.port, starttls=(cert, key), credentials=("digest-bot", "s3cret-Pa55")) as sink:
-        send_message(mail, b"Subject: t\r\nMessage-ID: <1@x>\r\n\r\nhello\r\n", "alerts@policywatch.test", ["a@example.org"])
+        send_message(
+            mail,
+            b"Subject: t\r\nMessage-ID: <1@x>\r\n\r\nhello\r\n",
+            "alerts@policywatch.test",
+            ["a@example.org"],
+        )
         assert sink.logins == ["digest-bot"] and len(sink.messages) == 1
         monkeypatch.setenv("PW_TEST_SMTP_PASS", "wrong-Pa55")
         alice = Subscriber("alice@example.org")
@@ -174,15 +215,27 @@ def test_starttls_with_login_from_environment(tmp_path, db, monkeypatch):
 def test_implicit_tls_and_untrusted_certificate(tmp_path):
     cert, key = make_cert(tmp_path)
     with SmtpSink(implicit_tls=(cert, key)) as sink:
-        send_message(_mail(sink.port, security="ssl", ca_file=cert), b"Subject: t\r\n\r\nhi\r\n", "a@policywatch.test", ["b@example.org"])
+        send_message(
+            _mail(sink.port, security="ssl", ca_file=cert),
+            b"Subject: t\r\n\r\nhi\r\n",
+            "a@policywatch.test",
+            ["b@example.org"],
+        )
         assert len(sink.messages) == 1
         with pytest.raises(SendError) as exc:  # the system CAs do not know our relay: refuse, definitely
-            send_message(_mail(sink.port, security="ssl"), b"Subject: t\r\n\r\nhi\r\n", "a@policywatch.test", ["b@example.org"])
+            send_message(
+                _mail(sink.port, security="ssl"),
+                b"Subject: t\r\n\r\nhi\r\n",
+                "a@policywatch.test",
+                ["b@example.org"],
+            )
         assert exc.value.definite and "CERTIFICATE_VERIFY_FAILED" in str(exc.value)
         assert len(sink.messages) == 1
     with SmtpSink() as plain:  # starttls demanded, server does not offer it: never send in clear
         with pytest.raises(SendError, match="does not offer STARTTLS"):
-            send_message(_mail(plain.port, security="starttls"), b"x", "a@policywatch.test", ["b@example.org"])
+            send_message(
+                _mail(plain.port, security="starttls"), b"x", "a@policywatch.test", ["b@example.org"]
+            )
         assert plain.messages == []
 
 
@@ -206,19 +259,31 @@ def test_collapse_keeps_latest_state_and_counts(db):
     b = _night(db, [("https://x/page01", "high", []), ("https://x/page02", "low", [])])
     with db.session() as s:
         entries = collapse(s.scalars(select(Change)))
-        assert [(e.times, e.latest.id, e.significance) for e in entries] == [(2, b[0], "high"), (1, b[1], "low")]
+        assert [(e.times, e.latest.id, e.significance) for e in entries] == [
+            (2, b[0], "high"),
+            (1, b[1], "low"),
+        ]
         assert entries[0].first.id == a[0]
 
 
-@pytest.mark.parametrize("body, message", [
-    ('[[subscriber]]\nemail = "a@example.org"\n', "[mail] is missing"),
-    ('[mail]\nhost = "h"\n[[subscriber]]\nemail = "not-an-address"\n', "subscriber[0].email"),
-    ('[mail]\nhost = "h"\n[[subscriber]]\nemail = "a@example.org"\ntopics = ["nope"]\n', "unknown topic 'nope'"),
-    ('[mail]\nhost = "h"\n[[subscriber]]\nemail = "a@example.org"\nfrequency = "daily"\n', "nightly or weekly"),
-    ('[mail]\nhost = "h"\nusername_env = "bob"\npassword_env = "hunter2!"\n', "never the secret itself"),
-    ('[mail]\nhost = "h"\nsecurity = "tls"\n', "none, starttls or ssl"),
-    ('[mail]\nhost = "h"\npassword = "x"\n', "mail.password: unknown key"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ('[[subscriber]]\nemail = "a@example.org"\n', "[mail] is missing"),
+        ('[mail]\nhost = "h"\n[[subscriber]]\nemail = "not-an-address"\n', "subscriber[0].email"),
+        (
+            '[mail]\nhost = "h"\n[[subscriber]]\nemail = "a@example.org"\ntopics = ["nope"]\n',
+            "unknown topic 'nope'",
+        ),
+        (
+            '[mail]\nhost = "h"\n[[subscriber]]\nemail = "a@example.org"\nfrequency = "daily"\n',
+            "nightly or weekly",
+        ),
+        ('[mail]\nhost = "h"\nusername_env = "bob"\npassword_env = "hunter2!"\n', "never the secret itself"),
+        ('[mail]\nhost = "h"\nsecurity = "tls"\n', "none, starttls or ssl"),
+        ('[mail]\nhost = "h"\npassword = "x"\n', "mail.password: unknown key"),
+    ],
+)
 def test_mail_config_errors(body, message):
     import tomllib
 

@@ -1,4 +1,5 @@
 """End to end: `policywatch run` (real Scrapy in a child process) over four nights of a loopback site."""
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,9 @@ def _changes(cfg: str) -> list[dict]:
 def _fetches(tmp_path) -> list[tuple]:
     con = sqlite3.connect(tmp_path / "history.db")
     try:
-        return con.execute("SELECT url, run_id, outcome, http_status FROM fetch_log ORDER BY fetch_id").fetchall()
+        return con.execute(
+            "SELECT url, run_id, outcome, http_status FROM fetch_log ORDER BY fetch_id"
+        ).fetchall()
     finally:
         con.close()
 
@@ -55,7 +58,9 @@ def test_four_nights_exact_changes(permits_site, write_config, tmp_path):
     assert w["kind"] == "changed"
     assert w["facts"]["changed"] == [{"type": "fee", "before": "$155", "after": "$230", "section": ["Fees"]}]
     added = [b for b in w["blocks"] if b["op"] == "added"]
-    assert [(b["section"], b["text"]) for b in added] == [(["Eligibility"], "You must have no criminal record.")]
+    assert [(b["section"], b["text"]) for b in added] == [
+        (["Eligibility"], "You must have no criminal record.")
+    ]
     assert "$155 → $230" in w["summary"]
     assert w["topics"][0] == "work-permits" and "fees" in w["topics"]
     r = by_url[rounds]
@@ -72,7 +77,11 @@ def test_four_nights_exact_changes(permits_site, write_config, tmp_path):
     assert "2 failed" in p.stdout or "3 failed" in p.stdout
     assert [c for c in _changes(cfg) if c["run_id"] == 3] == []
     outcomes = {(u, o) for u, run, o, _ in _fetches(tmp_path) if run == 3}
-    assert (wp, "soft_error") in outcomes and (study, "http_error") in outcomes and (rounds, "soft_error") in outcomes
+    assert (
+        (wp, "soft_error") in outcomes
+        and (study, "http_error") in outcomes
+        and (rounds, "soft_error") in outcomes
+    )
     report = (tmp_path / "reports" / "run-3.md").read_text()
     assert "soft_error" in report and "http_error" in report
 
@@ -83,7 +92,9 @@ def test_four_nights_exact_changes(permits_site, write_config, tmp_path):
     assert p.returncode == 0, p.stderr
     night4 = [c for c in _changes(cfg) if c["run_id"] == 4]
     outcomes4 = {u: o for u, run, o, _ in _fetches(tmp_path) if run == 4}
-    assert outcomes4[rounds] == "not_modified"  # conditional GET with night 2's ETag → 304, nothing downloaded
+    assert (
+        outcomes4[rounds] == "not_modified"
+    )  # conditional GET with night 2's ETag → 304, nothing downloaded
     assert any(path == "/data/rounds.json" and inm for path, inm in permits_site.server.requests)
     assert [(c["url"], c["kind"]) for c in night4] == [(study, "removed")]
     con = sqlite3.connect(tmp_path / "history.db")
@@ -111,7 +122,7 @@ retries = 0
 url = "http://127.0.0.1:{dead_port}/gone.html"
 
 [[watch]]
-url = "{permits_site.url('/doc.pdf')}"
+url = "{permits_site.url("/doc.pdf")}"
 """)
     p = policywatch("run", "--config", str(cfg))
     assert p.returncode == 0, p.stderr
@@ -147,6 +158,7 @@ def test_offsite_redirect_is_dropped(write_config, permits_site, tmp_path):
                 self.end_headers()
 
         import threading
+
         srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         port = srv.server_address[1]
@@ -192,8 +204,10 @@ def test_429_with_retry_after_is_retried(write_config, tmp_path):
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            body = (b'<html><body><main property="mainContentOfPage"><h1>Fees</h1>'
-                    b"<p>The work permit fee is $155.</p></main></body></html>")
+            body = (
+                b'<html><body><main property="mainContentOfPage"><h1>Fees</h1>'
+                b"<p>The work permit fee is $155.</p></main></body></html>"
+            )
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
             self.send_header("Content-Length", str(len(body)))
@@ -219,4 +233,6 @@ url = "http://127.0.0.1:{port}/fees.html"
     con = sqlite3.connect(tmp_path / "history.db")
     assert con.execute("SELECT outcome, attempts FROM fetch_log").fetchone() == ("ok", 2)
     con.close()
-    assert "server asked to wait 1.0s (Retry-After)" in (tmp_path / "reports" / "logs" / "run-1.log").read_text()
+    assert (
+        "server asked to wait 1.0s (Retry-After)" in (tmp_path / "reports" / "logs" / "run-1.log").read_text()
+    )

@@ -1,4 +1,6 @@
-"""Extraction: canada.ca content without furniture, metadata kept apart, blocks with sections, links, images."""
+"""Extraction: canada.ca content without furniture, metadata kept apart, blocks with sections, links,
+images."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +8,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from policywatch.monitor.extract import NoMainContent, extract_html
+from policywatch.monitor.detection.extract import NoMainContent, extract_html
 
 NOISE = Path(__file__).parent / "eval" / "noise"
 PAGE = """<html lang="en"><head><title>T - Canada.ca</title><meta name="dcterms.modified" content="2024-03-22">
@@ -24,7 +26,10 @@ PAGE = """<html lang="en"><head><title>T - Canada.ca</title><meta name="dcterms.
 def test_gcweb_blocks_sections_and_metadata():
     ex = extract_html(PAGE, "https://www.canada.ca/en/page.html")
     assert ex.extractor == "gcweb" and ex.title == "Innovation Stream"
-    assert ex.meta["date_modified"] == "2024-03-22" and ex.meta["canonical_url"] == "https://www.canada.ca/en/canonical.html"
+    assert (
+        ex.meta["date_modified"] == "2024-03-22"
+        and ex.meta["canonical_url"] == "https://www.canada.ca/en/canonical.html"
+    )
     texts = [(b["kind"], b["section"], b["text"]) for b in ex.blocks]
     assert ("p", [], "Intro with a bold word and a break.") in texts
     assert ("li", ["Eligibility"], "Item one") in texts
@@ -55,12 +60,17 @@ def test_real_captures_noise_only_same_hash():
     by_page: dict[str, set[str]] = {}
     for f in sorted(NOISE.glob("*.html")):
         page = f.name.split("__")[0]
-        by_page.setdefault(page, set()).add(extract_html(f.read_bytes(), "https://www.canada.ca/x.html").content_hash)
+        by_page.setdefault(page, set()).add(
+            extract_html(f.read_bytes(), "https://www.canada.ca/x.html").content_hash
+        )
     assert len(by_page) == 3 and all(len(h) == 1 for h in by_page.values())
 
 
 def test_generic_fallback_and_required_gcweb():
-    html = "<html><body><header>Site</header><article><h1>Blog</h1><p>Post text here.</p></article><footer>f</footer></body></html>"
+    html = (
+        "<html><body><header>Site</header><article><h1>Blog</h1><p>Post text "
+        "here.</p></article><footer>f</footer></body></html>"
+    )
     ex = extract_html(html, "https://example.org/")
     assert ex.extractor == "generic" and [b["text"] for b in ex.blocks] == ["Blog", "Post text here."]
     with pytest.raises(NoMainContent):
@@ -68,17 +78,22 @@ def test_generic_fallback_and_required_gcweb():
 
 
 def test_charset_from_bytes():
-    body = "<html><head><meta charset='windows-1252'></head><body><main property='mainContentOfPage'><h1>Frais</h1><p>Co\xfbt : 155 $</p></main></body></html>".encode("cp1252")
+    body = (
+        "<html><head><meta charset='windows-1252'></head><body><main "
+        "property='mainContentOfPage'><h1>Frais</h1><p>Co\xfbt : 155 $</p></main></body></html>"
+    ).encode("cp1252")
     ex = extract_html(body, "u", encoding="cp1252")
     assert ex.blocks[1]["text"] == "Coût : 155 $"
 
 
 def test_content_hash_serializes_blocks_once_and_matches_the_canonical_hash():
-    """Extraction.content_hash reuses blocks_json (also what the page work stores): it must equal the canonical
-    content_hash(title, blocks) that every stored version was hashed with, or every page would look new."""
+    """Extraction.content_hash reuses blocks_json (also what the page work stores): it must equal the
+    canonical content_hash(title, blocks) that every stored version was hashed with, or every page would look
+    new."""
     import json
 
-    from policywatch.monitor.extract import content_hash
+    from policywatch.monitor.detection.extract import content_hash
+
     for f in sorted(NOISE.rglob("*.html"))[:6]:
         ex = extract_html(f.read_bytes(), "https://www.canada.ca/en/x.html")
         assert ex.blocks and ex.content_hash == content_hash(ex.title, ex.blocks)
@@ -86,12 +101,12 @@ def test_content_hash_serializes_blocks_once_and_matches_the_canonical_hash():
 
 
 def test_gcweb_furniture_matcher_equals_the_css_selectors() -> None:
-    """The one-pass matcher for GCWeb's furniture selectors removes exactly what cssselect's XPath would, in the
-    same order, on awkward markup: nested matches, tabs and newlines in class, a no-break space (not a class
-    separator), duplicate ids, a match inside an earlier match."""
+    """The one-pass matcher for GCWeb's furniture selectors removes exactly what cssselect's XPath would, in
+    the same order, on awkward markup: nested matches, tabs and newlines in class, a no-break space (not a
+    class separator), duplicate ids, a match inside an earlier match."""
     import copy
 
-    from policywatch.monitor import extract as ex
+    from policywatch.monitor.detection import extract as ex
 
     html = """<html><body><main property="mainContentOfPage" class="container"><h1>T</h1>
     <p>Keep one.</p><section class="pagedetails"><p>a</p><div class="pagedetails"><dl id="wb-dtmd">d</dl></div></section>
@@ -111,43 +126,58 @@ def test_gcweb_furniture_matcher_equals_the_css_selectors() -> None:
 
 
 def test_orjson_and_the_stdlib_encode_blocks_identically_on_every_code_point() -> None:
-    """Content hashes were defined with `json.dumps(sort_keys=True, ensure_ascii=False, separators=(",", ":"))`;
-    the extractor encodes with orjson. The two must give the same bytes for every character a block can hold
-    (a different escape anywhere would make every page with that character look changed)."""
+    """Content hashes were defined with `json.dumps(sort_keys=True, ensure_ascii=False, separators=(",",
+    ":"))`; the extractor encodes with orjson. The two must give the same bytes for every character a block
+    can hold (a different escape anywhere would make every page with that character look changed)."""
     import json
 
     import orjson
 
     chars = [chr(cp) for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
     for i in range(0, len(chars), 4096):
-        text = "".join(chars[i:i + 4096])
-        blocks = [{"text": text, "kind": "p", "section": [text[:7]], "links": [text[-5:]],
-                   "images": [{"src": text[:3], "alt": text[3:9]}]}]
-        expected = json.dumps(blocks, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        assert orjson.dumps(blocks, option=orjson.OPT_SORT_KEYS) == expected, f"code points from U+{ord(chars[i]):04X}"
+        text = "".join(chars[i : i + 4096])
+        blocks = [
+            {
+                "text": text,
+                "kind": "p",
+                "section": [text[:7]],
+                "links": [text[-5:]],
+                "images": [{"src": text[:3], "alt": text[3:9]}],
+            }
+        ]
+        expected = json.dumps(blocks, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode(
+            "utf-8"
+        )
+        assert orjson.dumps(blocks, option=orjson.OPT_SORT_KEYS) == expected, (
+            f"code points from U+{ord(chars[i]):04X}"
+        )
 
 
-@pytest.mark.parametrize("html", [
-    # the date in the first #wb-dtmd; meta tags in head
-    """<html><head><meta name="dcterms.modified" content="2020-01-01"><meta name="dcterms.issued" content=" 2019-05-05 ">
+@pytest.mark.parametrize(
+    "html",
+    [
+        # the date in the first #wb-dtmd; meta tags in head
+        """<html><head><meta name="dcterms.modified" content="2020-01-01"><meta name="dcterms.issued" content=" 2019-05-05 ">
     <link rel="canonical" href="https://x/a"></head><body><dl id="wb-dtmd"><time>2024-03-22</time></dl></body></html>""",
-    # no #wb-dtmd: the meta date; an empty and a missing content before the real one; a canonical in the body
-    """<html><head><meta name="dcterms.modified" content="  "><meta name="dcterms.modified">
+        # no #wb-dtmd: the meta date; an empty and a missing content before the real one; a canonical in the
+        # body
+        """<html><head><meta name="dcterms.modified" content="  "><meta name="dcterms.modified">
     <meta name="dcterms.modified" content="2021-02-02"></head><body><link rel="canonical" href="https://x/b">
     <link rel="canonical" href="https://x/c"><meta name="DCTERMS.issued" content="no: case differs"></body></html>""",
-    # a first #wb-dtmd without a date, a duplicate id holding one (the full scan's case)
-    """<html><head><meta name="dcterms.modified" content="2021-02-02"></head><body><div id="wb-dtmd">no date</div>
+        # a first #wb-dtmd without a date, a duplicate id holding one (the full scan's case)
+        """<html><head><meta name="dcterms.modified" content="2021-02-02"></head><body><div id="wb-dtmd">no date</div>
     <section><dl id="wb-dtmd"><dd><time> </time><time>2023-07-07</time></dd></dl></section></body></html>""",
-    # a #wb-dtmd whose <time> is empty everywhere: falls back to the meta tag
-    """<html><head><meta name="dcterms.modified" content="2021-02-02"><link rel="canonical stylesheet" href="x.css">
+        # a #wb-dtmd whose <time> is empty everywhere: falls back to the meta tag
+        """<html><head><meta name="dcterms.modified" content="2021-02-02"><link rel="canonical stylesheet" href="x.css">
     </head><body><dl id="wb-dtmd"><time></time></dl></body></html>""",
-    # nothing at all
-    """<html><body><p>plain</p></body></html>""",
-])
+        # nothing at all
+        """<html><body><p>plain</p></body></html>""",
+    ],
+)
 def test_metadata_equals_the_xpath_definitions(html: str) -> None:
     """`extract_metadata` reads meta/link elements in one pass and scans for #wb-dtmd only when libxml2's ID
     index knows one; on awkward markup it must give what the XPath definitions it replaced give."""
-    from policywatch.monitor import extract as ex
+    from policywatch.monitor.detection import extract as ex
 
     doc = ex.parse_html(html.encode(), "utf-8")
 
@@ -158,8 +188,12 @@ def test_metadata_equals_the_xpath_definitions(html: str) -> None:
                 return value
         return None
 
-    expected = {"date_modified": first("id('wb-dtmd')//time/text()") or first("//*[@id='wb-dtmd']//time/text()")
-                or first("//meta[@name='dcterms.modified']/@content"),
-                "date_issued": first("//meta[@name='dcterms.issued']/@content"),
-                "canonical_url": first("//link[@rel='canonical']/@href"), "lang": doc.get("lang")}
+    expected = {
+        "date_modified": first("id('wb-dtmd')//time/text()")
+        or first("//*[@id='wb-dtmd']//time/text()")
+        or first("//meta[@name='dcterms.modified']/@content"),
+        "date_issued": first("//meta[@name='dcterms.issued']/@content"),
+        "canonical_url": first("//link[@rel='canonical']/@href"),
+        "lang": doc.get("lang"),
+    }
     assert ex.extract_metadata(doc) == {k: v for k, v in expected.items() if v}

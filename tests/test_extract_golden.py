@@ -1,26 +1,27 @@
-"""Extraction output is frozen: every block, title, metadata field and "dropped" note of a set of real and fixture
-pages must stay byte-for-byte what it was when `tests/fixtures/extraction-golden.json` was written.
+"""Extraction output is frozen: every block, title, metadata field and "dropped" note of a set of real and
+fixture pages must stay byte-for-byte what it was when `tests/fixtures/extraction-golden.json` was written.
 
 Why: the content hash of every stored version is a hash of this output. If a release extracted the same page a
 little differently (a space, a block split in two), every user's next pass would see every page as "changed".
-Speed work on the extractor is checked against this file; a change that is *meant* to alter the output needs a plan
-for stored histories (their last versions compared like with like, as `PageWork._reextract` does when noise rules
-change), a bump of `monitor.pagework.EXTRACTION_VERSION`, and the file regenerated with
-`python tests/test_extract_golden.py --update`.
+Speed work on the extractor is checked against this file; a change that is *meant* to alter the output needs a
+plan for stored histories (their last versions compared like with like, as `PageWork._reextract` does when
+noise rules change), a bump of `monitor.pagework.EXTRACTION_VERSION`, and the file regenerated with `python
+tests/test_extract_golden.py --update`.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from policywatch.monitor.extract import NoMainContent, extract_html  # noqa: E402
+from policywatch.monitor.detection.extract import NoMainContent, extract_html  # noqa: E402
 from tests.eval import gate  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "fixtures" / "extraction-golden.json"
@@ -28,11 +29,15 @@ RULES = ([(".alert", "rule: alerts"), ("table", "rule: tables")], [r"\bOfficers?
 
 
 def _documents() -> Iterator[tuple[str, bytes]]:
-    """Every HTML document the tests own: real captures, fixture sites, the eval gate's pages, generic pages."""
+    """Every HTML document the tests own: real captures, fixture sites, the eval gate's pages, generic
+    pages."""
     for f in sorted((Path(__file__).parent / "eval" / "noise").glob("*.html")):
         yield f"noise/{f.name}", f.read_bytes()
     for f in sorted((Path(__file__).parent / "fixtures" / "sites").rglob("*.html")):
-        yield f"sites/{f.relative_to(Path(__file__).parent / 'fixtures' / 'sites').as_posix()}", f.read_bytes()
+        yield (
+            f"sites/{f.relative_to(Path(__file__).parent / 'fixtures' / 'sites').as_posix()}",
+            f.read_bytes(),
+        )
     for f in sorted(gate.PAGES.glob("*.md")):
         md = f.read_text(encoding="utf-8")
         for night in (1, 2):
@@ -44,7 +49,9 @@ def _documents() -> Iterator[tuple[str, bytes]]:
 def _variants(name: str, body: bytes) -> Iterator[tuple[str, dict]]:
     yield name, {}
     yield name + "#rules", {"extra_noise": RULES[0], "ignore_patterns": RULES[1]}
-    if b'property="mainContentOfPage"' in body:  # the same page without the GCWeb marker: the generic extractor
+    if (
+        b'property="mainContentOfPage"' in body
+    ):  # the same page without the GCWeb marker: the generic extractor
         yield name + "#generic", {"_body": body.replace(b'property="mainContentOfPage"', b"")}
 
 
@@ -54,8 +61,11 @@ def _digest(body: bytes, kw: dict) -> str:
         ex = extract_html(body, "https://www.canada.ca/en/page.html", encoding="utf-8", **kw)
     except NoMainContent as exc:
         return f"NoMainContent: {exc}"
-    payload = json.dumps([ex.extractor, ex.title, ex.blocks, ex.meta, ex.dropped, ex.text, ex.content_hash],
-                         ensure_ascii=False, sort_keys=True)
+    payload = json.dumps(
+        [ex.extractor, ex.title, ex.blocks, ex.meta, ex.dropped, ex.text, ex.content_hash],
+        ensure_ascii=False,
+        sort_keys=True,
+    )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -66,7 +76,9 @@ def _current() -> dict[str, str]:
 def test_extraction_output_is_unchanged() -> None:
     golden = json.loads(GOLDEN.read_text(encoding="utf-8"))
     current = _current()
-    assert len(golden) >= 100 and set(current) == set(golden), "the set of golden documents changed: regenerate on purpose"
+    assert len(golden) >= 100 and set(current) == set(golden), (
+        "the set of golden documents changed: regenerate on purpose"
+    )
     differ = sorted(k for k in golden if golden[k] != current[k])
     assert not differ, f"extraction output changed for {len(differ)} documents, e.g. {differ[:5]}"
 
@@ -76,7 +88,7 @@ def test_golden_detects_a_one_character_difference() -> None:
     name, body = next(_documents())
     i = body.index(b"<main")
     j = body.index(b"</p>", i)  # the last character of the first paragraph
-    assert _digest(body[:j - 1] + b"#" + body[j:], {}) != _digest(body, {})
+    assert _digest(body[: j - 1] + b"#" + body[j:], {}) != _digest(body, {})
 
 
 if __name__ == "__main__":

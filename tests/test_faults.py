@@ -1,13 +1,14 @@
 """The fault catalogue (bench/faults.py) as a test: real passes against a fault-serving loopback server, one
 scenario per outcome class. Every fault is recorded with its class, creates no version and no change, the next
 real edit is reported exactly once, and the fault shows in the run report."""
+
 from __future__ import annotations
 
 import sys
 
 import pytest
 
-from policywatch.monitor.extract import effective_encoding
+from policywatch.monitor.detection.extract import effective_encoding
 from tests.conftest import BIN, ROOT
 
 pytestmark = pytest.mark.slow
@@ -21,8 +22,18 @@ def test_fault_catalogue(tmp_path):
         sys.path.pop(0)
     result = faults.run_catalogue(tmp_path, [str(BIN / "policywatch")])
     assert [n["exit"] for n in result["nights"]] == [0, 0, 0, 0], result["nights"]
-    wrong = [(r["fault"], r["expected_outcome"], r["outcome"], r["false_changes"], r["lost_changes"], r["shown_in_report"])
-             for r in result["scenarios"] if not r["ok"]]
+    wrong = [
+        (
+            r["fault"],
+            r["expected_outcome"],
+            r["outcome"],
+            r["false_changes"],
+            r["lost_changes"],
+            r["shown_in_report"],
+        )
+        for r in result["scenarios"]
+        if not r["ok"]
+    ]
     assert wrong == []
     assert len(result["scenarios"]) == 16
     assert result["offsite_requests"] == []  # the off-site redirect target never heard from us

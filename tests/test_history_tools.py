@@ -1,10 +1,11 @@
 """Analyst tools on a real history: Datasette metadata and canned queries, retention, WARC export."""
+
 from __future__ import annotations
 
 import asyncio
 import gzip
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -37,8 +38,12 @@ def test_datasette_loads_metadata_and_canned_queries(history: str, tmp_path: Pat
     async def go():
         ds = Datasette([path], metadata=meta)
         r1 = await ds.client.get("/policywatch/change_log.json?_shape=array")
-        r2 = await ds.client.get("/policywatch/changes_by_topic.json?_shape=array&topic=work-permits&since=2000-01-01")
-        r3 = await ds.client.get("/policywatch/page_as_of.json?_shape=array&url=https://www.canada.ca/en/wp.html&date=2999-01-01")
+        r2 = await ds.client.get(
+            "/policywatch/changes_by_topic.json?_shape=array&topic=work-permits&since=2000-01-01"
+        )
+        r3 = await ds.client.get(
+            "/policywatch/page_as_of.json?_shape=array&url=https://www.canada.ca/en/wp.html&date=2999-01-01"
+        )
         r4 = await ds.client.get("/-/metadata.json")
         return r1, r2, r3, r4
 
@@ -59,14 +64,17 @@ def test_prune_keeps_text_changes_and_latest_body(history: str):
     db = open_database(history)
     try:
         with db.session() as s:
-            n, freed = prune_bodies(s, datetime.now(timezone.utc) + timedelta(days=1))
+            n, freed = prune_bodies(s, datetime.now(UTC) + timedelta(days=1))
         assert n == 2 and freed > 0  # 3 versions; the latest body is kept
         with db.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM bodies WHERE data IS NOT NULL")).scalar() == 1
-            assert conn.execute(sa.text("SELECT count(*) FROM page_versions WHERE text LIKE '%$155%'")).scalar() == 1
+            assert (
+                conn.execute(sa.text("SELECT count(*) FROM page_versions WHERE text LIKE '%$155%'")).scalar()
+                == 1
+            )
             assert conn.execute(sa.text("SELECT count(*) FROM change_log")).scalar() == 3
         with db.session() as s:  # nothing old enough: nothing pruned
-            assert prune_bodies(s, datetime(2000, 1, 1, tzinfo=timezone.utc)) == (0, 0)
+            assert prune_bodies(s, datetime(2000, 1, 1, tzinfo=UTC)) == (0, 0)
     finally:
         db.dispose()
 
@@ -84,8 +92,11 @@ def test_warc_export_replays(history: str, tmp_path: Path):
     finally:
         db.dispose()
     with open(out, "rb") as f:
-        records = [(r.rec_headers.get_header("WARC-Target-URI"), r.content_stream().read())
-                   for r in ArchiveIterator(f) if r.rec_type == "response"]
+        records = [
+            (r.rec_headers.get_header("WARC-Target-URI"), r.content_stream().read())
+            for r in ArchiveIterator(f)
+            if r.rec_type == "response"
+        ]
     assert [u for u, _ in records] == ["https://www.canada.ca/en/wp.html"] * 3
     assert [b for _, b in records] == bodies
     assert gzip.open(out).read(4) == b"WARC"

@@ -1,4 +1,5 @@
 """One pass at a time: a second `policywatch run` while one is running exits 4 with a clear message."""
+
 from __future__ import annotations
 
 import os
@@ -14,13 +15,16 @@ pytestmark = pytest.mark.slow
 
 
 def _cfg(permits_site, write_config, storage=None):
-    return write_config(f"""
+    return write_config(
+        f"""
 [crawl]
 allowed_domains = ["{permits_site.host}"]
 download_delay = 0
 [[watch]]
-url = "{permits_site.url('/en/work-permits.html')}"
-""", storage=storage)
+url = "{permits_site.url("/en/work-permits.html")}"
+""",
+        storage=storage,
+    )
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -28,12 +32,21 @@ def test_second_run_is_refused(backend, permits_site, write_config, tmp_path, re
     storage = request.getfixturevalue("pg_url") if backend == "postgresql" else None
     cfg = _cfg(permits_site, write_config, storage)
     permits_site.server.delay = 4.0  # keep the first pass busy
-    first = subprocess.Popen([str(BIN / "policywatch"), "run", "--config", str(cfg)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [str(BIN / "policywatch"), "run", "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 60
-    while not any(p == "/en/work-permits.html" for p, _ in permits_site.server.requests) and time.time() < deadline:
+    while (
+        not any(p == "/en/work-permits.html" for p, _ in permits_site.server.requests)
+        and time.time() < deadline
+    ):
         time.sleep(0.1)
-    second = subprocess.run([str(BIN / "policywatch"), "run", "--config", str(cfg)], capture_output=True, text=True, timeout=120)
+    second = subprocess.run(
+        [str(BIN / "policywatch"), "run", "--config", str(cfg)], capture_output=True, text=True, timeout=120
+    )
     out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     assert second.returncode == 4
@@ -47,19 +60,32 @@ def test_second_run_is_refused(backend, permits_site, write_config, tmp_path, re
 
 
 def test_stale_lock_after_crash_does_not_block(permits_site, write_config, tmp_path):
-    """A pass killed with SIGKILL leaves its lock file behind; the next pass runs anyway (flock died with it)."""
+    """A pass killed with SIGKILL leaves its lock file behind; the next pass runs anyway (flock died with
+    it)."""
     cfg = _cfg(permits_site, write_config)
     permits_site.server.delay = 5.0
-    first = subprocess.Popen([str(BIN / "policywatch"), "run", "--config", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        [str(BIN / "policywatch"), "run", "--config", str(cfg)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 60
-    while not any(p == "/en/work-permits.html" for p, _ in permits_site.server.requests) and time.time() < deadline:
+    while (
+        not any(p == "/en/work-permits.html" for p, _ in permits_site.server.requests)
+        and time.time() < deadline
+    ):
         time.sleep(0.1)
     first.kill()
     first.wait()
     assert (tmp_path / "history.db.lock").exists()
     permits_site.server.delay = 0
-    p = subprocess.run([str(BIN / "policywatch"), "run", "--config", str(cfg)], capture_output=True, text=True, timeout=120,
-                       env=os.environ)
+    p = subprocess.run(
+        [str(BIN / "policywatch"), "run", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ,
+    )
     assert p.returncode == 0, p.stderr
     con = sqlite3.connect(tmp_path / "history.db")
     runs = con.execute("SELECT status, message FROM run_log ORDER BY run_id").fetchall()
@@ -69,16 +95,18 @@ def test_stale_lock_after_crash_does_not_block(permits_site, write_config, tmp_p
 
 def _kill_backend(engine, pid: int) -> None:
     import sqlalchemy as sa
+
     with engine.connect() as c:
         assert c.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar() is True
 
 
 def test_postgresql_pass_lock_lost_with_its_connection_is_taken_again(pg_url):
-    """A server restart or pg_terminate_backend drops the lock with its connection: the heartbeat takes it again,
-    so no second pass can start beside this one."""
+    """A server restart or pg_terminate_backend drops the lock with its connection: the heartbeat takes it
+    again, so no second pass can start beside this one."""
     import sqlalchemy as sa
 
     from policywatch.storage.locks import LockBusy, LockGuard, pass_lock
+
     engine = sa.create_engine(pg_url)
     admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
     try:
@@ -105,6 +133,7 @@ def test_postgresql_pass_lock_taken_by_another_pass_stops_this_one(pg_url):
     import sqlalchemy as sa
 
     from policywatch.storage.locks import LockGuard, LockLost, pass_lock
+
     engine = sa.create_engine(pg_url)
     admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
     other = LockGuard(engine)

@@ -1,7 +1,8 @@
 """Reports: scraped HTML is hostile — it is shown as text, never executed or interpreted."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from policywatch.reports.data import ReportData
 from policywatch.reports.render import render_html, render_markdown
@@ -11,17 +12,60 @@ EVIL = '<script>alert(1)</script><img src=x onerror="alert(2)"> [click](javascri
 
 
 def _data() -> ReportData:
-    run = Run(id=7, started_at=datetime(2024, 3, 22, tzinfo=timezone.utc), status="completed", pages_fetched=1, pages_new=0,
-              pages_changed=1, pages_unchanged=0, pages_failed=0)
-    ch = Change(id=1, page_id=1, run_id=7, detected_at=datetime(2024, 3, 22, tzinfo=timezone.utc), kind="changed",
-                significance="high", topics=["innovation-stream"], details_released=True, url="https://www.canada.ca/en/x.html",
-                title=EVIL, summary=EVIL, details={"blocks": [{"op": "changed", "kind": "p", "section": [EVIL], "text": EVIL, "before": "x",
-                                                              "inline": [["del", "x"], ["ins", EVIL]]}],
-                                                   "facts": {"changed": [{"type": "fee", "before": EVIL, "after": "$1", "section": []}]},
-                                                   "reasons": [EVIL]})
-    return ReportData(run, [ch], [("Innovation Stream", [ch])], [], {"fetched": 1, "failed": 0, "failure_rate": 0.0,
-                      "failures_by_class": {}, "failures": [], "selector_drift": [], "stale_sources": [], "stale_after": 3,
-                      "zero_fetches": False})
+    run = Run(
+        id=7,
+        started_at=datetime(2024, 3, 22, tzinfo=UTC),
+        status="completed",
+        pages_fetched=1,
+        pages_new=0,
+        pages_changed=1,
+        pages_unchanged=0,
+        pages_failed=0,
+    )
+    ch = Change(
+        id=1,
+        page_id=1,
+        run_id=7,
+        detected_at=datetime(2024, 3, 22, tzinfo=UTC),
+        kind="changed",
+        significance="high",
+        topics=["innovation-stream"],
+        details_released=True,
+        url="https://www.canada.ca/en/x.html",
+        title=EVIL,
+        summary=EVIL,
+        details={
+            "blocks": [
+                {
+                    "op": "changed",
+                    "kind": "p",
+                    "section": [EVIL],
+                    "text": EVIL,
+                    "before": "x",
+                    "inline": [["del", "x"], ["ins", EVIL]],
+                }
+            ],
+            "facts": {"changed": [{"type": "fee", "before": EVIL, "after": "$1", "section": []}]},
+            "reasons": [EVIL],
+        },
+    )
+    return ReportData(
+        run,
+        [ch],
+        [("Innovation Stream", [ch])],
+        [],
+        {
+            "fetched": 1,
+            "failed": 0,
+            "failure_rate": 0.0,
+            "failures_by_class": {},
+            "failures": [],
+            "selector_drift": [],
+            "stale_sources": [],
+            "stale_after": 3,
+            "zero_fetches": False,
+        },
+    )
 
 
 def test_html_escapes_scraped_text():
@@ -41,8 +85,8 @@ def test_markdown_neutralizes_html_and_links():
 
 
 def test_a_first_night_lists_every_baseline_from_a_streamed_light_load(tmp_path):
-    """A first night of a large watchlist is one "now watching" note per page: the report lists each page (title
-    escaped) from a light record, not the Change with its details, and a digest never sees them."""
+    """A first night of a large watchlist is one "now watching" note per page: the report lists each page
+    (title escaped) from a light record, not the Change with its details, and a digest never sees them."""
     from policywatch.reports.data import BaselineEntry, load_run_report
     from policywatch.reports.outbox import news_between
     from policywatch.storage import open_database
@@ -51,19 +95,35 @@ def test_a_first_night_lists_every_baseline_from_a_streamed_light_load(tmp_path)
     db = open_database(f"sqlite:///{tmp_path / 'history.db'}")
     try:
         with db.session() as s:
-            run = Run(started_at=datetime(2024, 3, 22, tzinfo=timezone.utc), status="completed")
+            run = Run(started_at=datetime(2024, 3, 22, tzinfo=UTC), status="completed")
             s.add(run)
             s.flush()
             for i in range(302):
-                page = Page(url=f"https://www.canada.ca/en/p{i}.html", url_key=f"www.canada.ca/en/p{i}.html",
-                            source="watch", topics=[], status="active", gone_count=0)
+                page = Page(
+                    url=f"https://www.canada.ca/en/p{i}.html",
+                    url_key=f"www.canada.ca/en/p{i}.html",
+                    source="watch",
+                    topics=[],
+                    status="active",
+                    gone_count=0,
+                )
                 s.add(page)
                 s.flush()
                 baseline = i < 300
-                s.add(Change(page_id=page.id, run_id=run.id, detected_at=datetime(2024, 3, 22, tzinfo=timezone.utc),
-                             kind="new_page" if baseline else "changed", significance="low" if baseline else "high",
-                             topics=[], url=page.url, title=EVIL if i == 7 else f"Page {i}", summary="s",
-                             details={"baseline": True} if baseline else {"blocks": []}))
+                s.add(
+                    Change(
+                        page_id=page.id,
+                        run_id=run.id,
+                        detected_at=datetime(2024, 3, 22, tzinfo=UTC),
+                        kind="new_page" if baseline else "changed",
+                        significance="low" if baseline else "high",
+                        topics=[],
+                        url=page.url,
+                        title=EVIL if i == 7 else f"Page {i}",
+                        summary="s",
+                        details={"baseline": True} if baseline else {"blocks": []},
+                    )
+                )
             run_id = run.id
         with db.session() as s:
             data = load_run_report(s, run_id)

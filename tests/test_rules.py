@@ -1,5 +1,6 @@
 """User noise rules: drop selectors and ignore patterns per site or page; editing rules never floods alerts;
 `policywatch explain` shows what was dropped and why."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,14 +30,24 @@ def _pass(db, cfg, **kw):
     with db.session() as s:
         run_id = q.open_run(s).id
     body = PAGE.format(**{"alert": "Port of entry notice", "fee": "$155", "views": "10", **kw}).encode()
-    res = PageWork(db, cfg, run_id, first_run=run_id == 1).process(FetchResult(url=URL, status=200, body=body, content_type="text/html"))
+    res = PageWork(db, cfg, run_id, first_run=run_id == 1).process(
+        FetchResult(url=URL, status=200, body=body, content_type="text/html")
+    )
     with db.session() as s:
         q.finish_run(s, run_id, "completed")
     return res
 
 
-RULES = {"drop": [{"selector": ".alert", "url_prefix": "https://www.canada.ca/en/immigration-refugees-citizenship/", "why": "site-wide alert"}],
-         "ignore": [{"pattern": r"Page views: \d+\."}]}
+RULES = {
+    "drop": [
+        {
+            "selector": ".alert",
+            "url_prefix": "https://www.canada.ca/en/immigration-refugees-citizenship/",
+            "why": "site-wide alert",
+        }
+    ],
+    "ignore": [{"pattern": r"Page views: \d+\."}],
+}
 
 
 def test_rules_silence_noise_but_not_content(tmp_path: Path):
@@ -73,9 +84,14 @@ def test_rule_scope_by_url_prefix(tmp_path: Path):
 
 def test_explain_cli(write_config, tmp_path: Path):
     page = tmp_path / "page.html"
-    page.write_text(PAGE.format(alert="Notice", fee="$155", views="3").replace("<main", "<script>x()</script><main"))
-    cfg = write_config('[crawl]\nallowed_domains = ["www.canada.ca"]\n[[rules.drop]]\nselector = ".alert"\nwhy = "site-wide alert"\n'
-                       '[[rules.ignore]]\npattern = "Page views: \\\\d+\\\\."\n')
+    page.write_text(
+        PAGE.format(alert="Notice", fee="$155", views="3").replace("<main", "<script>x()</script><main")
+    )
+    cfg = write_config(
+        '[crawl]\nallowed_domains = ["www.canada.ca"]\n[[rules.drop]]\nselector = ".alert"\nwhy = '
+        '"site-wide alert"\n'
+        '[[rules.ignore]]\npattern = "Page views: \\\\d+\\\\."\n'
+    )
     p = policywatch("explain", URL, "--config", str(cfg), "--file", str(page), "--blocks")
     assert p.returncode == 0, p.stderr
     assert "extractor: gcweb" in p.stdout
@@ -85,18 +101,21 @@ def test_explain_cli(write_config, tmp_path: Path):
     assert "[p] Fees: The fee is $155." in p.stdout
 
 
-@pytest.mark.parametrize("text, keyword, found", [
-    ("The Innovation Stream pilot", "innovation stream", True),
-    ("the INNOVATION STREAM.", "Innovation Stream", True),
-    ("code C88 applies", "C88", True),
-    ("code C888 applies", "C88", False),  # not a whole word
-    ("xC88", "C88", False),
-    ("C88", "C88", True),
-    ("H-1B holders", "H-1B", True),
-    ("stem cells; STEM draws", "STEM", True),
-    ("systematic", "STEM", False),
-])
+@pytest.mark.parametrize(
+    "text, keyword, found",
+    [
+        ("The Innovation Stream pilot", "innovation stream", True),
+        ("the INNOVATION STREAM.", "Innovation Stream", True),
+        ("code C88 applies", "C88", True),
+        ("code C888 applies", "C88", False),  # not a whole word
+        ("xC88", "C88", False),
+        ("C88", "C88", True),
+        ("H-1B holders", "H-1B", True),
+        ("stem cells; STEM draws", "STEM", True),
+        ("systematic", "STEM", False),
+    ],
+)
 def test_keyword_whole_word_matching(text, keyword, found):
-    from policywatch.monitor.topics import contains_word
+    from policywatch.monitor.detection.topics import contains_word
 
     assert contains_word(text.lower(), keyword) is found

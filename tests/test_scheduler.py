@@ -1,5 +1,7 @@
-"""The nightly daemon: cron in the configured time zone across DST, catch-up after downtime (exactly one pass),
-a crashing pass that leaves the daemon alive, and real `policywatch schedule` processes stopped with SIGTERM."""
+"""The nightly daemon: cron in the configured time zone across DST, catch-up after downtime (exactly one
+pass), a crashing pass that leaves the daemon alive, and real `policywatch schedule` processes stopped with
+SIGTERM."""
+
 from __future__ import annotations
 
 import os
@@ -7,14 +9,21 @@ import signal
 import sqlite3
 import subprocess
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from policywatch.monitor.config import load_config
-from policywatch.monitor.scheduler import NIGHTLY, Daemon, JobSpec, fire_times, missed_fire_time, pass_command
+from policywatch.monitor.nightly.scheduler import (
+    NIGHTLY,
+    Daemon,
+    JobSpec,
+    fire_times,
+    missed_fire_time,
+    pass_command,
+)
 from policywatch.storage import open_database
 from policywatch.storage import queries as q
 from tests.conftest import BIN, permits_config_body, policywatch
@@ -24,17 +33,23 @@ TORONTO = ZoneInfo("America/Toronto")
 
 def test_nightly_cron_stays_at_3am_local_across_dst():
     trigger = JobSpec(NIGHTLY, "0 3 * * *").trigger("America/Toronto")
-    spring = fire_times(trigger, datetime(2026, 3, 6, 12, tzinfo=TORONTO), datetime(2026, 3, 10, tzinfo=TORONTO))
-    fall = fire_times(trigger, datetime(2026, 10, 30, 12, tzinfo=TORONTO), datetime(2026, 11, 3, tzinfo=TORONTO))
-    assert [t.astimezone(timezone.utc).hour for t in spring] == [8, 7, 7]  # EST → EDT on 2026-03-08
-    assert [t.astimezone(timezone.utc).hour for t in fall] == [7, 8, 8]  # EDT → EST on 2026-11-01
+    spring = fire_times(
+        trigger, datetime(2026, 3, 6, 12, tzinfo=TORONTO), datetime(2026, 3, 10, tzinfo=TORONTO)
+    )
+    fall = fire_times(
+        trigger, datetime(2026, 10, 30, 12, tzinfo=TORONTO), datetime(2026, 11, 3, tzinfo=TORONTO)
+    )
+    assert [t.astimezone(UTC).hour for t in spring] == [8, 7, 7]  # EST → EDT on 2026-03-08
+    assert [t.astimezone(UTC).hour for t in fall] == [7, 8, 8]  # EDT → EST on 2026-11-01
     assert all(t.astimezone(TORONTO).hour == 3 for t in spring + fall)
 
 
 def test_a_time_inside_the_repeated_hour_counts_once():
     """01:30 happens twice when DST ends; the catch-up arithmetic must not loop on APScheduler's answer."""
     trigger = JobSpec(NIGHTLY, "30 1 * * *").trigger("America/Toronto")
-    times = fire_times(trigger, datetime(2026, 10, 31, 12, tzinfo=TORONTO), datetime(2026, 11, 2, 12, tzinfo=TORONTO))
+    times = fire_times(
+        trigger, datetime(2026, 10, 31, 12, tzinfo=TORONTO), datetime(2026, 11, 2, 12, tzinfo=TORONTO)
+    )
     assert len(times) == len(set(times)) and 2 <= len(times) <= 3
 
 
@@ -50,9 +65,16 @@ def test_missed_fire_time_inside_the_grace_window():
     assert missed_fire_time(spec, "America/Toronto", now + timedelta(hours=4), grace, None) is None
 
 
-def _daemon_config(write_config, site_host: str, watch: str, cron: str = "0 3 * * *", tz: str = "America/Toronto",
-                   extra: str = "") -> str:
-    return str(write_config(f"""
+def _daemon_config(
+    write_config,
+    site_host: str,
+    watch: str,
+    cron: str = "0 3 * * *",
+    tz: str = "America/Toronto",
+    extra: str = "",
+) -> str:
+    return str(
+        write_config(f"""
 [crawl]
 allowed_domains = ["{site_host}"]
 download_delay = 0
@@ -66,7 +88,8 @@ misfire_grace_hours = 6
 {extra}
 [[watch]]
 url = "{watch}"
-"""))
+""")
+    )
 
 
 def test_catch_up_after_downtime_runs_exactly_one_pass(write_config, tmp_path):
@@ -111,7 +134,7 @@ def test_a_crashing_pass_leaves_the_daemon_alive(write_config):
 
 
 def _utc_cron_minutes_ago(minutes: int) -> str:
-    t = datetime.now(timezone.utc) - timedelta(minutes=minutes)
+    t = datetime.now(UTC) - timedelta(minutes=minutes)
     return f"{t.minute} {t.hour} * * *"
 
 
@@ -135,9 +158,15 @@ def _wait(predicate, timeout: float = 120) -> None:
 
 
 def _stop_daemon_when(cfg: str, ready: Callable[[], bool], *, settle: float = 0.0) -> tuple[int, str, bool]:
-    """Start `policywatch schedule`, wait until `ready()`, send SIGTERM; (exit code, stderr, alive before SIGTERM)."""
-    daemon = subprocess.Popen([str(BIN / "policywatch"), "schedule", "--config", cfg], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    """Start `policywatch schedule`, wait until `ready()`, send SIGTERM; (exit code, stderr, alive before
+    SIGTERM)."""
+    daemon = subprocess.Popen(
+        [str(BIN / "policywatch"), "schedule", "--config", cfg],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
     try:
         _wait(ready)
         time.sleep(settle)
@@ -152,10 +181,18 @@ def _stop_daemon_when(cfg: str, ready: Callable[[], bool], *, settle: float = 0.
 
 @pytest.mark.slow
 def test_daemon_process_catches_up_then_stops_on_sigterm(permits_site, write_config, tmp_path):
-    """A real `policywatch schedule`: the pass due 2 minutes ago runs at start (once), SIGTERM stops it cleanly."""
-    cfg = _daemon_config(write_config, permits_site.host, permits_site.url("/en/work-permits.html"),
-                         cron=_utc_cron_minutes_ago(2), tz="UTC")
-    rc, err, alive = _stop_daemon_when(cfg, lambda: [r[1] for r in _runs(tmp_path)] == ["completed"], settle=1.0)
+    """A real `policywatch schedule`: the pass due 2 minutes ago runs at start (once), SIGTERM stops it
+    cleanly."""
+    cfg = _daemon_config(
+        write_config,
+        permits_site.host,
+        permits_site.url("/en/work-permits.html"),
+        cron=_utc_cron_minutes_ago(2),
+        tz="UTC",
+    )
+    rc, err, alive = _stop_daemon_when(
+        cfg, lambda: [r[1] for r in _runs(tmp_path)] == ["completed"], settle=1.0
+    )
     assert alive  # still serving after the catch-up pass, waiting for tomorrow
     assert rc == 0, err
     assert "did not run" in err and "pass nightly: completed" in err and "scheduled nightly: next pass" in err
@@ -165,12 +202,19 @@ def test_daemon_process_catches_up_then_stops_on_sigterm(permits_site, write_con
 @pytest.mark.slow
 def test_sigterm_during_a_pass_stops_it_cleanly(permits_site, write_config, tmp_path):
     permits_site.server.delay = 1.5  # every response takes 1.5 s: the pass is still crawling when we stop it
-    cfg = _daemon_config(write_config, permits_site.host, permits_site.url("/en/work-permits.html"),
-                         cron=_utc_cron_minutes_ago(1), tz="UTC")
+    cfg = _daemon_config(
+        write_config,
+        permits_site.host,
+        permits_site.url("/en/work-permits.html"),
+        cron=_utc_cron_minutes_ago(1),
+        tz="UTC",
+    )
     rc, err, _alive = _stop_daemon_when(cfg, lambda: [r[1] for r in _runs(tmp_path)] == ["running"])
     assert rc == 0, err
     runs = _runs(tmp_path)
-    assert len(runs) == 1 and runs[0][1] == "failed" and "interrupted" in runs[0][3]  # recorded, not half-written
+    assert (
+        len(runs) == 1 and runs[0][1] == "failed" and "interrupted" in runs[0][3]
+    )  # recorded, not half-written
     assert "stopped (SIGTERM)" in err
     permits_site.server.delay = 0
     p = policywatch("run", "--config", cfg)  # the lock was released: the next pass runs
@@ -179,14 +223,16 @@ def test_sigterm_during_a_pass_stops_it_cleanly(permits_site, write_config, tmp_
 
 @pytest.mark.slow
 def test_job_pass_covers_its_watches_only(permits_site, write_config, tmp_path):
-    """A `[[schedule.jobs]]` pass (e.g. IRCC's JSON hourly) fetches only its prefixes and is recorded with its scope."""
+    """A `[[schedule.jobs]]` pass (e.g. IRCC's JSON hourly) fetches only its prefixes and is recorded with its
+    scope."""
     extra = f"""
 [[schedule.jobs]]
 name = "data-hourly"
 cron = "0 * * * *"
-url_prefixes = ["{permits_site.url('/data/')}"]
+url_prefixes = ["{permits_site.url("/data/")}"]
 """
-    cfg = str(write_config(f"""
+    cfg = str(
+        write_config(f"""
 [crawl]
 allowed_domains = ["{permits_site.host}"]
 download_delay = 0
@@ -196,11 +242,12 @@ retries = 0
 cron = "0 3 * * *"
 {extra}
 [[watch]]
-url = "{permits_site.url('/en/work-permits.html')}"
+url = "{permits_site.url("/en/work-permits.html")}"
 
 [[watch]]
-url = "{permits_site.url('/data/rounds.json')}"
-"""))
+url = "{permits_site.url("/data/rounds.json")}"
+""")
+    )
     p = policywatch("run", "--config", cfg, "--job", "data-hourly")
     assert p.returncode == 0, p.stderr
     assert "1 fetched" in p.stdout
@@ -215,15 +262,22 @@ url = "{permits_site.url('/data/rounds.json')}"
 
 @pytest.mark.slow
 def test_passes_run_from_a_directory_that_holds_the_reports_folder(permits_site, write_config, tmp_path):
-    """The daemon starts each pass as `python -P -m policywatch.monitor run` in the user's directory, which holds the reports folder
-    from the first night on (and may hold folders named like policywatch's other packages). With the editable
-    install `make` does, `-m` put that directory first on sys.path and its `reports` folder shadowed the package:
-    the second night failed. Both nights must complete, the crawl child included."""
+    """The daemon starts each pass as `python -P -m policywatch.monitor run` in the user's directory, which
+    holds the reports folder from the first night on (and may hold folders named like policywatch's other
+    packages). With the editable install `make` does, `-m` put that directory first on sys.path and its
+    `reports` folder shadowed the package: the second night failed. Both nights must complete, the crawl child
+    included."""
     cfg = write_config(permits_config_body(permits_site))
     for decoy in ("reports/site", "storage", "monitor", "crawler"):
         (tmp_path / decoy).mkdir(parents=True, exist_ok=True)
     for night in (1, 2):
-        p = subprocess.run(pass_command(cfg, NIGHTLY), cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                           stdin=subprocess.DEVNULL)
+        p = subprocess.run(
+            pass_command(cfg, NIGHTLY),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+        )
         assert p.returncode == 0, f"night {night}: {p.stderr[-2000:]}"
     assert [r[:2] for r in _runs(tmp_path)] == [(1, "completed"), (2, "completed")]

@@ -2,8 +2,10 @@
 
 Each `sql` attack must be refused with a one-line message, change nothing in the database, create no file and
 run no command. The rest: SMTP passwords never in clear, URLs the crawler would drop, a full disk at the lock
-file and at the reports, Retry-After for its time only, file permissions, bad values, and `status` after a kill.
+file and at the reports, Retry-After for its time only, file permissions, bad values, and `status` after a
+kill.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -100,8 +102,14 @@ def test_sql_attacks_change_nothing_create_nothing_run_nothing(filled, tmp_path)
         assert not marker.exists(), attack
         assert snapshot(url) == before, attack
     # and the command still answers honest questions
-    p = policywatch("sql", "SELECT kind, count(*) AS n FROM changes GROUP BY kind ORDER BY kind", "--config", str(cfg),
-                    "--format", "json")
+    p = policywatch(
+        "sql",
+        "SELECT kind, count(*) AS n FROM changes GROUP BY kind ORDER BY kind",
+        "--config",
+        str(cfg),
+        "--format",
+        "json",
+    )
     assert p.returncode == 0, p.stderr
     assert {r["kind"] for r in json.loads(p.stdout)} == {"new_page", "changed"}
 
@@ -114,8 +122,14 @@ def test_each_layer_refuses_on_its_own(filled, tmp_path, monkeypatch):
     before = snapshot(url)
     marker = tmp_path / "evil-marker"
     monkeypatch.setattr(readonly, "check_query", lambda q: q)
-    for attack in ("COMMIT; DELETE FROM changes", "DELETE FROM changes", "CREATE TABLE evil (a int)",
-                   f"ATTACH DATABASE '{marker}' AS evil", f"VACUUM INTO '{marker}'", "PRAGMA user_version = 7"):
+    for attack in (
+        "COMMIT; DELETE FROM changes",
+        "DELETE FROM changes",
+        "CREATE TABLE evil (a int)",
+        f"ATTACH DATABASE '{marker}' AS evil",
+        f"VACUUM INTO '{marker}'",
+        "PRAGMA user_version = 7",
+    ):
         with pytest.raises((readonly.QueryRefused, readonly.QueryFailed)):
             with readonly.run_readonly(url, attack) as result:
                 list(result.rows)
@@ -129,21 +143,47 @@ def test_each_layer_refuses_on_its_own(filled, tmp_path, monkeypatch):
 
 def test_sql_timeout_and_streaming(filled):
     cfg, url = filled
-    slow = "SELECT pg_sleep(60)" if url.startswith("postgresql") else \
-        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"
+    slow = (
+        "SELECT pg_sleep(60)"
+        if url.startswith("postgresql")
+        else "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r"
+    )
     p = policywatch("sql", slow, "--config", str(cfg), "--timeout", "1", timeout=40)
     assert p.returncode == 1 and "longer than 1 s" in p.stderr and "--timeout" in p.stderr, p.stderr
     assert "Traceback" not in p.stderr
 
     # A million rows as NDJSON, measured in a fresh process: streamed, never held (it took 446 MB before).
-    rows = "SELECT generate_series(1, 1000000) AS n" if url.startswith("postgresql") else \
-        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 1000000) SELECT n FROM r"
-    probe = ("import resource, subprocess, sys\n"
-             "p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)\n"
-             "lines = p.stdout.count(b'\\n')\n"
-             "print(p.returncode, lines, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)\n")
-    done = subprocess.run([sys.executable, "-c", probe, str(BIN / "policywatch"), "sql", rows, "--config", str(cfg),
-                           "--format", "ndjson", "--timeout", "0"], capture_output=True, text=True, timeout=600)
+    rows = (
+        "SELECT generate_series(1, 1000000) AS n"
+        if url.startswith("postgresql")
+        else "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 1000000) SELECT n "
+        "FROM r"
+    )
+    probe = (
+        "import resource, subprocess, sys\n"
+        "p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)\n"
+        "lines = p.stdout.count(b'\\n')\n"
+        "print(p.returncode, lines, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)\n"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            probe,
+            str(BIN / "policywatch"),
+            "sql",
+            rows,
+            "--config",
+            str(cfg),
+            "--format",
+            "ndjson",
+            "--timeout",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     rc, lines, peak_mb = map(int, done.stdout.split())
     assert (rc, lines) == (0, 1_000_000), done.stderr
     assert peak_mb < 160, f"peak RSS {peak_mb} MB for a million rows: not streamed"
@@ -155,18 +195,27 @@ def test_sql_timeout_and_streaming(filled):
 
 # --- SMTP --------------------------------------------------------------------------------------------------
 def _mail_config(write_config, permits_site, mail: str) -> Path:
-    return write_config(permits_config_body(permits_site) + f"\n[mail]\n{mail}\n"
-                        "[[subscriber]]\nemail = \"ana@example.org\"\n")
+    return write_config(
+        permits_config_body(permits_site) + f'\n[mail]\n{mail}\n[[subscriber]]\nemail = "ana@example.org"\n'
+    )
 
 
-@pytest.mark.parametrize("mail, key", [
-    ('host = "smtp.example.org"\nusername_env = "U"\npassword_env = "P"', "mail.security"),
-    ('host = "smtp.example.org"\nsecurity = "none"\nusername_env = "U"\npassword_env = "P"', "mail.security"),
-    ('host = "127.0.0.1"\nusername_env = "U"\npassword_env = "P"', "mail.security"),
-    ('host = "smtp.example.org"\nusername_env = "U"\npassword_env = "P"\nallow_plaintext_auth = true',
-     "mail.allow_plaintext_auth"),
-    ('host = "smtp.example.org"\ntimeout = 0', "mail.timeout"),
-])
+@pytest.mark.parametrize(
+    "mail, key",
+    [
+        ('host = "smtp.example.org"\nusername_env = "U"\npassword_env = "P"', "mail.security"),
+        (
+            'host = "smtp.example.org"\nsecurity = "none"\nusername_env = "U"\npassword_env = "P"',
+            "mail.security",
+        ),
+        ('host = "127.0.0.1"\nusername_env = "U"\npassword_env = "P"', "mail.security"),
+        (
+            'host = "smtp.example.org"\nusername_env = "U"\npassword_env = "P"\nallow_plaintext_auth = true',
+            "mail.allow_plaintext_auth",
+        ),
+        ('host = "smtp.example.org"\ntimeout = 0', "mail.timeout"),
+    ],
+)
 def test_smtp_credentials_never_in_clear(write_config, permits_site, mail, key):
     cfg = _mail_config(write_config, permits_site, mail)
     p = policywatch("run", "--config", str(cfg))
@@ -178,9 +227,15 @@ def test_plaintext_login_only_to_loopback_when_allowed(write_config, permits_sit
     monkeypatch.setenv("PW_SEC_USER", "bot")
     monkeypatch.setenv("PW_SEC_PASS", "pa55-word")
     with SmtpSink(credentials=("bot", "pa55-word")) as sink:
-        cfg = _mail_config(write_config, permits_site, f'host = "127.0.0.1"\nport = {sink.port}\n'
-                           'username_env = "PW_SEC_USER"\npassword_env = "PW_SEC_PASS"\nallow_plaintext_auth = true')
-        assert policywatch("run", "--config", str(cfg)).returncode == 0  # a first night is a baseline: no digest
+        cfg = _mail_config(
+            write_config,
+            permits_site,
+            f'host = "127.0.0.1"\nport = {sink.port}\n'
+            'username_env = "PW_SEC_USER"\npassword_env = "PW_SEC_PASS"\nallow_plaintext_auth = true',
+        )
+        assert (
+            policywatch("run", "--config", str(cfg)).returncode == 0
+        )  # a first night is a baseline: no digest
         permits_site.night(2)
         p = policywatch("run", "--config", str(cfg))
         assert p.returncode == 0, p.stderr
@@ -188,24 +243,35 @@ def test_plaintext_login_only_to_loopback_when_allowed(write_config, permits_sit
 
 
 def test_send_refuses_a_login_without_tls_whatever_built_the_settings():
+    from policywatch.monitor.config.ops import MailSettings
     from policywatch.reports.mail import SendError, send_message
-    from policywatch.monitor.config_ops import MailSettings
 
     env = {"U": "bot", "P": "pa55-word"}
     with SmtpSink() as sink:
-        settings = MailSettings(host="127.0.0.1", port=sink.port, username_env="U", password_env="P", timeout=5)
+        settings = MailSettings(
+            host="127.0.0.1", port=sink.port, username_env="U", password_env="P", timeout=5
+        )
         with pytest.raises(SendError, match="not logging in without TLS") as exc:
             send_message(settings, b"Subject: x\r\n\r\nx\r\n", "a@policywatch.test", ["b@example.org"], env)
         assert exc.value.definite and sink.messages == [] and sink.logins == []
 
 
 # --- configuration ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("crawl, key", [
-    ("timeout = -5", "crawl.timeout"), ("timeout = 0", "crawl.timeout"), ("retries = -1", "crawl.retries"),
-    ("download_delay = -1", "crawl.download_delay"),
-])
+@pytest.mark.parametrize(
+    "crawl, key",
+    [
+        ("timeout = -5", "crawl.timeout"),
+        ("timeout = 0", "crawl.timeout"),
+        ("retries = -1", "crawl.retries"),
+        ("download_delay = -1", "crawl.download_delay"),
+    ],
+)
 def test_bad_numbers_are_config_errors(write_config, permits_site, crawl, key):
-    body = permits_config_body(permits_site).replace("\nretries = 0\n", "\n").replace("\ndownload_delay = 0\n", "\n")
+    body = (
+        permits_config_body(permits_site)
+        .replace("\nretries = 0\n", "\n")
+        .replace("\ndownload_delay = 0\n", "\n")
+    )
     body = body.replace("[crawl]\n", f"[crawl]\n{crawl}\n", 1)
     p = policywatch("run", "--config", str(write_config(body)))
     assert p.returncode == 2 and f"config error: {key}" in p.stderr, p.stderr
@@ -214,16 +280,23 @@ def test_bad_numbers_are_config_errors(write_config, permits_site, crawl, key):
 def test_urls_the_crawler_would_drop_or_that_carry_secrets(write_config, permits_site):
     long_url = permits_site.url("/en/" + "a" * 2100 + ".html")
     secret = permits_site.url("/en/work-permits.html").replace("http://", "http://ana:hunter2@")
-    for url, says in ((long_url, "characters long"), (secret, "user name or password"),
-                      (permits_site.url("/en/a b.html"), "white space")):
+    for url, says in (
+        (long_url, "characters long"),
+        (secret, "user name or password"),
+        (permits_site.url("/en/a b.html"), "white space"),
+    ):
         body = permits_config_body(permits_site) + f'\n[[watch]]\nurl = "{url}"\n'
         p = policywatch("run", "--config", str(write_config(body)))
         assert p.returncode == 2 and "config error: watch[4].url" in p.stderr and says in p.stderr, p.stderr
         assert "hunter2" not in p.stderr
     news = permits_site.url("/en/news/")
-    body = permits_config_body(permits_site).replace(f'["{news}"]', f'["{news.replace("http://", "http://u:pw@")}"]')
+    body = permits_config_body(permits_site).replace(
+        f'["{news}"]', f'["{news.replace("http://", "http://u:pw@")}"]'
+    )
     p = policywatch("run", "--config", str(write_config(body)))
-    assert p.returncode == 2 and "discovery.follow_prefixes[0]" in p.stderr and ":pw@" not in p.stderr, p.stderr
+    assert p.returncode == 2 and "discovery.follow_prefixes[0]" in p.stderr and ":pw@" not in p.stderr, (
+        p.stderr
+    )
 
 
 def test_empty_watchlist_is_a_config_error_for_a_pass(write_config, tmp_path):
@@ -234,10 +307,13 @@ def test_empty_watchlist_is_a_config_error_for_a_pass(write_config, tmp_path):
 
 
 def test_every_watch_ends_a_pass_with_a_fetch_row(permits_site, write_config, tmp_path):
-    """What the config accepts, the crawl fetches: one fetch row per watch (a 2,000-character URL included)."""
+    """What the config accepts, the crawl fetches: one fetch row per watch (a 2,000-character URL
+    included)."""
     long_path = "/en/" + "b" * 2000 + ".html"
-    permits_site.server.pages[long_path] = (b"<html><body><main><h1>Long</h1><p>A long address.</p></main></body></html>",
-                                            "text/html; charset=utf-8")
+    permits_site.server.pages[long_path] = (
+        b"<html><body><main><h1>Long</h1><p>A long address.</p></main></body></html>",
+        "text/html; charset=utf-8",
+    )
     body = permits_config_body(permits_site) + f'\n[[watch]]\nurl = "{permits_site.url(long_path)}"\n'
     cfg = write_config(body)
     p = policywatch("run", "--config", str(cfg))
@@ -281,16 +357,21 @@ def test_full_disk_at_the_lock_file(permits_site, write_config, tmp_path, tiny_d
     assert p.returncode == 0, p.stderr
 
 
-def test_full_disk_at_the_reports_loses_no_change_and_no_digest(permits_site, write_config, tmp_path, tiny_disk):
+def test_full_disk_at_the_reports_loses_no_change_and_no_digest(
+    permits_site, write_config, tmp_path, tiny_disk
+):
     logs = tmp_path / "logs"
     logs.mkdir()
     reports = tiny_disk / "reports"
     reports.mkdir()
     (reports / "logs").symlink_to(logs)  # the logs stay writable: this is the reports' full disk
     with SmtpSink() as sink:
-        cfg = write_config(f'[reports]\ndir = "{reports}"\n' + permits_config_body(permits_site) +
-                           f'\n[mail]\nhost = "127.0.0.1"\nport = {sink.port}\n'
-                           '[[subscriber]]\nemail = "ana@example.org"\n')
+        cfg = write_config(
+            f'[reports]\ndir = "{reports}"\n'
+            + permits_config_body(permits_site)
+            + f'\n[mail]\nhost = "127.0.0.1"\nport = {sink.port}\n'
+            '[[subscriber]]\nemail = "ana@example.org"\n'
+        )
         assert policywatch("run", "--config", str(cfg)).returncode == 0
         index_before = (reports / "index.html").read_bytes()
         sink.messages.clear()
@@ -305,7 +386,10 @@ def test_full_disk_at_the_reports_loses_no_change_and_no_digest(permits_site, wr
         assert not [f for f in reports.iterdir() if f.name.startswith(".")]  # no half-written temporary files
         con = sqlite3.connect(tmp_path / "history.db")
         assert con.execute("SELECT status FROM runs WHERE id = 2").fetchone() == ("completed",)
-        assert con.execute("SELECT count(*) FROM changes WHERE run_id = 2 AND kind = 'changed'").fetchone()[0] >= 2
+        assert (
+            con.execute("SELECT count(*) FROM changes WHERE run_id = 2 AND kind = 'changed'").fetchone()[0]
+            >= 2
+        )
         con.close()
         filler.unlink()
         p = policywatch("site", "--config", str(cfg))
@@ -321,7 +405,8 @@ def test_full_disk_at_the_reports_loses_no_change_and_no_digest(permits_site, wr
         assert night2 <= set(sent) and len(sent) == len(set(sent))  # night 2 delivered, and only once
 
 
-# --- Retry-After ---------------------------------------------------------------------------------------------
+# --- Retry-After
+# ---------------------------------------------------------------------------------------------
 def test_retry_after_holds_for_its_time_only(write_config, tmp_path):
     import http.server
 
@@ -346,7 +431,8 @@ def test_retry_after_holds_for_its_time_only(write_config, tmp_path):
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            body = f"<html><body><main><h1>{self.path}</h1><p>Page {self.path}.</p></main></body></html>".encode()
+            page = f"<h1>{self.path}</h1><p>Page {self.path}.</p>"
+            body = f"<html><body><main>{page}</main></body></html>".encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
             self.send_header("Content-Length", str(len(body)))
@@ -357,8 +443,10 @@ def test_retry_after_holds_for_its_time_only(write_config, tmp_path):
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     port = srv.server_address[1]
     watches = "".join(f'[[watch]]\nurl = "http://127.0.0.1:{port}/p{i:02d}.html"\n' for i in range(26))
-    cfg = write_config(f'[crawl]\nallowed_domains = ["127.0.0.1:{port}"]\ndownload_delay = 0\nautothrottle = false\n'
-                       f"concurrency_per_domain = 1\nretries = 2\n{watches}")
+    cfg = write_config(
+        f'[crawl]\nallowed_domains = ["127.0.0.1:{port}"]\ndownload_delay = 0\nautothrottle = false\n'
+        f"concurrency_per_domain = 1\nretries = 2\n{watches}"
+    )
     try:
         p = policywatch("run", "--config", str(cfg))
     finally:
@@ -368,15 +456,17 @@ def test_retry_after_holds_for_its_time_only(write_config, tmp_path):
     retried = [t for t, path in arrivals if path == arrivals[0][1]]
     assert retried[1] - retried[0] >= 2.5  # the server's 3 s were honoured
     times = [t for t, _ in arrivals]
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     hold = gaps.index(max(gaps))
     assert gaps[hold] >= 2.5  # the host was held (requests already on their way when the 503 came were not)
-    after = gaps[hold + 1:]
-    # then its own delay (0) came back: with the bug, each of these requests waited the 3 s again (≈ 40 s in all)
+    after = gaps[hold + 1 :]
+    # then its own delay (0) came back: with the bug, each of these requests waited the 3 s again (≈ 40 s in
+    # all)
     assert len(after) >= 8 and sum(after) < 8.0, gaps
 
 
-# --- permissions ---------------------------------------------------------------------------------------------
+# --- permissions
+# ---------------------------------------------------------------------------------------------
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
@@ -384,8 +474,20 @@ def _mode(path: Path) -> int:
 @pytest.mark.parametrize("umask", [0o022, 0o077])
 def test_permissions_published_reports_private_history(permits_site, write_config, tmp_path, umask):
     cfg = write_config(permits_config_body(permits_site))
-    p = subprocess.run(["sh", "-c", f'umask {umask:03o}; exec "$0" "$@"', str(BIN / "policywatch"), "run", "--config",
-                        str(cfg)], capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [
+            "sh",
+            "-c",
+            f'umask {umask:03o}; exec "$0" "$@"',
+            str(BIN / "policywatch"),
+            "run",
+            "--config",
+            str(cfg),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     reports = tmp_path / "reports"
     published = [f for f in reports.rglob("*") if f.is_file() and "logs" not in f.parts]
@@ -396,14 +498,18 @@ def test_permissions_published_reports_private_history(permits_site, write_confi
     assert private and {_mode(f) for f in private} == {0o600}, {str(f): oct(_mode(f)) for f in private}
 
 
-# --- status after a kill -------------------------------------------------------------------------------------
+# --- status after a kill
+# -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_status_after_the_pass_was_killed(backend, permits_site, write_config, request):
     storage = request.getfixturevalue("pg_url") if backend == "postgresql" else None
     cfg = write_config(permits_config_body(permits_site), storage=storage)
     permits_site.server.delay = 3.0
-    run = subprocess.Popen([str(BIN / "policywatch"), "run", "--config", str(cfg)], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+    run = subprocess.Popen(
+        [str(BIN / "policywatch"), "run", "--config", str(cfg)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 60
     while not permits_site.server.requests and time.time() < deadline:
         time.sleep(0.1)

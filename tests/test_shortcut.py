@@ -1,6 +1,7 @@
 """The GCWeb fingerprint shortcut: a night whose bytes differ only outside <main> (rotated scripts, analytics,
 "Date modified") is recognised without parsing; any change inside <main> or <title>, or to the noise rules,
 is parsed and compared as usual."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,9 +15,11 @@ from policywatch.storage import queries as q
 from policywatch.storage.models import Fetch
 
 URL = "https://www.canada.ca/en/x.html"
-PAGE = ('<html><head><title>{title}</title><script src="/wet.js?v={noise}"></script></head><body>'
-        '<main property="mainContentOfPage"><h1>Work permits</h1><h2>Fees</h2><p>The fee is {fee}.</p></main>'
-        '<dl id="wb-dtmd"><dt>Date modified:</dt><dd><time>{date}</time></dd></dl></body></html>')
+PAGE = (
+    '<html><head><title>{title}</title><script src="/wet.js?v={noise}"></script></head><body>'
+    '<main property="mainContentOfPage"><h1>Work permits</h1><h2>Fees</h2><p>The fee is {fee}.</p></main>'
+    '<dl id="wb-dtmd"><dt>Date modified:</dt><dd><time>{date}</time></dd></dl></body></html>'
+)
 
 
 def page(noise="a", fee="$155", title="Work permits - Canada.ca", date="2026-11-01") -> bytes:
@@ -33,13 +36,20 @@ def test_fingerprint_covers_title_main_charset_and_rules():
     assert main_fingerprint(b"<html><body>no main</body></html>", "utf-8", "") is None
 
 
-@pytest.mark.parametrize("second, parsed, changed", [
-    (page(noise="b", date="2026-11-20"), False, False),  # shortcut: not parsed, unchanged
-    (page(noise="b", fee="$230"), True, True),  # inside <main>: parsed, a change
-])
-def test_pagework_uses_the_shortcut_only_when_main_is_identical(tmp_path, monkeypatch, second, parsed, changed):
+@pytest.mark.parametrize(
+    "second, parsed, changed",
+    [
+        (page(noise="b", date="2026-11-20"), False, False),  # shortcut: not parsed, unchanged
+        (page(noise="b", fee="$230"), True, True),  # inside <main>: parsed, a change
+    ],
+)
+def test_pagework_uses_the_shortcut_only_when_main_is_identical(
+    tmp_path, monkeypatch, second, parsed, changed
+):
     url = f"sqlite:///{tmp_path / 'h.db'}"
-    cfg = parse_config({"storage": {"url": url}, "crawl": {"allowed_domains": ["www.canada.ca"]}, "watch": [{"url": URL}]})
+    cfg = parse_config(
+        {"storage": {"url": url}, "crawl": {"allowed_domains": ["www.canada.ca"]}, "watch": [{"url": URL}]}
+    )
     db = open_database(url)
     calls: list[int] = []
     real = pagework.extract_html
@@ -49,8 +59,16 @@ def test_pagework_uses_the_shortcut_only_when_main_is_identical(tmp_path, monkey
             with db.session() as s:
                 run_id = q.open_run(s).id
             calls.clear()
-            out = PageWork(db, cfg, run_id, first_run=n == 1).process(FetchResult(
-                url=URL, outcome="ok", status=200, body=body, content_type="text/html; charset=utf-8", encoding="utf-8"))
+            out = PageWork(db, cfg, run_id, first_run=n == 1).process(
+                FetchResult(
+                    url=URL,
+                    outcome="ok",
+                    status=200,
+                    body=body,
+                    content_type="text/html; charset=utf-8",
+                    encoding="utf-8",
+                )
+            )
         assert bool(calls) is parsed
         assert (out.result == "changed") is changed
         with db.session() as s:

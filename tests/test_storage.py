@@ -1,10 +1,11 @@
 """The history database on SQLite and PostgreSQL: migrations, views, safety, and what analysts can query."""
+
 from __future__ import annotations
 
 import hashlib
 import json
 import multiprocessing
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,13 @@ GCWEB = """<html><head><title>{t}</title></head><body><main property="mainConten
 
 
 def _config(url: str):
-    return parse_config({"storage": {"url": url}, "crawl": {"allowed_domains": ["www.canada.ca"]},
-                         "watch": [{"url": "https://www.canada.ca/en/wp.html", "topics": ["work-permits"]}]})
+    return parse_config(
+        {
+            "storage": {"url": url},
+            "crawl": {"allowed_domains": ["www.canada.ca"]},
+            "watch": [{"url": "https://www.canada.ca/en/wp.html", "topics": ["work-permits"]}],
+        }
+    )
 
 
 def _night(db, cfg, fee: str, noise: str, *, status: int = 200, outcome: str = "ok"):
@@ -32,8 +38,15 @@ def _night(db, cfg, fee: str, noise: str, *, status: int = 200, outcome: str = "
         run_id = q.open_run(s).id
     work = PageWork(db, cfg, run_id, first_run=run_id == 1)
     body = GCWEB.format(t="Work permits", fee=fee, noise=noise).encode()
-    res = work.process(FetchResult(url="https://www.canada.ca/en/wp.html", outcome=outcome, status=status,
-                                   body=body if outcome == "ok" else None, content_type="text/html; charset=utf-8"))
+    res = work.process(
+        FetchResult(
+            url="https://www.canada.ca/en/wp.html",
+            outcome=outcome,
+            status=status,
+            body=body if outcome == "ok" else None,
+            content_type="text/html; charset=utf-8",
+        )
+    )
     with db.session() as s:
         q.finish_run(s, run_id, "completed")
     return res
@@ -48,24 +61,42 @@ def test_migrations_views_and_history(db_url: str):
         assert _night(db, cfg, "$230", "c").result == "changed"
         assert _night(db, cfg, "", "", status=503, outcome="http_error").result == "failed"
         with db.engine.connect() as conn:
-            log = conn.execute(sa.text("SELECT kind, significance, summary, topics FROM change_log ORDER BY change_id")).all()
+            log = conn.execute(
+                sa.text("SELECT kind, significance, summary, topics FROM change_log ORDER BY change_id")
+            ).all()
             assert [r[0] for r in log] == ["new_page", "changed"]
             assert "$155 → $230" in log[1][2]
             versions = conn.execute(sa.text("SELECT count(*) FROM page_versions")).scalar()
             assert versions == 2
-            fetches = conn.execute(sa.text("SELECT outcome, content_changed FROM fetch_log ORDER BY fetch_id")).all()
+            fetches = conn.execute(
+                sa.text("SELECT outcome, content_changed FROM fetch_log ORDER BY fetch_id")
+            ).all()
             assert [f[0] for f in fetches] == ["ok", "ok", "ok", "http_error"]
             assert [bool(f[1]) for f in fetches] == [True, False, True, False]
-            runs = conn.execute(sa.text("SELECT status, pages_fetched, pages_changed, pages_failed FROM run_log ORDER BY run_id")).all()
-            assert [tuple(r) for r in runs] == [("completed", 1, 0, 0), ("completed", 1, 0, 0), ("completed", 1, 1, 0), ("completed", 1, 0, 1)]
-            topics = conn.execute(sa.text("SELECT topic FROM change_topics ORDER BY change_id")).scalars().all()
+            runs = conn.execute(
+                sa.text(
+                    "SELECT status, pages_fetched, pages_changed, pages_failed FROM run_log ORDER BY run_id"
+                )
+            ).all()
+            assert [tuple(r) for r in runs] == [
+                ("completed", 1, 0, 0),
+                ("completed", 1, 0, 0),
+                ("completed", 1, 1, 0),
+                ("completed", 1, 0, 1),
+            ]
+            topics = (
+                conn.execute(sa.text("SELECT topic FROM change_topics ORDER BY change_id")).scalars().all()
+            )
             assert topics == ["work-permits", "work-permits"]
         with db.session() as s:
             page = q.get_page(s, "https://www.canada.ca/en/wp.html")
             vs = q.versions_of(s, page.id)
-            assert [v.text.splitlines()[-1] for v in vs] == ["The work permit fee is $155.", "The work permit fee is $230."]
+            assert [v.text.splitlines()[-1] for v in vs] == [
+                "The work permit fee is $155.",
+                "The work permit fee is $230.",
+            ]
             assert q.version_at(s, page.id, vs[0].captured_at + timedelta(microseconds=1)).id == vs[0].id
-            assert q.version_at(s, page.id, datetime(2000, 1, 1, tzinfo=timezone.utc)) is None
+            assert q.version_at(s, page.id, datetime(2000, 1, 1, tzinfo=UTC)) is None
             assert all(c.detected_at.tzinfo is not None for c in s.scalars(sa.select(Change)))
     finally:
         db.dispose()
@@ -88,8 +119,13 @@ def test_identical_bodies_stored_once(db_url: str):
 def test_a_new_pages_body_already_stored_or_pruned_is_kept_once_and_restored(db_url: str):
     """A new page's body is inserted without a lookup first; the same bytes at a second URL must still be one
     row, and bytes whose row was pruned (data NULL) are stored again when a new page brings them back."""
-    cfg = parse_config({"storage": {"url": db_url}, "crawl": {"allowed_domains": ["www.canada.ca"]}, "watch": [
-        {"url": f"https://www.canada.ca/en/{name}.html"} for name in ("a", "b", "c")]})
+    cfg = parse_config(
+        {
+            "storage": {"url": db_url},
+            "crawl": {"allowed_domains": ["www.canada.ca"]},
+            "watch": [{"url": f"https://www.canada.ca/en/{name}.html"} for name in ("a", "b", "c")],
+        }
+    )
     body = GCWEB.format(t="Same", fee="$155", noise="n1").encode()
     sha = hashlib.sha256(body).hexdigest()
     db = open_database(db_url)
@@ -98,16 +134,33 @@ def test_a_new_pages_body_already_stored_or_pruned_is_kept_once_and_restored(db_
             run_id = q.open_run(s).id
         work = PageWork(db, cfg, run_id, first_run=True)
         for name in ("a", "b"):
-            assert work.process(FetchResult(url=f"https://www.canada.ca/en/{name}.html", status=200, body=body,
-                                            content_type="text/html")).result == "new"
+            assert (
+                work.process(
+                    FetchResult(
+                        url=f"https://www.canada.ca/en/{name}.html",
+                        status=200,
+                        body=body,
+                        content_type="text/html",
+                    )
+                ).result
+                == "new"
+            )
         with db.engine.begin() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM bodies")).scalar() == 1
             conn.execute(sa.text("UPDATE bodies SET data = NULL"))  # what `db prune` leaves
-        assert work.process(FetchResult(url="https://www.canada.ca/en/c.html", status=200, body=body,
-                                        content_type="text/html")).result == "new"
+        assert (
+            work.process(
+                FetchResult(
+                    url="https://www.canada.ca/en/c.html", status=200, body=body, content_type="text/html"
+                )
+            ).result
+            == "new"
+        )
         with db.session() as s:
             assert q.body_bytes(s, sha) == body
-            assert s.scalar(sa.select(sa.func.count()).select_from(Version).where(Version.raw_hash == sha)) == 3
+            assert (
+                s.scalar(sa.select(sa.func.count()).select_from(Version).where(Version.raw_hash == sha)) == 3
+            )
     finally:
         db.dispose()
 
@@ -131,13 +184,24 @@ def test_a_failed_page_transaction_leaves_nothing(db_url: str):
         q.insert_row = boom
         try:
             with pytest.raises(RuntimeError):
-                work.process(FetchResult(url="https://www.canada.ca/en/wp.html", status=200, content_type="text/html",
-                                         body=GCWEB.format(t="Work permits", fee="$999", noise="z").encode()))
+                work.process(
+                    FetchResult(
+                        url="https://www.canada.ca/en/wp.html",
+                        status=200,
+                        content_type="text/html",
+                        body=GCWEB.format(t="Work permits", fee="$999", noise="z").encode(),
+                    )
+                )
         finally:
             q.insert_row = original
         with db.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM versions")).scalar() == 1
-            assert conn.execute(sa.text("SELECT count(*) FROM fetches WHERE run_id = :r"), {"r": run_id}).scalar() == 0
+            assert (
+                conn.execute(
+                    sa.text("SELECT count(*) FROM fetches WHERE run_id = :r"), {"r": run_id}
+                ).scalar()
+                == 0
+            )
         # and the next pass finds the change, compared with the last committed version
         assert _night(db, cfg, "$999", "y").result == "changed"
     finally:
@@ -148,6 +212,7 @@ def _open(url: str) -> str:
     db = open_database(url)
     with db.engine.connect() as conn:
         from policywatch.storage.db import current_revision
+
         rev = current_revision(conn)
     db.dispose()
     return rev
@@ -179,24 +244,49 @@ def test_first_migration_upgrades_with_data_intact(db_url: str):
     engine = make_engine(db_url)
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), "0001")
-        conn.execute(sa.text("INSERT INTO runs (started_at, status, pages_fetched, pages_new, pages_changed, pages_unchanged, pages_failed) "
-                             "VALUES (:t, 'completed', 3, 1, 1, 1, 0)"), {"t": datetime(2024, 1, 1)})
-        conn.execute(sa.text("INSERT INTO pages (url, url_key, topics, source, status, gone_count, first_seen) "
-                             "VALUES ('https://www.canada.ca/x', 'https://www.canada.ca/x', '[]', 'watch', 'active', 0, :t)"),
-                     {"t": datetime(2024, 1, 1)})
-        conn.execute(sa.text("INSERT INTO versions (page_id, captured_at, content_hash, text, blocks, meta) "
-                             "VALUES (1, :t, 'h', 'Fee $155', :b, '{}')"),
-                     {"t": datetime(2024, 1, 1), "b": json.dumps(BLOCKS)})
-        conn.execute(sa.text("INSERT INTO fetches (page_id, fetched_at, outcome, attempts, raw_hash, content_hash, content_changed) "
-                             "VALUES (1, :t, 'ok', 1, :h, :h, false)"), {"t": datetime(2024, 1, 1), "h": HASH})
+        conn.execute(
+            sa.text(
+                "INSERT INTO runs (started_at, status, pages_fetched, pages_new, pages_changed, "
+                "pages_unchanged, pages_failed) "
+                "VALUES (:t, 'completed', 3, 1, 1, 1, 0)"
+            ),
+            {"t": datetime(2024, 1, 1)},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO pages (url, url_key, topics, source, status, gone_count, first_seen) "
+                "VALUES ('https://www.canada.ca/x', 'https://www.canada.ca/x', '[]', 'watch', 'active', 0, "
+                ":t)"
+            ),
+            {"t": datetime(2024, 1, 1)},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO versions (page_id, captured_at, content_hash, text, blocks, meta) "
+                "VALUES (1, :t, 'h', 'Fee $155', :b, '{}')"
+            ),
+            {"t": datetime(2024, 1, 1), "b": json.dumps(BLOCKS)},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO fetches (page_id, fetched_at, outcome, attempts, raw_hash, content_hash, "
+                "content_changed) "
+                "VALUES (1, :t, 'ok', 1, :h, :h, false)"
+            ),
+            {"t": datetime(2024, 1, 1), "h": HASH},
+        )
     engine.dispose()
     db = open_database(db_url)
     try:
         with db.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT pages_fetched FROM run_log")).scalar() == 3
             assert conn.execute(sa.text("SELECT text FROM page_versions")).scalar() == "Fee $155"
-            assert conn.execute(sa.text("SELECT raw_hash, content_hash FROM fetch_log")).one() == (HASH, HASH)  # hex for SQL
+            assert conn.execute(sa.text("SELECT raw_hash, content_hash FROM fetch_log")).one() == (
+                HASH,
+                HASH,
+            )  # hex for SQL
             from policywatch.storage.db import current_revision
+
             assert current_revision(conn) == head_revision()
         with db.session() as s:
             assert s.get(Version, 1).blocks == BLOCKS  # converted to compressed JSON, read back intact
@@ -212,7 +302,10 @@ def test_first_migration_upgrades_with_data_intact(db_url: str):
 
 
 HASH = "ab" * 32
-BLOCKS = [{"kind": "h2", "section": [], "text": "Fees"}, {"kind": "p", "section": ["Fees"], "text": "Fee $155 — résidents"}]
+BLOCKS = [
+    {"kind": "h2", "section": [], "text": "Fees"},
+    {"kind": "p", "section": ["Fees"], "text": "Fee $155 — résidents"},
+]
 
 
 def test_sqlite_errors_are_one_line(tmp_path: Path):
@@ -225,7 +318,9 @@ def test_sqlite_errors_are_one_line(tmp_path: Path):
 
 
 def test_unreachable_postgresql_is_one_line():
-    with pytest.raises(StorageError, match=r"database postgresql://nobody:\*\*\*@127.0.0.1:1/x unusable: .*refused") as info:
+    with pytest.raises(
+        StorageError, match=r"database postgresql://nobody:\*\*\*@127.0.0.1:1/x unusable: .*refused"
+    ) as info:
         open_database("postgresql://nobody:secret@127.0.0.1:1/x")
     assert "secret" not in str(info.value)  # secrets never reach messages or logs
 
@@ -249,6 +344,7 @@ def test_lost_postgresql_connection_recovers(pg_url: str):
 def test_head_revision_constant_matches_the_migrations():
     """storage.db skips Alembic when a database is at HEAD_REVISION: the constant must name the real head."""
     from policywatch.storage.db import HEAD_REVISION
+
     assert HEAD_REVISION == head_revision()
 
 
@@ -263,17 +359,28 @@ def test_bodies_packed_against_the_host_template_read_back_and_downgrade_to_plai
 
     from policywatch.storage.db import alembic_config
     from policywatch.storage.maintenance import write_warc
+
     noise = sorted((Path(__file__).parent / "eval" / "noise").glob("*.html"))
     bodies = [f.read_bytes() for f in noise[::12]]  # three different real canada.ca pages
     urls = [f"https://www.canada.ca/en/p{i}.html" for i in range(len(bodies))]
-    cfg = parse_config({"storage": {"url": db_url}, "crawl": {"allowed_domains": ["www.canada.ca"]},
-                        "watch": [{"url": u} for u in urls]})
+    cfg = parse_config(
+        {
+            "storage": {"url": db_url},
+            "crawl": {"allowed_domains": ["www.canada.ca"]},
+            "watch": [{"url": u} for u in urls],
+        }
+    )
     db = open_database(db_url)
     try:
         with db.session() as s:
             run_id = q.open_run(s).id
-        for u, b in zip(urls, bodies):
-            assert PageWork(db, cfg, run_id, first_run=True).process(FetchResult(url=u, status=200, body=b, content_type="text/html")).result == "new"
+        for u, b in zip(urls, bodies, strict=False):
+            assert (
+                PageWork(db, cfg, run_id, first_run=True)
+                .process(FetchResult(url=u, status=200, body=b, content_type="text/html"))
+                .result
+                == "new"
+            )
         with db.engine.connect() as conn:
             rows = conn.execute(sa.text("SELECT sha256, dict_id, length(data) FROM bodies")).all()
             assert conn.execute(sa.text("SELECT count(*) FROM body_dicts")).scalar() == 1
@@ -286,12 +393,18 @@ def test_bodies_packed_against_the_host_template_read_back_and_downgrade_to_plai
                 assert q.body_bytes(s, hashlib.sha256(b).hexdigest()) == b
             out = io.BytesIO()
             assert write_warc(s, out) == 3
-        payloads = {rec.content_stream().read() for rec in ArchiveIterator(io.BytesIO(out.getvalue())) if rec.rec_type == "response"}
+        payloads = {
+            rec.content_stream().read()
+            for rec in ArchiveIterator(io.BytesIO(out.getvalue()))
+            if rec.rec_type == "response"
+        }
         assert payloads == set(bodies)
         with db.engine.begin() as conn:
             command.downgrade(alembic_config(conn), "0002")
             stored = conn.execute(sa.text("SELECT sha256, data FROM bodies")).all()
-            assert {sha: zlib.decompress(d) for sha, d in stored} == {hashlib.sha256(b).hexdigest(): b for b in bodies}
+            assert {sha: zlib.decompress(d) for sha, d in stored} == {
+                hashlib.sha256(b).hexdigest(): b for b in bodies
+            }
             for blob, text in conn.execute(sa.text("SELECT blocks, text FROM versions")).all():
                 whole = json.loads(zlib.decompress(blob))  # 0002's format: whole blocks, text included
                 assert isinstance(whole, list) and "\n".join(b["text"] for b in whole if b["text"]) == text
@@ -303,29 +416,61 @@ def test_bodies_packed_against_the_host_template_read_back_and_downgrade_to_plai
 def test_versions_store_block_structure_once_and_text_once(db_url: str):
     """versions.blocks keeps the structure; each block's text comes back from versions.text, exactly."""
     from policywatch.storage import blockpack
+
     noise = sorted((Path(__file__).parent / "eval" / "noise").glob("*.html"))[0]
-    from policywatch.monitor.extract import extract_html
+    from policywatch.monitor.detection.extract import extract_html
+
     ex = extract_html(noise.read_bytes(), "https://www.canada.ca/en/x.html")
-    ex.blocks.append({"kind": "img", "section": ["Fees"], "text": "", "images": [{"src": "https://www.canada.ca/a.png", "alt": ""}]})
+    ex.blocks.append(
+        {
+            "kind": "img",
+            "section": ["Fees"],
+            "text": "",
+            "images": [{"src": "https://www.canada.ca/a.png", "alt": ""}],
+        }
+    )
     stored = blockpack.strip(ex.blocks, ex.text)
     assert stored["textless"] == 2 and not any(
-        b["text"] in json.dumps(stored, ensure_ascii=False) for b in ex.blocks if b["kind"] == "p")
+        b["text"] in json.dumps(stored, ensure_ascii=False) for b in ex.blocks if b["kind"] == "p"
+    )
     assert len(stored["paths"]) < len(stored["kinds"]) == len(ex.blocks)  # each section path stored once
     assert blockpack.restore(stored, ex.text) == ex.blocks
-    old_form = {"textless": 1, "blocks": [{"kind": b["kind"], "section": b["section"], **({} if b["text"] else {"text": ""}),
-                                            **{k: v for k, v in b.items() if k not in ("kind", "section", "text")}}
-                                           for b in ex.blocks]}
-    assert blockpack.restore(old_form, ex.text) == ex.blocks  # versions written by release 0003 still read back
+    old_form = {
+        "textless": 1,
+        "blocks": [
+            {
+                "kind": b["kind"],
+                "section": b["section"],
+                **({} if b["text"] else {"text": ""}),
+                **{k: v for k, v in b.items() if k not in ("kind", "section", "text")},
+            }
+            for b in ex.blocks
+        ],
+    }
+    assert (
+        blockpack.restore(old_form, ex.text) == ex.blocks
+    )  # versions written by release 0003 still read back
     odd = [{"kind": "p", "section": [], "text": "a\nb"}]  # cannot be rebuilt from the text: kept whole
     assert blockpack.strip(odd, "a\nb") == odd
-    cfg = parse_config({"storage": {"url": db_url}, "crawl": {"allowed_domains": ["www.canada.ca"]},
-                        "watch": [{"url": "https://www.canada.ca/en/x.html"}]})
+    cfg = parse_config(
+        {
+            "storage": {"url": db_url},
+            "crawl": {"allowed_domains": ["www.canada.ca"]},
+            "watch": [{"url": "https://www.canada.ca/en/x.html"}],
+        }
+    )
     db = open_database(db_url)
     try:
         with db.session() as s:
             run_id = q.open_run(s).id
-        PageWork(db, cfg, run_id, first_run=True).process(FetchResult(url="https://www.canada.ca/en/x.html", status=200,
-                                                                       body=noise.read_bytes(), content_type="text/html"))
+        PageWork(db, cfg, run_id, first_run=True).process(
+            FetchResult(
+                url="https://www.canada.ca/en/x.html",
+                status=200,
+                body=noise.read_bytes(),
+                content_type="text/html",
+            )
+        )
         with db.session() as s:
             v = s.get(Version, 1)
             assert v.stored_blocks["textless"] == 2
@@ -361,18 +506,36 @@ def test_a_page_created_by_another_worker_meanwhile_is_updated_not_duplicated(db
 
 
 def test_validators_are_the_last_good_fetchs_and_read_by_keys(db_url: str):
-    """What the crawl sends as If-None-Match / If-Modified-Since: each page's last `ok` or `not_modified` fetch
-    (a later failure keeps the old validators), read for the asked pages only (the crawl asks a chunk at a time)."""
+    """What the crawl sends as If-None-Match / If-Modified-Since: each page's last `ok` or `not_modified`
+    fetch (a later failure keeps the old validators), read for the asked pages only (the crawl asks a chunk at
+    a time)."""
     db = open_database(db_url)
     try:
         with db.session() as s:
             run_id = q.open_run(s).id
-            pages = {k: q.insert_row(s, Page, url=f"https://www.canada.ca/en/{k}.html", url_key=f"www.canada.ca/en/{k}.html",
-                                     host="www.canada.ca", source="watch") for k in "abcd"}
+            pages = {
+                k: q.insert_row(
+                    s,
+                    Page,
+                    url=f"https://www.canada.ca/en/{k}.html",
+                    url_key=f"www.canada.ca/en/{k}.html",
+                    host="www.canada.ca",
+                    source="watch",
+                )
+                for k in "abcd"
+            }
 
             def fetch(k: str, outcome: str, etag: str | None = None, modified: str | None = None) -> None:
-                q.insert_row(s, Fetch, page_id=pages[k], run_id=run_id, outcome=outcome, etag=etag,
-                             last_modified=modified)
+                q.insert_row(
+                    s,
+                    Fetch,
+                    page_id=pages[k],
+                    run_id=run_id,
+                    outcome=outcome,
+                    etag=etag,
+                    last_modified=modified,
+                )
+
             fetch("a", "ok", '"a1"')
             fetch("a", "not_modified", '"a2"', "Mon, 02 Nov 2026 10:00:00 GMT")
             fetch("a", "timeout")  # a failure after: the validators stay a2's
@@ -384,7 +547,9 @@ def test_validators_are_the_last_good_fetchs_and_read_by_keys(db_url: str):
         with db.session() as s:
             every = q.validators(s)
             assert every == {key["a"]: ('"a2"', "Mon, 02 Nov 2026 10:00:00 GMT"), key["b"]: ('"b1"', None)}
-            assert q.validators(s, [key["b"], key["c"], "www.canada.ca/en/unknown.html"]) == {key["b"]: ('"b1"', None)}
+            assert q.validators(s, [key["b"], key["c"], "www.canada.ca/en/unknown.html"]) == {
+                key["b"]: ('"b1"', None)
+            }
             assert q.validators(s, []) == {}
     finally:
         db.dispose()

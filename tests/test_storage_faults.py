@@ -1,5 +1,6 @@
 """A locked or full SQLite database during a real pass: a one-line error and exit 3, nothing half-written, and
 the next pass (once the lock is gone or space is free) reports the night's changes exactly once."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -26,7 +27,9 @@ def _snapshot(db: Path) -> dict[str, int]:
 def _changes_by_run(db: Path) -> dict[int, int]:
     con = sqlite3.connect(db)
     try:
-        return dict(con.execute("SELECT run_id, count(*) FROM changes WHERE kind != 'new_page' GROUP BY run_id"))
+        return dict(
+            con.execute("SELECT run_id, count(*) FROM changes WHERE kind != 'new_page' GROUP BY run_id")
+        )
     finally:
         con.close()
 
@@ -59,25 +62,37 @@ def test_locked_sqlite_fails_clearly_and_writes_nothing(permits_site, write_conf
     assert sum(changes.values()) >= 2 and set(changes) == {max(changes)}
 
 
-def test_database_size_cap_reached_mid_pass_stops_the_crawl_and_keeps_committed_pages(permits_site, write_config, tmp_path):
+def test_database_size_cap_reached_mid_pass_stops_the_crawl_and_keeps_committed_pages(
+    permits_site, write_config, tmp_path
+):
     """`max_size_mb` in storage.url caps the file; reaching it is SQLITE_FULL, the error a full disk gives."""
     db = tmp_path / "history.db"
     cfg = write_config(permits_config_body(permits_site))
     assert _run(cfg).returncode == 0
     con = sqlite3.connect(db)
-    size_mb = con.execute("PRAGMA page_count").fetchone()[0] * con.execute("PRAGMA page_size").fetchone()[0] / 1024 / 1024
+    size_mb = (
+        con.execute("PRAGMA page_count").fetchone()[0]
+        * con.execute("PRAGMA page_size").fetchone()[0]
+        / 1024
+        / 1024
+    )
     con.close()
     before = _snapshot(db)
 
     permits_site.night(2)
-    capped = write_config(permits_config_body(permits_site), name="capped.toml",
-                          storage=f"sqlite:///{db.as_posix()}?max_size_mb={size_mb + 0.01:.3f}")
+    capped = write_config(
+        permits_config_body(permits_site),
+        name="capped.toml",
+        storage=f"sqlite:///{db.as_posix()}?max_size_mb={size_mb + 0.01:.3f}",
+    )
     p = _run(capped)
     assert p.returncode in (1, 3), p.stdout + p.stderr
     assert "Traceback" not in p.stderr
     assert "could not be stored" in p.stderr and "disk is full" in p.stderr, p.stderr
     log = (tmp_path / "reports" / "logs" / "run-2.log").read_text(encoding="utf-8")
-    assert "stopping the crawl" in log and "storage_error" in log  # no point fetching pages that cannot be stored
+    assert (
+        "stopping the crawl" in log and "storage_error" in log
+    )  # no point fetching pages that cannot be stored
     after = _snapshot(db)  # integrity holds; whatever was committed is whole
     assert after["runs"] == before["runs"] + 1
 

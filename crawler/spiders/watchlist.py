@@ -4,26 +4,35 @@ configured prefixes to find new pages, and yields one FetchResult per URL, whate
 Run it through `policywatch run` (which opens the run and renders reports afterwards) or directly:
 `scrapy crawl watchlist -a config=policywatch.toml`.
 """
+
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, AsyncIterator
-from urllib.parse import urljoin, urldefrag
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urldefrag, urljoin
 
 import scrapy
 from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
-from twisted.internet.error import (ConnectError, ConnectionLost, DNSLookupError, TCPTimedOutError,
-                                    TimeoutError as TxTimeoutError)
+from twisted.internet.error import (
+    ConnectError,
+    ConnectionLost,
+    DNSLookupError,
+    TCPTimedOutError,
+)
+from twisted.internet.error import (
+    TimeoutError as TxTimeoutError,
+)
 from twisted.python.failure import Failure
 from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
 
+from policywatch.crawler.inputs import VALIDATOR_CHUNK, CrawlInputs, Validators
 from policywatch.crawler.items import FetchResult
 from policywatch.crawler.middlewares import OffsiteRequest
-from policywatch.crawler.inputs import VALIDATOR_CHUNK, CrawlInputs, Validators
 from policywatch.monitor.config import Config, Watch
 from policywatch.monitor.urls import normalize_url
 
@@ -64,7 +73,11 @@ def classify_failure(failure: Failure) -> tuple[str, str]:
         if "max redirections" in low:
             return "http_error", f"redirect loop ({text})"
         return "blocked", text
-    if isinstance(exc, (TxTimeoutError, TCPTimedOutError)) or "timeout" in type(exc).__name__.lower() or "took longer than" in text:
+    if (
+        isinstance(exc, (TxTimeoutError, TCPTimedOutError))
+        or "timeout" in type(exc).__name__.lower()
+        or "took longer than" in text
+    ):
         return "timeout", text
     if isinstance(exc, (DNSLookupError, ConnectError, ConnectionLost, ResponseFailed, ResponseNeverReceived)):
         if "maxsize" in text.lower() or "max size" in text.lower():
@@ -79,8 +92,14 @@ def classify_failure(failure: Failure) -> tuple[str, str]:
 class WatchlistSpider(scrapy.Spider):
     name = "watchlist"
 
-    def __init__(self, config: str | None = None, run_id: str | int | None = None, only: str | None = None,
-                 *args: Any, **kwargs: Any):
+    def __init__(
+        self,
+        config: str | None = None,
+        run_id: str | int | None = None,
+        only: str | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self.config_path = config
         #: A scheduled job's pass: only the watches under these prefixes ("|"-separated), no discovery.
@@ -92,13 +111,14 @@ class WatchlistSpider(scrapy.Spider):
         self.seen = self.inputs.seen
 
     @classmethod
-    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> "WatchlistSpider":
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> WatchlistSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         configure_settings(crawler, spider.pw_config)
         return spider
 
-    def _request(self, url: str, source: str, depth: int, validators: Validators,
-                 watch: Watch | None = None) -> scrapy.Request:
+    def _request(
+        self, url: str, source: str, depth: int, validators: Validators, watch: Watch | None = None
+    ) -> scrapy.Request:
         headers = {}
         etag, last_modified = validators.get(normalize_url(url), (None, None))
         if etag:
@@ -106,13 +126,27 @@ class WatchlistSpider(scrapy.Spider):
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         self.seen.add(normalize_url(url))
-        return scrapy.Request(url, callback=self.parse, errback=self.failed, headers=headers, dont_filter=True,
-                              meta={"pw_url": url, "pw_source": source, "pw_depth": depth, "pw_start": time.monotonic(),
-                                    "pw_watch": watch, "handle_httpstatus_list": HANDLED})
+        return scrapy.Request(
+            url,
+            callback=self.parse,
+            errback=self.failed,
+            headers=headers,
+            dont_filter=True,
+            meta={
+                "pw_url": url,
+                "pw_source": source,
+                "pw_depth": depth,
+                "pw_start": time.monotonic(),
+                "pw_watch": watch,
+                "handle_httpstatus_list": HANDLED,
+            },
+        )
 
     async def start(self) -> AsyncIterator[Any]:
         known = self.inputs.known_pages()
-        known_todo = [(url, key) for url, key in known if key not in self.seen and self.pw_config.allowed.allows(url)]
+        known_todo = [
+            (url, key) for url, key in known if key not in self.seen and self.pw_config.allowed.allows(url)
+        ]
         self.seen.update(key for _, key in known_todo)  # (the watches are in `seen` since __init__)
         self.discovered += len(known_todo)
         for watches, validators in self.inputs.watch_chunks():
@@ -124,7 +158,7 @@ class WatchlistSpider(scrapy.Spider):
             for url in urls:
                 yield self._source_request(url, kind)
         for first in range(0, len(known_todo), VALIDATOR_CHUNK):
-            chunk = known_todo[first:first + VALIDATOR_CHUNK]
+            chunk = known_todo[first : first + VALIDATOR_CHUNK]
             validators = self.inputs.validators([k for _, k in chunk])
             for url, _ in chunk:
                 await self._room()
@@ -134,21 +168,29 @@ class WatchlistSpider(scrapy.Spider):
         self.inputs.close()
 
     async def _room(self) -> None:
-        """Wait while the downloader is full and the scheduler still holds requests (Scrapy's lazy start pattern).
-        Why: the engine otherwise drains start() into the scheduler at once — 10,000 watches are 10,000 Request
-        objects with their headers and meta held for the whole pass, memory that grows with the watchlist."""
+        """Wait while the downloader is full and the scheduler still holds requests (Scrapy's lazy start
+        pattern). Why: the engine otherwise drains start() into the scheduler at once — 10,000 watches are
+        10,000 Request objects with their headers and meta held for the whole pass, memory that grows with the
+        watchlist."""
         engine = self.crawler.engine
         if engine is not None and engine.needs_backout():
             await self.crawler.signals.wait_for(signals.scheduler_empty)
 
-    def _result(self, response: Response | None, request: scrapy.Request, outcome: str, message: str | None = None) -> FetchResult:
+    def _result(
+        self, response: Response | None, request: scrapy.Request, outcome: str, message: str | None = None
+    ) -> FetchResult:
         meta = request.meta
         started = meta.get("pw_start")
         url = meta.get("pw_url", request.url)
-        r = FetchResult(url=url, source=meta.get("pw_source", "watch"), outcome=outcome,
-                        message=message, attempts=int(meta.get("retry_times", 0)) + 1,
-                        duration_ms=max(0, int((time.monotonic() - started) * 1000)) if started else None,
-                        watch=meta.get("pw_watch") or self.pw_config.watch_for(url))
+        r = FetchResult(
+            url=url,
+            source=meta.get("pw_source", "watch"),
+            outcome=outcome,
+            message=message,
+            attempts=int(meta.get("retry_times", 0)) + 1,
+            duration_ms=max(0, int((time.monotonic() - started) * 1000)) if started else None,
+            watch=meta.get("pw_watch") or self.pw_config.watch_for(url),
+        )
         if response is not None:
             r.status = response.status
             headers = response.headers
@@ -189,10 +231,16 @@ class WatchlistSpider(scrapy.Spider):
             elif self.discovered >= disc.max_pages:
                 return
 
-    # --- discovery sources: sitemaps and feeds ---------------------------------------------------------------
+    # --- discovery sources: sitemaps and feeds
+    # ---------------------------------------------------------------
     def _source_request(self, url: str, kind: str) -> scrapy.Request:
-        return scrapy.Request(url, callback=self.parse_source, errback=self.source_failed, dont_filter=True,
-                              meta={"pw_discovery": kind})
+        return scrapy.Request(
+            url,
+            callback=self.parse_source,
+            errback=self.source_failed,
+            dont_filter=True,
+            meta={"pw_discovery": kind},
+        )
 
     def parse_source(self, response: Response) -> Any:
         """A sitemap (index) or a feed: every listed URL inside the follow prefixes is a candidate page."""
@@ -201,10 +249,14 @@ class WatchlistSpider(scrapy.Spider):
         kind = response.meta["pw_discovery"]
         try:
             if kind == "sitemap":
-                sm_type, entries = read_sitemap(response.body, self.crawler.settings.getint("DOWNLOAD_MAXSIZE"))
+                sm_type, entries = read_sitemap(
+                    response.body, self.crawler.settings.getint("DOWNLOAD_MAXSIZE")
+                )
             else:
                 sm_type = "feed"
-                entries = read_feed(response.body, response.headers.get(b"Content-Type", b"").decode("latin-1"))
+                entries = read_feed(
+                    response.body, response.headers.get(b"Content-Type", b"").decode("latin-1")
+                )
         except ValueError as exc:
             self._source_problem(response.url, kind, str(exc))
             return
@@ -229,7 +281,9 @@ class WatchlistSpider(scrapy.Spider):
         if normalize_url(url) in self.seen:
             return None
         if self.discovered >= disc.max_pages:
-            log.warning("discovery.max_pages (%d) reached; not fetching %s (from %s)", disc.max_pages, url, via)
+            log.warning(
+                "discovery.max_pages (%d) reached; not fetching %s (from %s)", disc.max_pages, url, via
+            )
             return None
         self.discovered += 1
         log.info("discovered %s via %s%s", url, via, f" (lastmod {lastmod})" if lastmod else "")

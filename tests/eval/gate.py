@@ -9,8 +9,9 @@ database), night by night, exactly as the crawl's pipeline runs it.
 
 Categories
 - noise_real: every consecutive pair of 12 real captures of 3 canada.ca pages (content never changed).
-- noise_synthetic: noise of our own making on GCWeb and generic templates (scripts, attribute order, whitespace
-  and Unicode forms, CSRF tokens, session ids, comments, rotating teasers, view counters, footers, dates).
+- noise_synthetic: noise of our own making on GCWeb and generic templates (scripts, attribute order,
+  whitespace and Unicode forms, CSRF tokens, session ids, comments, rotating teasers, view counters, footers,
+  dates).
 - substantive: mutations of real IRCC pages wrapped in a real GCWeb shell (sentence added, fee changed, list
   item added, table row added, section added/removed, paragraph moved, link target changed, image removed),
   each to be detected, located in the right section, with the right facts.
@@ -18,22 +19,28 @@ Categories
 - story: a multi-night Innovation Stream story → details_released exactly on the right night.
 
 Held out from rule design: the substantive mutations of the pages listed in HOLDOUT_PAGES were never looked
-at while writing extraction, diff or fact rules; their scores are printed separately as a check on overfitting.
+at while writing extraction, diff or fact rules; their scores are printed separately as a check on
+overfitting.
 """
+
 from __future__ import annotations
 
 import re
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 HERE = Path(__file__).parent
 NOISE, PAGES, JSONS = HERE / "noise", HERE / "pages", HERE / "json"
 THRESHOLDS = {"precision": 1.0, "recall": 1.0, "false_alarms": 0, "location": 1.0}
-HOLDOUT_PAGES = {"ircc-pdi-c41-c46-family-high-skilled", "ircc-pdi-open-work-permits-startup-business-class",
-                 "ircc-pdi-global-skills-strategy-two-week-processing"}
+HOLDOUT_PAGES = {
+    "ircc-pdi-c41-c46-family-high-skilled",
+    "ircc-pdi-open-work-permits-startup-business-class",
+    "ircc-pdi-global-skills-strategy-two-week-processing",
+}
 
 
 @dataclass
@@ -49,7 +56,8 @@ class Case:
     category: str
     name: str
     nights: list[Night]
-    #: per night after the first: None = no change expected; "soft_error"; or a check(change_dict) -> list of problems
+    #: per night after the first: None = no change expected; "soft_error"; or a check(change_dict) -> list
+    #: of problems
     expect: list[Any]
     holdout: bool = False
 
@@ -67,8 +75,13 @@ class Score:
         p = self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
         r = self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
         loc = self.located / self.tp if self.tp else 1.0
-        return {"cases": self.tp + self.fp + self.fn + self.tn, "precision": round(p, 4), "recall": round(r, 4),
-                "false_alarms": self.fp, "location": round(loc, 4)}
+        return {
+            "cases": self.tp + self.fp + self.fn + self.tn,
+            "precision": round(p, 4),
+            "recall": round(r, 4),
+            "false_alarms": self.fp,
+            "location": round(loc, 4),
+        }
 
 
 # --- building pages ------------------------------------------------------------------------------------
@@ -80,10 +93,15 @@ def gcweb(md: str, night: int = 1, date: str = "2025-02-03") -> bytes:
 
 
 def section_of(md: str, needle: str, kind: str | None = None) -> list[str]:
-    """The section path of the block whose text contains `needle` (exactly equal wins), in the unmutated page."""
-    from policywatch.monitor.extract import extract_html
+    """The section path of the block whose text contains `needle` (exactly equal wins), in the unmutated
+    page."""
+    from policywatch.monitor.detection.extract import extract_html
 
-    blocks = [b for b in extract_html(gcweb(md), "https://www.canada.ca/x.html").blocks if kind is None or b["kind"] == kind]
+    blocks = [
+        b
+        for b in extract_html(gcweb(md), "https://www.canada.ca/x.html").blocks
+        if kind is None or b["kind"] == kind
+    ]
     for b in blocks:
         if needle == b["text"]:
             return b["section"]
@@ -94,7 +112,7 @@ def section_of(md: str, needle: str, kind: str | None = None) -> list[str]:
 
 
 def _row_text(line: str) -> str:
-    from policywatch.monitor.normalize import normalize_text
+    from policywatch.monitor.detection.normalize import normalize_text
 
     cells = [c.strip() for c in line.strip().strip("|").split("|")]
     return " | ".join(normalize_text(_strip_md(c).replace("**", "")) for c in cells)
@@ -108,14 +126,25 @@ def _strip_md(line: str) -> str:
 def _plain_paragraph(lines: list[str], start: int = 20) -> int:
     for i in range(start, len(lines)):
         ln = lines[i]
-        if (ln and not ln.startswith(("*", "-", "|", "#", " ")) and len(ln) > 60 and "](" not in ln
-                and not re.fullmatch(r"[=-]+", lines[i + 1] if i + 1 < len(lines) else "")):
+        if (
+            ln
+            and not ln.startswith(("*", "-", "|", "#", " "))
+            and len(ln) > 60
+            and "](" not in ln
+            and not re.fullmatch(r"[=-]+", lines[i + 1] if i + 1 < len(lines) else "")
+        ):
             return i
     raise LookupError("no plain paragraph")
 
 
-def _check(op: str, section: list[str], *, facts_changed: list[tuple[str, str, str]] | None = None,
-           kind: str | None = None, extra: Callable[[dict], list[str]] | None = None) -> Callable[[dict], tuple[list[str], bool]]:
+def _check(
+    op: str,
+    section: list[str],
+    *,
+    facts_changed: list[tuple[str, str, str]] | None = None,
+    kind: str | None = None,
+    extra: Callable[[dict], list[str]] | None = None,
+) -> Callable[[dict], tuple[list[str], bool]]:
     def check(change: dict) -> tuple[list[str], bool]:
         problems = []
         ops = change.get("blocks", [])
@@ -130,6 +159,7 @@ def _check(op: str, section: list[str], *, facts_changed: list[tuple[str, str, s
         if extra:
             problems += extra(change)
         return problems, located
+
     return check
 
 
@@ -142,8 +172,16 @@ def substantive_cases() -> list[Case]:
         hold = page in HOLDOUT_PAGES
         base = gcweb(md, 1)
 
-        def add(name: str, new_md: str, check: Callable) -> None:
-            cases.append(Case("substantive", f"{page}: {name}", [Night(base), Night(gcweb(new_md, 2, "2025-03-01"))], [check], hold))
+        def add(name: str, new_md: str, check: Callable, page=page, base=base, hold=hold) -> None:
+            cases.append(
+                Case(
+                    "substantive",
+                    f"{page}: {name}",
+                    [Night(base), Night(gcweb(new_md, 2, "2025-03-01"))],
+                    [check],
+                    hold,
+                )
+            )
 
         # a sentence added to a paragraph
         try:
@@ -160,59 +198,169 @@ def substantive_cases() -> list[Case]:
             new[fee_line] = lines[fee_line].replace("$155", "$230", 1)
             others = re.findall(r"\$\d[\d,]*", lines[fee_line])
             if others.count("$155") == 1:
-                add("fee changed", "\n".join(new), _check("changed", section_of(md, _strip_md(lines[fee_line])[:40]),
-                                                          facts_changed=[("fee", "$155", "$230")]))
+                add(
+                    "fee changed",
+                    "\n".join(new),
+                    _check(
+                        "changed",
+                        section_of(md, _strip_md(lines[fee_line])[:40]),
+                        facts_changed=[("fee", "$155", "$230")],
+                    ),
+                )
         # a list item added after an existing top-level bullet (no links: plain wording)
-        li = next((j for j, ln in enumerate(lines) if j > 20 and re.match(r"\*\s{3}\S", ln) and "](" not in ln), None)
+        li = next(
+            (j for j, ln in enumerate(lines) if j > 20 and re.match(r"\*\s{3}\S", ln) and "](" not in ln),
+            None,
+        )
         if li is not None:
             new = lines.copy()
             new.insert(li + 1, "*   applicants who hold a valid job offer of at least 12 months")
-            add("list item added", "\n".join(new), _check("added", section_of(md, _strip_md(lines[li])[:40]), kind="li"))
+            add(
+                "list item added",
+                "\n".join(new),
+                _check("added", section_of(md, _strip_md(lines[li])[:40]), kind="li"),
+            )
         # a table row added
-        tr = next((j for j, ln in enumerate(lines) if ln.startswith("| ") and j > 0 and not lines[j + 1 if j + 1 < len(lines) else j].startswith("| ---")
-                   and not set(ln) <= set("|- ")), None)
+        tr = next(
+            (
+                j
+                for j, ln in enumerate(lines)
+                if ln.startswith("| ")
+                and j > 0
+                and not lines[j + 1 if j + 1 < len(lines) else j].startswith("| ---")
+                and not set(ln) <= set("|- ")
+            ),
+            None,
+        )
         if tr is not None:
             ncols = lines[tr].count("|") - 1
             new = lines.copy()
-            new.insert(tr + 1, "| " + " | ".join(["Innovation Stream pilot", "C88"] + ["—"] * max(0, ncols - 2)) + " |")
-            add("table row added", "\n".join(new), _check("added", section_of(md, _row_text(lines[tr]), "tr"), kind="tr",
-                                                            extra=lambda c: [] if any(f["value"] == "C88" for f in c["facts"]["added"]) else ["C88 not among added facts"]))
+            new.insert(
+                tr + 1,
+                "| " + " | ".join(["Innovation Stream pilot", "C88"] + ["—"] * max(0, ncols - 2)) + " |",
+            )
+            add(
+                "table row added",
+                "\n".join(new),
+                _check(
+                    "added",
+                    section_of(md, _row_text(lines[tr]), "tr"),
+                    kind="tr",
+                    extra=lambda c: (
+                        []
+                        if any(f["value"] == "C88" for f in c["facts"]["added"])
+                        else ["C88 not among added facts"]
+                    ),
+                ),
+            )
         # a section added at the end
-        add("section added", md.rstrip() + "\n\nHow to apply\n------------\n\nApplicants must apply online through their IRCC secure account.\n",
-            _check("added", [], kind="h2", extra=lambda c: [] if any(o["op"] == "added" and o["section"] == ["How to apply"] for o in c["blocks"]) else ["paragraph under the new section not found"]))
+        add(
+            "section added",
+            md.rstrip()
+            + "\n\nHow to apply\n------------\n\nApplicants must apply online through their IRCC secure "
+            "account.\n",
+            _check(
+                "added",
+                [],
+                kind="h2",
+                extra=lambda c: (
+                    []
+                    if any(o["op"] == "added" and o["section"] == ["How to apply"] for o in c["blocks"])
+                    else ["paragraph under the new section not found"]
+                ),
+            ),
+        )
         # a section removed (the last h2 section)
-        h2s = [j for j, ln in enumerate(lines) if j + 1 < len(lines) and re.fullmatch(r"-{3,}", lines[j + 1]) and lines[j].strip()]
+        h2s = [
+            j
+            for j, ln in enumerate(lines)
+            if j + 1 < len(lines) and re.fullmatch(r"-{3,}", lines[j + 1]) and lines[j].strip()
+        ]
         if len(h2s) >= 2:
             j = h2s[-1]
             title = lines[j].strip()
-            add("section removed", "\n".join(lines[:j]), _check("removed", [], kind="h2",
-                                                                  extra=lambda c, t=title: [] if any(o["op"] == "removed" and o["text"] == t for o in c["blocks"]) else [f"heading {t!r} not removed"]))
+            add(
+                "section removed",
+                "\n".join(lines[:j]),
+                _check(
+                    "removed",
+                    [],
+                    kind="h2",
+                    extra=lambda c, t=title: (
+                        []
+                        if any(o["op"] == "removed" and o["text"] == t for o in c["blocks"])
+                        else [f"heading {t!r} not removed"]
+                    ),
+                ),
+            )
         # a paragraph moved: swap two plain paragraphs of the same section
         try:
             a = _plain_paragraph(lines)
             b = _plain_paragraph(lines, a + 1)
-            if section_of(md, _strip_md(lines[a])[:50]) == section_of(md, _strip_md(lines[b])[:50]) and lines[a] != lines[b]:
+            if (
+                section_of(md, _strip_md(lines[a])[:50]) == section_of(md, _strip_md(lines[b])[:50])
+                and lines[a] != lines[b]
+            ):
                 new = lines.copy()
                 new[a], new[b] = lines[b], lines[a]
-                add("paragraph moved", "\n".join(new), _check("moved", section_of(md, _strip_md(lines[a])[:50])))
+                add(
+                    "paragraph moved",
+                    "\n".join(new),
+                    _check("moved", section_of(md, _strip_md(lines[a])[:50])),
+                )
         except LookupError:
             pass
         # a link target changed
-        ln_i = next((j for j, ln in enumerate(lines) if j > 20 and re.search(r"\]\(https://www\.canada\.ca/[^)]+\.html\)", ln)), None)
+        ln_i = next(
+            (
+                j
+                for j, ln in enumerate(lines)
+                if j > 20 and re.search(r"\]\(https://www\.canada\.ca/[^)]+\.html\)", ln)
+            ),
+            None,
+        )
         if ln_i is not None:
             new = lines.copy()
-            new[ln_i] = re.sub(r"\]\((https://www\.canada\.ca/[^)]+)\.html\)", r"](\1-2025.html)", lines[ln_i], count=1)
-            add("link target changed", "\n".join(new), _check("changed", section_of(md, _strip_md(lines[ln_i])[:30]),
-                                                             extra=lambda c: [] if any("links_before" in o for o in c["blocks"]) else ["links_before missing"]))
+            new[ln_i] = re.sub(
+                r"\]\((https://www\.canada\.ca/[^)]+)\.html\)", r"](\1-2025.html)", lines[ln_i], count=1
+            )
+            add(
+                "link target changed",
+                "\n".join(new),
+                _check(
+                    "changed",
+                    section_of(md, _strip_md(lines[ln_i])[:30]),
+                    extra=lambda c: (
+                        [] if any("links_before" in o for o in c["blocks"]) else ["links_before missing"]
+                    ),
+                ),
+            )
     return cases
 
 
 def image_case() -> Case:
     md = (PAGES / "ircc-pdi-innovation-stream-pilot__2024-12-24.md").read_text()
-    a = gcweb(md).replace(b"<h2>Definitions</h2>", b'<h2>Definitions</h2><p><img src="/img/ghp-chart.png" alt="GHP employers by province"></p>', 1)
+    a = gcweb(md).replace(
+        b"<h2>Definitions</h2>",
+        b'<h2>Definitions</h2><p><img src="/img/ghp-chart.png" alt="GHP employers by province"></p>',
+        1,
+    )
     b = gcweb(md, 2)
-    return Case("substantive", "innovation-stream-pilot: image removed", [Night(a), Night(b)],
-                [_check("removed", ["Definitions"], kind="p", extra=lambda c: [] if any(o.get("images") for o in c["blocks"]) else ["image not in the removed block"])])
+    return Case(
+        "substantive",
+        "innovation-stream-pilot: image removed",
+        [Night(a), Night(b)],
+        [
+            _check(
+                "removed",
+                ["Definitions"],
+                kind="p",
+                extra=lambda c: (
+                    [] if any(o.get("images") for o in c["blocks"]) else ["image not in the removed block"]
+                ),
+            )
+        ],
+    )
 
 
 # --- noise ---------------------------------------------------------------------------------------------
@@ -220,8 +368,10 @@ def noise_real_cases() -> list[Case]:
     by_page: dict[str, list[Path]] = {}
     for f in sorted(NOISE.glob("*.html")):
         by_page.setdefault(f.name.split("__")[0], []).append(f)
-    return [Case("noise_real", page, [Night(f.read_bytes()) for f in files], [None] * (len(files) - 1))
-            for page, files in by_page.items()]
+    return [
+        Case("noise_real", page, [Night(f.read_bytes()) for f in files], [None] * (len(files) - 1))
+        for page, files in by_page.items()
+    ]
 
 
 GENERIC = """<!DOCTYPE html><html><head><title>Provincial nominee news</title>{head}</head><body>
@@ -240,12 +390,39 @@ GENERIC = """<!DOCTYPE html><html><head><title>Provincial nominee news</title>{h
 
 def _generic(i: int) -> bytes:
     variants = [
-        dict(head='<link rel="stylesheet" href="/s.css?sid=a1">', nav="", posted="3 minutes ago", nbsp=" ", attrs='class="x" id="y"',
-             csrf="f00", teaser="Story A", views="1,204", build="1"),
-        dict(head='<link href="/s.css?sid=b7" rel="stylesheet"><script>track()</script>', nav="(beta)", posted="2 hours ago",
-             nbsp="\u00a0", attrs='id="y" class="x"', csrf="ba4", teaser="Story B", views="1,377", build="2"),
-        dict(head="<style>p{}</style>", nav="", posted="yesterday", nbsp="  \u200b", attrs='id="y"  class="x"', csrf="9e1",
-             teaser="Story C", views="2,001", build="3"),
+        dict(
+            head='<link rel="stylesheet" href="/s.css?sid=a1">',
+            nav="",
+            posted="3 minutes ago",
+            nbsp=" ",
+            attrs='class="x" id="y"',
+            csrf="f00",
+            teaser="Story A",
+            views="1,204",
+            build="1",
+        ),
+        dict(
+            head='<link href="/s.css?sid=b7" rel="stylesheet"><script>track()</script>',
+            nav="(beta)",
+            posted="2 hours ago",
+            nbsp="\u00a0",
+            attrs='id="y" class="x"',
+            csrf="ba4",
+            teaser="Story B",
+            views="1,377",
+            build="2",
+        ),
+        dict(
+            head="<style>p{}</style>",
+            nav="",
+            posted="yesterday",
+            nbsp="  \u200b",
+            attrs='id="y"  class="x"',
+            csrf="9e1",
+            teaser="Story C",
+            views="2,001",
+            build="3",
+        ),
     ]
     return GENERIC.format(**variants[i]).encode("utf-8")
 
@@ -255,42 +432,86 @@ def noise_synthetic_cases() -> list[Case]:
     g1, g2, g3 = gcweb(md, 1, "2025-02-03"), gcweb(md, 2, "2025-02-10"), gcweb(md, 3, "2025-03-01")
     # NFD vs NFC accents and CRLF line endings: the same words
     nfd = g2.decode().replace("é", "e\u0301").replace("\n", "\r\n").encode()
-    attrs = g3.decode().replace('<main property="mainContentOfPage" resource="#wb-main" typeof="WebPageElement" class="container">',
-                                '<main class="container" typeof="WebPageElement" resource="#wb-main" property="mainContentOfPage">').encode()
+    attrs = (
+        g3.decode()
+        .replace(
+            '<main property="mainContentOfPage" resource="#wb-main" typeof="WebPageElement" '
+            'class="container">',
+            '<main class="container" typeof="WebPageElement" resource="#wb-main" '
+            'property="mainContentOfPage">',
+        )
+        .encode()
+    )
     return [
-        Case("noise_synthetic", "gcweb: shells, date modified, Unicode form, CRLF, attribute order",
-             [Night(g1), Night(g2), Night(nfd), Night(attrs)], [None, None, None]),
-        Case("noise_synthetic", "generic: teasers, counters, relative times, CSRF, session ids, comments, footer",
-             [Night(_generic(0)), Night(_generic(1)), Night(_generic(2))], [None, None]),
+        Case(
+            "noise_synthetic",
+            "gcweb: shells, date modified, Unicode form, CRLF, attribute order",
+            [Night(g1), Night(g2), Night(nfd), Night(attrs)],
+            [None, None, None],
+        ),
+        Case(
+            "noise_synthetic",
+            "generic: teasers, counters, relative times, CSRF, session ids, comments, footer",
+            [Night(_generic(0)), Night(_generic(1)), Night(_generic(2))],
+            [None, None],
+        ),
     ]
 
 
 # --- JSON and the story --------------------------------------------------------------------------------
 def json_cases() -> list[Case]:
-    f = {k: (JSONS / n).read_bytes() for k, n in {
-        "0206": "ircc-ee-rounds-123-en-json__2025-02-06.json", "0216": "ircc-ee-rounds-123-en-json__2025-02-16.json",
-        "0219": "ircc-ee-rounds-123-en-json-malformed__2025-02-19.json", "0302": "ircc-ee-rounds-123-en-json__2025-03-02.json"}.items()}
+    f = {
+        k: (JSONS / n).read_bytes()
+        for k, n in {
+            "0206": "ircc-ee-rounds-123-en-json__2025-02-06.json",
+            "0216": "ircc-ee-rounds-123-en-json__2025-02-16.json",
+            "0219": "ircc-ee-rounds-123-en-json-malformed__2025-02-19.json",
+            "0302": "ircc-ee-rounds-123-en-json__2025-03-02.json",
+        }.items()
+    }
     ct = "application/json"
 
     def fixed(c: dict) -> tuple[list[str], bool]:
         r = c["records"]
-        ok = not r["added"] and not r["removed"] and [(x["id"], [f["field"] for f in x["fields"]]) for x in r["changed"]] == [("335", ["drawCutOff"])]
+        ok = (
+            not r["added"]
+            and not r["removed"]
+            and [(x["id"], [f["field"] for f in x["fields"]]) for x in r["changed"]]
+            == [("335", ["drawCutOff"])]
+        )
         return ([] if ok else [f"expected only round 335 drawCutOff, got {r['changed'][:2]}"]), ok
 
     def added(c: dict) -> tuple[list[str], bool]:
         r = c["records"]
-        ok = [x["id"] for x in r["added"]] == ["337", "336"] and not r["removed"] and "round 337" in c["summary"]
-        return ([] if ok else [f"expected rounds 337, 336 added; got {[x['id'] for x in r['added']]} / {c['summary']}"]), ok
+        ok = (
+            [x["id"] for x in r["added"]] == ["337", "336"]
+            and not r["removed"]
+            and "round 337" in c["summary"]
+        )
+        return (
+            []
+            if ok
+            else [f"expected rounds 337, 336 added; got {[x['id'] for x in r['added']]} / {c['summary']}"]
+        ), ok
 
-    return [Case("json", "EE rounds: one field fixed, malformed night, two rounds added",
-                 [Night(f["0206"], ct), Night(f["0216"], ct), Night(f["0219"], ct), Night(f["0302"], ct)],
-                 [fixed, "soft_error", added])]
+    return [
+        Case(
+            "json",
+            "EE rounds: one field fixed, malformed night, two rounds added",
+            [Night(f["0206"], ct), Night(f["0216"], ct), Night(f["0219"], ct), Night(f["0302"], ct)],
+            [fixed, "soft_error", added],
+        )
+    ]
 
 
 def story_case() -> list[Case]:
-    """Announcement with "details later" → noise night → criteria published: details_released on night 3 only."""
-    md = (HERE.parent.parent / "monitor" / "demo_site" / "pages" / "tech-talent-strategy-backgrounder.md").read_text()
+    """Announcement with "details later" → noise night → criteria published: details_released on night 3
+    only."""
+    md = (
+        HERE.parent.parent / "monitor" / "demo_site" / "pages" / "tech-talent-strategy-backgrounder.md"
+    ).read_text()
     from policywatch.monitor.demo import LATER, RELEASED
+
     n1, n2, n3 = gcweb(md, 1), gcweb(md, 2, "2023-09-01"), gcweb(md.replace(LATER, RELEASED), 3, "2024-03-22")
     n4 = gcweb(md.replace(LATER, RELEASED).replace("5 years", "3 years", 1), 1, "2024-04-01")
 
@@ -302,11 +523,25 @@ def story_case() -> list[Case]:
         ok = not c["details_released"] and any(f["before"].endswith("5 years") for f in c["facts"]["changed"])
         return ([] if ok else ["a later edit must not be 'details released' again"]), ok
 
-    return [Case("story", "Tech Talent Strategy backgrounder", [Night(n1), Night(n2), Night(n3), Night(n4)], [None, released, not_released])]
+    return [
+        Case(
+            "story",
+            "Tech Talent Strategy backgrounder",
+            [Night(n1), Night(n2), Night(n3), Night(n4)],
+            [None, released, not_released],
+        )
+    ]
 
 
 def all_cases() -> list[Case]:
-    return noise_real_cases() + noise_synthetic_cases() + substantive_cases() + [image_case()] + json_cases() + story_case()
+    return (
+        noise_real_cases()
+        + noise_synthetic_cases()
+        + substantive_cases()
+        + [image_case()]
+        + json_cases()
+        + story_case()
+    )
 
 
 # --- running -------------------------------------------------------------------------------------------
@@ -319,18 +554,34 @@ def run_case(case: Case, workdir: Path, n: int) -> list[tuple[Any, str, dict | N
     from policywatch.storage.models import Change
     from policywatch.storage.serialize import change_to_dict
 
-    url = "https://www.canada.ca/en/eval/page.html" if case.category != "json" else "https://www.canada.ca/content/dam/ircc/documents/json/ee_rounds_123_en.json"
+    url = (
+        "https://www.canada.ca/en/eval/page.html"
+        if case.category != "json"
+        else "https://www.canada.ca/content/dam/ircc/documents/json/ee_rounds_123_en.json"
+    )
     db_url = f"sqlite:///{workdir / f'case{n}.db'}"
-    cfg = parse_config({"storage": {"url": db_url}, "crawl": {"allowed_domains": ["www.canada.ca"]},
-                        "watch": [{"url": url, "topics": ["eval"]}]})
+    cfg = parse_config(
+        {
+            "storage": {"url": db_url},
+            "crawl": {"allowed_domains": ["www.canada.ca"]},
+            "watch": [{"url": url, "topics": ["eval"]}],
+        }
+    )
     db = open_database(db_url)
     out = []
     try:
         for i, night in enumerate(case.nights):
             with db.session() as s:
                 run_id = q.open_run(s).id
-            res = PageWork(db, cfg, run_id, first_run=i == 0).process(FetchResult(
-                url=url, outcome=night.outcome, status=night.status, body=night.body, content_type=night.content_type))
+            res = PageWork(db, cfg, run_id, first_run=i == 0).process(
+                FetchResult(
+                    url=url,
+                    outcome=night.outcome,
+                    status=night.status,
+                    body=night.body,
+                    content_type=night.content_type,
+                )
+            )
             change = None
             if res.change_id:
                 with db.session() as s:
@@ -377,18 +628,34 @@ def evaluate(cases: list[Case] | None = None) -> dict[str, Any]:
                         sc.tp += 1
                         sc.located += int(located)
                         if not located:
-                            sc.problems.append(f"{where}: detected but located in {[o['section'] for o in change['blocks']][:3]}")
+                            sc.problems.append(
+                                f"{where}: detected but located in "
+                                f"{[o['section'] for o in change['blocks']][:3]}"
+                            )
     table = {k: v.row() for k, v in sorted(scores.items())}
-    failing = [k for k, r in table.items() if r["precision"] < THRESHOLDS["precision"] or r["recall"] < THRESHOLDS["recall"]
-               or r["false_alarms"] > THRESHOLDS["false_alarms"] or r["location"] < THRESHOLDS["location"]]
-    return {"scores": table, "failing": failing, "problems": {k: v.problems for k, v in scores.items() if v.problems}}
+    failing = [
+        k
+        for k, r in table.items()
+        if r["precision"] < THRESHOLDS["precision"]
+        or r["recall"] < THRESHOLDS["recall"]
+        or r["false_alarms"] > THRESHOLDS["false_alarms"]
+        or r["location"] < THRESHOLDS["location"]
+    ]
+    return {
+        "scores": table,
+        "failing": failing,
+        "problems": {k: v.problems for k, v in scores.items() if v.problems},
+    }
 
 
 def main() -> int:
     result = evaluate()
     print(f"{'category':30} {'cases':>5} {'precision':>9} {'recall':>7} {'false alarms':>12} {'location':>8}")
     for k, r in result["scores"].items():
-        print(f"{k:30} {r['cases']:>5} {r['precision']:>9.2%} {r['recall']:>7.2%} {r['false_alarms']:>12} {r['location']:>8.2%}")
+        print(
+            f"{k:30} {r['cases']:>5} {r['precision']:>9.2%} {r['recall']:>7.2%} {r['false_alarms']:>12} "
+            f"{r['location']:>8.2%}"
+        )
     for k, problems in result["problems"].items():
         for p in problems:
             print(f"  {k}: {p}")

@@ -1,4 +1,5 @@
 """The evaluation gate runs in CI: detection quality below the thresholds fails the build."""
+
 from tests.eval.gate import THRESHOLDS, all_cases, evaluate
 
 

@@ -1,9 +1,8 @@
 """Initial schema: runs, pages, bodies, fetches, versions, changes, and the analyst views.
 
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-24
+Revision ID: 0001 Revises: Create Date: 2026-11-24
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -36,7 +35,8 @@ VIEWS = {
 
 TOPICS_VIEW = {
     "sqlite": "SELECT c.id AS change_id, j.value AS topic FROM changes c, json_each(c.topics) j",
-    "postgresql": "SELECT c.id AS change_id, t.topic FROM changes c, json_array_elements_text(c.topics) AS t(topic)",
+    "postgresql": "SELECT c.id AS change_id, t.topic FROM changes c, json_array_elements_text(c.topics) AS "
+    "t(topic)",
 }
 
 

@@ -1,12 +1,11 @@
-"""Digest delivery (subscribers with their watermark, the outbox of digests, digest items, digest_log view) and
-the scope of a run (`nightly`, or the name of a `[[schedule.jobs]]` entry), shown in run_log; pages.main_fp;
-versions.blocks stored zlib-compressed and fetches' hashes as 32-byte binaries (existing rows are converted in
-batches; the fetch_log view shows the hashes as hex).
+"""Digest delivery (subscribers with their watermark, the outbox of digests, digest items, digest_log view)
+and the scope of a run (`nightly`, or the name of a `[[schedule.jobs]]` entry), shown in run_log;
+pages.main_fp; versions.blocks stored zlib-compressed and fetches' hashes as 32-byte binaries (existing rows
+are converted in batches; the fetch_log view shows the hashes as hex).
 
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-24
+Revision ID: 0002 Revises: 0001 Create Date: 2026-11-24
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -20,7 +19,7 @@ depends_on = None
 DIGEST_LOG = """
     SELECT d.id AS digest_id, d.kind, d.recipient, d.message_id, d.subject, d.status, d.attempts, d.last_error,
            d.created_at, d.last_attempt_at, d.sent_at, d.change_count, d.range_from, d.range_to, d.run_id
-    FROM digests d"""
+    FROM digests d"""  # noqa: E501  (the view's text as created; unchanged since)
 
 
 RUN_LOG = """
@@ -42,8 +41,9 @@ def _convert_blocks(to_compressed: bool) -> None:
     src, dst = ("blocks", "blocks_new")
     last = 0
     while True:
-        rows = bind.execute(sa.text(f"SELECT id, {src} FROM versions WHERE id > :last ORDER BY id LIMIT 500"),
-                            {"last": last}).all()
+        rows = bind.execute(
+            sa.text(f"SELECT id, {src} FROM versions WHERE id > :last ORDER BY id LIMIT 500"), {"last": last}
+        ).all()
         if not rows:
             break
         for vid, value in rows:
@@ -100,13 +100,21 @@ def _convert_hashes(to_binary: bool) -> None:
     bind = op.get_bind()
     last = 0
     while True:
-        rows = bind.execute(sa.text("SELECT id, raw_hash, content_hash FROM fetches WHERE id > :last ORDER BY id LIMIT 2000"),
-                            {"last": last}).all()
+        rows = bind.execute(
+            sa.text("SELECT id, raw_hash, content_hash FROM fetches WHERE id > :last ORDER BY id LIMIT 2000"),
+            {"last": last},
+        ).all()
         if not rows:
             break
-        conv = (lambda v: bytes.fromhex(v) if v else None) if to_binary else (lambda v: bytes(v).hex() if v is not None else None)
-        bind.execute(sa.text("UPDATE fetches SET raw_hash_new = :r, content_hash_new = :c WHERE id = :id"),
-                     [{"r": conv(r), "c": conv(c), "id": i} for i, r, c in rows])
+        conv = (
+            (lambda v: bytes.fromhex(v) if v else None)
+            if to_binary
+            else (lambda v: bytes(v).hex() if v is not None else None)
+        )
+        bind.execute(
+            sa.text("UPDATE fetches SET raw_hash_new = :r, content_hash_new = :c WHERE id = :id"),
+            [{"r": conv(r), "c": conv(c), "id": i} for i, r, c in rows],
+        )
         last = rows[-1][0]
 
 
@@ -140,8 +148,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("scope", sa.String(40), nullable=False, server_default="nightly"))
     with op.batch_alter_table("pages") as batch:
         batch.add_column(sa.Column("main_fp", sa.String(64)))
-    # Every lookup is "the last fetch of a page" by id; (page_id) indexes (page_id, rowid) and is 26 bytes a row
-    # smaller than (page_id, fetched_at) on SQLite.
+    # Every lookup is "the last fetch of a page" by id; (page_id) indexes (page_id, rowid) and is 26 bytes a
+    # row smaller than (page_id, fetched_at) on SQLite.
     op.drop_index("ix_fetches_page_time", table_name="fetches")
     op.create_index("ix_fetches_page", "fetches", ["page_id"])
     _create_views(RUN_LOG, _fetch_log())
@@ -188,8 +196,8 @@ def downgrade() -> None:
     _swap_hashes(sa.String(64), False)
     for table in ("digest_items", "digests", "subscribers"):
         op.drop_table(table)
-    # Plain ALTER TABLE … DROP COLUMN (SQLite ≥ 3.35 and PostgreSQL): a batch rebuild of these tables would trip
-    # the foreign keys that point at them.
+    # Plain ALTER TABLE … DROP COLUMN (SQLite ≥ 3.35 and PostgreSQL): a batch rebuild of these tables would
+    # trip the foreign keys that point at them.
     op.drop_column("runs", "scope")
     op.drop_column("pages", "main_fp")
     op.drop_index("ix_fetches_page", table_name="fetches")

@@ -1,13 +1,13 @@
 """Raw bodies compressed against a per-host dictionary (the site's page template): `body_dicts`, and
-`bodies.dict_id` naming the dictionary a body was compressed with (NULL: plain zlib, as every body written before
-this revision). From this revision on, `versions.blocks` may also hold blocks without their text
-(storage.blockpack; read as before, no conversion needed on upgrade; the downgrade puts the text back). `dict_id` has no foreign key on purpose: SQLite cannot drop a column that is part of one, and the
-downgrade must be able to (after turning every body back into plain zlib).
+`bodies.dict_id` naming the dictionary a body was compressed with (NULL: plain zlib, as every body written
+before this revision). From this revision on, `versions.blocks` may also hold blocks without their text
+(storage.blockpack; read as before, no conversion needed on upgrade; the downgrade puts the text back).
+`dict_id` has no foreign key on purpose: SQLite cannot drop a column that is part of one, and the downgrade
+must be able to (after turning every body back into plain zlib).
 
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-26
+Revision ID: 0003 Revises: 0002 Create Date: 2026-11-26
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -38,8 +38,13 @@ def downgrade() -> None:
     dicts = dict(bind.execute(sa.text("SELECT id, data FROM body_dicts")).all())
     last = ""
     while True:  # every dictionary-compressed body back to plain zlib, 200 at a time
-        rows = bind.execute(sa.text("SELECT sha256, data, dict_id FROM bodies WHERE dict_id IS NOT NULL AND sha256 > :last "
-                                    "ORDER BY sha256 LIMIT 200"), {"last": last}).all()
+        rows = bind.execute(
+            sa.text(
+                "SELECT sha256, data, dict_id FROM bodies WHERE dict_id IS NOT NULL AND sha256 > :last "
+                "ORDER BY sha256 LIMIT 200"
+            ),
+            {"last": last},
+        ).all()
         if not rows:
             break
         for sha, data, dict_id in rows:
@@ -47,7 +52,10 @@ def downgrade() -> None:
             if data is not None:
                 d = zlib.decompressobj(zdict=dicts[dict_id])
                 plain = zlib.compress(d.decompress(data) + d.flush(), 6)
-            bind.execute(sa.text("UPDATE bodies SET data = :d, dict_id = NULL WHERE sha256 = :s"), {"d": plain, "s": sha})
+            bind.execute(
+                sa.text("UPDATE bodies SET data = :d, dict_id = NULL WHERE sha256 = :s"),
+                {"d": plain, "s": sha},
+            )
         last = rows[-1][0]
     _restore_block_text(bind)
     if bind.dialect.name == "sqlite":
@@ -59,7 +67,8 @@ def downgrade() -> None:
 
 
 def _restore_block_text(bind) -> None:
-    """Blocks stored without their text (storage.blockpack) → whole blocks, as revision 0002's code reads them."""
+    """Blocks stored without their text (storage.blockpack) → whole blocks, as revision 0002's code reads
+    them."""
     import json
     import zlib
 
@@ -67,8 +76,10 @@ def _restore_block_text(bind) -> None:
 
     last = 0
     while True:
-        rows = bind.execute(sa.text("SELECT id, blocks, text FROM versions WHERE id > :last ORDER BY id LIMIT 200"),
-                            {"last": last}).all()
+        rows = bind.execute(
+            sa.text("SELECT id, blocks, text FROM versions WHERE id > :last ORDER BY id LIMIT 200"),
+            {"last": last},
+        ).all()
         if not rows:
             break
         for vid, blob, text in rows:
@@ -77,6 +88,10 @@ def _restore_block_text(bind) -> None:
             stored = json.loads(zlib.decompress(blob))
             if blockpack.is_textless(stored):
                 whole = blockpack.restore(stored, text)
-                packed = zlib.compress(json.dumps(whole, ensure_ascii=False, separators=(",", ":")).encode(), 6)
-                bind.execute(sa.text("UPDATE versions SET blocks = :b WHERE id = :id"), {"b": packed, "id": vid})
+                packed = zlib.compress(
+                    json.dumps(whole, ensure_ascii=False, separators=(",", ":")).encode(), 6
+                )
+                bind.execute(
+                    sa.text("UPDATE versions SET blocks = :b WHERE id = :id"), {"b": packed, "id": vid}
+                )
         last = rows[-1][0]

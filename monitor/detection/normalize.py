@@ -1,4 +1,5 @@
 """Text normalization: the same words must hash the same whatever the whitespace or Unicode form."""
+
 from __future__ import annotations
 
 import re
@@ -9,7 +10,8 @@ _WS = re.compile(r"\s+")
 
 
 def normalize_text(text: str) -> str:
-    """NFKC (folds no-break spaces and compatibility forms), zero-width characters dropped, whitespace collapsed."""
+    """NFKC (folds no-break spaces and compatibility forms), zero-width characters dropped, whitespace
+    collapsed."""
     if not text.isascii():  # ASCII is already in normal form: skip the costly steps (most canada.ca text)
         text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
     return " ".join(text.split())

@@ -5,6 +5,7 @@ Why records: IRCC's `ee_rounds_123_en.json` is one list of 300+ rounds; a text d
 Malformed JSON (as IRCC really served on 2025-02-19) raises MalformedJSON: the caller records a soft error,
 never "all rows removed".
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -61,7 +62,9 @@ def _pick_id(records: list[dict[str, Any]], wanted: str | None) -> str:
     fields = list(records[0].keys())
     for name in list(ID_CANDIDATES) + fields:
         values = [r.get(name) for r in records]
-        if all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values) and len(set(map(str, values))) == len(values):
+        if all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values) and len(
+            set(map(str, values))
+        ) == len(values):
             return name
     raise MalformedJSON("cannot find a unique id field in the JSON records (set json_id in the watch)")
 
@@ -85,7 +88,9 @@ def to_records(data: Any, records_path: str | None = None, id_field: str | None 
 
 
 def records_hash(doc: dict[str, Any]) -> str:
-    payload = json.dumps([doc["records"], doc.get("meta")], sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    payload = json.dumps(
+        [doc["records"], doc.get("meta")], sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -121,14 +126,19 @@ def diff_records(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     for k in sorted((k for k in n if k in o and n[k] != o[k]), key=_natural, reverse=True):
         before, after = o[k], n[k]
         if isinstance(before, dict) and isinstance(after, dict):
-            fields = [{"field": f, "before": before.get(f), "after": after.get(f)}
-                      for f in sorted(set(before) | set(after)) if before.get(f) != after.get(f)]
+            fields = [
+                {"field": f, "before": before.get(f), "after": after.get(f)}
+                for f in sorted(set(before) | set(after))
+                if before.get(f) != after.get(f)
+            ]
         else:
             fields = [{"field": None, "before": before, "after": after}]
         changed.append({"id": k, "fields": fields, "description": describe_record(k, after, idf)})
-    meta_changed = [{"field": f, "before": old.get("meta", {}).get(f), "after": new.get("meta", {}).get(f)}
-                    for f in sorted(set(old.get("meta", {})) | set(new.get("meta", {})))
-                    if old.get("meta", {}).get(f) != new.get("meta", {}).get(f)]
+    meta_changed = [
+        {"field": f, "before": old.get("meta", {}).get(f), "after": new.get("meta", {}).get(f)}
+        for f in sorted(set(old.get("meta", {})) | set(new.get("meta", {})))
+        if old.get("meta", {}).get(f) != new.get("meta", {}).get(f)
+    ]
     return {
         "id_field": idf,
         "added": [{"id": k, "record": n[k], "description": describe_record(k, n[k], idf)} for k in added],

@@ -9,41 +9,126 @@ A block is one paragraph, list item, table row, definition term/description, hea
 heading path it sits under, its normalized text, its link targets and its images, so that a moved link or a
 removed image is a change even when the words stay the same.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import urljoin
 
 import orjson
 from lxml import etree
 from lxml.cssselect import CSSSelector
 
-from policywatch.monitor.normalize import normalize_text
+from policywatch.monitor.detection.normalize import normalize_text
 
 HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
-LEAF_BLOCKS = {"p", "li", "dt", "dd", "pre", "blockquote", "figcaption", "caption", "summary", "address", "legend"}
-INLINE = {"a", "abbr", "b", "strong", "i", "em", "span", "code", "small", "sup", "sub", "time", "br", "img", "mark",
-          "q", "cite", "dfn", "kbd", "s", "u", "del", "ins", "data", "var", "label", "wbr", "bdi", "bdo", "font"}
-DROP_TAGS = {"script", "style", "noscript", "template", "iframe", "object", "embed", "svg", "canvas", "form",
-             "button", "input", "select", "textarea", "link", "meta"}
+LEAF_BLOCKS = {
+    "p",
+    "li",
+    "dt",
+    "dd",
+    "pre",
+    "blockquote",
+    "figcaption",
+    "caption",
+    "summary",
+    "address",
+    "legend",
+}
+INLINE = {
+    "a",
+    "abbr",
+    "b",
+    "strong",
+    "i",
+    "em",
+    "span",
+    "code",
+    "small",
+    "sup",
+    "sub",
+    "time",
+    "br",
+    "img",
+    "mark",
+    "q",
+    "cite",
+    "dfn",
+    "kbd",
+    "s",
+    "u",
+    "del",
+    "ins",
+    "data",
+    "var",
+    "label",
+    "wbr",
+    "bdi",
+    "bdo",
+    "font",
+}
+DROP_TAGS = {
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "iframe",
+    "object",
+    "embed",
+    "svg",
+    "canvas",
+    "form",
+    "button",
+    "input",
+    "select",
+    "textarea",
+    "link",
+    "meta",
+}
 #: GCWeb furniture that can sit inside <main>: page details (date modified, report a problem), share widgets.
-#: Each as (CSS selector, tag or None, attribute, token): matched in `_match_simple` without an XPath per selector.
-GCWEB_NOISE_RULES = [("section.pagedetails", "section", "class", "pagedetails"), ("#wb-dtmd", None, "id", "wb-dtmd"),
-                     (".pagedetails", None, "class", "pagedetails"), (".wb-share", None, "class", "wb-share"),
-                     (".gc-pgnt-hdr", None, "class", "gc-pgnt-hdr"), ("#gc-pft", None, "id", "gc-pft")]
+#: Each as (CSS selector, tag or None, attribute, token): matched in `_match_simple` without an XPath per
+#: selector.
+GCWEB_NOISE_RULES = [
+    ("section.pagedetails", "section", "class", "pagedetails"),
+    ("#wb-dtmd", None, "id", "wb-dtmd"),
+    (".pagedetails", None, "class", "pagedetails"),
+    (".wb-share", None, "class", "wb-share"),
+    (".gc-pgnt-hdr", None, "class", "gc-pgnt-hdr"),
+    ("#gc-pft", None, "id", "gc-pft"),
+]
 GCWEB_NOISE = [rule[0] for rule in GCWEB_NOISE_RULES]
-GENERIC_NOISE = ["nav", "header", "footer", "aside", "[role=navigation]", "[role=banner]", "[role=contentinfo]",
-                 "[aria-hidden=true]", "[class*=teaser]", "[class*=promo]", "[class*=related]", "[class*=views]",
-                 "[class*=counter]", "[class*=share]", "[class*=social]", "[class*=cookie]", "[class*=advert]",
-                 "[id*=cookie]"]
+GENERIC_NOISE = [
+    "nav",
+    "header",
+    "footer",
+    "aside",
+    "[role=navigation]",
+    "[role=banner]",
+    "[role=contentinfo]",
+    "[aria-hidden=true]",
+    "[class*=teaser]",
+    "[class*=promo]",
+    "[class*=related]",
+    "[class*=views]",
+    "[class*=counter]",
+    "[class*=share]",
+    "[class*=social]",
+    "[class*=cookie]",
+    "[class*=advert]",
+    "[id*=cookie]",
+]
 #: On non-canada.ca pages, relative times ("3 minutes ago", "yesterday") change every visit: not content.
-RELATIVE_TIME = re.compile(r"\b(?:\d+|an?|one)\s+(?:second|minute|hour|day|week|month|year)s?\s+ago\b|\b(?:just now|yesterday|today)\b",
-                           re.IGNORECASE)
+RELATIVE_TIME = re.compile(
+    r"\b(?:\d+|an?|one)\s+(?:second|minute|hour|day|week|month|year)s?\s+ago\b|\b(?:just "
+    r"now|yesterday|today)\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass
@@ -58,14 +143,16 @@ class Extraction:
 
     @cached_property
     def text(self) -> str:
-        """The blocks' texts, one per line (what `versions.text` stores); computed once: blocks are never edited."""
+        """The blocks' texts, one per line (what `versions.text` stores); computed once: blocks are never
+        edited."""
         return "\n".join([b["text"] for b in self.blocks if b["text"]])
 
     @cached_property
     def blocks_json(self) -> bytes:
         """The blocks as canonical JSON, UTF-8 (sorted keys, compact), byte for byte what `content_hash` below
-        hashes with the stdlib. Why orjson: encoding ≈ 500 small dicts was ≈ 1.2 ms of a new page's CPU with the
-        stdlib, 0.2 ms with orjson; `tests/test_extract.py` holds the two encoders equal on every code point."""
+        hashes with the stdlib. Why orjson: encoding ≈ 500 small dicts was ≈ 1.2 ms of a new page's CPU with
+        the stdlib, 0.2 ms with orjson; `tests/test_extract.py` holds the two encoders equal on every code
+        point."""
         return orjson.dumps(self.blocks, option=orjson.OPT_SORT_KEYS)
 
     @property
@@ -80,13 +167,23 @@ def content_hash(title: str, blocks: Iterable[dict[str, Any]] | Any) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-_SINGLE_BYTE = {"iso-8859-1", "latin-1", "latin1", "l1", "windows-1252", "cp1252", "us-ascii", "ascii", "iso8859-1"}
+_SINGLE_BYTE = {
+    "iso-8859-1",
+    "latin-1",
+    "latin1",
+    "l1",
+    "windows-1252",
+    "cp1252",
+    "us-ascii",
+    "ascii",
+    "iso8859-1",
+}
 
 
 def effective_encoding(body: bytes, declared: str | None) -> str:
-    """The declared charset — unless it is a single-byte Latin one and the bytes are valid UTF-8 with non-ASCII
-    characters. Why: a server that mislabels canada.ca's UTF-8 for a night ("RÃ©sident") must not look like a
-    content change; valid multi-byte UTF-8 is vanishingly rare in real Latin-1 text."""
+    """The declared charset — unless it is a single-byte Latin one and the bytes are valid UTF-8 with
+    non-ASCII characters. Why: a server that mislabels canada.ca's UTF-8 for a night ("RÃ©sident") must not
+    look like a content change; valid multi-byte UTF-8 is vanishingly rare in real Latin-1 text."""
     enc = (declared or "utf-8").lower()
     if enc in _SINGLE_BYTE and not body.isascii():
         try:
@@ -98,9 +195,12 @@ def effective_encoding(body: bytes, declared: str | None) -> str:
 
 
 def parse_html(body: bytes | str, encoding: str | None = None) -> etree._Element:
-    """Parse once with libxml2's HTML parser into plain lxml elements (no per-element Python class lookups)."""
+    """Parse once with libxml2's HTML parser into plain lxml elements (no per-element Python class
+    lookups)."""
     if isinstance(body, bytes):
-        parser = etree.HTMLParser(encoding=effective_encoding(body, encoding), remove_comments=True, remove_pis=True)
+        parser = etree.HTMLParser(
+            encoding=effective_encoding(body, encoding), remove_comments=True, remove_pis=True
+        )
     else:
         parser = etree.HTMLParser(remove_comments=True, remove_pis=True)
     root = etree.fromstring(body, parser)
@@ -125,9 +225,11 @@ _DATE = etree.XPath("//*[@id='wb-dtmd']//time/text()")
 _TITLE = etree.XPath("//title/text()")
 _COUNT_SCRIPTS = etree.XPath("count(.//script)")
 #: <meta name=…> / <link rel=…> → metadata key, read in one pass over the document's meta and link elements
-_HEAD_KEYS = {("meta", "name", "dcterms.modified"): ("modified", "content"),
-              ("meta", "name", "dcterms.issued"): ("date_issued", "content"),
-              ("link", "rel", "canonical"): ("canonical_url", "href")}
+_HEAD_KEYS = {
+    ("meta", "name", "dcterms.modified"): ("modified", "content"),
+    ("meta", "name", "dcterms.issued"): ("date_issued", "content"),
+    ("link", "rel", "canonical"): ("canonical_url", "href"),
+}
 
 
 def find_gcweb_main(doc: etree._Element) -> etree._Element | None:
@@ -145,9 +247,9 @@ def _first_text(doc: etree._Element, xpath: etree.XPath) -> str | None:
 
 
 def _head_values(doc: etree._Element) -> dict[str, str]:
-    """The first non-empty value of each `_HEAD_KEYS` entry, in document order — what `//meta[@name='…']/@content`
-    and `//link[@rel='canonical']/@href` would give, from lxml's C-level tag filter instead of three XPath scans
-    of the whole document (0.3 ms a long page)."""
+    """The first non-empty value of each `_HEAD_KEYS` entry, in document order — what
+    `//meta[@name='…']/@content` and `//link[@rel='canonical']/@href` would give, from lxml's C-level tag
+    filter instead of three XPath scans of the whole document (0.3 ms a long page)."""
     found: dict[str, str] = {}
     for el in doc.iter("meta", "link"):
         for (tag, attr, value), (key, source) in _HEAD_KEYS.items():
@@ -166,7 +268,11 @@ def extract_metadata(doc: etree._Element) -> dict[str, Any]:
     head = _head_values(doc)
     # The ID index finds the first #wb-dtmd; only when that one holds no date is the whole document scanned
     # (there is no #wb-dtmd at all when the index has none: then neither is there anything to scan for).
-    modified = _first_text(doc, _DATE_BY_ID) or (_first_text(doc, _DATE) if _DTMD(doc) else None) or head.get("modified")
+    modified = (
+        _first_text(doc, _DATE_BY_ID)
+        or (_first_text(doc, _DATE) if _DTMD(doc) else None)
+        or head.get("modified")
+    )
     if modified:
         meta["date_modified"] = modified
     for key in ("date_issued", "canonical_url"):
@@ -184,7 +290,9 @@ def _remove(nodes: Iterable[etree._Element], why: str, dropped: list[str]) -> No
         if parent is None:
             continue
         snippet = normalize_text(_text(node))[:60] if node.tag not in ("script", "style") else ""
-        dropped.append(f"{why}: <{node.tag}{'#' + node.get('id') if node.get('id') else ''}> {snippet}".rstrip())
+        dropped.append(
+            f"{why}: <{node.tag}{'#' + node.get('id') if node.get('id') else ''}> {snippet}".rstrip()
+        )
         tail = node.tail
         if tail:  # keep the text that followed the removed element
             prev = node.getprevious()
@@ -207,31 +315,40 @@ def _attached(node: etree._Element, root: etree._Element) -> bool:
     return False
 
 
-def _match_simple(root: etree._Element, rules: list[tuple[str, str | None, str, str]], why: str,
-                  dropped: list[str]) -> None:
-    """Remove what each of `rules` (tag.class / .class / #id selectors) matches, in order, exactly as evaluating
-    each CSS selector on the tree left by the previous one would — from one XPath over the attributes.
+def _match_simple(
+    root: etree._Element, rules: list[tuple[str, str | None, str, str]], why: str, dropped: list[str]
+) -> None:
+    """Remove what each of `rules` (tag.class / .class / #id selectors) matches, in order, exactly as
+    evaluating each CSS selector on the tree left by the previous one would — from one XPath over the
+    attributes.
 
     Why: cssselect's XPath for `.x` or `#x` tests a predicate on every element (≈ 0.3 ms a selector on a long
-    page, six selectors on every new or edited canada.ca page); listing the class and id attributes is one pass.
-    Class tokens are split on XML whitespace only, as cssselect's `normalize-space(@class)` does."""
+    page, six selectors on every new or edited canada.ca page); listing the class and id attributes is one
+    pass. Class tokens are split on XML whitespace only, as cssselect's `normalize-space(@class)` does."""
     found: list[list[etree._Element]] = [[] for _ in rules]
     for value in _CLASS_OR_ID(root):
         el, attr = value.getparent(), value.attrname
         tokens = value.translate(_XML_SPACE).split(" ") if attr == "class" else None
         for i, (_, tag, rule_attr, token) in enumerate(rules):
-            if rule_attr == attr and (tag is None or el.tag == tag) and (
-                    token in tokens if tokens is not None else value == token):
-                found[i].append(el)  # the XPath's node set is in document order, attributes with their element
-    for (sel, *_), nodes in zip(rules, found):
+            if (
+                rule_attr == attr
+                and (tag is None or el.tag == tag)
+                and (token in tokens if tokens is not None else value == token)
+            ):
+                found[i].append(
+                    el
+                )  # the XPath's node set is in document order, attributes with their element
+    for (sel, *_), nodes in zip(rules, found, strict=False):
         if nodes:
             _remove([n for n in nodes if _attached(n, root)], f"{why} ({sel})", dropped)
 
 
-def _clean(root: etree._Element, selectors: list[str] | list[tuple[str, str]], why: str, dropped: list[str]) -> None:
+def _clean(
+    root: etree._Element, selectors: list[str] | list[tuple[str, str]], why: str, dropped: list[str]
+) -> None:
     """Drop scripts, styles and forms, then what each selector matches, in order. GCWeb's own furniture list
-    (`GCWEB_NOISE`, the very object) takes the one-pass matcher; any other list — the generic noise, users' rules —
-    is evaluated selector by selector with cssselect."""
+    (`GCWEB_NOISE`, the very object) takes the one-pass matcher; any other list — the generic noise, users'
+    rules — is evaluated selector by selector with cssselect."""
     for br in root.iter("br"):  # a line break separates words
         br.tail = " " + (br.tail or "")
     _remove(list(root.iter(*DROP_TAGS)), "script/style/form", dropped)
@@ -273,8 +390,8 @@ class _Walker:
 
     Why it looks low-level: it runs once per element of every new or edited page (≈ 500 elements on a long
     canada.ca page), so the common cases — a leaf with no links, a container of leaves — avoid generator
-    expressions, repeated attribute lookups and per-block list copies. `tests/test_extract_golden.py` holds its
-    output to the byte."""
+    expressions, repeated attribute lookups and per-block list copies. `tests/test_extract_golden.py` holds
+    its output to the byte."""
 
     def __init__(self, base_url: str, text_filter: re.Pattern[str] | None = None):
         self.base_url = base_url
@@ -282,7 +399,9 @@ class _Walker:
         self.filtered = 0
         self.blocks: list[dict[str, Any]] = []
         self.path: list[tuple[int, str]] = []
-        self._section: list[str] = []  # shared by the blocks under one heading path: serialized, never mutated
+        self._section: list[
+            str
+        ] = []  # shared by the blocks under one heading path: serialized, never mutated
 
     def section(self) -> list[str]:
         return list(self._section)
@@ -315,7 +434,12 @@ class _Walker:
             else:
                 src = node.get("src")
                 if src:
-                    images.append({"src": urljoin(self.base_url, src.strip()), "alt": normalize_text(node.get("alt") or "")})
+                    images.append(
+                        {
+                            "src": urljoin(self.base_url, src.strip()),
+                            "alt": normalize_text(node.get("alt") or ""),
+                        }
+                    )
 
     def inline_text(self, el: etree._Element, links: list[str], images: list[dict[str, str]]) -> str:
         """All text of an element treated as inline (used for leaf blocks and table cells)."""
@@ -391,9 +515,15 @@ class _Walker:
         self.emit(kind, "".join(run), links, images)
 
 
-def extract_html(body: bytes | str, url: str, *, encoding: str | None = None,
-                 extra_noise: list[tuple[str, str]] | None = None, ignore_patterns: list[str] | None = None,
-                 require_gcweb: bool = False) -> Extraction:
+def extract_html(
+    body: bytes | str,
+    url: str,
+    *,
+    encoding: str | None = None,
+    extra_noise: list[tuple[str, str]] | None = None,
+    ignore_patterns: list[str] | None = None,
+    require_gcweb: bool = False,
+) -> Extraction:
     """Extract content from an HTML document.
 
     `require_gcweb`: the page was extracted with the GCWeb selector before, so a response without it is not
@@ -406,10 +536,12 @@ def extract_html(body: bytes | str, url: str, *, encoding: str | None = None,
     if main is not None:
         extractor, noise = "gcweb", GCWEB_NOISE
         outside = int(_COUNT_SCRIPTS(doc) - _COUNT_SCRIPTS(main))
-        dropped.append(f"outside the content area: menus, header, footer, breadcrumbs and {outside} scripts "
-                       "(rotating asset URLs, Akamai/analytics beacons)")
+        dropped.append(
+            f"outside the content area: menus, header, footer, breadcrumbs and {outside} scripts "
+            "(rotating asset URLs, Akamai/analytics beacons)"
+        )
     elif require_gcweb:
-        raise NoMainContent("the canada.ca content area <main property=\"mainContentOfPage\"> is missing")
+        raise NoMainContent('the canada.ca content area <main property="mainContentOfPage"> is missing')
     else:
         extractor, noise = "generic", GENERIC_NOISE
         candidates = doc.xpath("//main") or doc.xpath("//article") or doc.xpath("//body")
@@ -423,7 +555,10 @@ def extract_html(body: bytes | str, url: str, *, encoding: str | None = None,
     walker.walk(main)
     blocks = walker.blocks
     if walker.filtered:
-        dropped.append(f"text rules: wording removed from {walker.filtered} blocks ({text_filter.pattern if text_filter else ''})")
+        dropped.append(
+            f"text rules: wording removed from {walker.filtered} blocks "
+            f"({text_filter.pattern if text_filter else ''})"
+        )
     title = next((b["text"] for b in blocks if b["kind"] == "h1"), None) or _first_text(doc, _TITLE) or ""
     if extractor == "gcweb":
         title = title.removesuffix(" - Canada.ca").strip()

@@ -4,23 +4,50 @@ A change's topics are its page's watch topics, plus every topic whose keywords o
 whose URL prefixes match the page. The Innovation Stream rule also decides `details_released`: the night
 IRCC replaces "details will be released later" with criteria, eligibility or an exemption code (C88).
 """
+
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
-from policywatch.monitor.config import INNOVATION_STREAM, Topic
+
+@dataclass(frozen=True)
+class Topic:
+    """A topic as detection uses it (the config builds these from `[topics.*]` and the watches' topics)."""
+
+    name: str
+    display: str
+    keywords: tuple[str, ...] = ()
+    url_prefixes: tuple[str, ...] = ()
+
+
+#: The built-in Innovation Stream rule: a user `[topics.innovation-stream]` table only adds keywords.
+INNOVATION_STREAM = "innovation-stream"
+BUILTIN_TOPICS: dict[str, dict[str, Any]] = {
+    INNOVATION_STREAM: {
+        "display": "Innovation Stream",
+        "keywords": ["Innovation Stream", "Global Hypergrowth Project", "C88"],
+        "url_prefixes": [],
+    }
+}
 
 #: Wording that promises details later; its disappearance is the signal consultants wait for.
 LATER = re.compile(
-    r"(?:will|to)\s+be\s+(?:released|announced|provided|published|shared|made available)\s+(?:later|at a later date|in the coming (?:weeks|months)|soon)"
+    r"(?:will|to)\s+be\s+(?:released|announced|provided|published|shared|made available)\s+(?:later|at a "
+    r"later date|in the coming (?:weeks|months)|soon)"
     r"|released\s+later|to\s+be\s+(?:announced|determined|confirmed)|\bTBA\b|\bTBD\b|coming\s+soon"
     r"|more\s+(?:details|information)\s+(?:will|to)\s+(?:be\s+(?:released|provided|available|shared)|follow)"
     r"|details\s+(?:will|to)\s+follow|(?:will|to)\s+launch\s+(?:later|by the end of)",
     re.IGNORECASE,
 )
 #: Headings that mean criteria or an application process were published.
-CRITERIA_HEADING = re.compile(r"eligib|how to apply|who can apply|requirement|application (?:process|assessment)|criteria|documentary evidence|wage", re.IGNORECASE)
+CRITERIA_HEADING = re.compile(
+    r"eligib|how to apply|who can apply|requirement|application (?:process|assessment)|criteria|documentary "
+    r"evidence|wage",
+    re.IGNORECASE,
+)
 
 
 def _is_word_char(ch: str) -> bool:
@@ -28,8 +55,9 @@ def _is_word_char(ch: str) -> bool:
 
 
 def contains_word(haystack_lower: str, needle: str) -> bool:
-    """`needle` (any case) occurs in `haystack_lower` as a whole word — what a case-insensitive `kw` between non-word characters
-    matches, found with str.find in C instead of a regex scan per position (a 50 KB page, many keywords)."""
+    """`needle` (any case) occurs in `haystack_lower` as a whole word — what a case-insensitive `kw` between
+    non-word characters matches, found with str.find in C instead of a regex scan per position (a 50 KB page,
+    many keywords)."""
     kw = needle.lower()
     start = 0
     while True:
@@ -37,7 +65,9 @@ def contains_word(haystack_lower: str, needle: str) -> bool:
         if i < 0:
             return False
         end = i + len(kw)
-        if (i == 0 or not _is_word_char(haystack_lower[i - 1])) and (end >= len(haystack_lower) or not _is_word_char(haystack_lower[end])):
+        if (i == 0 or not _is_word_char(haystack_lower[i - 1])) and (
+            end >= len(haystack_lower) or not _is_word_char(haystack_lower[end])
+        ):
             return True
         start = i + 1
 
@@ -47,7 +77,9 @@ def matches_keywords(topic: Topic, text: str) -> bool:
     return any(contains_word(lower, k) for k in topic.keywords)
 
 
-def assign_topics(url: str, watch_topics: Iterable[str], texts: Iterable[str], topics: dict[str, Topic]) -> list[str]:
+def assign_topics(
+    url: str, watch_topics: Iterable[str], texts: Iterable[str], topics: dict[str, Topic]
+) -> list[str]:
     """Watch topics first (in config order), then matched topics in name order."""
     joined = "\n".join(texts)
     out = list(dict.fromkeys(watch_topics))
@@ -60,8 +92,16 @@ def assign_topics(url: str, watch_topics: Iterable[str], texts: Iterable[str], t
     return out
 
 
-def details_released(*, topics: list[str], ops: list[dict[str, Any]], old_text: str, new_text: str,
-                     new_page: bool, discovered: bool, topic_defs: dict[str, Topic]) -> tuple[bool, list[str]]:
+def details_released(
+    *,
+    topics: list[str],
+    ops: list[dict[str, Any]],
+    old_text: str,
+    new_text: str,
+    new_page: bool,
+    discovered: bool,
+    topic_defs: dict[str, Topic],
+) -> tuple[bool, list[str]]:
     """Did this change release Innovation Stream details? Returns the verdict and the reasons, in words."""
     if INNOVATION_STREAM not in topics:
         return False, []

@@ -3,6 +3,7 @@
 Why here (the monitor) and not in reports: this is where the config is known. The reports package only gets
 plain settings objects and the database, so it reads nothing but storage.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,7 +30,8 @@ def publish_site(db: Any, config: Config, run_id: int) -> Path:
     """Pages for this pass's changes, their pages' timelines, the index and the Atom feed."""
     site = Site(site_dir(config), base_url=config.report_base_url, topic_names=topic_names(config))
     with db.session() as s:
-        # Without the "now watching" notes, which get no pages (see Site.write_changes) and number one per watch
+        # Without the "now watching" notes, which get no pages (see Site.write_changes) and number one per
+        # watch
         site.write_changes(s, news(s, Change.run_id == run_id))
     return site.dir / "index.html"
 
@@ -42,12 +44,19 @@ def rebuild_site(db: Any, config: Config) -> int:
 
 def outbox(db: Any, config: Config, transport: Transport | None = None) -> Outbox:
     assert config.mail is not None
-    return Outbox(db, config.mail, base_url=config.report_base_url, topic_names=topic_names(config),
-                  transport=transport)
+    return Outbox(
+        db, config.mail, base_url=config.report_base_url, topic_names=topic_names(config), transport=transport
+    )
 
 
-def deliver(db: Any, config: Config, *, run_id: int | None = None, transport: Transport | None = None,
-            subscribers: bool = True) -> DeliveryReport | None:
+def deliver(
+    db: Any,
+    config: Config,
+    *,
+    run_id: int | None = None,
+    transport: Transport | None = None,
+    subscribers: bool = True,
+) -> DeliveryReport | None:
     """Send what is pending (the caller holds the pass lock). None when `[mail]` is not configured."""
     if config.mail is None:
         return None
@@ -57,7 +66,9 @@ def deliver(db: Any, config: Config, *, run_id: int | None = None, transport: Tr
         with db.session() as s:
             run = s.get(Run, run_id)
             assert run is not None
-            prev = s.scalar(select(Run).where(Run.id < run_id, Run.status != "running").order_by(Run.id.desc()).limit(1))
+            prev = s.scalar(
+                select(Run).where(Run.id < run_id, Run.status != "running").order_by(Run.id.desc()).limit(1)
+            )
             previous_stale = ((prev.health or {}).get("stale_sources") or []) if prev else []
             reasons = operator_reasons(run, run.health or {}, previous_stale)
         box.alert_operator(run_id, reasons, report)

@@ -1,29 +1,31 @@
 """The nightly daemon: APScheduler 3.11's BlockingScheduler with cron triggers, each pass in a child process.
 
-Why a child process per pass: Twisted's reactor cannot restart, and a crash or leak in one pass must not take the
-daemon down. Why our own catch-up: APScheduler's memory job store forgets everything on restart, and re-adding a
-job resets its next run time, so a machine that was down at 03:00 would silently skip the night. At start, if
-the run history has no pass of a job since its last fire time inside the grace window, exactly one pass runs
-(however many fire times were missed). The pass lock in the database makes a second pass impossible anyway.
+Why a child process per pass: Twisted's reactor cannot restart, and a crash or leak in one pass must not take
+the daemon down. Why our own catch-up: APScheduler's memory job store forgets everything on restart, and
+re-adding a job resets its next run time, so a machine that was down at 03:00 would silently skip the night.
+At start, if the run history has no pass of a job since its last fire time inside the grace window, exactly
+one pass runs (however many fire times were missed). The pass lock in the database makes a second pass
+impossible anyway.
 """
+
 from __future__ import annotations
 
 import logging
 import signal
 import subprocess
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable, Sequence
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import func, select
 
-from policywatch.monitor.child import python_module
 from policywatch.monitor.config import Config
+from policywatch.monitor.nightly.child import python_module
 from policywatch.storage.models import Run
 
 log = logging.getLogger("policywatch.schedule")
@@ -69,8 +71,9 @@ def next_fire_time(spec: JobSpec, tz: str, now: datetime) -> datetime | None:
     return spec.trigger(tz).get_next_fire_time(None, now)
 
 
-def missed_fire_time(spec: JobSpec, tz: str, now: datetime, grace: timedelta,
-                     last_start: datetime | None) -> datetime | None:
+def missed_fire_time(
+    spec: JobSpec, tz: str, now: datetime, grace: timedelta, last_start: datetime | None
+) -> datetime | None:
     """The latest fire time inside the grace window that no pass of this job has started since, if any."""
     times = fire_times(spec.trigger(tz), now - grace, now)
     if not times:
@@ -97,18 +100,25 @@ def pass_command(config_path: Path, job: str) -> list[str]:
 class Daemon:
     """Owns the scheduler, the child pass process, and a clean shutdown on SIGTERM/SIGINT."""
 
-    def __init__(self, config: Config, db, *, runner: Runner | None = None, now: Callable[[], datetime] | None = None):
+    def __init__(
+        self, config: Config, db, *, runner: Runner | None = None, now: Callable[[], datetime] | None = None
+    ):
         assert config.path is not None
         self.config = config
         self.db = db
         self.runner = runner or self._run_child
-        self.now = now or (lambda: datetime.now(timezone.utc))
+        self.now = now or (lambda: datetime.now(UTC))
         self.child: subprocess.Popen[bytes] | None = None
         self.stopping = threading.Event()
         self.results: list[tuple[str, int]] = []
-        self.scheduler = BlockingScheduler(timezone=ZoneInfo(config.schedule.timezone), job_defaults={
-            "coalesce": True, "max_instances": 1,
-            "misfire_grace_time": int(config.schedule.misfire_grace_hours * 3600)})
+        self.scheduler = BlockingScheduler(
+            timezone=ZoneInfo(config.schedule.timezone),
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": int(config.schedule.misfire_grace_hours * 3600),
+            },
+        )
 
     # --- jobs ---------------------------------------------------------------------------------------------
     def _run_child(self, job: str) -> int:
@@ -129,8 +139,14 @@ class Daemon:
         except Exception:  # the daemon must outlive any pass
             log.exception("pass %s could not be started", job)
             rc = -1
-        meaning = {0: "completed", 1: "failed (see the run report)", 2: "configuration error", 3: "database unusable",
-                   4: "skipped: another pass was running", 143: "stopped (SIGTERM)"}.get(rc, f"crashed (exit {rc})")
+        meaning = {
+            0: "completed",
+            1: "failed (see the run report)",
+            2: "configuration error",
+            3: "database unusable",
+            4: "skipped: another pass was running",
+            143: "stopped (SIGTERM)",
+        }.get(rc, f"crashed (exit {rc})")
         (log.info if rc in (0, 4) else log.error)("pass %s: %s", job, meaning)
         self.results.append((job, rc))
         return rc
@@ -141,22 +157,34 @@ class Daemon:
         now = self.now()
         missed = []
         for spec in job_specs(self.config):
-            when = missed_fire_time(spec, self.config.schedule.timezone, now, grace, last_start(self.db, spec.name))
+            when = missed_fire_time(
+                spec, self.config.schedule.timezone, now, grace, last_start(self.db, spec.name)
+            )
             if when is not None:
-                log.warning("pass %s due at %s did not run (machine down?): running it now, once", spec.name,
-                            when.isoformat())
+                log.warning(
+                    "pass %s due at %s did not run (machine down?): running it now, once",
+                    spec.name,
+                    when.isoformat(),
+                )
                 missed.append(spec.name)
                 self.run_job(spec.name)
         return missed
 
     def add_jobs(self) -> None:
         for spec in job_specs(self.config):
-            self.scheduler.add_job(self.run_job, spec.trigger(self.config.schedule.timezone), args=[spec.name],
-                                   id=spec.name, name=f"policywatch pass: {spec.name}", replace_existing=True)
+            self.scheduler.add_job(
+                self.run_job,
+                spec.trigger(self.config.schedule.timezone),
+                args=[spec.name],
+                id=spec.name,
+                name=f"policywatch pass: {spec.name}",
+                replace_existing=True,
+            )
 
     # --- lifecycle ----------------------------------------------------------------------------------------
     def stop(self, signum: int | None = None, frame: object = None) -> None:
-        """SIGTERM/SIGINT: pass SIGTERM on to a running pass (it stops its crawl and records the run), then exit."""
+        """SIGTERM/SIGINT: pass SIGTERM on to a running pass (it stops its crawl and records the run), then
+        exit."""
         log.info("stopping (signal %s)", signum)
         self.stopping.set()
         child = self.child

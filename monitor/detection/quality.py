@@ -4,16 +4,35 @@ Why: a maintenance page, a WAF "Access Denied" or an empty body served with stat
 new version, or the next good night would report every paragraph as changed. Heuristics follow EDGI's
 snapshot-quality ideas: error wording in title/headings, too little text, a missing content area.
 """
+
 from __future__ import annotations
 
 import re
 
-OUTCOMES = ("ok", "not_modified", "http_error", "timeout", "connection_error", "too_large", "blocked",
-            "offsite_redirect", "soft_error")
-FAILED_OUTCOMES = {"http_error", "timeout", "connection_error", "too_large", "blocked", "offsite_redirect", "soft_error"}
+OUTCOMES = (
+    "ok",
+    "not_modified",
+    "http_error",
+    "timeout",
+    "connection_error",
+    "too_large",
+    "blocked",
+    "offsite_redirect",
+    "soft_error",
+)
+FAILED_OUTCOMES = {
+    "http_error",
+    "timeout",
+    "connection_error",
+    "too_large",
+    "blocked",
+    "offsite_redirect",
+    "soft_error",
+}
 
 _ERROR_WORDS = re.compile(
-    r"access denied|request rejected|the requested url was rejected|temporarily unavailable|service unavailable|"
+    r"access denied|request rejected|the requested url was rejected|temporarily unavailable|service "
+    r"unavailable|"
     r"under maintenance|scheduled maintenance|maintenance in progress|site maintenance|we(?:'|’)ll be back|"
     r"page not found|error 404|404 not found|500 internal server error|bad gateway|gateway time-?out|"
     r"attention required|are you a robot|captcha|too many requests|server error|nous ne pouvons pas trouver",

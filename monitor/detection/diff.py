@@ -4,13 +4,14 @@ Why blocks and not lines: a consultant needs "in *Eligibility*, this list item w
 number. Matching uses difflib's SequenceMatcher over whole blocks (a block's identity is its kind, text, links
 and images), then pairs similar blocks inside replaced runs as "changed" with a word-level inline diff.
 """
+
 from __future__ import annotations
 
 import re
 from difflib import SequenceMatcher
 from typing import Any
 
-from policywatch.monitor.facts import compare_facts, extract_facts
+from policywatch.monitor.detection.facts import compare_facts, extract_facts
 
 PAIR_THRESHOLD = 0.5  # two blocks at least this similar are "changed", not "removed + added"
 _TOKENS = re.compile(r"\s+|[^\s]+")
@@ -37,7 +38,7 @@ def _opcodes(a: list, b: list) -> list[tuple[str, int, int, int, int]]:
     """difflib opcodes over a and b, computed on the differing middle only (pages change locally)."""
     pre, suf = _common_ends(a, b)
     ops: list[tuple[str, int, int, int, int]] = [("equal", 0, pre, 0, pre)] if pre else []
-    mid = SequenceMatcher(None, a[pre:len(a) - suf], b[pre:len(b) - suf], autojunk=False).get_opcodes()
+    mid = SequenceMatcher(None, a[pre : len(a) - suf], b[pre : len(b) - suf], autojunk=False).get_opcodes()
     ops += [(t, i1 + pre, i2 + pre, j1 + pre, j2 + pre) for t, i1, i2, j1, j2 in mid if i2 > i1 or j2 > j1]
     if suf:
         ops.append(("equal", len(a) - suf, len(a), len(b) - suf, len(b)))
@@ -68,8 +69,13 @@ def _similarity(a: dict[str, Any], b: dict[str, Any]) -> float:
 
 
 def _entry(op: str, block: dict[str, Any], index: int) -> dict[str, Any]:
-    e = {"op": op, "kind": block.get("kind"), "section": block.get("section", []), "text": block.get("text", ""),
-         "index": index}
+    e = {
+        "op": op,
+        "kind": block.get("kind"),
+        "section": block.get("section", []),
+        "text": block.get("text", ""),
+        "index": index,
+    }
     for extra in ("links", "images"):
         if block.get(extra):
             e[extra] = block[extra]
@@ -118,7 +124,7 @@ def diff_blocks(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[di
     candidates.sort(reverse=True)
     used_old: set[int] = set()
     used_new: set[int] = set()
-    for _score, _dist, oi, pos, nj in candidates:
+    for _score, _dist, oi, _pos, nj in candidates:
         if oi in used_old or nj in used_new:
             continue
         used_old.add(oi)

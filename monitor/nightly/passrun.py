@@ -1,10 +1,12 @@
 """One monitoring pass: open a run, crawl in a child process, finish the run with its health, render reports.
 
 Why a child process: Twisted's reactor cannot be restarted, and a crash or leak in a crawl must not take the
-caller (the CLI, the scheduler daemon) down. The monitor never imports the crawler: it runs `python -P -m scrapy
-crawl watchlist` with `SCRAPY_SETTINGS_MODULE=policywatch.crawler.settings`; the crawl reads the config file and the history
-itself, stores each page in its own transaction, and the pass watches progress in the database.
+caller (the CLI, the scheduler daemon) down. The monitor never imports the crawler: it runs `python -P -m
+scrapy crawl watchlist` with `SCRAPY_SETTINGS_MODULE=policywatch.crawler.settings`; the crawl reads the config
+file and the history itself, stores each page in its own transaction, and the pass watches progress in the
+database.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,13 +15,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
-from policywatch.monitor.child import python_module
 from policywatch.monitor.config import Config
-from policywatch.monitor.health import crawl_health
+from policywatch.monitor.nightly.child import python_module
+from policywatch.monitor.nightly.health import crawl_health
 from policywatch.storage import StorageError, open_database
 from policywatch.storage import queries as q
 from policywatch.storage.locks import LockGuard, LockLost, pass_lock
@@ -43,7 +46,7 @@ class PassResult:
     health: dict = field(default_factory=dict)
     log_file: Path | None = None
     message: str | None = None
-    delivery: "DeliveryReport | None" = None
+    delivery: DeliveryReport | None = None
     delivery_error: str | None = None
 
 
@@ -53,7 +56,8 @@ LOG_DIR_MODE, LOG_FILE_MODE = 0o700, 0o600
 
 
 def private_log(log_dir: Path, name: str) -> Path:
-    """`log_dir/name`, created 0600 in a 0700 folder (an existing file keeps what it has); OSError as raised."""
+    """`log_dir/name`, created 0600 in a 0700 folder (an existing file keeps what it has); OSError as
+    raised."""
     log_dir.mkdir(parents=True, exist_ok=True)
     if log_dir.stat().st_mode & 0o077:
         os.chmod(log_dir, LOG_DIR_MODE)
@@ -73,10 +77,24 @@ def result_file(log_file: Path) -> Path:
     return log_file.with_suffix(".result.json")
 
 
-def crawl_command(config_path: Path, run_id: int, log_file: Path, log_level: str = "INFO",
-                  only: tuple[str, ...] = ()) -> list[str]:
-    cmd = [*python_module("scrapy"), "crawl", "watchlist", "-a", f"config={config_path}", "-a", f"run_id={run_id}",
-           "-s", f"LOG_FILE={log_file}", "-s", f"LOG_LEVEL={log_level}", "-s", f"POLICYWATCH_RESULT_FILE={result_file(log_file)}"]
+def crawl_command(
+    config_path: Path, run_id: int, log_file: Path, log_level: str = "INFO", only: tuple[str, ...] = ()
+) -> list[str]:
+    cmd = [
+        *python_module("scrapy"),
+        "crawl",
+        "watchlist",
+        "-a",
+        f"config={config_path}",
+        "-a",
+        f"run_id={run_id}",
+        "-s",
+        f"LOG_FILE={log_file}",
+        "-s",
+        f"LOG_LEVEL={log_level}",
+        "-s",
+        f"POLICYWATCH_RESULT_FILE={result_file(log_file)}",
+    ]
     return cmd + (["-a", "only=" + "|".join(only)] if only else [])
 
 
@@ -89,8 +107,13 @@ def _tail(path: Path, lines: int = 15) -> str:
     return "\n".join((errors or text)[-lines:]).strip()
 
 
-def run_pass(config: Config, *, progress: ProgressFn | None = None, timeout: float | None = None,
-             job: str | None = None) -> PassResult:
+def run_pass(
+    config: Config,
+    *,
+    progress: ProgressFn | None = None,
+    timeout: float | None = None,
+    job: str | None = None,
+) -> PassResult:
     """Run one pass (the nightly one, or a `[[schedule.jobs]]` entry's subset when `job` is named).
 
     Raises StorageError (database unusable), PassError (crawl failed) or LockBusy (a pass is running)."""
@@ -119,12 +142,25 @@ def spawn_crawl(cmd: list[str], console_log: Path) -> subprocess.Popen[bytes]:
     (tracebacks land there), and SIGTERM if this process dies, so no orphan crawl writes on."""
     env = {**os.environ, "SCRAPY_SETTINGS_MODULE": "policywatch.crawler.settings"}
     with open(private_log(console_log.parent, console_log.name), "wb") as console:
-        return subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-                                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+        return subprocess.Popen(
+            cmd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
 
 
-def _crawl(db, config: Config, run_id: int, log_file: Path, only: tuple[str, ...],
-           progress: ProgressFn | None, timeout: float | None) -> str | None:
+def _crawl(
+    db,
+    config: Config,
+    run_id: int,
+    log_file: Path,
+    only: tuple[str, ...],
+    progress: ProgressFn | None,
+    timeout: float | None,
+) -> str | None:
     """The crawl as a child process; returns a failure message, or None."""
     cmd = crawl_command(config.path.resolve(), run_id, log_file, only=only)  # type: ignore[union-attr]
     started = time.monotonic()
@@ -143,8 +179,15 @@ def _crawl(db, config: Config, run_id: int, log_file: Path, only: tuple[str, ...
     return message or _storage_failures(log_file)
 
 
-def _wait_for_crawl(db, proc: subprocess.Popen[bytes], run_id: int, expected: int, progress: ProgressFn | None,
-                    timeout: float | None, started: float) -> str | None:
+def _wait_for_crawl(
+    db,
+    proc: subprocess.Popen[bytes],
+    run_id: int,
+    expected: int,
+    progress: ProgressFn | None,
+    timeout: float | None,
+    started: float,
+) -> str | None:
     """Show progress until the crawl ends; a message when the timeout stopped it."""
     while proc.poll() is None:
         if progress is not None:
@@ -168,11 +211,18 @@ def _storage_failures(log_file: Path) -> str | None:
     try:
         res = json.loads(result_file(log_file).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return f"the crawl did not report its result (see {log_file}); pages it could not store are retried next pass"
+        return (
+            f"the crawl did not report its result (see {log_file}); pages it could not store are retried "
+            "next pass"
+        )
     n = int(res.get("page_errors") or 0)
     if not n:
         return None
-    return f"{n} pages could not be stored (first: {res.get('first_error')}); they are fetched again next pass"[:1000]
+    return (
+        f"{n} pages could not be stored (first: {res.get('first_error')}); they are fetched again next pass"[
+            :1000
+        ]
+    )
 
 
 def _lock_lost(guard: LockGuard) -> str | None:
@@ -183,8 +233,9 @@ def _lock_lost(guard: LockGuard) -> str | None:
     return None
 
 
-def _locked_pass(db, full: Config, progress: ProgressFn | None, timeout: float | None, job: str | None,
-                 guard: LockGuard) -> PassResult:
+def _locked_pass(
+    db, full: Config, progress: ProgressFn | None, timeout: float | None, job: str | None, guard: LockGuard
+) -> PassResult:
     """The pass proper, run while this process holds the pass lock."""
     only = full.job(job).url_prefixes if job else ()
     config = full.subset(only) if job else full
@@ -201,7 +252,9 @@ def _locked_pass(db, full: Config, progress: ProgressFn | None, timeout: float |
         with db.session() as s:
             q.finish_run(s, run_id, "failed", str(failure)[:1000])
         raise failure from None
-    except BaseException as exc:  # Ctrl-C, SIGTERM (cli.Terminated): the crawl is stopped; record the run as failed
+    except (
+        BaseException
+    ) as exc:  # Ctrl-C, SIGTERM (cli.Terminated): the crawl is stopped; record the run as failed
         with db.session() as s:
             q.finish_run(s, run_id, "failed", f"interrupted ({type(exc).__name__}); the crawl was stopped")
         raise
@@ -212,7 +265,7 @@ def _locked_pass(db, full: Config, progress: ProgressFn | None, timeout: float |
         health = crawl_health(s, run_id, config)
         run = q.finish_run(s, run_id, status, message, health)
         counts = q.run_counts(s, run_id)
-    from policywatch.monitor.delivery import deliver, publish_site
+    from policywatch.monitor.nightly.delivery import deliver, publish_site
     from policywatch.reports.data import load_run_report
     from policywatch.reports.render import write_run_reports
 
@@ -222,21 +275,28 @@ def _locked_pass(db, full: Config, progress: ProgressFn | None, timeout: float |
             data = load_run_report(s, run_id, {n: t.display for n, t in config.topics.items()})
             paths = write_run_reports(data, config.reports_dir)
         paths["site"] = publish_site(db, config, run_id)
-    except OSError as exc:  # the run and its changes are stored: the reports can be built again, digests still go
+    except (
+        OSError
+    ) as exc:  # the run and its changes are stored: the reports can be built again, digests still go
         paths = {}
-        report_error = disk_error("the reports", exc) + "; the run and its changes are stored: `policywatch site` " \
+        report_error = (
+            disk_error("the reports", exc) + "; the run and its changes are stored: `policywatch site` "
             "rebuilds the reports"
+        )
     result = PassResult(run_id, run.status, counts, paths, health, log_file, message)
     lost = lost or _lock_lost(guard)
     if lost:  # digests go out from one pass at a time, or not at all: the pass holding the lock sends them
         raise PassError(lost)
     try:  # still under the pass lock: digests are built from finished runs only, by one process at a time
-        # A job's pass (e.g. hourly JSON) leaves its changes to the next nightly digest; operators still hear of trouble.
+        # A job's pass (e.g. hourly JSON) leaves its changes to the next nightly digest; operators still hear
+        # of trouble.
         result.delivery = deliver(db, config, run_id=run_id, subscribers=job is None)
     except Exception as exc:  # a mail bug must not hide the pass's result; the outbox keeps what is pending
         result.delivery_error = f"{type(exc).__name__}: {exc}"
     if report_error:
-        failure = StorageError(report_error + (f"; digests: {result.delivery_error}" if result.delivery_error else ""))
+        failure = StorageError(
+            report_error + (f"; digests: {result.delivery_error}" if result.delivery_error else "")
+        )
         failure.fatal = True
         raise failure
     if status != "completed":

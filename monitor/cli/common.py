@@ -1,0 +1,193 @@
+"""What every command shares: the Typer apps, the consoles, options, errors and exit codes, the config and the
+database for one command, and the JSON / CSV writers (machine-readable output goes to stdout, nothing else
+does)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from policywatch.monitor import __version__
+from policywatch.monitor.config import Config, load_config
+
+err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)  # scraped text is never markup
+out = Console(soft_wrap=True, markup=False, highlight=False)
+
+app = typer.Typer(
+    name="policywatch",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Watch canada.ca immigration pages and report what changed, in words a consultant understands.",
+)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+ConfigOpt = typer.Option(
+    None, "--config", "-c", help="TOML config (default: $POLICYWATCH_CONFIG, else ./policywatch.toml)."
+)
+SinceOpt = typer.Option(
+    None, "--since", help="Only from this date/time on: 2024-01-15, 2024-01-15T03:00+00:00, or 7d / 24h."
+)
+
+EXIT_FAILED, EXIT_USAGE, EXIT_STORAGE, EXIT_BUSY = 1, 2, 3, 4
+
+
+class Terminated(BaseException):
+    """SIGTERM (systemd stop, the scheduler shutting down): unwinds like Ctrl-C so cleanup code runs."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_FAILED):
+        super().__init__(message)
+        self.code = code
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> None:
+    raise CliError(message, code)
+
+
+def parse_when(value: str | None, *, option: str = "--since") -> datetime | None:
+    if value is None:
+        return None
+    v = value.strip()
+    m = re.fullmatch(r"(\d+)\s*([dhw])", v)
+    if m:
+        n, unit = int(m.group(1)), m.group(2)
+        delta = {"d": timedelta(days=n), "h": timedelta(hours=n), "w": timedelta(weeks=n)}[unit]
+        return datetime.now(UTC) - delta
+    try:
+        dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"{option}: {value!r} is not a date (use 2024-01-15, an ISO date-time, or 7d / 24h)", EXIT_USAGE)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _config(path: Path | None) -> Config:
+    return load_config(path)
+
+
+def _db(config: Config, *, readonly: bool = False, migrate: bool = True):
+    from policywatch.storage import open_database
+
+    return open_database(config.storage_url, readonly=readonly, migrate=migrate and not readonly)
+
+
+@contextmanager
+def _opened(config: Config, *, readonly: bool = False, reader: bool = False) -> Iterator[Any]:
+    """The history database for one command, always disposed (connections and file handles closed).
+    `reader`: a command that only reads (export) uses `[storage] read_url` when it is set, read-only."""
+    if reader and config.storage_read_url:
+        from policywatch.storage import open_database
+
+        db = open_database(config.storage_read_url, readonly=True)
+    else:
+        db = _db(config, readonly=readonly)
+    try:
+        yield db
+    finally:
+        db.dispose()
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        print(f"policywatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=version_callback, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """policywatch: nightly change monitor for IRCC / Tech Talent Strategy pages."""
+
+
+def _write_json_array(items: Iterable[dict[str, Any]]) -> None:
+    """Stream one JSON array to stdout (constant memory)."""
+    w = sys.stdout.write
+    first = True
+    w("[")
+    for item in items:
+        w("\n" if first else ",\n")
+        w(json.dumps(item, ensure_ascii=False, default=str))
+        first = False
+    w("\n]\n" if not first else "]\n")
+
+
+def _write_csv(rows: Iterable[dict[str, Any]], fields: Iterable[str]) -> None:
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(fields), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {
+                k: (json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v)
+                for k, v in row.items()
+            }
+        )
+
+
+# --- choices: Typer lists them in --help and refuses anything else with exit code 2
+# --------------------------
+class TableJsonCsv(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class TableJson(StrEnum):
+    table = "table"
+    json = "json"
+
+
+class TextJson(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class TextHtml(StrEnum):
+    text = "text"
+    html = "html"
+
+
+class StreamFormat(StrEnum):
+    csv = "csv"
+    json = "json"
+    ndjson = "ndjson"
+
+
+class SqlFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    ndjson = "ndjson"
+
+
+class ExportWhat(StrEnum):
+    changes = "changes"
+    versions = "versions"
+    fetches = "fetches"
+    warc = "warc"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"

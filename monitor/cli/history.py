@@ -1,0 +1,316 @@
+"""Commands that read a page's history: `changes`, `history`, `show`, `diff`, `explain`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from policywatch.monitor.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    ConfigOpt,
+    SinceOpt,
+    TableJson,
+    TableJsonCsv,
+    TextJson,
+    _config,
+    _opened,
+    _write_csv,
+    _write_json_array,
+    app,
+    err,
+    fail,
+    out,
+    parse_when,
+)
+
+
+@app.command()
+def changes(
+    config: Path | None = ConfigOpt,
+    since: str | None = SinceOpt,
+    fmt: TableJsonCsv = typer.Option(TableJsonCsv.table, "--format", "-f", help="Output format."),
+    topic: str | None = typer.Option(None, "--topic", help="Only changes tagged with this topic."),
+    include_baseline: bool = typer.Option(
+        True, "--baseline/--no-baseline", help="Include first-time recordings of watched pages."
+    ),
+) -> None:
+    """List detected changes, oldest first (records never change once written)."""
+    from policywatch.storage import queries as q
+    from policywatch.storage.serialize import (
+        CSV_CHANGE_FIELDS,
+        change_to_dict,
+        change_to_row,
+    )
+
+    cfg = _config(config)
+    when = parse_when(since)
+    with _opened(cfg) as db:
+        with db.session() as s:
+            items = (
+                c
+                for c in q.iter_changes(s, since=when, topic=topic)
+                if include_baseline or not (c.details or {}).get("baseline")
+            )
+            if fmt == "json":
+                _write_json_array(change_to_dict(c) for c in items)
+            elif fmt == "csv":
+                _write_csv((change_to_row(c) for c in items), CSV_CHANGE_FIELDS)
+            else:
+                table = Table(
+                    "id", "detected", "kind", "sig.", "topics", "title", "summary", show_lines=False
+                )
+                n = 0
+                for c in items:
+                    n += 1
+                    table.add_row(
+                        str(c.id),
+                        c.detected_at.strftime("%Y-%m-%d %H:%M"),
+                        c.kind,
+                        ("★ " if c.details_released else "") + c.significance,
+                        ", ".join(c.topics or []),
+                        c.title or c.url,
+                        c.summary,
+                    )
+                out.print(table if n else "no changes")
+
+
+def _page(s, url: str):
+    from policywatch.monitor.urls import normalize_url
+    from policywatch.storage import queries as q
+
+    page = q.get_page(s, normalize_url(url))
+    if page is None:
+        fail(f"no page {url} in the history (check the URL, or run a pass first)", EXIT_USAGE)
+    return page
+
+
+@app.command()
+def history(
+    url: str = typer.Argument(..., help="A watched or discovered URL."),
+    config: Path | None = ConfigOpt,
+    fmt: TableJson = typer.Option(TableJson.table, "--format", "-f", help="Output format."),
+) -> None:
+    """List the stored versions of a page with their dates."""
+    from policywatch.storage import queries as q
+
+    cfg = _config(config)
+    with _opened(cfg) as db:
+        with db.session() as s:
+            page = _page(s, url)
+            versions = q.versions_of(s, page.id)
+            rows = [
+                {
+                    "version_id": v.id,
+                    "captured_at": v.captured_at.isoformat(),
+                    "content_hash": v.content_hash,
+                    "title": v.title,
+                    "date_modified": (v.meta or {}).get("date_modified"),
+                }
+                for v in versions
+            ]
+        if fmt == "json":
+            _write_json_array(rows)
+            return
+        table = Table("version", "captured", "date modified (page)", "title", "hash")
+        for r in rows:
+            table.add_row(
+                str(r["version_id"]),
+                r["captured_at"][:16],
+                r["date_modified"] or "",
+                r["title"] or "",
+                r["content_hash"][:12],
+            )
+        out.print(table)
+
+
+def _resolve_version(s, page_id: int, ref: str | None, *, default_last: bool, option: str):
+    from policywatch.storage import queries as q
+    from policywatch.storage.models import Version
+
+    if ref is None:
+        versions = q.versions_of(s, page_id)
+        if not versions:
+            fail("this page has no stored version yet", EXIT_FAILED)
+        return versions[-1] if default_last else (versions[-2] if len(versions) > 1 else versions[0])
+    if ref.isdigit():
+        v = s.get(Version, int(ref))
+        if v is None or v.page_id != page_id:
+            fail(f"{option}: no version {ref} of this page", EXIT_USAGE)
+        return v
+    when = parse_when(ref, option=option)
+    v = q.version_at(s, page_id, when)
+    if v is None:
+        fail(f"{option}: the page had no stored version on or before {when.isoformat()}", EXIT_FAILED)
+    return v
+
+
+@app.command()
+def show(
+    url: str = typer.Argument(...),
+    config: Path | None = ConfigOpt,
+    at: str | None = typer.Option(
+        None, "--at", help="Date or date-time: the text as of then (default: latest)."
+    ),
+    version: int | None = typer.Option(None, "--version", help="A version id from `history`."),
+) -> None:
+    """Print the text of a page as of a date (or a version)."""
+    cfg = _config(config)
+    with _opened(cfg) as db:
+        with db.session() as s:
+            page = _page(s, url)
+            v = _resolve_version(
+                s, page.id, str(version) if version is not None else at, default_last=True, option="--at"
+            )
+            err.print(f"version {v.id} captured {v.captured_at.isoformat()}")
+            sys.stdout.write(v.text + "\n")
+
+
+@app.command()
+def diff(
+    url: str = typer.Argument(...),
+    config: Path | None = ConfigOpt,
+    from_: str | None = typer.Option(
+        None, "--from", help="Version id or date (default: the one before --to)."
+    ),
+    to: str | None = typer.Option(None, "--to", help="Version id or date (default: latest)."),
+    fmt: TextJson = typer.Option(TextJson.text, "--format", "-f", help="Output format."),
+) -> None:
+    """Structured diff between two stored versions of a page."""
+    from policywatch.monitor.detection.diff import diff_blocks
+    from policywatch.monitor.detection.jsondiff import diff_records
+
+    cfg = _config(config)
+    with _opened(cfg) as db:
+        with db.session() as s:
+            page = _page(s, url)
+            new = _resolve_version(s, page.id, to, default_last=True, option="--to")
+            if from_ is None:
+                from sqlalchemy import select
+
+                from policywatch.storage.models import Version
+
+                old = (
+                    s.scalar(
+                        select(Version)
+                        .where(Version.page_id == page.id, Version.id < new.id)
+                        .order_by(Version.id.desc())
+                        .limit(1)
+                    )
+                    or new
+                )
+            else:
+                old = _resolve_version(s, page.id, from_, default_last=False, option="--from")
+            if isinstance(new.blocks, dict):
+                result: Any = diff_records(old.blocks, new.blocks)
+            else:
+                result = diff_blocks(old.blocks, new.blocks)
+        if fmt == "json":
+            sys.stdout.write(
+                json.dumps(
+                    {"from_version_id": old.id, "to_version_id": new.id, "diff": result}, ensure_ascii=False
+                )
+                + "\n"
+            )
+            return
+        out.print(
+            f"version {old.id} ({old.captured_at:%Y-%m-%d}) → {new.id} ({new.captured_at:%Y-%m-%d})",
+            highlight=False,
+        )
+        if isinstance(result, dict):
+            for r in result["added"]:
+                out.print(f"+ {r['description']}", highlight=False, markup=False)
+            for r in result["removed"]:
+                out.print(f"- {r['description']}", highlight=False, markup=False)
+            for r in result["changed"]:
+                out.print(
+                    f"~ {r['description']}: "
+                    + "; ".join(f"{f['field']}: {f['before']} → {f['after']}" for f in r["fields"]),
+                    highlight=False,
+                    markup=False,
+                )
+        else:
+            for op in result:
+                where = " › ".join(op["section"]) or "top"
+                sign = {"added": "+", "removed": "-", "changed": "~", "moved": ">"}[op["op"]]
+                line = f"{sign} [{where}] " + (
+                    f"{op['before']}  →  {op['text']}" if op["op"] == "changed" else op["text"]
+                )
+                out.print(line, highlight=False, markup=False)
+        if (isinstance(result, list) and not result) or (
+            isinstance(result, dict) and not any(result[k] for k in ("added", "removed", "changed"))
+        ):
+            out.print("no differences")
+
+
+@app.command()
+def explain(
+    url: str = typer.Argument(..., help="A watched or discovered URL (its latest stored capture is used)."),
+    config: Path | None = ConfigOpt,
+    file: Path | None = typer.Option(
+        None, "--file", help="Explain this local HTML file instead (as if served at URL)."
+    ),
+    blocks: bool = typer.Option(False, "--blocks", help="Also print every content block with its section."),
+) -> None:
+    """Show how a page is read: extractor, metadata, what was dropped as noise and why, and the content
+    blocks."""
+    from policywatch.monitor.detection.extract import extract_html
+    from policywatch.monitor.detection.quality import soft_error_reason
+    from policywatch.storage import queries as q
+
+    cfg = _config(config)
+    if file is not None:
+        try:
+            body = file.read_bytes()
+        except OSError as exc:
+            fail(f"--file: cannot read {file}: {exc.strerror}", EXIT_USAGE)
+        source = str(file)
+    else:
+        with _opened(cfg) as db, db.session() as s:
+            page = _page(s, url)
+            v = q.last_version(s, page.id)
+            if v is None:
+                fail("this page has no stored version yet", EXIT_FAILED)
+            body = q.body_bytes(s, v.raw_hash) if v.raw_hash else None
+            if body is None:
+                fail(
+                    f"the raw capture of version {v.id} was pruned; use --file with a saved copy", EXIT_FAILED
+                )
+            source = f"version {v.id} captured {v.captured_at:%Y-%m-%d %H:%M} UTC"
+    drops, ignores, _digest = cfg.rules_for(url)
+    ex = extract_html(body, url, extra_noise=drops, ignore_patterns=ignores)
+    how = (
+        "GCWeb <main property=mainContentOfPage>"
+        if ex.extractor == "gcweb"
+        else "generic: <main>, <article> or <body> minus navigation"
+    )
+    out.print(
+        f"{url}\n  source: {source}\n  extractor: {ex.extractor} ({how})", highlight=False, markup=False
+    )
+    out.print(f"  title: {ex.title}", highlight=False, markup=False)
+    for k, v in ex.meta.items():
+        if k != "extractor":
+            out.print(f"  metadata (not content): {k} = {v}", highlight=False, markup=False)
+    reason = soft_error_reason(ex.title, ex.text, [b["text"] for b in ex.blocks if b["kind"] in ("h1", "h2")])
+    if reason:
+        out.print(f"  WOULD BE A SOFT ERROR: {reason}", highlight=False, markup=False)
+    out.print(f"  dropped before comparison ({len(ex.dropped)}):", highlight=False)
+    for d in ex.dropped:
+        out.print(f"    - {d}", highlight=False, markup=False)
+    sections: dict[str, int] = {}
+    for b in ex.blocks:
+        key = " › ".join(b["section"]) or "(top of page)"
+        sections[key] = sections.get(key, 0) + 1
+    out.print(f"  content: {len(ex.blocks)} blocks, hash {ex.content_hash[:16]}", highlight=False)
+    for key, n in sections.items():
+        out.print(f"    {n:4d}  {key}", highlight=False, markup=False)
+    if blocks:
+        for b in ex.blocks:
+            out.print(
+                f"  [{b['kind']}] {' › '.join(b['section'])}: {b['text']}", highlight=False, markup=False
+            )
