@@ -13,9 +13,9 @@ USER_AGENT = "policywatch/0.1 (+https://github.com/policywatch/policywatch)"
 CONCURRENT_REQUESTS = 16
 CONCURRENT_REQUESTS_PER_DOMAIN = 4
 DOWNLOAD_DELAY = 0.5
-# The configured delay, exactly: Scrapy's random jitter is drawn again each time a slot wakes, so requests end
-# up spaced wider than the delay on average (BENCHMARKS.md); a monitor that names itself in its User-Agent needs
-# no jitter, and a host gets the rate the operator chose.
+# The configured delay, exactly: Scrapy's random jitter is drawn again each time a slot wakes, so requests
+# end up spaced wider than the delay on average (BENCHMARKS.md); a monitor that names itself in its
+# User-Agent needs no jitter, and a host gets the rate the operator chose.
 RANDOMIZE_DOWNLOAD_DELAY = False
 AUTOTHROTTLE_ENABLED = True
 AUTOTHROTTLE_START_DELAY = 0.5
