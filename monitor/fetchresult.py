@@ -1,9 +1,8 @@
 """What a crawl hands to the page work for one URL (FetchResult) and what it gets back (PageOutcome).
 
-Why a module of their own: the crawl process builds and ships these for every page, and it must not import the
-page work itself (`monitor.pagework` brings SQLAlchemy, the ORM models and lxml: ≈ 20 MB in a process that
-only fetches; the page-work processes store the pages). Only the standard library and `monitor.config` are
-imported here.
+Why a module of their own: the spider builds these for every page and needs nothing of the page work to do so
+(the pipeline hands them to `monitor.pagework`). Only the standard library and `monitor.config` are imported
+here.
 """
 
 from __future__ import annotations
@@ -35,8 +34,7 @@ class FetchResult:
     attempts: int = 1
     duration_ms: int | None = None
     fetched_at: datetime = field(default_factory=_now)
-    #: The watch this URL belongs to, when the crawl knows it: page-work processes then need no copy of the
-    #: watchlist (it grows with the watchlist; one per process). None: looked up in the config.
+    #: The watch this URL belongs to, when the crawl knows it. None: looked up in the config.
     watch: Watch | None = None
 
 

@@ -138,7 +138,7 @@ class PageWork:
     def _process(self, s, r: FetchResult) -> PageOutcome:
         """Reads first, then the CPU work (hash, parse, compress, diff), then every write at the end: the
         write transaction (on SQLite, the database-wide write lock) is held for milliseconds, not for a parse,
-        so page-work processes do not queue behind each other."""
+        so readers and another machine's pass do not queue behind it."""
         watch = r.watch or self.config.watch_for(r.url)
         source = "watch" if watch else r.source
         url_key = normalize_url(r.url)
@@ -377,7 +377,7 @@ class PageWork:
         """The row `get_or_create_page` + `_update_page` would leave, written by one INSERT instead of an
         INSERT in a SAVEPOINT and an UPDATE (a tenth of a new page's CPU went to that ORM round). Returns a
         transient `Page` carrying the row's values (read by the rows written next, never flushed), or None
-        when another page-work process created the page meanwhile — then the caller takes the ORM path."""
+        when another writer created the page meanwhile — then the caller takes the ORM path."""
         values: dict[str, Any] = dict(
             url=r.url,
             url_key=url_key,

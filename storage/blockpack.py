@@ -2,7 +2,7 @@
 
 Why: `versions.text` stays plain for analysts' SQL, and it is exactly the blocks' texts joined by newlines
 (block text is whitespace-normalised, so it never contains one). Storing each block's text a second time
-inside the compressed `blocks` column was ≈ 20 % of the history database (bench/bench_storage.py); without it,
+inside the compressed `blocks` column was a fifth of the history database (BENCHMARKS.md); without it,
 `blocks` keeps only the structure — kind, section path, links, images — and the text is put back on read.
 
 Stored forms (`restore` reads both; `strip` writes the second):

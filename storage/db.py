@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration's revision id (tests/test_storage.py checks it against Alembic's head). Why a
 #: constant: every process (the pass, the crawl, each page worker) checks the schema on open, and a database
-#: at this revision needs no Alembic import at all (≈1 s of start-up per process).
+#: at this revision needs no Alembic import at all (Alembic is slow to import).
 HEAD_REVISION = "0003"
 ADVISORY_LOCK_KEY = 0x706F6C6963  # "polic": any fixed 64-bit key, shared by every policywatch process
 
@@ -179,7 +179,7 @@ def describe_error(exc: BaseException, url: str | None = None) -> str:
     """One line that says what went wrong with the database and what to do, for a driver error raised anywhere
     (opening, mid-pass, at the end). Why one place: a locked or full SQLite file must read the same from every
     command, and never as a traceback."""
-    if isinstance(exc, StorageError):  # described already (e.g. in a page-work process)
+    if isinstance(exc, StorageError):  # described already
         return str(exc)
     messages = _messages(exc)
     msg = next((m for m in messages if any(f in m.lower() for f in _FATAL)), messages[0])

@@ -166,7 +166,7 @@ def get_or_create_page(
 
 def insert_page_if_absent(s: Session, **values: Any) -> int | None:
     """Insert a page in one statement (INSERT … ON CONFLICT DO NOTHING RETURNING id): its id, or None when a
-    page with this url_key exists (another page-work process created it meanwhile)."""
+    page with this url_key exists (another writer — a pass on another machine — created it meanwhile)."""
     return s.execute(_insert_if_absent(s, _PAGES, _PAGES.c.id), values).scalar()
 
 
@@ -193,7 +193,7 @@ def validators(s: Session, url_keys: Sequence[str] | None = None) -> dict[str, t
     None).
 
     Why by keys: the crawl asks for each few hundred watches as it requests them, so it never holds a
-    validator per page of the whole history (≈ 400 bytes each: 20 MB at 50,000 pages), and each ask reads only
+    validator per page of the whole history (it would grow with the history), and each ask reads only
     those pages' last fetches through the (page_id, id) index instead of grouping the whole fetch table."""
     last = (
         select(Fetch.id)

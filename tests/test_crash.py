@@ -1,4 +1,4 @@
-"""kill -9 mid-pass, of the pass process or of its crawl (with its page-work processes): the history stays
+"""kill -9 mid-pass, of the pass process or of its crawl (which stores the pages): the history stays
 consistent, no process lingers, and after the next pass every change of the night has gone out exactly once
 (a real SMTP server on loopback)."""
 

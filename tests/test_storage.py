@@ -480,7 +480,7 @@ def test_versions_store_block_structure_once_and_text_once(db_url: str):
 
 
 def test_a_page_created_by_another_worker_meanwhile_is_updated_not_duplicated(db_url: str, monkeypatch):
-    """A new page is inserted in one statement; if another page-work process created the same URL between this
+    """A new page is inserted in one statement; if another writer created the same URL between this
     one's read and its write, the insert yields nothing and the page is read and updated through the ORM."""
     db = open_database(db_url)
     cfg = _config(db_url)

@@ -150,9 +150,9 @@ class Extraction:
     @cached_property
     def blocks_json(self) -> bytes:
         """The blocks as canonical JSON, UTF-8 (sorted keys, compact), byte for byte what `content_hash` below
-        hashes with the stdlib. Why orjson: encoding ≈ 500 small dicts was ≈ 1.2 ms of a new page's CPU with
-        the stdlib, 0.2 ms with orjson; `tests/test_extract.py` holds the two encoders equal on every code
-        point."""
+        hashes with the stdlib. Why orjson: encoding hundreds of small dicts was a large share of a new page's
+        CPU with the stdlib (BENCHMARKS.md); `tests/test_extract.py` holds the two encoders equal on every
+        code point."""
         return orjson.dumps(self.blocks, option=orjson.OPT_SORT_KEYS)
 
     @property
@@ -249,7 +249,7 @@ def _first_text(doc: etree._Element, xpath: etree.XPath) -> str | None:
 def _head_values(doc: etree._Element) -> dict[str, str]:
     """The first non-empty value of each `_HEAD_KEYS` entry, in document order — what
     `//meta[@name='…']/@content` and `//link[@rel='canonical']/@href` would give, from lxml's C-level tag
-    filter instead of three XPath scans of the whole document (0.3 ms a long page)."""
+    filter instead of three XPath scans of the whole document."""
     found: dict[str, str] = {}
     for el in doc.iter("meta", "link"):
         for (tag, attr, value), (key, source) in _HEAD_KEYS.items():
@@ -322,7 +322,7 @@ def _match_simple(
     evaluating each CSS selector on the tree left by the previous one would — from one XPath over the
     attributes.
 
-    Why: cssselect's XPath for `.x` or `#x` tests a predicate on every element (≈ 0.3 ms a selector on a long
+    Why: cssselect's XPath for `.x` or `#x` tests a predicate on every element (for each selector, on a long
     page, six selectors on every new or edited canada.ca page); listing the class and id attributes is one
     pass. Class tokens are split on XML whitespace only, as cssselect's `normalize-space(@class)` does."""
     found: list[list[etree._Element]] = [[] for _ in rules]
@@ -388,8 +388,8 @@ _NONE: Any = ()  # the links / images of a block without children (immutable: ne
 class _Walker:
     """Turns an element tree into blocks, tracking the heading path.
 
-    Why it looks low-level: it runs once per element of every new or edited page (≈ 500 elements on a long
-    canada.ca page), so the common cases — a leaf with no links, a container of leaves — avoid generator
+    Why it looks low-level: it runs once per element of every new or edited page (hundreds of elements on a
+    long canada.ca page), so the common cases — a leaf with no links, a container of leaves — avoid generator
     expressions, repeated attribute lookups and per-block list copies. `tests/test_extract_golden.py` holds
     its output to the byte."""
 
