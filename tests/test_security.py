@@ -405,8 +405,7 @@ def test_full_disk_at_the_reports_loses_no_change_and_no_digest(
         assert night2 <= set(sent) and len(sent) == len(set(sent))  # night 2 delivered, and only once
 
 
-# --- Retry-After
-# ---------------------------------------------------------------------------------------------
+# --- Retry-After --------------------------------------------------------------------------------------------
 def test_retry_after_holds_for_its_time_only(write_config, tmp_path):
     import http.server
 
@@ -465,8 +464,7 @@ def test_retry_after_holds_for_its_time_only(write_config, tmp_path):
     assert len(after) >= 8 and sum(after) < 8.0, gaps
 
 
-# --- permissions
-# ---------------------------------------------------------------------------------------------
+# --- permissions --------------------------------------------------------------------------------------------
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
@@ -498,8 +496,7 @@ def test_permissions_published_reports_private_history(permits_site, write_confi
     assert private and {_mode(f) for f in private} == {0o600}, {str(f): oct(_mode(f)) for f in private}
 
 
-# --- status after a kill
-# -------------------------------------------------------------------------------------
+# --- status after a kill ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_status_after_the_pass_was_killed(backend, permits_site, write_config, request):
     storage = request.getfixturevalue("pg_url") if backend == "postgresql" else None

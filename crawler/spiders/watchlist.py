@@ -231,8 +231,7 @@ class WatchlistSpider(scrapy.Spider):
             elif self.discovered >= disc.max_pages:
                 return
 
-    # --- discovery sources: sitemaps and feeds
-    # ---------------------------------------------------------------
+    # --- discovery sources: sitemaps and feeds --------------------------------------------------------------
     def _source_request(self, url: str, kind: str) -> scrapy.Request:
         return scrapy.Request(
             url,

@@ -143,8 +143,7 @@ def _write_csv(rows: Iterable[dict[str, Any]], fields: Iterable[str]) -> None:
         )
 
 
-# --- choices: Typer lists them in --help and refuses anything else with exit code 2
-# --------------------------
+# --- choices: Typer lists them in --help and refuses anything else with exit code 2 -------------------------
 class TableJsonCsv(StrEnum):
     table = "table"
     json = "json"
