@@ -109,6 +109,7 @@ class RetryAfterMiddleware:
         def restore() -> None:
             self._restores.pop(key, None)
             slot.delay = before
+            log.info("Retry-After over for %s: its delay is %.1fs again", key, before)
 
         self._restores[key] = (before, reactor.callLater(wait, restore))  # type: ignore[attr-defined]
 

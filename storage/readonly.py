@@ -269,7 +269,6 @@ _POWERFUL = (
 @contextmanager
 def _postgresql(parsed: Any, sql: str, timeout: float | None, batch: int) -> Iterator[QueryResult]:
     import psycopg
-    from psycopg import errors
 
     args = parsed.translate_connect_args(username="user", database="dbname")
     params = {k: v for k, v in parsed.query.items() if isinstance(v, str)}
@@ -296,23 +295,15 @@ def _postgresql(parsed: Any, sql: str, timeout: float | None, batch: int) -> Ite
         named.itersize = batch
         try:
             named.execute(sql)
-        except errors.QueryCanceled:
-            raise QueryTimeout(
-                f"the query ran longer than {timeout:g} s and was cancelled (--timeout SECONDS)"
-            ) from None
         except psycopg.Error as exc:
-            raise _pg_error(exc) from None
+            raise _pg_error(exc, timeout) from None
         columns = [d.name for d in named.description or ()]
 
         def rows() -> Iterator[tuple[Any, ...]]:
             try:
                 yield from named
-            except errors.QueryCanceled:
-                raise QueryTimeout(
-                    f"the query ran longer than {timeout:g} s and was cancelled (--timeout SECONDS)"
-                ) from None
             except psycopg.Error as exc:
-                raise _pg_error(exc) from None
+                raise _pg_error(exc, timeout) from None
 
         yield QueryResult(columns, rows())
     finally:
@@ -323,9 +314,11 @@ def _postgresql(parsed: Any, sql: str, timeout: float | None, batch: int) -> Ite
         conn.close()
 
 
-def _pg_error(exc: Exception) -> Exception:
+def _pg_error(exc: Exception, timeout: float | None) -> Exception:
     from psycopg import errors
 
+    if isinstance(exc, errors.QueryCanceled):
+        return QueryTimeout(f"the query ran longer than {timeout:g} s and was cancelled (--timeout SECONDS)")
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, (errors.ReadOnlySqlTransaction, errors.InsufficientPrivilege)):
         return QueryRefused(f"the sql command is read-only ({msg})")

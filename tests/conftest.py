@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,36 @@ def tiny_disk(tmp_path: Path):
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+# --- a scripted loopback server -----------------------------------------------------------------------------
+Answer = Callable[[str], tuple[int, dict[str, str], bytes]]
+
+
+@contextmanager
+def scripted_server(answer: Answer) -> Iterator[int]:
+    """A loopback HTTP server that answers each GET with `answer(path)` -> (status, headers, body), robots.txt
+    with a 404 (everything allowed); yields its port. For the faults a fixture site cannot play (a 429, a
+    redirect elsewhere)."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            status, headers, body = (404, {}, b"") if self.path == "/robots.txt" else answer(self.path)
+            self.send_response(status)
+            for name, value in {"Content-Length": str(len(body)), **headers}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield srv.server_address[1]
+    finally:
+        srv.shutdown()
+        srv.server_close()

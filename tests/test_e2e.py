@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from tests.conftest import permits_config_body, policywatch
+from tests.conftest import permits_config_body, policywatch, scripted_server
 
 pytestmark = pytest.mark.slow
 
@@ -142,27 +142,9 @@ def test_offsite_redirect_is_dropped(write_config, permits_site, tmp_path):
     from policywatch.monitor.demo import NightServer
 
     with NightServer({"/secret.html": (b"<html><body>secret</body></html>", "text/html")}) as other:
-        import http.server
-
-        class Redirect(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                if self.path == "/robots.txt":
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                self.send_response(302)
-                self.send_header("Location", f"{other.base}/secret.html")
-                self.end_headers()
-
-        import threading
-
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        port = srv.server_address[1]
-        cfg = write_config(f"""
+        jump = (302, {"Location": f"{other.base}/secret.html"}, b"")
+        with scripted_server(lambda path: jump) as port:
+            cfg = write_config(f"""
 [crawl]
 allowed_domains = ["127.0.0.1:{port}"]
 download_delay = 0
@@ -170,8 +152,7 @@ download_delay = 0
 [[watch]]
 url = "http://127.0.0.1:{port}/jump.html"
 """)
-        p = policywatch("run", "--config", str(cfg))
-        srv.shutdown()
+            p = policywatch("run", "--config", str(cfg))
         assert p.returncode == 0, p.stderr
         assert "offsite_redirect: 1" in p.stdout
         assert other.requests == []  # not even robots.txt: the other port was never contacted
@@ -183,41 +164,20 @@ url = "http://127.0.0.1:{port}/jump.html"
 
 def test_429_with_retry_after_is_retried(write_config, tmp_path):
     """A 429 with Retry-After is honoured and retried; the page is then fetched normally (attempts = 2)."""
-    import http.server
-    import threading
-
     seen = []
+    fees = (
+        b'<html><body><main property="mainContentOfPage"><h1>Fees</h1>'
+        b"<p>The work permit fee is $155.</p></main></body></html>"
+    )
 
-    class Throttling(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *a):
-            pass
+    def answer(path: str) -> tuple[int, dict[str, str], bytes]:
+        seen.append(path)
+        return (
+            (429, {"Retry-After": "1"}, b"") if len(seen) == 1 else (200, {"Content-Type": "text/html"}, fees)
+        )
 
-        def do_GET(self):
-            if self.path == "/robots.txt":
-                self.send_response(404)
-                self.end_headers()
-                return
-            seen.append(self.path)
-            if len(seen) == 1:
-                self.send_response(429)
-                self.send_header("Retry-After", "1")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            body = (
-                b'<html><body><main property="mainContentOfPage"><h1>Fees</h1>'
-                b"<p>The work permit fee is $155.</p></main></body></html>"
-            )
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Throttling)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    port = srv.server_address[1]
-    cfg = write_config(f"""
+    with scripted_server(answer) as port:
+        cfg = write_config(f"""
 [crawl]
 allowed_domains = ["127.0.0.1:{port}"]
 download_delay = 0
@@ -226,8 +186,7 @@ retries = 2
 [[watch]]
 url = "http://127.0.0.1:{port}/fees.html"
 """)
-    p = policywatch("run", "--config", str(cfg))
-    srv.shutdown()
+        p = policywatch("run", "--config", str(cfg))
     assert p.returncode == 0, p.stderr
     assert seen == ["/fees.html", "/fees.html"]
     con = sqlite3.connect(tmp_path / "history.db")

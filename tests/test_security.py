@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import stat
@@ -23,7 +24,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import BIN, permits_config_body, policywatch
+from tests.conftest import BIN, permits_config_body, policywatch, scripted_server
 from tests.smtp_server import SmtpSink
 
 pytestmark = pytest.mark.slow
@@ -407,49 +408,28 @@ def test_full_disk_at_the_reports_loses_no_change_and_no_digest(
 
 # --- Retry-After --------------------------------------------------------------------------------------------
 def test_retry_after_holds_for_its_time_only(write_config, tmp_path):
-    import http.server
-
     arrivals: list[tuple[float, str]] = []
     lock = threading.Lock()
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *a):
-            pass
+    def answer(path: str) -> tuple[int, dict[str, str], bytes]:
+        with lock:
+            arrivals.append((time.monotonic(), path))
+            first = len(arrivals) == 1
+        if first:
+            return 503, {"Retry-After": "3"}, b""
+        return (
+            200,
+            {"Content-Type": "text/html"},
+            f"<html><body><main><h1>{path}</h1></main></body></html>".encode(),
+        )
 
-        def do_GET(self):
-            if self.path == "/robots.txt":
-                self.send_response(404)
-                self.end_headers()
-                return
-            with lock:
-                arrivals.append((time.monotonic(), self.path))
-                first = len(arrivals) == 1
-            if first:
-                self.send_response(503)
-                self.send_header("Retry-After", "3")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            page = f"<h1>{self.path}</h1><p>Page {self.path}.</p>"
-            body = f"<html><body><main>{page}</main></body></html>".encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    port = srv.server_address[1]
-    watches = "".join(f'[[watch]]\nurl = "http://127.0.0.1:{port}/p{i:02d}.html"\n' for i in range(26))
-    cfg = write_config(
-        f'[crawl]\nallowed_domains = ["127.0.0.1:{port}"]\ndownload_delay = 0\nautothrottle = false\n'
-        f"concurrency_per_domain = 1\nretries = 2\n{watches}"
-    )
-    try:
+    with scripted_server(answer) as port:
+        watches = "".join(f'[[watch]]\nurl = "http://127.0.0.1:{port}/p{i:02d}.html"\n' for i in range(26))
+        cfg = write_config(
+            f'[crawl]\nallowed_domains = ["127.0.0.1:{port}"]\ndownload_delay = 0\nautothrottle = false\n'
+            f"concurrency_per_domain = 1\nretries = 2\n{watches}"
+        )
         p = policywatch("run", "--config", str(cfg))
-    finally:
-        srv.shutdown()
     assert p.returncode == 0, p.stderr
     assert len(arrivals) == 27  # 26 pages, one of them twice
     retried = [t for t, path in arrivals if path == arrivals[0][1]]
@@ -458,10 +438,11 @@ def test_retry_after_holds_for_its_time_only(write_config, tmp_path):
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     hold = gaps.index(max(gaps))
     assert gaps[hold] >= 2.5  # the host was held (requests already on their way when the 503 came were not)
-    after = gaps[hold + 1 :]
-    # then its own delay (0) came back: with the bug, each of these requests waited the 3 s again (≈ 40 s in
-    # all)
-    assert len(after) >= 8 and sum(after) < 8.0, gaps
+    assert len(gaps) - hold - 1 >= 8  # and most of the night came after the hold
+    # Then the host's own delay (0) came back: the crawl says so (with the bug it never did, and every later
+    # request waited the 3 s again). Behaviour, not timing: how fast the rest went is for bench/.
+    log = (tmp_path / "reports" / "logs" / "run-1.log").read_text()
+    assert re.search(r"Retry-After over for \S+: its delay is 0\.0s again", log), log[-2000:]
 
 
 # --- permissions --------------------------------------------------------------------------------------------
