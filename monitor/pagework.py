@@ -257,9 +257,13 @@ class PageWork:
         if (
             old is not None
             and extractor != "json"
-            and (prev.meta or {}).get("rules", "") != meta.get("rules", "")
+            and (
+                (prev.meta or {}).get("rules", "") != meta.get("rules", "")
+                or (prev.meta or {}).get("extraction") != meta.get("extraction")
+            )
         ):
-            old = self._reextract(s, prev, r) or old  # noise rules changed: compare like with like
+            # noise rules or the generic extractor changed: compare like with like
+            old = self._reextract(s, prev, r) or old
         page_source = "watch" if watch else page.source if page is not None else source
         common = dict(
             url=page.url if page is not None else r.url,

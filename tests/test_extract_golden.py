@@ -44,6 +44,9 @@ def _documents() -> Iterator[tuple[str, bytes]]:
             yield f"eval/{f.stem}/night-{night}", gate.gcweb(md, night)
     for i in range(3):
         yield f"generic/{i}", gate._generic(i)
+    for case in gate.site_cases():  # the template sites of the evaluation gate, every night
+        for i, night in enumerate(case.nights, start=1):
+            yield f"templates/{case.name.split()[0]}/night-{i}", night.body
 
 
 def _variants(name: str, body: bytes) -> Iterator[tuple[str, dict]]:

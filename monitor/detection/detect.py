@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policywatch.monitor.detection.diff import diff_blocks
-from policywatch.monitor.detection.facts import describe_fact_change, extract_facts, merge_fact_changes
+from policywatch.monitor.detection.facts import extract_facts, key_facts, merge_fact_changes, unique_facts
 from policywatch.monitor.detection.jsondiff import diff_records
+from policywatch.monitor.detection.meaning import SEVERITY, Meaning, classify, clip
 from policywatch.monitor.detection.topics import Topic, assign_topics, details_released
 
 MAX_OPS_STORED = 200  # a page rewritten wholesale keeps the first 200 block operations in its record
-SEVERITY = {"low": 0, "medium": 1, "high": 2}
 
 
 @dataclass
@@ -32,50 +32,84 @@ def _section_label(section: list[str]) -> str:
     return " › ".join(section) if section else "Top of page"
 
 
-def _short(text: str, n: int = 140) -> str:
-    return text if len(text) <= n else text[: n - 1].rstrip() + "…"
-
-
 def _significance(score: int, released: bool) -> str:
     if released or score >= 4:
         return "high"
     return "medium" if score >= 2 else "low"
 
 
-def _describe_op(op: dict[str, Any]) -> str:
-    where = _section_label(op["section"])
-    kind = {
-        "li": "list item",
-        "tr": "table row",
-        "p": "paragraph",
-        "dd": "definition",
-        "dt": "term",
-        "img": "image",
-    }.get(op["kind"], "heading" if op["kind"].startswith("h") else "text")
-    facts = op.get("facts", {})
-    if op["op"] == "changed":
-        fc = facts.get("changed", [])
-        if fc:
-            return f"{where}: " + "; ".join(describe_fact_change(c) for c in fc)
-        if op.get("links_before") is not None and op.get("before") == op["text"]:
-            return f"{where}: link target changed in “{_short(op['text'], 80)}”"
-        return f"{where}: {kind} reworded: “{_short(op['text'], 100)}”"
-    if op["op"] == "added" and kind == "heading":
-        return f"New section “{op['text']}”"
-    if op["op"] == "removed" and kind == "heading":
-        return f"Section “{op['text']}” removed"
-    verb = {"added": "added", "removed": "removed", "moved": "moved"}[op["op"]]
-    return f"{where}: {kind} {verb}: “{_short(op['text'], 100)}”"
+#: Headline order among operations of equal significance: the fact a consultant acts on first.
+CLASS_ORDER = [
+    "status",
+    "intake",
+    "fee",
+    "date",
+    "requirement",
+    "representative",
+    "form",
+    "processing",
+    "documents",
+    "exemption_code",
+    "teer",
+    "noc",
+    "wage",
+    "duration",
+    "percentage",
+    "email",
+    "fact",
+    "wording",
+    "typo",
+    "notice",
+    "layout",
+]
 
 
-def _rank(op: dict[str, Any]) -> int:
-    facts = op.get("facts", {})
-    n = len(facts.get("changed", [])) * 3 + len(facts.get("added", [])) + len(facts.get("removed", []))
-    return (
-        n * 10
-        + (5 if op["kind"].startswith("h") else 0)
-        + {"changed": 3, "added": 2, "removed": 2, "moved": 0}[op["op"]]
-    )
+def _rank(op: dict[str, Any], m: Meaning) -> tuple[int, int, int, int]:
+    """Most significant first; then by class; what a section says before its heading; added and changed
+    before removed."""
+    order = CLASS_ORDER.index(m.cls) if m.cls in CLASS_ORDER else len(CLASS_ORDER)
+    heading = op["kind"].startswith("h") and op["kind"][1:].isdigit()
+    return (-m.severity, order, int(heading), 0 if op["op"] in ("added", "changed") else 1)
+
+
+def _more(n_others: int, counts: dict[str, int]) -> str:
+    if n_others <= 0:
+        return ""
+    return f" (+{n_others} more: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n) + ")"
+
+
+def _markup_only(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> bool:
+    def words(blocks: list[dict[str, Any]]) -> str:
+        return "".join("".join(b.get("text", "").split()) for b in blocks)
+
+    def refs(blocks: list[dict[str, Any]]) -> list[Any]:
+        return [link for b in blocks for link in b.get("links", [])] + [
+            (i.get("src"), i.get("alt")) for b in blocks for i in b.get("images", [])
+        ]
+
+    return words(old) == words(new) and refs(old) == refs(new)
+
+
+def _header_row(blocks: list[dict[str, Any]], index: int) -> str | None:
+    """The first row of the run of table rows holding blocks[index], when it names columns (no digits)."""
+    if not 0 <= index < len(blocks) or blocks[index].get("kind") != "tr":
+        return None
+    i = index
+    while i > 0 and blocks[i - 1].get("kind") == "tr":
+        i -= 1
+    first = blocks[i].get("text", "")
+    if i == index or any(ch.isdigit() for ch in first):
+        return None
+    return first
+
+
+def _add_table_headers(ops: list[dict[str, Any]], old: list[dict[str, Any]], new: list[dict[str, Any]]) -> None:
+    """Give each table-row operation its table's header row, so a row reads "Year: 2024; Nominations: 120"."""
+    for op in ops:
+        if op.get("kind") == "tr":
+            header = _header_row(old if op["op"] == "removed" else new, op.get("index", -1))
+            if header:
+                op["header"] = header
 
 
 def detect_html(
@@ -103,14 +137,17 @@ def detect_html(
             discovered=discovered,
             topic_defs=topic_defs,
         )
-        facts = (
-            [] if baseline else extract_facts(new_text)
-        )  # a baseline is a note, not news: no facts to show
+        # a baseline is a note, not news: no facts to list (its summary still names the key ones)
+        facts = [] if baseline else unique_facts(extract_facts(new_text))
         headings = [b["text"] for b in new_blocks if b["kind"] in ("h2", "h3")]
         score = 2 if discovered else 0
         summary = f"New page: {title}" if discovered else f"Now watching: {title}"
+        summary = clip(summary, 120)
         if released:
             summary += " — Innovation Stream details released"
+        key = key_facts(new_text, 5)
+        if key:
+            summary += " — " + " · ".join(key)
         return ChangeDecision(
             "new_page",
             "low" if baseline and not released else _significance(score, released),
@@ -126,6 +163,8 @@ def detect_html(
             },
             released,
         )
+    if _markup_only(old["blocks"], new_blocks):
+        return None  # the same words, links and images in other blocks: a paragraph split, a <div> made a <p>
     ops = diff_blocks(old["blocks"], new_blocks)
     if not ops:
         return None  # same blocks (e.g. only the title tag or date metadata moved): not a change
@@ -141,17 +180,22 @@ def detect_html(
         topic_defs=topic_defs,
     )
     facts = merge_fact_changes([op.get("facts", {}) for op in ops])
+    facts = {k: unique_facts(v) for k, v in facts.items()}
     counts = {k: sum(1 for op in ops if op["op"] == k) for k in ("added", "removed", "changed", "moved")}
-    score = min(4, 2 * len(facts["changed"]) + len(facts["added"]) + len(facts["removed"]))
-    score += 1 if any(op["kind"].startswith("h") and op["op"] in ("added", "removed") for op in ops) else 0
-    score += 1 if sum(counts.values()) >= 3 else 0
-    score += 1 if set(topics) - set(watch_topics) else 0
-    if all(op["op"] == "moved" for op in ops):
-        score = 0
-    ranked = sorted(ops, key=_rank, reverse=True)
-    summary = _describe_op(ranked[0])
-    if len(ops) > 1:
-        summary += f" (+{len(ops) - 1} more: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n) + ")"
+    _add_table_headers(ops, old["blocks"], new_blocks)
+    meanings = [classify(op) for op in ops]
+    for op, m in zip(ops, meanings, strict=True):
+        op["meaning"] = {"class": m.cls, "significance": m.significance}
+    # Significance from meaning: the most significant operation's; a topic of its own (its keywords in the
+    # changed text) lifts a low edit to medium.
+    significance = max((m.significance for m in meanings), key=SEVERITY.__getitem__)
+    if significance == "low" and set(topics) - set(watch_topics) and any(m.cls != "layout" for m in meanings):
+        significance = "medium"
+    if released:
+        significance = "high"
+    order = sorted(range(len(ops)), key=lambda i: _rank(ops[i], meanings[i]))
+    lead = meanings[order[0]].headline
+    summary = lead + _more(len(ops) - 1, counts)
     if released:
         summary = "Innovation Stream details released — " + summary
     sections = list(dict.fromkeys(_section_label(op["section"]) for op in ops))
@@ -167,7 +211,7 @@ def detect_html(
             "after": new_meta.get("date_modified"),
         },
     }
-    return ChangeDecision("changed", _significance(score, released), topics, summary, details, released)
+    return ChangeDecision("changed", significance, topics, summary, details, released)
 
 
 def detect_json(

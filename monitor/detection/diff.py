@@ -17,9 +17,17 @@ PAIR_THRESHOLD = 0.5  # two blocks at least this similar are "changed", not "rem
 _TOKENS = re.compile(r"\s+|[^\s]+")
 
 
+#: Markup-only edits are not changes: text in a bare <div> and the same text in a <p> are one paragraph.
+_KIND_CLASS = {"text": "p", "address": "p", "blockquote": "p", "pre": "p"}
+
+
+def kind_class(kind: str | None) -> str | None:
+    return _KIND_CLASS.get(kind, kind) if kind else kind
+
+
 def block_key(block: dict[str, Any]) -> tuple[Any, ...]:
     images = tuple((i.get("src"), i.get("alt")) for i in block.get("images", []))
-    return (block.get("kind"), block.get("text"), tuple(block.get("links", [])), images)
+    return (kind_class(block.get("kind")), block.get("text"), tuple(block.get("links", [])), images)
 
 
 def _common_ends(a: list, b: list) -> tuple[int, int]:
@@ -61,7 +69,7 @@ def inline_diff(before: str, after: str) -> list[list[str]]:
 
 
 def _similarity(a: dict[str, Any], b: dict[str, Any]) -> float:
-    if a.get("kind") != b.get("kind"):
+    if kind_class(a.get("kind")) != kind_class(b.get("kind")):
         return 0.0
     if a.get("text") == b.get("text"):
         return 1.0  # same words, other link or image
@@ -76,7 +84,7 @@ def _entry(op: str, block: dict[str, Any], index: int) -> dict[str, Any]:
         "text": block.get("text", ""),
         "index": index,
     }
-    for extra in ("links", "images"):
+    for extra in ("links", "images", "notice"):
         if block.get(extra):
             e[extra] = block[extra]
     return e

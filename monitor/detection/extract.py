@@ -25,6 +25,13 @@ import orjson
 from lxml import etree
 from lxml.cssselect import CSSSelector
 
+from policywatch.monitor.detection.layout import (
+    RULE_WORDS,
+    choose_main,
+    drop_link_lists,
+    is_furniture,
+    sidebars,
+)
 from policywatch.monitor.detection.normalize import normalize_text
 
 HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
@@ -103,19 +110,15 @@ GCWEB_NOISE_RULES = [
     ("#gc-pft", None, "id", "gc-pft"),
 ]
 GCWEB_NOISE = [rule[0] for rule in GCWEB_NOISE_RULES]
+#: Inside the content area of another template: furniture besides what `layout.is_furniture` names (nav,
+#: header, footer, menus, breadcrumbs). An `<aside>` is furniture only when it states no rule.
 GENERIC_NOISE = [
-    "nav",
-    "header",
-    "footer",
-    "aside",
-    "[role=navigation]",
-    "[role=banner]",
-    "[role=contentinfo]",
     "[aria-hidden=true]",
     "[class*=teaser]",
     "[class*=promo]",
     "[class*=related]",
-    "[class*=views]",
+    "[class~=views]",
+    "[class*=view-count]",
     "[class*=counter]",
     "[class*=share]",
     "[class*=social]",
@@ -123,6 +126,19 @@ GENERIC_NOISE = [
     "[class*=advert]",
     "[id*=cookie]",
 ]
+#: Form controls carry no content; the `<form>` around them may hold the whole page (ASP.NET WebForms).
+GENERIC_DROP_TAGS = DROP_TAGS - {"form"}
+#: Containers of alerts and site banners: their blocks are marked `"notice": true` (generic pages only) so
+#: that a banner coming and going reads as the low-significance event it is.
+NOTICE_NAMES = re.compile(r"alert|banner|notice|announcement|emergency|site-?message|message-?bar")
+#: "Last updated: 2024-03-12" and the like, on other templates: metadata (GCWeb's is #wb-dtmd), not content.
+LAST_UPDATED = re.compile(
+    r"^(?:page |this page was |content |date )?(?:last )?(?:updated|modified|reviewed|revised)"
+    r"(?: on| date)?\s*:?\s*(?P<date>.{4,40})$",
+    re.IGNORECASE,
+)
+GENERIC_VERSION = "generic-2"  # stored in a generic version's meta: a different one is re-extracted to compare
+
 #: On non-canada.ca pages, relative times ("3 minutes ago", "yesterday") change every visit: not content.
 RELATIVE_TIME = re.compile(
     r"\b(?:\d+|an?|one)\s+(?:second|minute|hour|day|week|month|year)s?\s+ago\b|\b(?:just "
@@ -194,9 +210,33 @@ def effective_encoding(body: bytes, declared: str | None) -> str:
     return declared or "utf-8"
 
 
+_DOC_START = re.compile(rb"<!doctype\s|<html[\s>]", re.IGNORECASE)
+_DOC_END = re.compile(rb"</html\s*>", re.IGNORECASE)
+
+
+def trim_outside_document(body: bytes) -> bytes:
+    """The document proper: text a server wrote before `<!DOCTYPE>`/`<html>` (debug output, warnings) or
+    after `</html>` is no part of the page, and libxml2 would otherwise put it into the body."""
+    start = _DOC_START.search(body, 0, 1 << 16)
+    if start is not None and start.start() and body[: start.start()].strip(b" \t\r\n\xef\xbb\xbf"):
+        body = body[start.start() :]
+    tail = body.rfind(b"</html")
+    if tail < 0:
+        tail = body.rfind(b"</HTML")
+    if tail >= 0:
+        end = _DOC_END.match(body, tail)
+        if end is not None and body[end.end() :].strip():
+            body = body[: end.end()]
+    return body
+
+
 def parse_html(body: bytes | str, encoding: str | None = None) -> etree._Element:
     """Parse once with libxml2's HTML parser into plain lxml elements (no per-element Python class
     lookups)."""
+    if isinstance(body, str):
+        body = trim_outside_document(body.encode("utf-8")).decode("utf-8")
+    else:
+        body = trim_outside_document(body)
     if isinstance(body, bytes):
         parser = etree.HTMLParser(
             encoding=effective_encoding(body, encoding), remove_comments=True, remove_pis=True
@@ -344,21 +384,28 @@ def _match_simple(
 
 
 def _clean(
-    root: etree._Element, selectors: list[str] | list[tuple[str, str]], why: str, dropped: list[str]
+    root: etree._Element,
+    selectors: list[str] | list[tuple[str, str]],
+    why: str,
+    dropped: list[str],
+    *,
+    keep_root: bool = False,
 ) -> None:
     """Drop scripts, styles and forms, then what each selector matches, in order. GCWeb's own furniture list
     (`GCWEB_NOISE`, the very object) takes the one-pass matcher; any other list — the generic noise, users'
     rules — is evaluated selector by selector with cssselect."""
-    for br in root.iter("br"):  # a line break separates words
-        br.tail = " " + (br.tail or "")
-    _remove(list(root.iter(*DROP_TAGS)), "script/style/form", dropped)
+    if not keep_root:  # the generic path did both before choosing its content area
+        for br in root.iter("br"):  # a line break separates words
+            br.tail = " " + (br.tail or "")
+        _remove(list(root.iter(*DROP_TAGS)), "script/style/form", dropped)
     if selectors is GCWEB_NOISE:
         _match_simple(root, GCWEB_NOISE_RULES, why, dropped)
         return
     for entry in selectors:
         sel, reason = entry if isinstance(entry, tuple) else (entry, why)
         try:
-            _remove(_selector(sel)(root), f"{reason} ({sel})", dropped)
+            found = _selector(sel)(root)
+            _remove([n for n in found if n is not root] if keep_root else found, f"{reason} ({sel})", dropped)
         except Exception:  # an invalid user selector is reported by rule validation, not here
             continue
 
@@ -382,6 +429,16 @@ def _inline_only(el: etree._Element) -> bool:
     return True
 
 
+def _is_notice(el: etree._Element) -> bool:
+    tag = el.tag
+    if tag.__class__ is not str:
+        return False
+    if (el.get("role") or "").lower() in ("alert", "status"):
+        return True
+    names = f"{el.get('id') or ''} {el.get('class') or ''}".lower()
+    return bool(names.strip()) and NOTICE_NAMES.search(names) is not None
+
+
 _NONE: Any = ()  # the links / images of a block without children (immutable: never appended to, never stored)
 
 
@@ -393,8 +450,12 @@ class _Walker:
     expressions, repeated attribute lookups and per-block list copies. `tests/test_extract_golden.py` holds
     its output to the byte."""
 
-    def __init__(self, base_url: str, text_filter: re.Pattern[str] | None = None):
+    def __init__(
+        self, base_url: str, text_filter: re.Pattern[str] | None = None, *, mark_notices: bool = False
+    ):
         self.base_url = base_url
+        self.mark_notices = mark_notices  # generic pages: blocks inside alert/banner containers say so
+        self.in_notice = False
         self.text_filter = text_filter
         self.filtered = 0
         self.blocks: list[dict[str, Any]] = []
@@ -418,6 +479,8 @@ class _Walker:
         if not text and not images:
             return
         block: dict[str, Any] = {"kind": kind, "section": self._section, "text": text}
+        if self.in_notice:
+            block["notice"] = True
         if links:
             block["links"] = links
         if images:
@@ -467,6 +530,16 @@ class _Walker:
             self._section = [t for _, t in path]
 
     def walk(self, el: etree._Element) -> None:
+        if self.mark_notices and not self.in_notice and _is_notice(el):
+            self.in_notice = True
+            try:
+                self._walk(el)
+            finally:
+                self.in_notice = False
+            return
+        self._walk(el)
+
+    def _walk(self, el: etree._Element) -> None:
         tag = el.tag
         if tag.__class__ is not str:
             tag = ""
@@ -507,7 +580,8 @@ class _Walker:
                     if images:
                         images = []
                 run = []
-                if ctag in LEAF_BLOCKS and not len(child):  # the commonest block, a paragraph without markup
+                if ctag in LEAF_BLOCKS and not len(child) and not self.mark_notices:
+                    # the commonest block, a paragraph without markup
                     self.emit(ctag, child.text or "", _NONE, _NONE)
                 else:
                     self.walk(child)
@@ -543,27 +617,93 @@ def extract_html(
     elif require_gcweb:
         raise NoMainContent('the canada.ca content area <main property="mainContentOfPage"> is missing')
     else:
-        extractor, noise = "generic", GENERIC_NOISE
-        candidates = doc.xpath("//main") or doc.xpath("//article") or doc.xpath("//body")
-        main = candidates[0] if candidates else doc
+        return _extract_generic(doc, url, meta, dropped, extra_noise, ignore_patterns)
     _clean(main, noise, "furniture", dropped)
     if extra_noise:
         _clean(main, list(extra_noise), "rule", dropped)
-    patterns = ([RELATIVE_TIME.pattern] if extractor == "generic" else []) + list(ignore_patterns or [])
-    text_filter = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+    text_filter = _text_filter([], ignore_patterns)
     walker = _Walker(url, text_filter)
     walker.walk(main)
     blocks = walker.blocks
+    _note_filtered(walker, text_filter, dropped)
+    title = next((b["text"] for b in blocks if b["kind"] == "h1"), None) or _first_text(doc, _TITLE) or ""
+    title = title.removesuffix(" - Canada.ca").strip()
+    meta["extractor"] = extractor
+    return Extraction(extractor, title, blocks, meta, dropped)
+
+
+def _text_filter(patterns: list[str], ignore_patterns: list[str] | None) -> re.Pattern[str] | None:
+    patterns = patterns + list(ignore_patterns or [])
+    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+
+
+def _note_filtered(walker: _Walker, text_filter: re.Pattern[str] | None, dropped: list[str]) -> None:
     if walker.filtered:
         dropped.append(
             f"text rules: wording removed from {walker.filtered} blocks "
             f"({text_filter.pattern if text_filter else ''})"
         )
+
+
+def _drop_generic_furniture(root: etree._Element, dropped: list[str]) -> None:
+    """Inside the content area: menus, site headers and footers, breadcrumbs; asides that state no rule."""
+    doomed = [
+        el
+        for el in root.iterdescendants()
+        if el.tag.__class__ is str
+        and (is_furniture(el) or el.tag == "aside" and not RULE_WORDS.search(_text(el)))
+    ]
+    _remove(doomed, "furniture (navigation, header, footer, aside)", dropped)
+
+
+def _extract_generic(
+    doc: etree._Element,
+    url: str,
+    meta: dict[str, Any],
+    dropped: list[str],
+    extra_noise: list[tuple[str, str]] | None,
+    ignore_patterns: list[str] | None,
+) -> Extraction:
+    """Any template but GCWeb: the content area by landmarks, else text density (`layout`); columns beside
+    it that state rules as a "Sidebar" section; "Last updated" lines as metadata."""
+    body = doc.find(".//body")
+    if body is None:
+        body = doc
+    for br in body.iter("br"):  # a line break separates words
+        br.tail = " " + (br.tail or "")
+    _remove(list(body.iter(*GENERIC_DROP_TAGS)), "script/style/control", dropped)
+    main, how = choose_main(body)
+    dropped.append(f"content area: {how}; everything around it is furniture unless it states rules")
+    side = sidebars(body, main)
+    text_filter = _text_filter([RELATIVE_TIME.pattern], ignore_patterns)
+    walker = _Walker(url, text_filter, mark_notices=True)
+    for i, root in enumerate([main, *side]):
+        _drop_generic_furniture(root, dropped)
+        _clean(root, GENERIC_NOISE, "furniture", dropped, keep_root=True)
+        if extra_noise:
+            _clean(root, list(extra_noise), "rule", dropped, keep_root=True)
+        if i:
+            drop_link_lists(root)
+            dropped.append(f"kept as a sidebar (it states rules): <{root.tag}> {normalize_text(_text(root))[:60]}")
+            walker.path = [(1, "Sidebar")]
+            walker._section = ["Sidebar"]
+        walker.walk(root)
+    _note_filtered(walker, text_filter, dropped)
+    blocks = []
+    for b in walker.blocks:
+        m = LAST_UPDATED.match(b["text"]) if len(b["text"]) <= 80 and b["kind"] != "tr" else None
+        if m and _MAYBE_DATE.search(m.group("date")):
+            meta.setdefault("date_modified", m.group("date").strip())
+            dropped.append(f"metadata, not content: {b['text']}")
+            continue
+        blocks.append(b)
     title = next((b["text"] for b in blocks if b["kind"] == "h1"), None) or _first_text(doc, _TITLE) or ""
-    if extractor == "gcweb":
-        title = title.removesuffix(" - Canada.ca").strip()
-    meta["extractor"] = extractor
-    return Extraction(extractor, title, blocks, meta, dropped)
+    meta["extractor"] = "generic"
+    meta["extraction"] = GENERIC_VERSION
+    return Extraction("generic", title, blocks, meta, dropped)
+
+
+_MAYBE_DATE = re.compile(r"\d{4}|\d{1,2}[/-]\d{1,2}")
 
 
 class NoMainContent(Exception):

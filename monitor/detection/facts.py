@@ -21,7 +21,15 @@ _PATTERNS: list[tuple[str, str]] = [
         rf"\b{MONTHS}\s+\d{{1,2}},\s+\d{{4}}\b|\b\d{{1,2}}\s+{MONTHS}\s+\d{{4}}\b|"
         rf"\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b{MONTHS}\s+\d{{4}}\b",
     ),
+    (
+        "wage",
+        r"(?:CAN|CA|C)?\$\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d{2})?"
+        r"(?=\s*(?:(?:per|an?|/)\s*(?:hour|hr|year|yr|annum|week|month)\b|hourly\b|annually\b))",
+    ),
     ("fee", r"(?:CAN|CA|C)?\$\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d{2})?"),
+    ("form", r"\bIMM\s?\d{4}[A-Z]?\b"),
+    ("language", r"\b(?:CLB|NCLC)\s+\d{1,2}\b"),
+    ("email", r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"),
     ("percentage", r"\b\d+(?:\.\d+)?\s?(?:%|per\s?cent\b)"),
     (
         "duration",
@@ -33,9 +41,14 @@ _PATTERNS: list[tuple[str, str]] = [
     ("exemption_code", r"\b[ACFRT]\d{2}\b"),
     (
         "count",
-        r"\b\d{1,3}(?:,\d{3})+\b|\b\d+(?=\s+(?:applications|invitations|work "
-        r"permits|permits|participants|candidates|employers|spots)\b)",
+        r"\b\d{1,3}(?:,\d{3})+\b|\b\d+(?=\s+(?:(?:new\s+)?applications|invitations|work "
+        r"permits|permits|participants|candidates|employers|spots|nominations|allocations|EOIs?|"
+        r"expressions of interest|profiles)\b)",
     ),
+    # A cap written before its number ("intake cap: 600", "a quota of 1,500"): the value is the number.
+    ("cap", r"\b(?:intake|cap|quota|allocation|spots|limit)\b[^.\d$\n]{0,30}?\b\d[\d,]*\b"
+     r"|\b(?:applications|EOIs?|expressions of interest|registrations|submissions|profiles|spots|places)\s+"
+     r"(?:accepted|received|remaining|available|allowed|left|open)\b[^.\d$\n]{0,30}?\b\d[\d,]*\b"),
 ]
 _COMBINED = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in _PATTERNS))
 
@@ -50,12 +63,19 @@ FACT_LABELS = {
     "exemption_code": "exemption code",
     "count": "number",
     "record": "record",
+    "wage": "wage",
+    "form": "form",
+    "email": "e-mail",
+    "language": "language level",
 }
+#: What precedes a dollar amount that is pay, not a fee ("median hourly wage … $27").
+_PAY_BEFORE = re.compile(r"\b(?:wages?|salary|salaries|earn\w*|income|paid at least)\b[^$.;]{0,25}$", re.I)
+_NUMBER = re.compile(r"\d[\d,]*")
 
 
 #: Every fact holds a digit or "$", except durations written in words ("two years"), which hold a unit word.
 #: Both searches run in C over a line; most lines of a page have neither, and skip the full pattern.
-_MAYBE = re.compile(r"[\d$]")
+_MAYBE = re.compile(r"[\d$@]")
 _UNIT = re.compile(r"years?|months?|weeks?|days?|hours?")
 
 
@@ -70,7 +90,24 @@ def extract_facts(text: str) -> list[dict[str, str]]:
             continue
         for m in _COMBINED.finditer(line):
             kind = m.lastgroup or "count"
-            out.append({"type": kind, "value": m.group(0).strip()})
+            value = m.group(0).strip()
+            if kind == "cap":
+                kind, value = "count", _NUMBER.findall(value)[-1]
+            elif kind == "fee" and _PAY_BEFORE.search(line, max(0, m.start() - 60), m.start()):
+                kind = "wage"
+            out.append({"type": kind, "value": value})
+    return out
+
+
+def unique_facts(facts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each (type, value) once, first occurrence kept: a page naming C88 six times has one C88."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for f in facts:
+        key = (f["type"], f.get("value", f.get("after", "")))
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
     return out
 
 
@@ -93,10 +130,13 @@ def compare_facts(
     for t, v in added:
         by_type_a.setdefault(t, []).append(v)
     for t in list(by_type_r):
-        if len(by_type_r[t]) == 1 and len(by_type_a.get(t, [])) == 1:
-            changed.append({"type": t, "before": by_type_r[t][0], "after": by_type_a[t][0]})
-            removed.remove((t, by_type_r[t][0]))
-            added.remove((t, by_type_a[t][0]))
+        # as many removed as added of one type, in one place: each replaced the one in its position
+        # ("CLB 7 in English or NCLC 7 in French" → "CLB 8 … NCLC 8")
+        if len(by_type_r[t]) == len(by_type_a.get(t, [])):
+            for b_value, a_value in zip(by_type_r[t], by_type_a[t], strict=True):
+                changed.append({"type": t, "before": b_value, "after": a_value})
+                removed.remove((t, b_value))
+                added.remove((t, a_value))
     extra = {"section": section} if section else {}
     return {
         "added": [{"type": t, "value": v, **extra} for t, v in added],
@@ -118,3 +158,69 @@ def describe_fact_change(c: dict[str, Any]) -> str:
     if "before" in c:
         return f"{label} {c['before']} → {c['after']}"
     return f"{label} {c['value']}"
+
+
+_MONTH_NUMBER = {
+    m: i
+    for i, m in enumerate(
+        "January February March April May June July August September October November December".split(), 1
+    )
+}
+_UNTIL = re.compile(r"\b(?:until|by|before|ends?|ending|expires?|expiring|deadline|no later than)\W*$", re.I)
+
+
+def iso_date(value: str) -> str:
+    """"March 22, 2026" / "22 March 2026" → "2026-03-22"; anything else as written."""
+    m = re.fullmatch(r"(\w+)\s+(\d{1,2}),\s+(\d{4})", value) or None
+    if m and m.group(1) in _MONTH_NUMBER:
+        return f"{m.group(3)}-{_MONTH_NUMBER[m.group(1)]:02d}-{int(m.group(2)):02d}"
+    m = re.fullmatch(r"(\d{1,2})\s+(\w+)\s+(\d{4})", value)
+    if m and m.group(2) in _MONTH_NUMBER:
+        return f"{m.group(3)}-{_MONTH_NUMBER[m.group(2)]:02d}-{int(m.group(1)):02d}"
+    return value
+
+
+def _teer(value: str) -> str:
+    digits = sorted({int(d) for d in re.findall(r"[0-5]", value.removeprefix("TEER"))})
+    if len(digits) > 2 and digits == list(range(digits[0], digits[-1] + 1)):
+        return f"TEER {digits[0]}–{digits[-1]}"
+    return "TEER " + ", ".join(map(str, digits))
+
+
+def key_facts(text: str, limit: int = 6) -> list[str]:
+    """A new page's key facts for its one-line summary: fees (never wages), codes, TEER, caps, dates, in that
+    order, each once. Example: ["$155 fee", "C88", "TEER 0–3", "until 2026-03-22"]."""
+    seen: Counter[tuple[str, str]] = Counter()
+    first: dict[tuple[str, str], int] = {}
+    for line in text.split("\n"):
+        if not (_MAYBE.search(line) or _UNIT.search(line)):
+            continue
+        for m in _COMBINED.finditer(line):
+            kind, value = m.lastgroup or "count", m.group(0).strip()
+            if kind == "cap":
+                kind, value = "count", _NUMBER.findall(value)[-1]
+            elif kind == "fee" and _PAY_BEFORE.search(line, max(0, m.start() - 60), m.start()):
+                kind = "wage"
+            if kind == "fee":
+                value = f"{value} fee"
+            elif kind == "teer":
+                value = _teer(value)
+            elif kind == "date":
+                until = _UNTIL.search(line, max(0, m.start() - 40), m.start())
+                if until:
+                    kind = "until"
+                value = ("until " if until else "") + iso_date(value)
+            elif kind == "count":
+                unit = re.match(r"\s+([A-Za-z]+)", line[m.end() :])
+                if not unit:
+                    continue
+                value = f"{value} {unit.group(1)}"
+            seen[(kind, value)] += 1
+            first.setdefault((kind, value), len(first))
+    ranked = sorted(seen, key=lambda k: (-seen[k], first[k]))  # the most repeated first: the page's own code
+    best = {}
+    for kind, value in ranked:
+        best.setdefault(kind, value)
+    order = ["fee", "exemption_code", "teer", "until", "count", "noc", "form", "date"]
+    out = [best[k] for k in order if k in best and not (k == "date" and "until" in best)]
+    return out[:limit]

@@ -32,10 +32,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 HERE = Path(__file__).parent
 NOISE, PAGES, JSONS = HERE / "noise", HERE / "pages", HERE / "json"
 THRESHOLDS = {"precision": 1.0, "recall": 1.0, "false_alarms": 0, "location": 1.0}
+#: The template sites: recall of substantive pairs at their labelled significance, alarms (medium or high)
+#: on noise pairs, and the share of detected changes whose one-line summary holds the key fact.
+TEMPLATE_THRESHOLDS = {"recall": 0.9, "alarms": 0, "key_in_summary": 0.8}
+SITES = HERE / "sites"
+HOLDOUT_SITES = {"legacy-cic"}  # written after the rules were tuned on the others: a check on overfitting
 HOLDOUT_PAGES = {
     "ircc-pdi-c41-c46-family-high-skilled",
     "ircc-pdi-open-work-permits-startup-business-class",
@@ -60,6 +66,17 @@ class Case:
     #: of problems
     expect: list[Any]
     holdout: bool = False
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Label:
+    """A hand label of one consecutive pair of a template site (tests/eval/sites/*/nights.toml)."""
+
+    label: str  # substantive | noise
+    what: str
+    min: str = "medium"
+    key: str | None = None
 
 
 @dataclass
@@ -533,6 +550,52 @@ def story_case() -> list[Case]:
     ]
 
 
+def _state(night: int) -> str:
+    import hashlib
+
+    return hashlib.sha256(f"state-{night}".encode()).hexdigest()[:24]
+
+
+def site_cases() -> list[Case]:
+    """Each template site's nights, rendered from its shell, content and sidebar with the cumulative edits."""
+    import tomllib
+
+    cases = []
+    for d in sorted(p for p in SITES.iterdir() if (p / "nights.toml").is_file()):
+        spec = tomllib.loads((d / "nights.toml").read_text(encoding="utf-8"))
+        parts = {
+            "shell": (d / "shell.html").read_text(encoding="utf-8"),
+            "content": (d / "content.html").read_text(encoding="utf-8"),
+            "sidebar": (d / "sidebar.html").read_text(encoding="utf-8") if (d / "sidebar.html").exists() else "",
+        }
+        banner = ""
+        nights: list[Night] = []
+        labels: list[Any] = []
+        for i, n in enumerate(spec["night"]):
+            for part in ("shell", "content", "sidebar"):
+                for old, new in n.get("replace" if part == "content" else f"{part}_replace", []):
+                    if old not in parts[part]:
+                        raise ValueError(f"{d.name} night {i + 1}: {old!r} is not in the {part}")
+                    parts[part] = parts[part].replace(old, new)
+            banner = n.get("banner", banner)
+            html = (
+                parts["shell"].replace("@@JUNK@@", n.get("junk", ""))
+                .replace("@@BANNER@@", banner)
+                .replace("@@CONTENT@@", parts["content"])
+                .replace("@@SIDEBAR@@", parts["sidebar"])
+                .replace("@@STATE@@", _state(i))
+                .replace("@@NIGHT@@", str(i % 7 + 1))
+            ) + n.get("tail", "")
+            encoding = spec.get("encoding", "utf-8")
+            nights.append(Night(html.encode(encoding), f"text/html; charset={encoding}"))
+            if i:
+                labels.append(Label(n["label"], n["what"], n.get("min", "medium"), n.get("key")))
+        cases.append(
+            Case("templates", f"{d.name} ({spec['template']})", nights, labels, d.name in HOLDOUT_SITES, spec["url"])
+        )
+    return cases
+
+
 def all_cases() -> list[Case]:
     return (
         noise_real_cases()
@@ -541,6 +604,7 @@ def all_cases() -> list[Case]:
         + [image_case()]
         + json_cases()
         + story_case()
+        + site_cases()
     )
 
 
@@ -554,7 +618,7 @@ def run_case(case: Case, workdir: Path, n: int) -> list[tuple[Any, str, dict | N
     from policywatch.storage.models import Change
     from policywatch.storage.serialize import change_to_dict
 
-    url = (
+    url = case.url or (
         "https://www.canada.ca/en/eval/page.html"
         if case.category != "json"
         else "https://www.canada.ca/content/dam/ircc/documents/json/ee_rounds_123_en.json"
@@ -563,7 +627,7 @@ def run_case(case: Case, workdir: Path, n: int) -> list[tuple[Any, str, dict | N
     cfg = parse_config(
         {
             "storage": {"url": db_url},
-            "crawl": {"allowed_domains": ["www.canada.ca"]},
+            "crawl": {"allowed_domains": [urlsplit(url).hostname]},
             "watch": [{"url": url, "topics": ["eval"]}],
         }
     )
@@ -596,8 +660,13 @@ def run_case(case: Case, workdir: Path, n: int) -> list[tuple[Any, str, dict | N
 def evaluate(cases: list[Case] | None = None) -> dict[str, Any]:
     cases = cases if cases is not None else all_cases()
     scores: dict[str, Score] = {}
+    templates: dict[str, TemplateScore] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for n, case in enumerate(cases):
+            if case.category == "templates":
+                name = case.name + (" (held out)" if case.holdout else "")
+                templates[name] = score_template(case, run_case(case, Path(tmp), n))
+                continue
             key = case.category + (" (held out)" if case.holdout else "")
             sc = scores.setdefault(key, Score())
             for night, (expect, result, change) in enumerate(run_case(case, Path(tmp), n), start=2):
@@ -641,11 +710,79 @@ def evaluate(cases: list[Case] | None = None) -> dict[str, Any]:
         or r["false_alarms"] > THRESHOLDS["false_alarms"]
         or r["location"] < THRESHOLDS["location"]
     ]
+    template_table = {k: v.row() for k, v in templates.items()}
+    if templates:
+        total = TemplateScore()
+        for v in templates.values():
+            total.add(v)
+        template_table["all templates"] = total.row()
+        failing += [f"templates: {k}" for k, r in template_table.items() if not _template_ok(r)]
     return {
         "scores": table,
+        "templates": template_table,
         "failing": failing,
-        "problems": {k: v.problems for k, v in scores.items() if v.problems},
+        "problems": {k: v.problems for k, v in scores.items() if v.problems}
+        | {k: v.problems for k, v in templates.items() if v.problems},
     }
+
+
+@dataclass
+class TemplateScore:
+    substantive: int = 0
+    detected: int = 0  # reported at the labelled significance or above
+    keyed: int = 0  # of those, the key fact in the one-line summary
+    noise: int = 0
+    alarms: int = 0  # noise reported at medium or high
+    low_on_noise: int = 0  # noise reported at low (allowed)
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, other: TemplateScore) -> None:
+        for f in ("substantive", "detected", "keyed", "noise", "alarms", "low_on_noise"):
+            setattr(self, f, getattr(self, f) + getattr(other, f))
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "pairs": self.substantive + self.noise,
+            "substantive": self.substantive,
+            "noise": self.noise,
+            "recall": round(self.detected / self.substantive, 4) if self.substantive else 1.0,
+            "alarms": self.alarms,
+            "low_on_noise": self.low_on_noise,
+            "key_in_summary": round(self.keyed / self.detected, 4) if self.detected else 1.0,
+        }
+
+
+def _template_ok(r: dict[str, Any]) -> bool:
+    t = TEMPLATE_THRESHOLDS
+    return r["recall"] >= t["recall"] and r["alarms"] <= t["alarms"] and r["key_in_summary"] >= t["key_in_summary"]
+
+
+SEVERITY = {"low": 0, "medium": 1, "high": 2}
+
+
+def score_template(case: Case, results: list[tuple[Any, str, dict | None]]) -> TemplateScore:
+    sc = TemplateScore()
+    for night, (label, result, change) in enumerate(results, start=2):
+        where = f"{case.name}, night {night} ({label.what})"
+        got = change["significance"] if change else None
+        if label.label == "noise":
+            sc.noise += 1
+            if got in ("medium", "high"):
+                sc.alarms += 1
+                sc.problems.append(f"{where}: alarm {got}: {change['summary']}")
+            elif got == "low":
+                sc.low_on_noise += 1
+            continue
+        sc.substantive += 1
+        if got is None or SEVERITY[got] < SEVERITY[label.min]:
+            sc.problems.append(f"{where}: expected {label.min}, got {got or result}: {change and change['summary']}")
+            continue
+        sc.detected += 1
+        if label.key is None or label.key.lower() in change["summary"].lower():
+            sc.keyed += 1
+        else:
+            sc.problems.append(f"{where}: key {label.key!r} not in summary: {change['summary']}")
+    return sc
 
 
 def main() -> int:
@@ -656,6 +793,14 @@ def main() -> int:
             f"{k:30} {r['cases']:>5} {r['precision']:>9.2%} {r['recall']:>7.2%} {r['false_alarms']:>12} "
             f"{r['location']:>8.2%}"
         )
+    if result.get("templates"):
+        print()
+        print(f"{'template site':48} {'pairs':>5} {'recall':>7} {'alarms':>6} {'low':>4} {'key in summary':>14}")
+        for k, r in result["templates"].items():
+            print(
+                f"{k:48} {r['pairs']:>5} {r['recall']:>7.2%} {r['alarms']:>6} {r['low_on_noise']:>4} "
+                f"{r['key_in_summary']:>14.2%}"
+            )
     for k, problems in result["problems"].items():
         for p in problems:
             print(f"  {k}: {p}")

@@ -1,0 +1,433 @@
+"""What a block operation means to a consultant: its class, its significance and a headline that leads with
+the fact.
+
+Significance comes from meaning, not from the size of the edit (one rule per class; `tests/test_meaning.py`
+tries each on wording from several governments' sites):
+
+- **high**: an intake, program or portal opened, closed or paused, or "now accepting"; an intake number going
+  from 0 or to 0;
+- **medium**: a policy fact: an intake, cap or quota number, a fee, a date or deadline, a requirement (must,
+  required, eligible, minimum, NOC, TEER, CLB, language test, credential assessment), a form's name, number or
+  version, a processing time, who may represent applicants, where documents go;
+- **low**: wording, typos and punctuation; site banners that come and go; navigation, links and markup.
+
+Pure functions: no I/O, no state.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from typing import Any
+
+from policywatch.monitor.detection.facts import FACT_LABELS
+
+SEVERITY = {"low": 0, "medium": 1, "high": 2}
+
+#: Open, closed, paused, "now accepting": the status consultants act on the same day. Each alternative
+#: needs a verb or an intake noun, so "open work permit" is not a status.
+STATUS = re.compile(
+    r"\b(?:is|are|remains?|has\s+been|have\s+been|will\s+be|was|were|now|currently|temporarily)\s+"
+    r"(?:now\s+|currently\s+|temporarily\s+)?(?:open|closed|paused|suspended|re-?opened|on\s+hold)\b"
+    r"(?!\s+work\s+permit)"
+    r"|\b(?:now|currently|no\s+longer|not|stopped|resumed?|will\s+(?:begin|start|stop|resume))\s+"
+    r"(?:be\s+)?accepting\b"
+    r"|\b(?:intakes?|applications?|registrations?|submissions?|program|stream|portal|EOI|expressions?\s+of"
+    r"\s+interest|draws?)\s+(?:period\s+)?(?:is\s+|are\s+|has\s+|have\s+|will\s+)?(?:been\s+)?(?:now\s+)?"
+    r"(?:opened|open|closed|paused|suspended|re-?opened|re-?opens?|opens?|closes?)\b(?!\s+work\s+permit)"
+    r"|\b(?:open|closed|re-?opens?|opens|closes)\s+(?:to|for)\s+(?:new\s+)?(?:applications|submissions|"
+    r"registrations|expressions\s+of\s+interest|candidates|profiles|intake)\b"
+    r"|\b(?:intake|applications?|registration|portal)\b[^.]{0,40}\b(?:opens?|closes?|re-?opens?)\s+(?:on|at)\b"
+    r"|\b(?:no\s+longer|not|stopped)\s+(?:being\s+)?accepted\b"
+    r"|\b(?:cap|allocation|limit|quota)\b[^.]{0,40}\b(?:has|have|is|was)\s+(?:been\s+)?reached\b"
+    r"|\breached\s+(?:its|the|our)\s+[^.]{0,30}\b(?:cap|allocation|limit|quota)\b",
+    re.IGNORECASE,
+)
+#: Policy terms by class, in order of precedence for the headline's label.
+POLICY_TERMS: list[tuple[str, str, re.Pattern[str]]] = [
+    (
+        "fee",
+        "Fee payment",
+        re.compile(
+            r"\b(?:fees?|payments?|pay|payable|credit\s+cards?|debit|Visa|Mastercard|refunds?|"
+            r"non-refundable)\b",
+            re.I,
+        ),
+    ),
+    (
+        "intake",
+        "Intake",
+        re.compile(r"\b(?:intakes?|caps?|quotas?|allocations?|spots|nominations?|invitations?)\b", re.I),
+    ),
+    (
+        "form",
+        "Form",
+        re.compile(
+            r"\b(?:forms?|IMM\s?\d{4}|checklists?|consent|declaration|questionnaire|template)\b", re.I
+        ),
+    ),
+    (
+        "representative",
+        "Representatives",
+        re.compile(
+            r"\b(?:representatives?|lawyers?|consultants?|RCICs?|CICC|paralegals?|notar(?:y|ies)|"
+            r"authori[sz]ed\s+(?:representative|agent)|good\s+standing)\b",
+            re.I,
+        ),
+    ),
+    (
+        "processing",
+        "Processing time",
+        re.compile(r"\b(?:processing\s+times?|processed\s+(?:within|in)|service\s+standard)\b", re.I),
+    ),
+    (
+        "requirement",
+        "Requirement",
+        re.compile(
+            r"\b(?:must|required?|requirements?|mandatory|eligib\w*|ineligible|minimum|at\s+least|NOC|"
+            r"TEER|CLB|NCLC|language\s+tests?|IELTS|CELPIP|TEF|TCF|PTE|educational?\s+credential\s+"
+            r"assessments?|ECA|need\s+to|needs\s+to|have\s+to|has\s+to|shall|no\s+longer|only\s+if|"
+            r"not\s+accepted|prohibited|exempt\w*|occupations?|job\s+offer|work\s+experience|"
+            r"proof\s+of\s+funds|settlement\s+funds)\b",
+            re.I,
+        ),
+    ),
+    (
+        "documents",
+        "Documents",
+        re.compile(r"\b(?:documents?|submit\w*|upload\w*|e-?mail|send|mail\s+to|courier)\b", re.I),
+    ),
+    (
+        "date",
+        "Deadline",
+        re.compile(r"\b(?:deadlines?|expir\w+|effective|no\s+later\s+than|valid\s+until)\b", re.I),
+    ),
+]
+LABELS = {cls: label for cls, label, _ in POLICY_TERMS}
+#: A duration or date that is a time limit: "submit … within 30 days", "no later than March 1".
+DEADLINE = re.compile(
+    r"\b(?:deadlines?|within|no\s+later\s+than|before|by|expir\w+|valid\s+(?:until|for)|"
+    r"to\s+(?:submit|apply|respond|provide|send|upload))\b",
+    re.I,
+)
+#: A banner about the website rather than the program: low whatever facts it holds.
+SITE_NOTICE = re.compile(
+    r"\b(?:maintenance|outage|downtime|unavailable|website|web\s+site|browser|cookies?|scam|fraud\w*|"
+    r"survey|feedback|holiday|technical\s+(?:issue|difficult)\w*|system\s+upgrade|offices?\s+(?:will\s+be\s+)?"
+    r"closed|phone\s+lines?|call\s+cent(?:re|er))\b",
+    re.I,
+)
+#: Facts whose change is a policy change (all but a bare number outside an intake context).
+POLICY_FACTS = {
+    "fee",
+    "date",
+    "duration",
+    "teer",
+    "noc",
+    "exemption_code",
+    "percentage",
+    "wage",
+    "form",
+    "email",
+    "count",
+    "language",
+}
+FACT_HEADLINE = {
+    "fee": "Fee",
+    "date": "Date",
+    "duration": "Duration",
+    "teer": "TEER",
+    "noc": "NOC",
+    "exemption_code": "Exemption code",
+    "percentage": "Percentage",
+    "wage": "Wage",
+    "form": "Form",
+    "email": "E-mail",
+    "count": "Number",
+    "language": "Language level",
+}
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z(“\"'0-9$])")
+_WORD = re.compile(r"\w+")
+HEADLINE_CHARS = 150
+
+
+@dataclass(frozen=True)
+class Meaning:
+    cls: str  # status | <a POLICY_TERMS class> | fact | notice | wording | typo | layout
+    significance: str
+    headline: str
+
+    @property
+    def severity(self) -> int:
+        return SEVERITY[self.significance]
+
+
+def clip(text: str, n: int = HEADLINE_CHARS) -> str:
+    """`text` whole, or cut at a word boundary with "…": never mid-word."""
+    text = " ".join(text.split())
+    if len(text) <= n:
+        return text
+    cut = text[: n - 1]
+    space = cut.rfind(" ")
+    if space > n // 3:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:–-") + "…"
+
+
+def sentences(text: str) -> list[str]:
+    return [s for s in _SENTENCE.split(text) if s.strip()]
+
+
+def policy_class(text: str) -> str | None:
+    for cls, _label, rx in POLICY_TERMS:
+        if rx.search(text):
+            return cls
+    return None
+
+
+def _quote(text: str, n: int = HEADLINE_CHARS) -> str:
+    return f"“{clip(text, n)}”"
+
+
+def _inserted_spans(inline: list[list[str]]) -> tuple[str, list[tuple[int, int]], str, str, bool]:
+    """The after-text, the character spans of inserted segments in it, the deleted / inserted words, and
+    whether the edit is one place (one run of deletions and insertions, no equal words between)."""
+    after, spans, dels, ins = "", [], [], []
+    runs, in_run = 0, False
+    for op, seg in inline:
+        if op == "equal" and seg.strip():
+            in_run = False
+        elif op != "equal" and not in_run:
+            runs, in_run = runs + 1, True
+        if op == "equal":
+            after += seg
+        elif op == "ins":
+            spans.append((len(after), len(after) + len(seg)))
+            after += seg
+            ins.append(seg)
+        elif op == "del":
+            dels.append(seg)
+    return after, spans, " ".join(dels), " ".join(ins), runs == 1
+
+
+def _sentences_touched(text: str, spans: list[tuple[int, int]]) -> list[tuple[str, float]]:
+    """Sentences of `text` that an inserted span touches, with the share of each that was inserted."""
+    out = []
+    pos = 0
+    for sent in sentences(text):
+        start = text.find(sent, pos)
+        end = start + len(sent)
+        pos = end
+        inserted = sum(max(0, min(end, b) - max(start, a)) for a, b in spans)
+        if inserted:
+            out.append((sent, inserted / max(1, len(sent))))
+    return out
+
+
+def _normal_words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def _is_typo(before: str, after: str) -> bool:
+    """Punctuation, case and spacing only, or each replaced word a near spelling of the one before."""
+    a, b = _normal_words(before), _normal_words(after)
+    if a == b:
+        return True
+    for tag, i1, i2, j1, j2 in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            continue
+        if tag != "replace" or (i2 - i1) != (j2 - j1):
+            return False
+        for x, y in zip(a[i1:i2], b[j1:j2], strict=True):
+            if x.isdigit() or y.isdigit() or SequenceMatcher(None, x, y).ratio() < 0.75:
+                return False
+    return True
+
+
+def _status_terms(text: str) -> set[str]:
+    return {" ".join(m.group(0).lower().split()) for m in STATUS.finditer(text)}
+
+
+def _unit_after(text: str, value: str) -> str:
+    m = re.search(re.escape(value) + r"\s+((?:new\s+)?[A-Za-z]+(?:\s+of\s+interest)?)", text)
+    return f" {m.group(1)}" if m else ""
+
+
+def _fact_headline(c: dict[str, Any], text: str, block_class: str | None, section: str = "") -> tuple[str, str]:
+    """(class, headline) of one changed fact, e.g. ("fee", "Fee: $155 → $230")."""
+    t = c["type"]
+    sentence = next((s for s in sentences(text) if c["after"] in s), text)
+    block_class = policy_class(sentence) or block_class
+    if t in ("duration", "date"):
+        if block_class == "processing" or policy_class(section) == "processing":
+            return t, f"Processing time: {c['before']} → {c['after']}"
+        if DEADLINE.search(sentence) or block_class == "date":
+            return t, f"Deadline: {c['before']} → {c['after']}"
+    if t == "count":
+        unit = _unit_after(text, c["after"]) or _unit_after(text, c["before"])
+        if block_class == "intake" or unit.strip().lower().endswith(("applications", "interest", "eois")):
+            if c["before"] == "0" and c["after"] != "0":
+                return "status", f"Intake opened: {c['before']} → {c['after']}{unit}"
+            if c["after"] == "0" and c["before"] != "0":
+                return "status", f"Intake closed: {c['before']} → {c['after']}{unit}"
+            return "intake", f"Intake: {c['before']} → {c['after']}{unit}"
+        return "fact", f"Number: {c['before']} → {c['after']}{unit}"
+    label = FACT_HEADLINE.get(t) or FACT_LABELS.get(t, t).capitalize()
+    if t in ("duration", "date") and block_class in ("processing", "date", "fee", "requirement"):
+        label = LABELS[block_class]  # "Processing time: 3 months → 6 months", "Deadline: …"
+    return t, f"{label}: {c['before']} → {c['after']}"
+
+
+def classify(op: dict[str, Any]) -> Meaning:
+    """The meaning of one block operation from `diff.diff_blocks`."""
+    kind, verb, text = op.get("kind", ""), op["op"], op.get("text", "")
+    if kind == "tr" and op.get("header"):
+        text = labelled_row(op["header"], text)
+    facts = op.get("facts") or {}
+    section = " › ".join(op.get("section") or [])
+    where = f" ({section})" if section else ""
+    if verb == "moved":
+        return Meaning("layout", "low", f"Moved{where}: {_quote(text, 100)}")
+    before = op.get("before", "")
+    # -- a banner about the website (maintenance, outages, holidays, scams): low, whatever it says ---------
+    if SITE_NOTICE.search(text) and (op.get("notice") or verb in ("added", "removed")):
+        if not facts.get("changed") or op.get("notice"):
+            verb_word = {"added": "shown", "removed": "gone"}.get(verb, "changed")
+            return Meaning("notice", "low", f"Site notice {verb_word}: {_quote(text, 100)}")
+    # -- status: opened, closed, paused, now accepting ---------------------------------------------------
+    if verb == "changed":
+        new_status = _status_terms(text) - _status_terms(before)
+        gone_status = _status_terms(before) - _status_terms(text)
+        status_text = text if new_status else before if gone_status else ""
+    else:
+        status_text = text if _status_terms(text) else ""
+    fact_heads = [
+        _fact_headline(c, text, policy_class(text), section)
+        for c in facts.get("changed", [])
+        if c["type"] in POLICY_FACTS
+    ]
+    for cls, head in fact_heads:
+        if cls == "status":
+            others = [h for c, h in fact_heads if h != head]
+            return Meaning("status", "high", "; ".join([head, *others[:2]]))
+    if status_text:
+        hit = " ".join([s for s in sentences(status_text) if STATUS.search(s)][:2]) or status_text
+        prefix = {"removed": "Status notice removed", "added": "Status"}.get(verb, "Status")
+        if verb == "changed" and not _status_terms(text):
+            prefix = "Status notice removed"
+            hit = next((s for s in sentences(before) if STATUS.search(s)), before)
+        return Meaning("status", "high", f"{prefix}: {_quote(hit)}")
+    # -- site notices and banners ------------------------------------------------------------------------
+    if (op.get("notice") or SITE_NOTICE.search(text)) and verb in ("added", "removed"):
+        if op.get("notice") or not fact_heads:
+            verb_word = "shown" if verb == "added" else "gone"
+            return Meaning("notice", "low", f"Site notice {verb_word}: {_quote(text, 100)}")
+    # -- facts that changed in place ---------------------------------------------------------------------
+    if fact_heads:
+        heads = list(dict.fromkeys(h for _, h in fact_heads))
+        return Meaning(fact_heads[0][0], "medium", "; ".join(heads[:3]) + where)
+    if verb == "changed":
+        lone = [
+            (side, f)
+            for side in ("added", "removed")
+            for f in facts.get(side, [])
+            if f["type"] in POLICY_FACTS and f["type"] != "count"
+        ]
+        if lone and not _is_typo(before, text):
+            side, f = lone[0]
+            label = FACT_HEADLINE.get(f["type"], "Fact")
+            hit = next((x for x in sentences(text if side == "added" else before) if f["value"] in x), None)
+            hit = hit or _best_sentence(text)
+            return Meaning(
+                f["type"] if f["type"] in LABELS else policy_class(text) or "fact",
+                "medium",
+                f"{label} {side}: {f['value']} — {_quote(hit, 100)}{where}",
+            )
+        return _classify_changed(op, text, before, where)
+    # -- a block added or removed ------------------------------------------------------------------------
+    added_facts = [f for f in facts.get("added", []) + facts.get("removed", []) if f["type"] in POLICY_FACTS]
+    # a list item or row under "Eligibility" or "Required documents" is a rule even when it says only
+    # "an offer of arranged employment"
+    cls = policy_class(text) or policy_class(section)
+    is_heading = kind.startswith("h") and kind[1:].isdigit()
+    if is_heading:
+        label = "New section" if verb == "added" else "Section removed"
+        return Meaning(cls or "layout", "medium" if cls else "low", f"{label}: {_quote(text, 100)}")
+    if cls or added_facts:
+        if any(f["type"] == "fee" for f in added_facts):
+            cls = "fee"
+        cls = cls or added_facts[0]["type"]
+        hit = _best_sentence(text)
+        label = LABELS.get(cls, FACT_HEADLINE.get(cls, "Fact"))
+        if any(f["type"] == "fee" for f in added_facts):
+            label = "Fee"
+        if verb == "added":
+            head = f"New {label.lower()}: {_quote(hit)}"
+        else:
+            head = f"{label} removed: {_quote(hit)}"
+        return Meaning(cls, "medium", head + where)
+    if op.get("images") and not text:
+        return Meaning("layout", "low", f"Image {verb}{where}")
+    return Meaning("wording", "low", f"{'Added' if verb == 'added' else 'Removed'}{where}: {_quote(text, 100)}")
+
+
+def labelled_row(header: str, row: str) -> str:
+    """A table row with its column names: "Year: 2024; Nominations issued: 120"."""
+    names, cells = header.split(" | "), row.split(" | ")
+    if len(names) != len(cells) or header == row:
+        return row
+    return "; ".join(f"{n}: {c}" if n else c for n, c in zip(names, cells, strict=True))
+
+
+def _best_sentence(text: str) -> str:
+    """The sentence of `text` that carries the strongest policy term (the whole block when it has one)."""
+    sents = sentences(text)
+    for _cls, _label, rx in POLICY_TERMS:
+        for s in sents:
+            if rx.search(s):
+                return s
+    return sents[0] if sents else text
+
+
+def _classify_changed(op: dict[str, Any], text: str, before: str, where: str) -> Meaning:
+    if op.get("links_before") is not None and before == text:
+        cls = policy_class(text)
+        if cls in ("form", "documents", "fee"):
+            return Meaning(cls, "medium", f"{LABELS[cls]} link changed: {_quote(text, 100)}{where}")
+        return Meaning("layout", "low", f"Link target changed: {_quote(text, 100)}{where}")
+    if op.get("images_before") is not None and before == text:
+        return Meaning("layout", "low", f"Image changed{where}")
+    if _is_typo(before, text):
+        return Meaning("typo", "low", f"Typo or punctuation{where}: {_quote(text, 100)}")
+    after, spans, dels, ins, one_place = _inserted_spans(op.get("inline") or [["del", before], ["ins", text]])
+    delta = f"{dels} {ins}"
+    cls = policy_class(delta)
+    if cls is None and policy_class(text) and _WORD.search(delta):
+        cls = policy_class(text)  # a rule's sentence reworded: what it requires may have changed
+    if cls is None:
+        return Meaning("wording", "low", f"Reworded{where}: {_quote(text, 100)}")
+    label = LABELS[cls]
+    touched = _sentences_touched(after, spans)
+    whole = [s for s, share in touched if share >= 0.8]
+    if whole:
+        new = next((s for s in whole if policy_class(s)), whole[0])
+        head = f"New {label.lower()}: {_quote(new)}" if cls == "requirement" else f"{label}: {_quote(new)}"
+        return Meaning(cls, "medium", head + where)
+    d, i = " ".join(dels.split()), " ".join(ins.split())
+    if one_place and d and i and max(len(d), len(i)) <= 4 and spans:
+        # "2 → 4" says nothing: take the unit after it, or the word before ("2 MB → 4 MB")
+        nxt = re.match(r"\s*([A-Za-z]{1,12})\b", after[spans[0][1] :])
+        prev = re.search(r"([A-Za-z]{1,12})\s*$", after[: spans[0][0]])
+        if nxt:
+            d, i = f"{d} {nxt.group(1)}", f"{i} {nxt.group(1)}"
+        elif prev:
+            d, i = f"{prev.group(1)} {d}", f"{prev.group(1)} {i}"
+    if one_place and d and i and len(d) <= 60 and len(i) <= 60:
+        return Meaning(cls, "medium", f"{label}: {d} → {i}{where}")
+    if one_place and i and not d and len(i) <= 60:
+        return Meaning(cls, "medium", f"{label}: added “{i}” — {_quote(touched[0][0] if touched else text, 100)}")
+    if one_place and d and not i and len(d) <= 60:
+        return Meaning(cls, "medium", f"{label}: removed “{d}” — {_quote(text, 100)}")
+    hit = touched[0][0] if touched else text
+    return Meaning(cls, "medium", f"{label} changed: {_quote(hit)}{where}")
