@@ -50,6 +50,33 @@ def median_ms(fn, repeat: int) -> float:
     return round(statistics.median(times), 3)
 
 
+def build_generic_page(fee: str = "$155") -> bytes:
+    """The same text on another government template: the eval gate's ASP.NET WebForms shell (the whole body
+    in one <form>, a table layout, a left column), so the generic extractor's landmark and density work is
+    timed on a page of the same size."""
+    from policywatch.monitor.demo import markdown_to_html
+
+    md = ""
+    for name in (
+        "ircc-pdi-work-permit-h1b-visa__2024-09-27.md",
+        "ircc-pdi-c41-c46-family-high-skilled__2025-02-03.md",
+        "ircc-pdi-innovation-stream-pilot__2024-12-24.md",
+    ):
+        md += (ROOT / "tests" / "eval" / "pages" / name).read_text(encoding="utf-8") + "\n\n"
+    title, body = markdown_to_html(md.replace("$155", fee))
+    site = ROOT / "tests" / "eval" / "sites" / "aspnet-pnp"
+    shell = (site / "shell.html").read_text(encoding="utf-8")
+    html = (
+        shell.replace("@@JUNK@@", "")
+        .replace("@@BANNER@@", "")
+        .replace("@@CONTENT@@", f"<h1>{title}</h1>{body}")
+        .replace("@@SIDEBAR@@", (site / "sidebar.html").read_text(encoding="utf-8"))
+        .replace("@@STATE@@", "a1b2c3")
+        .replace("@@NIGHT@@", "1")
+    )
+    return html.encode("utf-8")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=30)
@@ -97,6 +124,32 @@ def main() -> int:
             lambda: BeautifulSoup(new_html, "html.parser"), max(5, args.repeat // 3)
         ),
         "change_found": decision.summary if decision else None,
+    }
+    g_old, g_new = build_generic_page("$155"), build_generic_page("$230")
+    g_url = "https://www.pnp.prairies.example.ca/immigrate/page.aspx"
+    g_prev = extract_html(g_old, g_url)
+    g_state = {"blocks": g_prev.blocks, "meta": g_prev.meta, "text": g_prev.text}
+
+    def detect_generic():
+        ex = extract_html(g_new, g_url)
+        return detect_html(
+            url=g_url,
+            title=ex.title,
+            old=g_state,
+            new_blocks=ex.blocks,
+            new_meta=ex.meta,
+            watch_topics=[],
+            topic_defs=topics,
+        )
+
+    g_decision = detect_generic()
+    results["generic"] = {
+        "template": "ASP.NET WebForms (tests/eval/sites/aspnet-pnp)",
+        "page_bytes": len(g_new),
+        "blocks": len(g_prev.blocks),
+        "extract_ms": median_ms(lambda: extract_html(g_new, g_url), args.repeat),
+        "extract_diff_facts_ms": median_ms(detect_generic, args.repeat),
+        "change_found": g_decision.summary if g_decision else None,
     }
     results["bs4_over_extract_ratio"] = round(results["bs4_html_parser_parse_ms"] / results["extract_ms"], 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -78,16 +78,27 @@ def _more(n_others: int, counts: dict[str, int]) -> str:
     return f" (+{n_others} more: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n) + ")"
 
 
-def _markup_only(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> bool:
-    def words(blocks: list[dict[str, Any]]) -> str:
-        return "".join("".join(b.get("text", "").split()) for b in blocks)
+def _markup_only(ops: list[dict[str, Any]]) -> bool:
+    """The same words, links and images, in other blocks: a paragraph split in two, a <div> made a list.
 
-    def refs(blocks: list[dict[str, Any]]) -> list[Any]:
-        return [link for b in blocks for link in b.get("links", [])] + [
-            (i.get("src"), i.get("alt")) for b in blocks for i in b.get("images", [])
-        ]
+    Blocks outside `ops` are identical on both sides, so comparing what the operations removed with what they
+    added, in reading order and without whitespace, decides it."""
+    if any(op["op"] == "moved" for op in ops):
+        return False
+    old_side = [op.get("before", op["text"]) for op in ops if op["op"] in ("removed", "changed")]
+    new_side = [op["text"] for op in ops if op["op"] in ("added", "changed")]
+    if "".join("".join(old_side).split()) != "".join("".join(new_side).split()):
+        return False
 
-    return words(old) == words(new) and refs(old) == refs(new)
+    def refs(side: tuple[str, ...], before: bool) -> list[Any]:
+        out: list[Any] = []
+        for op in ops:
+            if op["op"] in side:
+                out += op.get("links_before", op.get("links", [])) if before else op.get("links", [])
+                out += op.get("images_before", op.get("images", [])) if before else op.get("images", [])
+        return out
+
+    return refs(("removed", "changed"), True) == refs(("added", "changed"), False)
 
 
 def _header_row(blocks: list[dict[str, Any]], index: int) -> str | None:
@@ -103,7 +114,9 @@ def _header_row(blocks: list[dict[str, Any]], index: int) -> str | None:
     return first
 
 
-def _add_table_headers(ops: list[dict[str, Any]], old: list[dict[str, Any]], new: list[dict[str, Any]]) -> None:
+def _add_table_headers(
+    ops: list[dict[str, Any]], old: list[dict[str, Any]], new: list[dict[str, Any]]
+) -> None:
     """Give each table-row operation its table's header row, so a row reads "Year: 2024; Nominations: 120"."""
     for op in ops:
         if op.get("kind") == "tr":
@@ -163,11 +176,9 @@ def detect_html(
             },
             released,
         )
-    if _markup_only(old["blocks"], new_blocks):
-        return None  # the same words, links and images in other blocks: a paragraph split, a <div> made a <p>
     ops = diff_blocks(old["blocks"], new_blocks)
-    if not ops:
-        return None  # same blocks (e.g. only the title tag or date metadata moved): not a change
+    if not ops or _markup_only(ops):
+        return None  # same blocks (e.g. only the title tag or date metadata moved), or markup only
     changed_texts = [op["text"] for op in ops] + [op.get("before", "") for op in ops]
     topics = assign_topics(url, watch_topics, changed_texts, topic_defs)
     released, reasons = details_released(

@@ -25,13 +25,7 @@ import orjson
 from lxml import etree
 from lxml.cssselect import CSSSelector
 
-from policywatch.monitor.detection.layout import (
-    RULE_WORDS,
-    choose_main,
-    drop_link_lists,
-    is_furniture,
-    sidebars,
-)
+from policywatch.monitor.detection.layout import RULE_WORDS, analyse, drop_link_lists, inside
 from policywatch.monitor.detection.normalize import normalize_text
 
 HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
@@ -110,34 +104,30 @@ GCWEB_NOISE_RULES = [
     ("#gc-pft", None, "id", "gc-pft"),
 ]
 GCWEB_NOISE = [rule[0] for rule in GCWEB_NOISE_RULES]
-#: Inside the content area of another template: furniture besides what `layout.is_furniture` names (nav,
-#: header, footer, menus, breadcrumbs). An `<aside>` is furniture only when it states no rule.
-GENERIC_NOISE = [
-    "[aria-hidden=true]",
-    "[class*=teaser]",
-    "[class*=promo]",
-    "[class*=related]",
-    "[class~=views]",
-    "[class*=view-count]",
-    "[class*=counter]",
-    "[class*=share]",
-    "[class*=social]",
-    "[class*=cookie]",
-    "[class*=advert]",
-    "[id*=cookie]",
-]
 #: Form controls carry no content; the `<form>` around them may hold the whole page (ASP.NET WebForms).
 GENERIC_DROP_TAGS = DROP_TAGS - {"form"}
 #: Containers of alerts and site banners: their blocks are marked `"notice": true` (generic pages only) so
 #: that a banner coming and going reads as the low-significance event it is.
-NOTICE_NAMES = re.compile(r"alert|banner|notice|announcement|emergency|site-?message|message-?bar")
+NOTICE_WORDS = (
+    "alert",
+    "banner",
+    "notice",
+    "announcement",
+    "emergency",
+    "site-message",
+    "sitemessage",
+    "message-bar",
+    "messagebar",
+)
 #: "Last updated: 2024-03-12" and the like, on other templates: metadata (GCWeb's is #wb-dtmd), not content.
 LAST_UPDATED = re.compile(
     r"^(?:page |this page was |content |date )?(?:last )?(?:updated|modified|reviewed|revised)"
     r"(?: on| date)?\s*:?\s*(?P<date>.{4,40})$",
     re.IGNORECASE,
 )
-GENERIC_VERSION = "generic-2"  # stored in a generic version's meta: a different one is re-extracted to compare
+GENERIC_VERSION = (
+    "generic-2"  # stored in a generic version's meta: a different one is re-extracted to compare
+)
 
 #: On non-canada.ca pages, relative times ("3 minutes ago", "yesterday") change every visit: not content.
 RELATIVE_TIME = re.compile(
@@ -429,16 +419,6 @@ def _inline_only(el: etree._Element) -> bool:
     return True
 
 
-def _is_notice(el: etree._Element) -> bool:
-    tag = el.tag
-    if tag.__class__ is not str:
-        return False
-    if (el.get("role") or "").lower() in ("alert", "status"):
-        return True
-    names = f"{el.get('id') or ''} {el.get('class') or ''}".lower()
-    return bool(names.strip()) and NOTICE_NAMES.search(names) is not None
-
-
 _NONE: Any = ()  # the links / images of a block without children (immutable: never appended to, never stored)
 
 
@@ -451,10 +431,15 @@ class _Walker:
     its output to the byte."""
 
     def __init__(
-        self, base_url: str, text_filter: re.Pattern[str] | None = None, *, mark_notices: bool = False
+        self,
+        base_url: str,
+        text_filter: re.Pattern[str] | None = None,
+        *,
+        notices: set[etree._Element] | None = None,
     ):
         self.base_url = base_url
-        self.mark_notices = mark_notices  # generic pages: blocks inside alert/banner containers say so
+        self.notices = notices  # generic pages: blocks inside these alert/banner containers say so
+        self.mark_notices = bool(notices)
         self.in_notice = False
         self.text_filter = text_filter
         self.filtered = 0
@@ -530,7 +515,7 @@ class _Walker:
             self._section = [t for _, t in path]
 
     def walk(self, el: etree._Element) -> None:
-        if self.mark_notices and not self.in_notice and _is_notice(el):
+        if self.mark_notices and not self.in_notice and el in self.notices:
             self.in_notice = True
             try:
                 self._walk(el)
@@ -645,15 +630,35 @@ def _note_filtered(walker: _Walker, text_filter: re.Pattern[str] | None, dropped
         )
 
 
-def _drop_generic_furniture(root: etree._Element, dropped: list[str]) -> None:
-    """Inside the content area: menus, site headers and footers, breadcrumbs; asides that state no rule."""
-    doomed = [
-        el
-        for el in root.iterdescendants()
-        if el.tag.__class__ is str
-        and (is_furniture(el) or el.tag == "aside" and not RULE_WORDS.search(_text(el)))
-    ]
-    _remove(doomed, "furniture (navigation, header, footer, aside)", dropped)
+_NOISE_CLASS = re.compile(r"teaser|promo|related|view-?count|counter|share|social|cookie|advert")
+_NOISE_ID = re.compile(r"cookie")
+_GENERIC_NAMED = etree.XPath(".//*[@id or @class or @aria-hidden]")
+
+
+def _drop_generic_furniture(root: etree._Element, furniture: set[etree._Element], dropped: list[str]) -> None:
+    """Inside the content area: menus, site headers and footers, breadcrumbs (`layout`'s furniture), asides
+    that state no rule, and widgets named as teasers, promos, related links, counters, share and cookie
+    bars or hidden from screen readers — in one pass over the elements that have an id or class."""
+    doomed = [el for el in furniture if inside(el, root)]
+    doomed += [el for el in root.iterdescendants("aside") if not RULE_WORDS.search(_text(el))]
+    for el in _GENERIC_NAMED(root):
+        cls = el.get("class")
+        if (
+            el.get("aria-hidden") == "true"
+            or cls
+            and (_NOISE_CLASS.search(cls) or "views" in cls.split())
+            or _NOISE_ID.search(el.get("id") or "")
+        ):
+            doomed.append(el)
+    doomed = [el for el in set(doomed) if not any(o is not el and inside(el, o) for o in doomed)]
+    if len(doomed) > 1:  # in document order, as a notes reader expects
+        position = {el: i for i, el in enumerate(root.iter())}
+        doomed = sorted(set(doomed), key=lambda el: position.get(el, 0))
+    _remove(
+        [el for el in doomed if _attached(el, root)],
+        "furniture (navigation, header, footer, teasers)",
+        dropped,
+    )
 
 
 def _extract_generic(
@@ -672,19 +677,25 @@ def _extract_generic(
     for br in body.iter("br"):  # a line break separates words
         br.tail = " " + (br.tail or "")
     _remove(list(body.iter(*GENERIC_DROP_TAGS)), "script/style/control", dropped)
-    main, how = choose_main(body)
-    dropped.append(f"content area: {how}; everything around it is furniture unless it states rules")
-    side = sidebars(body, main)
+    layout = analyse(body)
+    main, side = layout.main, layout.sidebars
+    dropped.append(f"content area: {layout.how}; everything around it is furniture unless it states rules")
+    for root in (main, *side):
+        _drop_generic_furniture(root, layout.furniture, dropped)
+    # The relative-time filter runs block by block only on a page where it finds something at all.
     text_filter = _text_filter([RELATIVE_TIME.pattern], ignore_patterns)
-    walker = _Walker(url, text_filter, mark_notices=True)
+    if not ignore_patterns and not any(_relative_hint(_text(r)) for r in (main, *side)):
+        text_filter = None
+    notices = _notices(body)
+    walker = _Walker(url, text_filter, notices=notices)
     for i, root in enumerate([main, *side]):
-        _drop_generic_furniture(root, dropped)
-        _clean(root, GENERIC_NOISE, "furniture", dropped, keep_root=True)
         if extra_noise:
             _clean(root, list(extra_noise), "rule", dropped, keep_root=True)
         if i:
             drop_link_lists(root)
-            dropped.append(f"kept as a sidebar (it states rules): <{root.tag}> {normalize_text(_text(root))[:60]}")
+            dropped.append(
+                f"kept as a sidebar (it states rules): <{root.tag}> {normalize_text(_text(root))[:60]}"
+            )
             walker.path = [(1, "Sidebar")]
             walker._section = ["Sidebar"]
         walker.walk(root)
@@ -701,6 +712,26 @@ def _extract_generic(
     meta["extractor"] = "generic"
     meta["extraction"] = GENERIC_VERSION
     return Extraction("generic", title, blocks, meta, dropped)
+
+
+def _relative_hint(text: str) -> bool:
+    """Every RELATIVE_TIME match holds one of these words: substring tests run in C, far cheaper than the
+    pattern over a long page (a false hint, "Chicago", only means the blocks are filtered one by one)."""
+    lower = text.lower()
+    return "ago" in lower or "yesterday" in lower or "today" in lower or "just now" in lower
+
+
+_WITH_ROLE = etree.XPath(".//*[@role]")
+
+
+def _notices(body: etree._Element) -> set[etree._Element]:
+    """Alert and banner containers: `NOTICE_WORDS` in an id or class, or an alert/status role."""
+    found = {el for el in _WITH_ROLE(body) if el.get("role").lower() in ("alert", "status")}
+    for el in _GENERIC_NAMED(body):
+        names = f"{el.get('id') or ''} {el.get('class') or ''}".lower()
+        if any(word in names for word in NOTICE_WORDS):
+            found.add(el)
+    return found
 
 
 _MAYBE_DATE = re.compile(r"\d{4}|\d{1,2}[/-]\d{1,2}")

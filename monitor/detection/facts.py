@@ -46,9 +46,12 @@ _PATTERNS: list[tuple[str, str]] = [
         r"expressions of interest|profiles)\b)",
     ),
     # A cap written before its number ("intake cap: 600", "a quota of 1,500"): the value is the number.
-    ("cap", r"\b(?:intake|cap|quota|allocation|spots|limit)\b[^.\d$\n]{0,30}?\b\d[\d,]*\b"
-     r"|\b(?:applications|EOIs?|expressions of interest|registrations|submissions|profiles|spots|places)\s+"
-     r"(?:accepted|received|remaining|available|allowed|left|open)\b[^.\d$\n]{0,30}?\b\d[\d,]*\b"),
+    (
+        "cap",
+        r"\b(?:intake|cap|quota|allocation|spots|limit)\b[^.\d$\n]{0,30}?\b\d[\d,]*\b"
+        r"|\b(?:applications|EOIs?|expressions of interest|registrations|submissions|profiles|spots|"
+        r"places)\s+(?:accepted|received|remaining|available|allowed|left|open)\b[^.\d$\n]{0,30}?\b\d[\d,]*\b",
+    ),
 ]
 _COMBINED = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in _PATTERNS))
 
@@ -170,7 +173,7 @@ _UNTIL = re.compile(r"\b(?:until|by|before|ends?|ending|expires?|expiring|deadli
 
 
 def iso_date(value: str) -> str:
-    """"March 22, 2026" / "22 March 2026" → "2026-03-22"; anything else as written."""
+    """ "March 22, 2026" / "22 March 2026" → "2026-03-22"; anything else as written."""
     m = re.fullmatch(r"(\w+)\s+(\d{1,2}),\s+(\d{4})", value) or None
     if m and m.group(1) in _MONTH_NUMBER:
         return f"{m.group(3)}-{_MONTH_NUMBER[m.group(1)]:02d}-{int(m.group(2)):02d}"

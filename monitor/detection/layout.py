@@ -17,6 +17,7 @@ that carry rules ("a representative must be a lawyer in good standing", "e-mail 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from lxml import etree
 
@@ -46,8 +47,23 @@ RULE_WORDS = re.compile(
 )
 #: What text density may descend into: containers of blocks, never a heading or a paragraph.
 CONTAINERS = {
-    "div", "section", "article", "main", "form", "table", "tbody", "thead", "tr", "td", "th", "center",
-    "span", "font", "blockquote", "dl", "fieldset",
+    "div",
+    "section",
+    "article",
+    "main",
+    "form",
+    "table",
+    "tbody",
+    "thead",
+    "tr",
+    "td",
+    "th",
+    "center",
+    "span",
+    "font",
+    "blockquote",
+    "dl",
+    "fieldset",
 }
 LANDMARK_SHARE = 0.25  # a landmark holding less than this share of the page's text is a decoy
 DENSITY_SHARE = 0.6  # text density descends while one child holds at least this share of all text
@@ -69,9 +85,12 @@ def is_furniture(el: etree._Element) -> bool:
     if tag in FURNITURE_TAGS:
         # A header inside an article or <main> is the article's own (its title), not the site's banner.
         return not (tag == "header" and _in_content(el))
-    if (el.get("role") or "").lower() in FURNITURE_ROLES:
+    cls, id_, role = el.get("class"), el.get("id"), el.get("role")
+    if not (cls or id_ or role):  # most elements: nothing to look at
+        return False
+    if role and role.lower() in FURNITURE_ROLES:
         return True
-    for n in _names(el):
+    for n in (f"{id_ or ''} {cls or ''}").lower().split():
         m = FURNITURE_NAMES.search(n)
         if m and not ("header" in m.group(0) and _own_header(el)):
             return True
@@ -94,41 +113,47 @@ def _in_content(el: etree._Element) -> bool:
     return False
 
 
-def text_weights(root: etree._Element) -> dict[etree._Element, int]:
-    """Characters of non-link, non-furniture text under each element (whitespace runs count once)."""
+def text_weights(root: etree._Element) -> tuple[dict[etree._Element, int], set[etree._Element]]:
+    """Words of non-link, non-furniture text under each element, and the furniture elements found on the
+    way (the outermost ones: what is inside furniture is never looked at again)."""
     weights: dict[etree._Element, int] = {}
-    order = [el for el in root.iter() if isinstance(el.tag, str)]
-    for el in reversed(order):
-        if el.tag == "a" or is_furniture(el):
+    furniture: set[etree._Element] = set()
+    for el in reversed(list(root.iter(etree.Element))):
+        if el.tag == "a":
             weights[el] = 0
             continue
-        own = len((el.text or "").split())
-        total = own
+        if is_furniture(el):
+            weights[el] = 0
+            furniture.add(el)
+            continue
+        total = len((el.text or "").split())
         for child in el:
-            if isinstance(child.tag, str):
-                total += weights.get(child, 0)
-            total += len((child.tail or "").split())
+            total += weights.get(child, 0) + len((child.tail or "").split())
         weights[el] = total
-    return weights
+    return weights, furniture
+
+
+_NAMED = etree.XPath(".//*[@id or @class]")
+_WITH_ROLE = etree.XPath(".//*[@role]")
 
 
 def _landmark_groups(body: etree._Element) -> list[list[etree._Element]]:
     """Landmark candidates, in groups of equal trust."""
-    every = [el for el in body.iter() if isinstance(el.tag, str)]
+    named = [
+        el
+        for el in _NAMED(body)
+        if el.tag not in ("form", "body", "html")
+        and any(STRONG_CONTENT.search(n) or WEAK_CONTENT.match(n) for n in _names(el))
+    ]
     return [
-        [el for el in every if el.tag == "main"],
-        [el for el in every if (el.get("role") or "").lower() == "main"],
-        [
-            el
-            for el in every
-            if el.tag not in ("form", "body", "html")
-            and any(STRONG_CONTENT.search(n) or WEAK_CONTENT.match(n) for n in _names(el))
-        ],
-        [el for el in every if el.tag == "article"],
+        list(body.iter("main")),
+        [el for el in _WITH_ROLE(body) if el.get("role").lower() == "main"],
+        named,
+        list(body.iter("article")),
     ]
 
 
-def _inside(el: etree._Element, other: etree._Element) -> bool:
+def inside(el: etree._Element, other: etree._Element) -> bool:
     parent = el.getparent()
     while parent is not None:
         if parent is other:
@@ -137,23 +162,47 @@ def _inside(el: etree._Element, other: etree._Element) -> bool:
     return False
 
 
-def choose_main(body: etree._Element) -> tuple[etree._Element, str]:
-    """The element that holds the page's content, and how it was chosen (for `policywatch explain`).
+@dataclass
+class PageLayout:
+    main: etree._Element
+    how: str  # how the content area was chosen, for `policywatch explain`
+    sidebars: list[etree._Element]
+    furniture: set[etree._Element]  # every furniture element outside and inside the content area
 
-    Within a group of landmarks the innermost one that still holds a fair share wins (`#content` around
-    `#main-content` and a sidebar: the inner one), the heaviest of several."""
-    weights = text_weights(body)
+
+_TEXT_LENGTH = etree.XPath("string-length(normalize-space(.))")  # in libxml2: no Python per node
+_FURNITURE_CANDIDATES = etree.XPath(".//*[@id or @class or @role] | .//nav | .//header | .//footer")
+
+
+def analyse(body: etree._Element) -> PageLayout:
+    """Choose the page's content area and the sidebars that state rules.
+
+    The common case is cheap: a landmark holding a fair share of the page's text (measured in libxml2).
+    Only a page without one is weighed element by element for text density."""
+    furniture = {el for el in _FURNITURE_CANDIDATES(body) if is_furniture(el)}
+    total = _TEXT_LENGTH(body)
+    main, how = None, ""
+    if total:
+        for group in _landmark_groups(body):
+            passing = [
+                el for el in group if el not in furniture and _TEXT_LENGTH(el) >= LANDMARK_SHARE * total
+            ]
+            leaves = [el for el in passing if not any(o is not el and inside(o, el) for o in passing)]
+            if leaves:
+                main = max(leaves, key=_TEXT_LENGTH)
+                how = f"landmark <{main.tag}{_label(main)}>"
+                break
+    if main is None:
+        weights, _ = text_weights(body)
+        main, how = by_density(body, weights)
+    return PageLayout(main, how, sidebars(body, main, furniture), furniture)
+
+
+def by_density(body: etree._Element, weights: dict[etree._Element, int]) -> tuple[etree._Element, str]:
+    """The deepest container that still holds most of the page's non-link, non-furniture text."""
     total = weights.get(body, 0)
     if total == 0:
         return body, "the whole body (no text outside furniture)"
-    for group in _landmark_groups(body):
-        passing = [
-            el for el in group if weights.get(el, 0) >= LANDMARK_SHARE * total and not is_furniture(el)
-        ]
-        leaves = [el for el in passing if not any(o is not el and _inside(o, el) for o in passing)]
-        if leaves:
-            el = max(leaves, key=lambda e: weights.get(e, 0))
-            return el, f"landmark <{el.tag}{_label(el)}>"
     node = body
     while True:
         children = [c for c in node if isinstance(c.tag, str) and c.tag in CONTAINERS]
@@ -174,19 +223,22 @@ def _label(el: etree._Element) -> str:
     return ""
 
 
-def _non_link_text(el: etree._Element) -> str:
+def _non_link_text(el: etree._Element, furniture: set[etree._Element] | None = None) -> str:
     parts = [el.text or ""]
     for child in el:
         if not isinstance(child.tag, str):
             parts.append(child.tail or "")
             continue
-        if child.tag != "a" and not is_furniture(child) and child.tag not in ("script", "style"):
-            parts.append(_non_link_text(child))
+        skip = child in furniture if furniture is not None else is_furniture(child)
+        if child.tag != "a" and not skip and child.tag not in ("script", "style"):
+            parts.append(_non_link_text(child, furniture))
         parts.append(child.tail or "")
     return " ".join(parts)
 
 
-def sidebars(body: etree._Element, main: etree._Element) -> list[etree._Element]:
+def sidebars(
+    body: etree._Element, main: etree._Element, furniture: set[etree._Element]
+) -> list[etree._Element]:
     """Columns beside `main` that carry rules, in document order: for each ancestor of `main`, its other
     children that are not furniture and whose own words (not their links') state a rule."""
     chain = []
@@ -199,11 +251,11 @@ def sidebars(body: etree._Element, main: etree._Element) -> list[etree._Element]
     found = []
     for ancestor in chain[1:]:
         for child in ancestor:
-            if not isinstance(child.tag, str) or child in on_chain or is_furniture(child):
+            if not isinstance(child.tag, str) or child in on_chain or child in furniture:
                 continue
             if child.tag in ("script", "style", "noscript", "template"):
                 continue
-            words = _non_link_text(child)
+            words = _non_link_text(child, furniture)
             if len(" ".join(words.split())) >= SIDEBAR_MIN_CHARS and RULE_WORDS.search(words):
                 found.append(child)
     position = {el: i for i, el in enumerate(body.iter())}

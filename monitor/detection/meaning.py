@@ -254,7 +254,9 @@ def _unit_after(text: str, value: str) -> str:
     return f" {m.group(1)}" if m else ""
 
 
-def _fact_headline(c: dict[str, Any], text: str, block_class: str | None, section: str = "") -> tuple[str, str]:
+def _fact_headline(
+    c: dict[str, Any], text: str, block_class: str | None, section: str = ""
+) -> tuple[str, str]:
     """(class, headline) of one changed fact, e.g. ("fee", "Fee: $155 → $230")."""
     t = c["type"]
     sentence = next((s for s in sentences(text) if c["after"] in s), text)
@@ -369,7 +371,9 @@ def classify(op: dict[str, Any]) -> Meaning:
         return Meaning(cls, "medium", head + where)
     if op.get("images") and not text:
         return Meaning("layout", "low", f"Image {verb}{where}")
-    return Meaning("wording", "low", f"{'Added' if verb == 'added' else 'Removed'}{where}: {_quote(text, 100)}")
+    return Meaning(
+        "wording", "low", f"{'Added' if verb == 'added' else 'Removed'}{where}: {_quote(text, 100)}"
+    )
 
 
 def labelled_row(header: str, row: str) -> str:
@@ -426,7 +430,9 @@ def _classify_changed(op: dict[str, Any], text: str, before: str, where: str) ->
     if one_place and d and i and len(d) <= 60 and len(i) <= 60:
         return Meaning(cls, "medium", f"{label}: {d} → {i}{where}")
     if one_place and i and not d and len(i) <= 60:
-        return Meaning(cls, "medium", f"{label}: added “{i}” — {_quote(touched[0][0] if touched else text, 100)}")
+        return Meaning(
+            cls, "medium", f"{label}: added “{i}” — {_quote(touched[0][0] if touched else text, 100)}"
+        )
     if one_place and d and not i and len(d) <= 60:
         return Meaning(cls, "medium", f"{label}: removed “{d}” — {_quote(text, 100)}")
     hit = touched[0][0] if touched else text

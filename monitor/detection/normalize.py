@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+_ZERO_WIDTH_CHARS = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+_ZERO_WIDTH = dict.fromkeys(map(ord, _ZERO_WIDTH_CHARS), None)
 _WS = re.compile(r"\s+")
 
 
@@ -13,5 +14,7 @@ def normalize_text(text: str) -> str:
     """NFKC (folds no-break spaces and compatibility forms), zero-width characters dropped, whitespace
     collapsed."""
     if not text.isascii():  # ASCII is already in normal form: skip the costly steps (most canada.ca text)
-        text = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH)
+        text = unicodedata.normalize("NFKC", text)
+        if any(c in text for c in _ZERO_WIDTH_CHARS):  # rare: the translation is the slow part
+            text = text.translate(_ZERO_WIDTH)
     return " ".join(text.split())

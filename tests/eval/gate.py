@@ -566,7 +566,9 @@ def site_cases() -> list[Case]:
         parts = {
             "shell": (d / "shell.html").read_text(encoding="utf-8"),
             "content": (d / "content.html").read_text(encoding="utf-8"),
-            "sidebar": (d / "sidebar.html").read_text(encoding="utf-8") if (d / "sidebar.html").exists() else "",
+            "sidebar": (d / "sidebar.html").read_text(encoding="utf-8")
+            if (d / "sidebar.html").exists()
+            else "",
         }
         banner = ""
         nights: list[Night] = []
@@ -579,7 +581,8 @@ def site_cases() -> list[Case]:
                     parts[part] = parts[part].replace(old, new)
             banner = n.get("banner", banner)
             html = (
-                parts["shell"].replace("@@JUNK@@", n.get("junk", ""))
+                parts["shell"]
+                .replace("@@JUNK@@", n.get("junk", ""))
                 .replace("@@BANNER@@", banner)
                 .replace("@@CONTENT@@", parts["content"])
                 .replace("@@SIDEBAR@@", parts["sidebar"])
@@ -591,7 +594,14 @@ def site_cases() -> list[Case]:
             if i:
                 labels.append(Label(n["label"], n["what"], n.get("min", "medium"), n.get("key")))
         cases.append(
-            Case("templates", f"{d.name} ({spec['template']})", nights, labels, d.name in HOLDOUT_SITES, spec["url"])
+            Case(
+                "templates",
+                f"{d.name} ({spec['template']})",
+                nights,
+                labels,
+                d.name in HOLDOUT_SITES,
+                spec["url"],
+            )
         )
     return cases
 
@@ -754,7 +764,11 @@ class TemplateScore:
 
 def _template_ok(r: dict[str, Any]) -> bool:
     t = TEMPLATE_THRESHOLDS
-    return r["recall"] >= t["recall"] and r["alarms"] <= t["alarms"] and r["key_in_summary"] >= t["key_in_summary"]
+    return (
+        r["recall"] >= t["recall"]
+        and r["alarms"] <= t["alarms"]
+        and r["key_in_summary"] >= t["key_in_summary"]
+    )
 
 
 SEVERITY = {"low": 0, "medium": 1, "high": 2}
@@ -775,7 +789,9 @@ def score_template(case: Case, results: list[tuple[Any, str, dict | None]]) -> T
             continue
         sc.substantive += 1
         if got is None or SEVERITY[got] < SEVERITY[label.min]:
-            sc.problems.append(f"{where}: expected {label.min}, got {got or result}: {change and change['summary']}")
+            sc.problems.append(
+                f"{where}: expected {label.min}, got {got or result}: {change and change['summary']}"
+            )
             continue
         sc.detected += 1
         if label.key is None or label.key.lower() in change["summary"].lower():
@@ -795,7 +811,9 @@ def main() -> int:
         )
     if result.get("templates"):
         print()
-        print(f"{'template site':48} {'pairs':>5} {'recall':>7} {'alarms':>6} {'low':>4} {'key in summary':>14}")
+        print(
+            f"{'template site':48} {'pairs':>5} {'recall':>7} {'alarms':>6} {'low':>4} {'key in summary':>14}"
+        )
         for k, r in result["templates"].items():
             print(
                 f"{k:48} {r['pairs']:>5} {r['recall']:>7.2%} {r['alarms']:>6} {r['low_on_noise']:>4} "
