@@ -64,18 +64,27 @@ CLASS_ORDER = [
 ]
 
 
-def _rank(op: dict[str, Any], m: Meaning) -> tuple[int, int, int, int]:
-    """Most significant first; then by class; what a section says before its heading; added and changed
-    before removed."""
+def _rank(op: dict[str, Any], m: Meaning) -> tuple[int, int, int, tuple[int, int]]:
+    """Most significant first; then by class; what a section says before its heading; then what names a
+    fact (the e-mail address removed) before what does not, and added or changed before removed — the other
+    way round for a status, where the new status is the news."""
     order = CLASS_ORDER.index(m.cls) if m.cls in CLASS_ORDER else len(CLASS_ORDER)
     heading = op["kind"].startswith("h") and op["kind"][1:].isdigit()
-    return (-m.severity, order, int(heading), 0 if op["op"] in ("added", "changed") else 1)
+    facts = op.get("facts") or {}
+    no_facts = 0 if any(facts.get(k) for k in ("added", "removed", "changed")) else 1
+    removed = 0 if op["op"] in ("added", "changed") else 1
+    tie = (removed, no_facts) if m.cls == "status" else (no_facts, removed)
+    return (-m.severity, order, int(heading), tie)
 
 
-def _more(n_others: int, counts: dict[str, int]) -> str:
-    if n_others <= 0:
+def _more(lead_op: str, counts: dict[str, int]) -> str:
+    """ " (+2 more: 1 added, 1 changed)": the operations besides the one the summary leads with."""
+    rest = dict(counts)
+    rest[lead_op] -= 1
+    n = sum(rest.values())
+    if n <= 0:
         return ""
-    return f" (+{n_others} more: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n) + ")"
+    return f" (+{n} more: " + ", ".join(f"{v} {k}" for k, v in rest.items() if v) + ")"
 
 
 def _markup_only(ops: list[dict[str, Any]]) -> bool:
@@ -206,7 +215,7 @@ def detect_html(
         significance = "high"
     order = sorted(range(len(ops)), key=lambda i: _rank(ops[i], meanings[i]))
     lead = meanings[order[0]].headline
-    summary = lead + _more(len(ops) - 1, counts)
+    summary = lead + _more(ops[order[0]]["op"], counts)
     if released:
         summary = "Innovation Stream details released — " + summary
     sections = list(dict.fromkeys(_section_label(op["section"]) for op in ops))

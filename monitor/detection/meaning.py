@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any
 
-from policywatch.monitor.detection.facts import FACT_LABELS
+from policywatch.monitor.detection.facts import FACT_LABELS, compare_facts, extract_facts
 
 SEVERITY = {"low": 0, "medium": 1, "high": 2}
 
@@ -170,7 +170,7 @@ def clip(text: str, n: int = HEADLINE_CHARS) -> str:
         return text
     cut = text[: n - 1]
     space = cut.rfind(" ")
-    if space > n // 3:
+    if text[n - 1] != " " and space > n // 3:  # the cut falls inside a word: back to the word's start
         cut = cut[:space]
     return cut.rstrip(" ,;:–-") + "…"
 
@@ -284,14 +284,21 @@ def _fact_headline(
 def classify(op: dict[str, Any]) -> Meaning:
     """The meaning of one block operation from `diff.diff_blocks`."""
     kind, verb, text = op.get("kind", ""), op["op"], op.get("text", "")
-    if kind == "tr" and op.get("header"):
-        text = labelled_row(op["header"], text)
     facts = op.get("facts") or {}
+    before = op.get("before", "")
+    if kind == "tr" and op.get("header"):
+        # a row read with its column names: "Intake cap: 500" is a cap, "Amount: $1,150" a fee
+        text = labelled_row(op["header"], text)
+        before = labelled_row(op["header"], before) if before else before
+        if verb == "changed":
+            facts = compare_facts(extract_facts(before), extract_facts(text))
+        else:
+            found = extract_facts(text)
+            facts = compare_facts([], found) if verb == "added" else compare_facts(found, [])
     section = " › ".join(op.get("section") or [])
     where = f" ({section})" if section else ""
     if verb == "moved":
         return Meaning("layout", "low", f"Moved{where}: {_quote(text, 100)}")
-    before = op.get("before", "")
     # -- a banner about the website (maintenance, outages, holidays, scams): low, whatever it says ---------
     if SITE_NOTICE.search(text) and (op.get("notice") or verb in ("added", "removed")):
         if not facts.get("changed") or op.get("notice"):
