@@ -90,7 +90,8 @@ def test_landmarks_first_then_text_density():
         "<h1 class='entry-title'>Physicians stream</h1></header><div class='entry-content'>"
         "<p>Candidates must have a signed offer of employment from the health authority.</p></div></article>"
         "</main><aside id='secondary' class='widget-area'><section class='widget widget_recent_entries'>"
-        "<h2>Recent News</h2><ul><li><a href='/n1'>Story one</a></li></ul></section></aside></div></body></html>"
+        "<h2>Recent News</h2><ul><li><a href='/n1'>Story one</a></li></ul></section></aside></div>"
+        "</body></html>"
     )
     ex = extract_html(wordpress, URL)
     assert texts(ex) == [
@@ -114,7 +115,8 @@ def test_landmarks_first_then_text_density():
 def test_last_updated_is_metadata_and_alert_blocks_say_so():
     page = (
         "<html><body><main><h1>Stream</h1><p>Last updated: April 3, 2024</p>"
-        "<div class='alert alert-warning'><p>The portal will be unavailable Saturday for maintenance.</p></div>"
+        "<div class='alert alert-warning'><p>The portal will be unavailable Saturday for maintenance.</p>"
+        "</div>"
         "<p>You must apply online.</p></main></body></html>"
     )
     ex = extract_html(page, URL)
