@@ -180,6 +180,14 @@ CASES = [
         "docs@pnp.example.ca",
     ),
     (
+        "a list item added under a lead-in that states the rule",
+        "<p>To apply for the program, you must:</p><ul><li>have a letter of support;</li></ul>",
+        "<p>To apply for the program, you must:</p><ul><li>have a letter of support;</li>"
+        "<li>have a qualifying business;</li></ul>",
+        "medium",
+        "New requirement: “have a qualifying business;”",
+    ),
+    (
         "an eligibility list item removed (the rule is in the heading)",
         "<ul><li>an offer of arranged employment; or</li><li>one year of work experience.</li></ul>",
         "<ul><li>one year of work experience.</li></ul>",

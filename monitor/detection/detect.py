@@ -123,15 +123,31 @@ def _header_row(blocks: list[dict[str, Any]], index: int) -> str | None:
     return first
 
 
-def _add_table_headers(
-    ops: list[dict[str, Any]], old: list[dict[str, Any]], new: list[dict[str, Any]]
-) -> None:
-    """Give each table-row operation its table's header row, so a row reads "Year: 2024; Nominations: 120"."""
+def _lead_in(blocks: list[dict[str, Any]], index: int) -> str | None:
+    """The sentence that introduces the list holding blocks[index] ("To apply, you must:")."""
+    if not 0 <= index < len(blocks) or blocks[index].get("kind") != "li":
+        return None
+    i = index
+    while i > 0 and blocks[i - 1].get("kind") == "li":
+        i -= 1
+    if i == 0 or blocks[i - 1].get("kind", "").startswith("h"):
+        return None
+    return blocks[i - 1].get("text") or None
+
+
+def _add_context(ops: list[dict[str, Any]], old: list[dict[str, Any]], new: list[dict[str, Any]]) -> None:
+    """Give each table row its table's header row ("Year: 2024; Nominations: 120") and each list item the
+    sentence that introduces its list, so that what a row or item means can be read."""
     for op in ops:
+        blocks, index = (old if op["op"] == "removed" else new), op.get("index", -1)
         if op.get("kind") == "tr":
-            header = _header_row(old if op["op"] == "removed" else new, op.get("index", -1))
+            header = _header_row(blocks, index)
             if header:
                 op["header"] = header
+        elif op.get("kind") == "li":
+            lead = _lead_in(blocks, index)
+            if lead:
+                op["lead_in"] = lead
 
 
 def detect_html(
@@ -202,7 +218,7 @@ def detect_html(
     facts = merge_fact_changes([op.get("facts", {}) for op in ops])
     facts = {k: unique_facts(v) for k, v in facts.items()}
     counts = {k: sum(1 for op in ops if op["op"] == k) for k in ("added", "removed", "changed", "moved")}
-    _add_table_headers(ops, old["blocks"], new_blocks)
+    _add_context(ops, old["blocks"], new_blocks)
     meanings = [classify(op) for op in ops]
     for op, m in zip(ops, meanings, strict=True):
         op["meaning"] = {"class": m.cls, "significance": m.significance}

@@ -358,7 +358,7 @@ def classify(op: dict[str, Any]) -> Meaning:
     added_facts = [f for f in facts.get("added", []) + facts.get("removed", []) if f["type"] in POLICY_FACTS]
     # a list item or row under "Eligibility" or "Required documents" is a rule even when it says only
     # "an offer of arranged employment"
-    cls = policy_class(text) or policy_class(section)
+    cls = policy_class(text) or policy_class(section) or policy_class(op.get("lead_in") or "")
     is_heading = kind.startswith("h") and kind[1:].isdigit()
     if is_heading:
         label = "New section" if verb == "added" else "Section removed"
