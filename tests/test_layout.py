@@ -192,3 +192,15 @@ def test_a_page_stored_by_an_older_generic_extractor_is_compared_like_with_like(
         )
     finally:
         db.dispose()
+
+
+def test_sessions_in_links_are_not_content():
+    """ASP.NET's cookieless sessions and session or tracking parameters change on every visit."""
+    page = (
+        "<html><body><main><h1>Forms</h1><p>Download the <a href='{href}'>consent form</a> and sign it.</p>"
+        "</main></body></html>"
+    )
+    a = extract_html(page.format(href="/(S(lit3py55t21z5v55vlm25s55))/forms/consent.aspx?id=4&sid=91"), URL)
+    b = extract_html(page.format(href="/(S(x0a1b2c3d4e5f6g7h8i9j0kk))/forms/consent.aspx?id=4&sid=17"), URL)
+    assert a.content_hash == b.content_hash
+    assert a.blocks[1]["links"] == ["https://www.pnp.example.ca/forms/consent.aspx?id=4"]

@@ -217,6 +217,27 @@ CASES = [
         "Typo or punctuation",
     ),
     (
+        "a closed office is no program status",
+        "<p>Our office is open Monday to Friday.</p>",
+        "<p>Our office is closed on Fridays in summer.</p>",
+        "low",
+        "office is closed",
+    ),
+    (
+        "a form's link gets a cache-buster",
+        "<p>Download the <a href='/forms/consent.pdf?v=1'>consent form</a>.</p>",
+        "<p>Download the <a href='/forms/consent.pdf?v=2'>consent form</a>.</p>",
+        "low",
+        "Link target changed",
+    ),
+    (
+        "a form's link points to a new version",
+        "<p>Download the <a href='/forms/consent-2023.pdf'>consent form</a>.</p>",
+        "<p>Download the <a href='/forms/consent-2025.pdf'>consent form</a>.</p>",
+        "medium",
+        "Form link changed",
+    ),
+    (
         "wording with no rule in it",
         "<p>Learn more about living and working in our province.</p>",
         "<p>Discover more about life and work in our beautiful province.</p>",

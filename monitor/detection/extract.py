@@ -110,6 +110,8 @@ GENERIC_DROP_TAGS = DROP_TAGS - {"form"}
 #: that a banner coming and going reads as the low-significance event it is.
 NOTICE_WORDS = (
     "alert",
+    "notification",
+    "urgent",
     "banner",
     "notice",
     "announcement",
@@ -121,7 +123,8 @@ NOTICE_WORDS = (
 )
 #: "Last updated: 2024-03-12" and the like, on other templates: metadata (GCWeb's is #wb-dtmd), not content.
 LAST_UPDATED = re.compile(
-    r"^(?:page |this page was |content |date )?(?:last )?(?:updated|modified|reviewed|revised)"
+    r"^(?:page |this page was |content |date )?(?:last )?(?:updated|modified|reviewed|revised|published|"
+    r"posted|generated)"
     r"(?: on| date)?\s*:?\s*(?P<date>.{4,40})$",
     re.IGNORECASE,
 )
@@ -439,6 +442,7 @@ class _Walker:
     ):
         self.base_url = base_url
         self.notices = notices  # generic pages: blocks inside these alert/banner containers say so
+        self.generic = notices is not None  # other templates: session ids are taken out of links
         self.mark_notices = bool(notices)
         self.in_notice = False
         self.text_filter = text_filter
@@ -478,7 +482,8 @@ class _Walker:
             if node.tag == "a":
                 href = node.get("href")
                 if href and not href.startswith(("javascript:", "#")):
-                    links.append(urljoin(self.base_url, href.strip()))
+                    url = urljoin(self.base_url, href.strip())
+                    links.append(_SESSION_IN_URL.sub("", url).rstrip("?&") if self.generic else url)
             else:
                 src = node.get("src")
                 if src:
@@ -712,6 +717,16 @@ def _extract_generic(
     meta["extractor"] = "generic"
     meta["extraction"] = GENERIC_VERSION
     return Extraction("generic", title, blocks, meta, dropped)
+
+
+#: A session in a link is not content: ASP.NET's cookieless "/(S(…))/", ";jsessionid=…", and session or
+#: tracking parameters. Taken out of links on other templates (GCWeb's links are read as they are).
+_SESSION_IN_URL = re.compile(
+    r"/\((?:[A-Z]\([^()]*\))+\)(?=/)|;jsessionid=[^?#]*"
+    r"|(?<=[?&])(?:PHPSESSID|JSESSIONID|ASPSESSIONID\w*|sid|sessionid|session_id|utm_\w+|_ga|gclid|fbclid)"
+    r"=[^&#]*&?",
+    re.IGNORECASE,
+)
 
 
 def _relative_hint(text: str) -> bool:

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any
+from urllib.parse import urlsplit
 
 from policywatch.monitor.detection.facts import FACT_LABELS, compare_facts, extract_facts
 
@@ -43,6 +44,13 @@ STATUS = re.compile(
     r"|\b(?:cap|allocation|limit|quota)\b[^.]{0,40}\b(?:has|have|is|was)\s+(?:been\s+)?reached\b"
     r"|\breached\s+(?:its|the|our)\s+[^.]{0,30}\b(?:cap|allocation|limit|quota)\b",
     re.IGNORECASE,
+)
+#: What a status is about: without one of these in its sentence, "is closed" is not a program's status.
+INTAKE_NOUN = re.compile(
+    r"\b(?:intakes?|applications?|registrations?|submissions?|programs?|programmes?|streams?|categor(?:y|ies)|"
+    r"pilots?|portal|EOIs?|expressions?\s+of\s+interest|draws?|nominations?|invitations?|profiles?|pool|"
+    r"caps?|quotas?|allocations?|window|period|candidates|applicants)\b",
+    re.I,
 )
 #: Policy terms by class, in order of precedence for the headline's label.
 POLICY_TERMS: list[tuple[str, str, re.Pattern[str]]] = [
@@ -246,7 +254,13 @@ def _is_typo(before: str, after: str) -> bool:
 
 
 def _status_terms(text: str) -> set[str]:
-    return {" ".join(m.group(0).lower().split()) for m in STATUS.finditer(text)}
+    """The status phrases of `text`, each in a sentence that names what is open or closed (an intake, a
+    program, a stream, registrations…): "the office is closed on weekends" is no status."""
+    out = set()
+    for sent in sentences(text) if STATUS.search(text) else ():
+        if INTAKE_NOUN.search(sent):
+            out.update(" ".join(m.group(0).lower().split()) for m in STATUS.finditer(sent))
+    return out
 
 
 def _unit_after(text: str, value: str) -> str:
@@ -321,11 +335,11 @@ def classify(op: dict[str, Any]) -> Meaning:
             others = [h for c, h in fact_heads if h != head]
             return Meaning("status", "high", "; ".join([head, *others[:2]]))
     if status_text:
-        hit = " ".join([s for s in sentences(status_text) if STATUS.search(s)][:2]) or status_text
+        hit = " ".join([s for s in sentences(status_text) if _status_terms(s)][:2]) or status_text
         prefix = {"removed": "Status notice removed", "added": "Status"}.get(verb, "Status")
         if verb == "changed" and not _status_terms(text):
             prefix = "Status notice removed"
-            hit = next((s for s in sentences(before) if STATUS.search(s)), before)
+            hit = next((s for s in sentences(before) if _status_terms(s)), before)
         return Meaning("status", "high", f"{prefix}: {_quote(hit)}")
     # -- site notices and banners ------------------------------------------------------------------------
     if (op.get("notice") or SITE_NOTICE.search(text)) and verb in ("added", "removed"):
@@ -401,10 +415,16 @@ def _best_sentence(text: str) -> str:
     return sents[0] if sents else text
 
 
+def _where(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.netloc.lower(), parts.path
+
+
 def _classify_changed(op: dict[str, Any], text: str, before: str, where: str) -> Meaning:
     if op.get("links_before") is not None and before == text:
         cls = policy_class(text)
-        if cls in ("form", "documents", "fee"):
+        moved = [_where(u) for u in op["links_before"]] != [_where(u) for u in op.get("links") or []]
+        if cls in ("form", "documents", "fee") and moved:  # a new form or guide, not a cache-buster
             return Meaning(cls, "medium", f"{LABELS[cls]} link changed: {_quote(text, 100)}{where}")
         return Meaning("layout", "low", f"Link target changed: {_quote(text, 100)}{where}")
     if op.get("images_before") is not None and before == text:
