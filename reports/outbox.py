@@ -116,8 +116,11 @@ def subscriber_row(s: Session, email: str, *, run_id: int | None = None) -> Subs
 
 def news_between(s: Session, floor: int, top: int) -> list[Change]:
     """The changes a digest may show, `floor` < id ≤ `top`, without the "now watching" notes (`digest.wanted`
-    drops them anyway; a first night of a large watchlist has one per page)."""
-    return news(s, Change.id > floor, Change.id <= top)
+    drops them anyway; a first night of a large watchlist has one per page) and without backfilled ones."""
+    # Backfilled changes (history read from a web archive) are history, not news: never e-mailed.
+    return [
+        c for c in news(s, Change.id > floor, Change.id <= top) if not (c.details or {}).get("backfilled")
+    ]
 
 
 class Outbox:

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import BinaryIO
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from policywatch.storage.models import Body, Page, Version
 from policywatch.storage.queries import unpack_body
@@ -18,8 +18,18 @@ from policywatch.storage.queries import unpack_body
 def prune_bodies(s: Session, older_than: datetime) -> tuple[int, int]:
     """Drop raw bodies created before `older_than`, except those of each page's latest version (kept so that
     new noise rules can re-extract the last version). Returns (bodies pruned, bytes freed)."""
+    # Each page's last version by id and by capture time (a backfill stores old captures after live ones).
     latest = select(func.max(Version.id)).group_by(Version.page_id).scalar_subquery()
-    keep = select(Version.raw_hash).where(Version.id.in_(latest), Version.raw_hash.is_not(None))
+    v2 = aliased(Version)
+    newest_capture = (
+        select(func.max(v2.captured_at))
+        .where(v2.page_id == Version.page_id)
+        .correlate(Version)
+        .scalar_subquery()
+    )
+    keep = select(Version.raw_hash).where(
+        (Version.id.in_(latest)) | (Version.captured_at == newest_capture), Version.raw_hash.is_not(None)
+    )
     cond = (Body.created_at < older_than) & Body.data.is_not(None) & Body.sha256.not_in(keep)
     freed = s.scalar(select(func.coalesce(func.sum(func.length(Body.data)), 0)).where(cond)) or 0
     result = s.execute(

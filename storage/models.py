@@ -108,6 +108,8 @@ class Fetch(Base):
     raw_hash: Mapped[str | None] = mapped_column(HexDigest)  # 32 bytes stored, hex in Python and in fetch_log
     content_hash: Mapped[str | None] = mapped_column(HexDigest)
     content_changed: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: "<timestamp> <digest>" of the web-archive capture this fetch read (`policywatch backfill`); NULL: live
+    archive_capture: Mapped[str | None] = mapped_column(String(80))
 
 
 class Version(Base):

@@ -100,15 +100,22 @@ def has_completed_run(s: Session) -> bool:
 # it, and an unchanged night runs them for every page. (SQLAlchemy caches the compiled SQL either way.)
 _PAGES, _FETCHES, _VERSIONS, _BODIES = Page.__table__, Fetch.__table__, Version.__table__, Body.__table__
 _PAGE_BY_KEY = select(_PAGES).where(_PAGES.c.url_key == bindparam("key"))
+# A page's last version is the last *captured* (a backfill inserts older captures after live ones; the
+# (page_id, captured_at) index answers this as cheaply as the id did). Its last fetches, for validators and
+# 304s, are its live ones: an archive capture has no validators of the live site.
 _LAST_VERSION_HASHES = (
     select(_VERSIONS.c.id, _VERSIONS.c.raw_hash, _VERSIONS.c.content_hash)
     .where(_VERSIONS.c.page_id == bindparam("pid"))
-    .order_by(_VERSIONS.c.id.desc())
+    .order_by(_VERSIONS.c.captured_at.desc(), _VERSIONS.c.id.desc())
     .limit(1)
 )
 _LAST_OK_FETCH = (
     select(_FETCHES.c.raw_hash, _FETCHES.c.content_hash, _FETCHES.c.etag, _FETCHES.c.last_modified)
-    .where(_FETCHES.c.page_id == bindparam("pid"), _FETCHES.c.outcome == "ok")
+    .where(
+        _FETCHES.c.page_id == bindparam("pid"),
+        _FETCHES.c.outcome == "ok",
+        _FETCHES.c.archive_capture.is_(None),
+    )
     .order_by(_FETCHES.c.id.desc())
     .limit(1)
 )
@@ -197,7 +204,11 @@ def validators(s: Session, url_keys: Sequence[str] | None = None) -> dict[str, t
     those pages' last fetches through the (page_id, id) index instead of grouping the whole fetch table."""
     last = (
         select(Fetch.id)
-        .where(Fetch.page_id == Page.id, Fetch.outcome.in_(("ok", "not_modified")))
+        .where(
+            Fetch.page_id == Page.id,
+            Fetch.outcome.in_(("ok", "not_modified")),
+            Fetch.archive_capture.is_(None),
+        )
         .order_by(Fetch.id.desc())
         .limit(1)
         .correlate(Page)
@@ -310,8 +321,27 @@ def last_version_hashes(s: Session, page_id: int) -> tuple[int, str | None, str]
     return (row[0], row[1], row[2]) if row else None
 
 
-def last_version(s: Session, page_id: int) -> Version | None:
-    return s.scalar(select(Version).where(Version.page_id == page_id).order_by(Version.id.desc()).limit(1))
+def last_version(s: Session, page_id: int, before: datetime | None = None) -> Version | None:
+    """The page's last captured version (`before`: the last one captured strictly before that time)."""
+    query = select(Version).where(Version.page_id == page_id)
+    if before is not None:
+        query = query.where(Version.captured_at < before)
+    return s.scalar(query.order_by(Version.captured_at.desc(), Version.id.desc()).limit(1))
+
+
+def archive_capture_done(s: Session, page_id: int, capture: str) -> bool:
+    """Has this archive capture ("<timestamp> <digest>") of the page been read already (`backfill`)?"""
+    return (
+        s.scalar(select(Fetch.id).where(Fetch.page_id == page_id, Fetch.archive_capture == capture).limit(1))
+        is not None
+    )
+
+
+def newer_version_exists(s: Session, page_id: int, when: datetime) -> bool:
+    return (
+        s.scalar(select(Version.id).where(Version.page_id == page_id, Version.captured_at > when).limit(1))
+        is not None
+    )
 
 
 def add(s: Session, obj: Any) -> Any:

@@ -55,6 +55,7 @@ def change_to_dict(c: Change) -> dict[str, Any]:
         "summary": c.summary,
         "title": c.title,
         "details_released": bool(c.details_released),
+        "backfilled": bool((c.details or {}).get("backfilled")),  # read from a web archive, never e-mailed
         "run_id": c.run_id,
         "from_version_id": c.from_version_id,
         "to_version_id": c.to_version_id,

@@ -13,7 +13,7 @@ import sys
 import typer
 
 # Each module registers its commands on the app.
-from policywatch.monitor.cli import data, history, passes, reports, setup  # noqa: F401
+from policywatch.monitor.cli import backfill, data, history, passes, reports, setup  # noqa: F401
 from policywatch.monitor.cli.common import (
     EXIT_FAILED,
     EXIT_STORAGE,

@@ -3,6 +3,7 @@
 from policywatch.monitor.config.model import (
     DEFAULT_FILE,
     ENV_VAR,
+    ArchiveSettings,
     Config,
     ConfigError,
     CrawlSettings,
@@ -17,6 +18,7 @@ from policywatch.monitor.config.ops import MailSettings, Schedule, ScheduleJob, 
 from policywatch.monitor.detection.topics import BUILTIN_TOPICS, INNOVATION_STREAM, Topic
 
 __all__ = [
+    "ArchiveSettings",
     "BUILTIN_TOPICS",
     "DEFAULT_FILE",
     "ENV_VAR",

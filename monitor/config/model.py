@@ -88,6 +88,16 @@ class Discovery:
 
 
 @dataclass(frozen=True)
+class ArchiveSettings:
+    """`[archive]`: where `policywatch backfill` reads history, and how politely."""
+
+    url: str = "https://web.archive.org"
+    delay: float = 1.0
+    retries: int = 3
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path | None
     storage_url: str
@@ -106,6 +116,7 @@ class Config:
     report_base_url: str | None = None  # where the static report site is published (links in e-mail and Atom)
     #: `[storage] read_url`: where `sql`, `export` and Datasette read (a read-only role for analysts)
     storage_read_url: str | None = None
+    archive: ArchiveSettings = field(default_factory=ArchiveSettings)
 
     @property
     def read_url(self) -> str:
@@ -336,6 +347,9 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         schedule=schedule,
         report_base_url=base_url,
         storage_read_url=_resolve_sqlite(f.storage.read_url, base) if f.storage.read_url else None,
+        archive=ArchiveSettings(
+            f.archive.url.rstrip("/"), float(f.archive.delay), f.archive.retries, float(f.archive.timeout)
+        ),
     )
 
 

@@ -202,6 +202,15 @@ class ScheduleTable(Table):
     jobs: list[JobTable] = []
 
 
+class ArchiveTable(Table):
+    """`policywatch backfill`: the web archive it reads (a Wayback Machine: CDX API and raw captures)."""
+
+    url: Url = "https://web.archive.org"
+    delay: Annotated[float, Field(ge=0)] = 1.0  # seconds between two requests to the archive
+    retries: Annotated[int, Field(ge=0)] = 3
+    timeout: Annotated[float, Field(gt=0)] = 60.0
+
+
 class ConfigFile(Table):
     storage: StorageTable = StorageTable()
     crawl: CrawlTable
@@ -213,6 +222,7 @@ class ConfigFile(Table):
     subscriber: list[SubscriberTable] = []
     schedule: ScheduleTable = ScheduleTable()
     rules: RulesTable = RulesTable()
+    archive: ArchiveTable = ArchiveTable()
 
 
 # --- one line per error ------------------------------------------------------------------------------------

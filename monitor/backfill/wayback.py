@@ -1,0 +1,169 @@
+"""The archive client: the CDX listing and the raw captures, one request at a time, politely.
+
+Why not Scrapy: a backfill reads a known list of captures from one host, in order (each capture is compared
+with the one before it), at one request per `[archive] delay` — a loop, not a crawl (no discovery, no
+concurrency, no reactor). The standard library's HTTP client does it; what a crawl would add here is handled
+in a few lines: the delay, retries with backoff, the archive's 429 and its Retry-After, and no request ever
+leaving the archive's host (a redirect elsewhere is refused).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import Message
+from urllib.parse import urljoin, urlsplit
+
+from policywatch.monitor.backfill.captures import Capture, aliases, cdx_query, clean, parse_cdx, raw_url
+from policywatch.monitor.config import ArchiveSettings
+
+MAX_BODY = 32 * 1024 * 1024
+MAX_RETRY_AFTER = 600.0  # seconds: a longer wait is not honoured in one go (the backfill can resume later)
+
+
+class ArchiveError(Exception):
+    """The archive could not answer (after retries), or answered with something unusable."""
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    content_type: str | None
+    encoding: str | None
+    url: str
+    retry_after: float | None = None  # seconds, from a 429's or 503's Retry-After
+
+
+class _SameHost(urllib.request.HTTPRedirectHandler):
+    """Follow redirects within the archive (a capture redirects to its nearest timestamp), never away."""
+
+    def __init__(self, host: str):
+        self.host = host
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        target = urljoin(req.full_url, newurl)
+        if (urlsplit(target).hostname or "").lower() != self.host:
+            raise ArchiveError(f"the archive redirected off its host to {target}: not followed")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+class ArchiveClient:
+    """One request per `delay` seconds to the archive, whatever answers come back."""
+
+    def __init__(
+        self,
+        settings: ArchiveSettings,
+        user_agent: str,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        on_wait: Callable[[str], None] | None = None,
+    ):
+        self.settings = settings
+        self.base = settings.url.rstrip("/")
+        self.host = (urlsplit(self.base).hostname or "").lower()
+        self.user_agent = user_agent
+        self.sleep, self.clock = sleep, clock
+        self.on_wait = on_wait or (lambda message: None)
+        self._next_at = 0.0
+        self.requests = 0
+        self._opener = urllib.request.build_opener(_SameHost(self.host))
+
+    # --- listing -----------------------------------------------------------------------------------------
+    def list_captures(self, url: str, *, start: str | None = None, end: str | None = None) -> list[Capture]:
+        """Every successful capture of `url` (and of its canada.ca alias) in the period, cleaned, oldest
+        first."""
+        found: list[Capture] = []
+        for address in aliases(url):
+            r = self.get(cdx_query(self.base, address, start=start, end=end))
+            if r.status == 404:
+                continue
+            if r.status != 200:
+                raise ArchiveError(f"the archive's capture list for {address} answered HTTP {r.status}")
+            found += parse_cdx(r.body)
+        return clean(found)
+
+    def fetch(self, capture: Capture) -> Response:
+        return self.get(raw_url(self.base, capture))
+
+    # --- one polite request --------------------------------------------------------------------------------
+    def get(self, url: str) -> Response:
+        if (urlsplit(url).hostname or "").lower() != self.host:
+            raise ArchiveError(f"{url} is not on the archive's host {self.host}: not requested")
+        attempt = 0
+        while True:
+            self._wait_turn()
+            try:
+                r = self._request(url)
+            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+                if attempt >= self.settings.retries:
+                    raise ArchiveError(f"{url}: {getattr(exc, 'reason', exc)}") from None
+                self._back_off(attempt, f"{url}: {getattr(exc, 'reason', exc)}")
+                attempt += 1
+                continue
+            if r.status == 429 or r.status >= 500:
+                if attempt >= self.settings.retries:
+                    return r
+                if r.retry_after is not None:
+                    wait = min(r.retry_after, MAX_RETRY_AFTER)
+                    self.on_wait(f"the archive asked to wait {wait:.0f}s (HTTP {r.status}, Retry-After)")
+                    self._next_at = max(self._next_at, self.clock() + wait)
+                else:
+                    self._back_off(attempt, f"HTTP {r.status} from the archive")
+                attempt += 1
+                continue
+            return r
+
+    def _request(self, url: str) -> Response:
+        req = urllib.request.Request(
+            url, headers={"User-Agent": self.user_agent, "Accept-Encoding": "identity"}
+        )
+        self.requests += 1
+        try:
+            with self._opener.open(req, timeout=self.settings.timeout) as resp:
+                return _response(resp.status, resp.headers, resp.read(MAX_BODY + 1), resp.geturl())
+        except urllib.error.HTTPError as err:
+            r = _response(err.code, err.headers, err.read(MAX_BODY + 1) if err.fp else b"", url)
+            r.retry_after = _retry_after(err.headers.get("Retry-After") if err.headers else None)
+            return r
+
+    def _wait_turn(self) -> None:
+        now = self.clock()
+        if now < self._next_at:
+            self.sleep(self._next_at - now)
+        self._next_at = max(now, self._next_at) + self.settings.delay
+
+    def _back_off(self, attempt: int, why: str) -> None:
+        wait = max(self.settings.delay, 1.0) * (2**attempt)
+        self.on_wait(f"{why}; retrying in {wait:.0f}s")
+        self._next_at = max(self._next_at, self.clock() + wait)
+
+
+def _response(status: int, headers: Message, body: bytes, url: str) -> Response:
+    if len(body) > MAX_BODY:
+        raise ArchiveError(f"{url}: the capture is larger than {MAX_BODY // (1024 * 1024)} MB")
+    ctype = headers.get("Content-Type") if headers else None
+    charset = headers.get_content_charset() if headers else None
+    return Response(status, body, ctype, charset, url)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds (a number of seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

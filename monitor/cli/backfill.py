@@ -1,0 +1,169 @@
+"""`policywatch backfill`: a page's history from the web archive or from WARC files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from policywatch.monitor.cli.common import (
+    EXIT_BUSY,
+    EXIT_USAGE,
+    ConfigOpt,
+    _config,
+    _opened,
+    app,
+    err,
+    fail,
+    out,
+)
+
+
+class _Bar:
+    """rich progress over pages × captures (on stderr, only on a terminal), notes as plain lines."""
+
+    def __init__(self, progress: Progress, quiet: bool):
+        self.progress, self.quiet = progress, quiet
+        self.task = progress.add_task("listing captures", total=None)
+        self.total = 0
+
+    def listed(self, url: str, count: int) -> None:
+        self.total += count
+        self.progress.update(self.task, total=self.total, description="reading captures")
+
+    def capture(self, url, capture, outcome: str) -> None:  # noqa: ANN001
+        self.progress.advance(self.task)
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            err.print(message)
+
+
+@app.command("backfill")
+def backfill(
+    config: Path | None = ConfigOpt,
+    start: str | None = typer.Option(
+        None,
+        "--from",
+        metavar="DATE",
+        help="Oldest capture to read: a date (2023-06-01) or archive digits (20230601).",
+    ),
+    end: str | None = typer.Option(
+        None, "--to", metavar="DATE", help="Newest capture to read (same forms as --from)."
+    ),
+    url: list[str] = typer.Option(
+        [], "--url", metavar="URL", help="Backfill this URL (repeatable); default: every watched page."
+    ),
+    max_captures: int | None = typer.Option(
+        None,
+        "--max-captures",
+        min=1,
+        metavar="N",
+        help="At most N captures per page, spread over the period.",
+    ),
+    warc: list[Path] = typer.Option(
+        [],
+        "--warc",
+        metavar="FILE",
+        help="Read captures from this WARC file instead of the archive (repeatable).",
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Fill the history with archived captures: each watched page's captures in the web archive (\\[archive]
+    url, the Wayback Machine by default), or the responses in WARC files, read oldest first through the same
+    detection as a pass and stored at their own dates. Backfilled changes are never e-mailed; running it again
+    skips what is stored (and resumes an interrupted run)."""
+    from policywatch.monitor.backfill.captures import archive_day
+    from policywatch.monitor.backfill.run import backfill_archive, backfill_warc
+    from policywatch.monitor.backfill.warc import WarcError, read_warc
+    from policywatch.monitor.backfill.wayback import ArchiveClient
+    from policywatch.monitor.urls import normalize_url, url_problem
+    from policywatch.storage.locks import LockBusy, pass_lock
+
+    cfg = _config(config)
+    try:
+        first, last = (archive_day(start) if start else None), (archive_day(end) if end else None)
+    except ValueError as exc:
+        fail(f"--from/--to: {exc}", EXIT_USAGE)
+    for u in url:
+        problem = url_problem(u)
+        if problem:
+            fail(f"--url {u}: {problem}", EXIT_USAGE)
+    targets = list(dict.fromkeys(url or [w.url for w in cfg.watches]))
+    if not targets:
+        fail("nothing to backfill: the config watches no page and no --url was given", EXIT_USAGE)
+    for path in warc:
+        if not path.is_file():
+            fail(f"--warc {path}: no such file", EXIT_USAGE)
+    show = not quiet and err.is_terminal
+    with _opened(cfg) as db:
+        try:
+            with (
+                pass_lock(db.engine),
+                Progress(
+                    SpinnerColumn(),
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    console=err,
+                    transient=True,
+                    disable=not show,
+                ) as progress,
+            ):
+                bar = _Bar(progress, quiet)
+                if warc:
+                    keys = {normalize_url(t): t for t in targets}
+
+                    def records():
+                        for path in warc:
+                            yield from read_warc(path)
+
+                    try:
+                        summaries = backfill_warc(
+                            db, cfg, records(), wanted=lambda u: keys.get(normalize_url(u)), progress=bar
+                        )
+                    except WarcError as exc:
+                        fail(str(exc), EXIT_USAGE)
+                else:
+                    client = ArchiveClient(cfg.archive, cfg.crawl.user_agent, on_wait=bar.note)
+                    summaries = backfill_archive(
+                        db,
+                        cfg,
+                        targets,
+                        client,
+                        start=first,
+                        end=last,
+                        max_captures=max_captures,
+                        progress=bar,
+                    )
+        except LockBusy as exc:
+            fail(f"{exc}; backfill after it finishes", EXIT_BUSY)
+    for sm in summaries:  # per page: what was listed, read, stored and found (stderr: a report, not data)
+        err.print(sm.url)
+        err.print(
+            f"  {sm.listed} captures listed, {sm.fetched} read ({sm.skipped} already stored): {sm.stored} "
+            f"versions, {sm.changes} changes, {sm.soft_errors} error or maintenance pages, {sm.failed} failed"
+        )
+        for problem in sm.problems[:10]:
+            err.print(f"  - {problem}")
+    total_changes = sum(sm.changes for sm in summaries)
+    failed = sum(sm.failed for sm in summaries) + sum(1 for sm in summaries if sm.problems and not sm.listed)
+    out.print(
+        f"backfill: {sum(sm.stored for sm in summaries)} versions and {total_changes} changes stored from "
+        f"{sum(sm.fetched for sm in summaries)} captures read ({sum(sm.skipped for sm in summaries)} already "
+        f"stored); see them with `policywatch changes`"
+    )
+    if failed:
+        fail(
+            f"{failed} captures or listings could not be read from the archive: run backfill again to retry "
+            "them"
+        )
