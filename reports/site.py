@@ -89,9 +89,12 @@ class Site:
         versions = s.execute(
             select(Version.id, Version.captured_at, Version.content_hash)
             .where(Version.page_id == page_id)
-            .order_by(Version.id)
+            .order_by(Version.captured_at, Version.id)
         ).all()
-        changes = list(s.scalars(select(Change).where(Change.page_id == page_id).order_by(Change.id)))
+        # In time order: a backfill adds old captures (and their changes) after live ones
+        changes = list(
+            s.scalars(select(Change).where(Change.page_id == page_id).order_by(Change.detected_at, Change.id))
+        )
         path = self.dir / "pages" / f"{page_id}.html"
         self._render("site_timeline.html.j2", path, page=page, versions=versions, changes=changes)
         return path

@@ -408,7 +408,10 @@ def iter_changes(
 
 
 def versions_of(s: Session, page_id: int) -> list[Version]:
-    return list(s.scalars(select(Version).where(Version.page_id == page_id).order_by(Version.id)))
+    """In capture order (a backfill stores old captures after live ones)."""
+    return list(
+        s.scalars(select(Version).where(Version.page_id == page_id).order_by(Version.captured_at, Version.id))
+    )
 
 
 def version_at(s: Session, page_id: int, when: datetime) -> Version | None:

@@ -2,9 +2,9 @@
 Innovation Stream story as an archive would hold it.
 
 The archive answers what the real one does: `/cdx/search/cdx?url=…&output=json&from=…&to=…` with
-`filter=statuscode:200&collapse=digest`, a header row naming the fields, then one row per capture; `/web/<timestamp>id_/<url>`
-with the capture's bytes and its original Content-Type. It can answer 429 with Retry-After first, and answer
-slowly (to be killed midway); it records every request.
+`filter=statuscode:200&collapse=digest`, a header row naming the fields, then one row per capture;
+`/web/<timestamp>id_/<url>` with the capture's bytes and its original Content-Type. It can answer 429 with
+Retry-After first, and answer slowly (to be killed midway); it records every request.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ CODES = (
 )
 RELEASED = (
     "The Innovation Stream pilot opened on March 22, 2024. Employers of the Global Hypergrowth Project can "
-    "hire workers in TEER 0, 1, 2 or 3 occupations on employer-specific work permits of up to 5 years under LMIA "
-    "exemption code C88. Applicants pay the $155 work permit processing fee."
+    "hire workers in TEER 0, 1, 2 or 3 occupations on employer-specific work permits of up to 5 years under "
+    "LMIA exemption code C88. Applicants pay the $155 work permit processing fee."
 )
 MAINTENANCE = (
     b"<!DOCTYPE html><html><head><title>We'll be back soon - Canada.ca</title></head><body>"

@@ -37,6 +37,7 @@ NEVER = {
     },
     "monitor.config": {"monitor.nightly", "monitor.cli", "monitor.pagework", "storage", "reports", "crawler"},
     "monitor.nightly": {"monitor.cli", "crawler"},
+    "monitor.backfill": {"monitor.cli", "monitor.nightly", "crawler", "reports"},
 }
 
 

@@ -29,6 +29,7 @@ class PageSummary:
     failed: int = 0  # the archive could not serve it: tried again next time
     soft_errors: int = 0  # error or maintenance pages, the archive's own pages: recorded, never a version
     problems: list[str] = field(default_factory=list)
+    change_ids: list[int] = field(default_factory=list)
 
 
 class Progress:
@@ -117,6 +118,8 @@ def _store(
     else:
         summary.stored += stored.outcome in ("first", "stored", "changed")
         summary.changes += stored.outcome == "changed"
+        if stored.change_id is not None:
+            summary.change_ids.append(stored.change_id)
     return stored.outcome
 
 

@@ -48,7 +48,7 @@ class _SameHost(urllib.request.HTTPRedirectHandler):
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
         target = urljoin(req.full_url, newurl)
-        if (urlsplit(target).hostname or "").lower() != self.host:
+        if _origin(target) != self.host:
             raise ArchiveError(f"the archive redirected off its host to {target}: not followed")
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
@@ -67,7 +67,7 @@ class ArchiveClient:
     ):
         self.settings = settings
         self.base = settings.url.rstrip("/")
-        self.host = (urlsplit(self.base).hostname or "").lower()
+        self.host = _origin(self.base)
         self.user_agent = user_agent
         self.sleep, self.clock = sleep, clock
         self.on_wait = on_wait or (lambda message: None)
@@ -94,7 +94,7 @@ class ArchiveClient:
 
     # --- one polite request --------------------------------------------------------------------------------
     def get(self, url: str) -> Response:
-        if (urlsplit(url).hostname or "").lower() != self.host:
+        if _origin(url) != self.host:
             raise ArchiveError(f"{url} is not on the archive's host {self.host}: not requested")
         attempt = 0
         while True:
@@ -143,6 +143,14 @@ class ArchiveClient:
         wait = max(self.settings.delay, 1.0) * (2**attempt)
         self.on_wait(f"{why}; retrying in {wait:.0f}s")
         self._next_at = max(self._next_at, self.clock() + wait)
+
+
+def _origin(url: str) -> str:
+    """scheme://host:port, the default port written out: what "the archive's host" means (two servers on one
+    machine are two hosts)."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
 def _response(status: int, headers: Message, body: bytes, url: str) -> Response:

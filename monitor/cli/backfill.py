@@ -145,6 +145,11 @@ def backfill(
                         max_captures=max_captures,
                         progress=bar,
                     )
+                new_changes = [i for sm in summaries for i in sm.change_ids]
+                if new_changes:  # the site's timelines and feed, at the changes' historic dates
+                    from policywatch.monitor.nightly.delivery import publish_changes
+
+                    err.print(f"site: {publish_changes(db, cfg, new_changes)}")
         except LockBusy as exc:
             fail(f"{exc}; backfill after it finishes", EXIT_BUSY)
     for sm in summaries:  # per page: what was listed, read, stored and found (stderr: a report, not data)

@@ -36,6 +36,15 @@ def publish_site(db: Any, config: Config, run_id: int) -> Path:
     return site.dir / "index.html"
 
 
+def publish_changes(db: Any, config: Config, change_ids: list[int]) -> Path:
+    """Pages for these changes (a backfill's: at their historic dates), their timelines, index and feed."""
+    site = Site(site_dir(config), base_url=config.report_base_url, topic_names=topic_names(config))
+    with db.session() as s:
+        if change_ids:
+            site.write_changes(s, news(s, Change.id.in_(change_ids)))
+    return site.dir / "index.html"
+
+
 def rebuild_site(db: Any, config: Config) -> int:
     site = Site(site_dir(config), base_url=config.report_base_url, topic_names=topic_names(config))
     with db.session() as s:
