@@ -204,3 +204,14 @@ def test_sessions_in_links_are_not_content():
     b = extract_html(page.format(href="/(S(x0a1b2c3d4e5f6g7h8i9j0kk))/forms/consent.aspx?id=4&sid=17"), URL)
     assert a.content_hash == b.content_hash
     assert a.blocks[1]["links"] == ["https://www.pnp.example.ca/forms/consent.aspx?id=4"]
+
+
+def test_a_sidebar_keeps_an_e_mail_address_that_is_only_a_link():
+    sidebar = (
+        "<h3>Submitting documents</h3><p>Documents requested after you apply must be sent by e-mail:</p>"
+        "<ul><li><a href='mailto:pnp.docs@gov.example.ca'>pnp.docs@gov.example.ca</a></li>"
+        "<li><a href='/forms'>Forms</a></li></ul>"
+    )
+    ex = extract_html(WEBFORMS.format(state="1", sidebar=sidebar, body=BODY), URL)
+    side = [b["text"] for b in ex.blocks if b["section"][:1] == ["Sidebar"]]
+    assert "pnp.docs@gov.example.ca" in side and "Forms" not in side

@@ -86,6 +86,21 @@ CASES = [
         "high",
         "January 15, 2025",
     ),
+    (
+        "not accepting → a number of applications (the new words are the news)",
+        "<p>We are not accepting applications at this time.</p>",
+        "<p>We will accept up to 600 applications during this intake period.</p>",
+        "high",
+        "600 applications",
+    ),
+    (
+        "a status cell in a table",
+        "<table><tr><th>Stream</th><th>Status</th></tr><tr><td>Skilled Worker</td><td>Closed</td></tr>"
+        "</table>",
+        "<table><tr><th>Stream</th><th>Status</th></tr><tr><td>Skilled Worker</td><td>Open</td></tr></table>",
+        "high",
+        "Open",
+    ),
     # -- medium: policy facts -------------------------------------------------------------------------------
     (
         "fee changed",
@@ -249,6 +264,14 @@ CASES = [
         "",
         "<div class='alert alert-warning'><p>The online system will be unavailable Saturday, March 2, 2024 "
         "from 6 p.m. to 11 p.m. for maintenance.</p></div>",
+        "low",
+        "Site notice shown",
+    ),
+    (
+        "a high-volume banner",
+        "",
+        "<div class='box'><p>Due to high volumes, processing may take longer than the posted 3 months.</p>"
+        "</div>",
         "low",
         "Site notice shown",
     ),

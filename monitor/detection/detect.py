@@ -15,6 +15,11 @@ from policywatch.monitor.detection.jsondiff import diff_records
 from policywatch.monitor.detection.meaning import SEVERITY, Meaning, classify, clip
 from policywatch.monitor.detection.topics import Topic, assign_topics, details_released
 
+
+def _quote(text: str, n: int = 150) -> str:
+    return f"“{clip(text, n)}”"
+
+
 MAX_OPS_STORED = 200  # a page rewritten wholesale keeps the first 200 block operations in its record
 
 
@@ -231,6 +236,13 @@ def detect_html(
         significance = "high"
     order = sorted(range(len(ops)), key=lambda i: _rank(ops[i], meanings[i]))
     lead = meanings[order[0]].headline
+    first = ops[order[0]]
+    if meanings[order[0]].cls == "status" and first["op"] == "removed":
+        # a status notice replaced by other words ("not accepting" → "accepting up to 600"): lead with what
+        # the page says now, in the same section
+        new_words = [op for op in ops if op["op"] == "added" and op["section"] == first["section"]]
+        if new_words:
+            lead = f"Status: {_quote(new_words[0]['text'])} (was: {_quote(first['text'], 60)})"
     summary = lead + _more(ops[order[0]]["op"], counts)
     if released:
         summary = "Innovation Stream details released — " + summary

@@ -263,12 +263,15 @@ def sidebars(
 
 
 def drop_link_lists(root: etree._Element) -> None:
-    """Remove list items and paragraphs that are nothing but links (a sidebar's menu), keeping the rest."""
+    """Remove list items and paragraphs that are nothing but links (a sidebar's menu), keeping the rest and
+    any e-mail address or telephone number (where documents go is a rule)."""
     for el in list(root.iter("li", "p", "dd", "dt", "td")):
         if el.getparent() is None:
             continue
         own = _non_link_text(el)
-        if not re.search(r"\w", own) and any(True for _ in el.iter("a")):
+        links = [a.get("href") or "" for a in el.iter("a")]
+        contact = any(h.lower().startswith(("mailto:", "tel:")) for h in links)  # an address is content
+        if not re.search(r"\w", own) and links and not contact:
             tail = el.tail
             parent = el.getparent()
             if tail and tail.strip():

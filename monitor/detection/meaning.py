@@ -42,7 +42,9 @@ STATUS = re.compile(
     r"|\b(?:intake|applications?|registration|portal)\b[^.]{0,40}\b(?:opens?|closes?|re-?opens?)\s+(?:on|at)\b"
     r"|\b(?:no\s+longer|not|stopped)\s+(?:being\s+)?accepted\b"
     r"|\b(?:cap|allocation|limit|quota)\b[^.]{0,40}\b(?:has|have|is|was)\s+(?:been\s+)?reached\b"
-    r"|\breached\s+(?:its|the|our)\s+[^.]{0,30}\b(?:cap|allocation|limit|quota)\b",
+    r"|\breached\s+(?:its|the|our)\s+[^.]{0,30}\b(?:cap|allocation|limit|quota)\b"
+    r"|\b(?:status|intake(?:\s+status)?)\s*[:|–-]\s*(?:open|opened|closed|paused|suspended|on\s+hold|full|"
+    r"re-?opened)\b",
     re.IGNORECASE,
 )
 #: What a status is about: without one of these in its sentence, "is closed" is not a program's status.
@@ -123,7 +125,8 @@ DEADLINE = re.compile(
 SITE_NOTICE = re.compile(
     r"\b(?:maintenance|outage|downtime|unavailable|website|web\s+site|browser|cookies?|scam|fraud\w*|"
     r"survey|feedback|holiday|technical\s+(?:issue|difficult)\w*|system\s+upgrade|offices?\s+(?:will\s+be\s+)?"
-    r"closed|phone\s+lines?|call\s+cent(?:re|er))\b",
+    r"closed|phone\s+lines?|call\s+cent(?:re|er)|due\s+to\s+(?:a\s+)?high\s+(?:volumes?|demand)|"
+    r"(?:we|our\s+office)\s+(?:are|is)\s+(?:currently\s+)?experiencing)\b",
     re.I,
 )
 #: Facts whose change is a policy change (all but a bare number outside an intake context).
@@ -335,11 +338,17 @@ def classify(op: dict[str, Any]) -> Meaning:
             others = [h for c, h in fact_heads if h != head]
             return Meaning("status", "high", "; ".join([head, *others[:2]]))
     if status_text:
-        hit = " ".join([s for s in sentences(status_text) if _status_terms(s)][:2]) or status_text
-        prefix = {"removed": "Status notice removed", "added": "Status"}.get(verb, "Status")
         if verb == "changed" and not _status_terms(text):
-            prefix = "Status notice removed"
-            hit = next((s for s in sentences(before) if _status_terms(s)), before)
+            # the old status is gone ("not accepting applications" → "we will accept up to 600 applications"):
+            # the news is what the page says now
+            after, spans, *_ = _inserted_spans(op.get("inline") or [["del", before], ["ins", text]])
+            touched = [t for t, _share in _sentences_touched(after, spans)] or [text]
+            was = next((x for x in sentences(before) if _status_terms(x)), before)
+            return Meaning(
+                "status", "high", f"Status: {_quote(' '.join(touched[:2]))} (was: {_quote(was, 60)})"
+            )
+        hit = " ".join([s for s in sentences(status_text) if _status_terms(s)][:2]) or status_text
+        prefix = "Status notice removed" if verb == "removed" else "Status"
         return Meaning("status", "high", f"{prefix}: {_quote(hit)}")
     # -- site notices and banners ------------------------------------------------------------------------
     if (op.get("notice") or SITE_NOTICE.search(text)) and verb in ("added", "removed"):
