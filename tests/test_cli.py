@@ -147,3 +147,33 @@ def test_sql_read_only(history_db):
         assert p.returncode == 2 and "read-only" in p.stderr, (stmt, p.stderr)
     count = policywatch("sql", "SELECT count(*) AS n FROM changes", "--config", cfg, "--format", "json")
     assert json.loads(count.stdout) == [{"n": 4}]
+
+
+def test_every_command_is_in_the_readmes_table_and_its_help_renders_as_written():
+    """Like sqlite-utils: the README's command table names every command (and group subcommand) the CLI has;
+    each command's help keeps its brackets ("[[schedule.jobs]]", "[archive]") and shows no type names for
+    flags."""
+    import re
+
+    import typer
+
+    from policywatch.monitor.cli import app
+
+    root = typer.main.get_command(app)
+    commands = []
+    for name, cmd in root.commands.items():  # type: ignore[attr-defined]
+        if hasattr(cmd, "commands"):  # a group: db, digest
+            commands += [f"{name} {sub}" for sub in cmd.commands]
+        else:
+            commands.append(name)
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Commands", 1)[1].split("\n\n", 2)[1]
+    rows = re.findall(r"^\| `policywatch ([a-z]+)(?: ([a-z]+))?", table, re.M)
+    documented = {f"{a} {b}".strip() for a, b in rows} | {a for a, _ in rows}
+    missing = [c for c in commands if c not in documented]
+    assert not missing, f"commands missing from the README's table: {missing}"
+    for c in commands:
+        p = policywatch(*c.split(), "--help")
+        assert p.returncode == 0 and "<bool>" not in p.stdout and "[]" not in p.stdout, (c, p.stdout)
+    assert "[[schedule.jobs]]" in policywatch("run", "--help").stdout
+    assert "[archive]" in policywatch("backfill", "--help").stdout

@@ -77,7 +77,7 @@ def backfill(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Fill the history with archived captures: each watched page's captures in the web archive (\\[archive]
+    """Fill the history with archived captures: each watched page's captures in the web archive ([archive]
     url, the Wayback Machine by default), or the responses in WARC files, read oldest first through the same
     detection as a pass and stored at their own dates. Backfilled changes are never e-mailed; running it again
     skips what is stored (and resumes an interrupted run)."""

@@ -26,12 +26,13 @@ out = Console(soft_wrap=True, markup=False, highlight=False)
 
 app = typer.Typer(
     name="policywatch",
+    rich_markup_mode=None,  # help renders as written: "[[watch]]" and "[archive]" are not markup
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Watch canada.ca immigration pages and report what changed, in words a consultant understands.",
 )
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(db_app, name="db")
 
 ConfigOpt = typer.Option(

@@ -21,7 +21,9 @@ from policywatch.monitor.cli.common import (
 )
 
 digest_app = typer.Typer(
-    help="E-mail digests: preview what a subscriber would get, send what is pending.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="E-mail digests: preview what a subscriber would get, send what is pending.",
+    no_args_is_help=True,
 )
 app.add_typer(digest_app, name="digest")
 
