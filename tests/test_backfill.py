@@ -419,3 +419,41 @@ def test_charsets_that_differ_between_captures_are_no_change(write_config, tmp_p
         p = policywatch("backfill", "--config", str(cfg), "--url", url)
     assert p.returncode == 0, p.stderr
     assert "1 versions, 0 changes" in p.stderr
+
+
+def test_history_show_and_diff_find_a_page_by_id_or_part_of_its_url(story, write_config):
+    """Over a backfilled history: a page is named by its id, its URL or a unique part of it; an ambiguous
+    or unknown part gets the candidates or the closest URLs; a page with one version says so in `diff`."""
+    archive, port = story
+    cfg = str(config(write_config, port))
+    assert policywatch("backfill", "--config", cfg, "--quiet").returncode == 0
+    by_part = policywatch("history", "canadas-tech-talent-strategy", "--config", cfg, "--format", "json")
+    assert by_part.returncode == 0, by_part.stderr
+    versions = json.loads(by_part.stdout)
+    assert [v["captured_at"][:10] for v in versions] == ["2023-06-27", "2024-03-22"]  # in capture order
+    page_id = policywatch(
+        "sql", "SELECT id FROM pages WHERE url LIKE '%tech-talent%'", "--config", cfg, "--format", "json"
+    )
+    pid = json.loads(page_id.stdout)[0]["id"]
+    assert (
+        json.loads(policywatch("history", str(pid), "--config", cfg, "--format", "json").stdout) == versions
+    )
+    assert "$155" in policywatch("show", "tech-talent-strategy", "--config", cfg).stdout
+    d = policywatch("diff", "tech-talent-strategy", "--config", cfg)
+    assert d.returncode == 0 and "$155" in d.stdout
+    several = policywatch("history", "foreign-workers", "--config", cfg)
+    assert (
+        several.returncode == 2
+        and "matches several pages" in several.stderr
+        and "exemption-codes" in several.stderr
+    )
+    unknown = policywatch("history", "innovation-stream-pilott.html", "--config", cfg)
+    assert (
+        unknown.returncode == 2
+        and "did you mean" in unknown.stderr
+        and "innovation-stream-pilot.html" in unknown.stderr
+    )
+    one = policywatch("diff", "innovation-stream-pilot", "--config", cfg)
+    assert (
+        one.returncode == 0 and "has one stored version" in one.stdout and "nothing to compare" in one.stdout
+    )

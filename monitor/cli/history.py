@@ -80,19 +80,58 @@ def changes(
                 out.print(table if n else "no changes")
 
 
-def _page(s, url: str):
+PAGE_HELP = "A page id, its URL, or a part of the URL that names one page (e.g. innovation-stream-pilot)."
+
+
+def _page(s, ref: str):
+    """The page a user means: a page id (as `history` and `changes` print), the URL, or a unique fragment of
+    it ("innovation-stream-pilot"); otherwise a one-line error naming the candidates or the closest URLs."""
+    import difflib
+
+    from sqlalchemy import select
+
     from policywatch.monitor.urls import normalize_url
     from policywatch.storage import queries as q
+    from policywatch.storage.models import Page
 
-    page = q.get_page(s, normalize_url(url))
-    if page is None:
-        fail(f"no page {url} in the history (check the URL, or run a pass first)", EXIT_USAGE)
-    return page
+    ref = ref.strip()
+    if ref.isdigit():
+        page = s.get(Page, int(ref))
+        if page is None:
+            fail(f"no page with id {ref} in the history", EXIT_USAGE)
+        return page
+    page = q.get_page(s, normalize_url(ref)) if "://" in ref else None
+    if page is not None:
+        return page
+    needle = ref.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    found = list(
+        s.scalars(select(Page).where(Page.url.ilike(f"%{needle}%", escape="\\")).order_by(Page.id).limit(6))
+    )
+    if len(found) == 1:
+        return found[0]
+    if found:
+        listed = "; ".join(f"{p.id} {p.url}" for p in found[:5])
+        more = " …" if len(found) > 5 else ""
+        fail(
+            f"{ref!r} matches several pages: {listed}{more} (give a longer part of the URL or the id)",
+            EXIT_USAGE,
+        )
+    urls = list(s.scalars(select(Page.url).limit(50000)))
+    close = (
+        difflib.get_close_matches(ref, urls, n=3, cutoff=0.5)
+        or [
+            u
+            for u in urls
+            if difflib.SequenceMatcher(None, ref.lower(), u.rsplit("/", 1)[-1].lower()).ratio() > 0.6
+        ][:3]
+    )
+    hint = f"; did you mean {' or '.join(close)}?" if close else " (check the URL, or run a pass first)"
+    fail(f"no page {ref} in the history{hint}", EXIT_USAGE)
 
 
 @app.command()
 def history(
-    url: str = typer.Argument(..., help="A watched or discovered URL."),
+    url: str = typer.Argument(..., metavar="PAGE", help=PAGE_HELP),
     config: Path | None = ConfigOpt,
     fmt: TableJson = typer.Option(TableJson.table, "--format", "-f", help="Output format."),
 ) -> None:
@@ -152,7 +191,7 @@ def _resolve_version(s, page_id: int, ref: str | None, *, default_last: bool, op
 
 @app.command()
 def show(
-    url: str = typer.Argument(...),
+    url: str = typer.Argument(..., metavar="PAGE", help=PAGE_HELP),
     config: Path | None = ConfigOpt,
     at: str | None = typer.Option(
         None, "--at", help="Date or date-time: the text as of then (default: latest)."
@@ -173,7 +212,7 @@ def show(
 
 @app.command()
 def diff(
-    url: str = typer.Argument(...),
+    url: str = typer.Argument(..., metavar="PAGE", help=PAGE_HELP),
     config: Path | None = ConfigOpt,
     from_: str | None = typer.Option(
         None, "--from", help="Version id or date (default: the one before --to)."
@@ -184,6 +223,7 @@ def diff(
     """Structured diff between two stored versions of a page."""
     from policywatch.monitor.detection.diff import diff_blocks
     from policywatch.monitor.detection.jsondiff import diff_records
+    from policywatch.storage.queries import versions_of as q_versions
 
     cfg = _config(config)
     with _opened(cfg) as db:
@@ -195,15 +235,21 @@ def diff(
 
                 from policywatch.storage.models import Version
 
-                old = (
-                    s.scalar(
-                        select(Version)
-                        .where(Version.page_id == page.id, Version.id < new.id)
-                        .order_by(Version.id.desc())
-                        .limit(1)
-                    )
-                    or new
+                old = s.scalar(
+                    select(Version)
+                    .where(Version.page_id == page.id, Version.captured_at < new.captured_at)
+                    .order_by(Version.captured_at.desc(), Version.id.desc())
+                    .limit(1)
                 )
+                if old is None:
+                    count = len(q_versions(s, page.id))
+                    if count == 1 and fmt != "json":
+                        out.print(
+                            f"{page.url} has one stored version ({new.id}, captured "
+                            f"{new.captured_at:%Y-%m-%d %H:%M} UTC): nothing to compare it with yet"
+                        )
+                        return
+                    old = new
             else:
                 old = _resolve_version(s, page.id, from_, default_last=False, option="--from")
             if isinstance(new.blocks, dict):
@@ -250,7 +296,7 @@ def diff(
 
 @app.command()
 def explain(
-    url: str = typer.Argument(..., help="A watched or discovered URL (its latest stored capture is used)."),
+    url: str = typer.Argument(..., metavar="PAGE", help=PAGE_HELP + " Its latest stored capture is used."),
     config: Path | None = ConfigOpt,
     file: Path | None = typer.Option(
         None, "--file", help="Explain this local HTML file instead (as if served at URL)."
