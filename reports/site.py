@@ -8,7 +8,7 @@ every page carries a Content-Security-Policy that forbids scripts and remote loa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from policywatch.reports.data import is_baseline
+from policywatch.reports.data import SIGNIFICANCE_ORDER, is_baseline
 from policywatch.reports.render import environment, write_atomic
 from policywatch.storage.models import Change, Page, Version
 
@@ -101,21 +101,34 @@ class Site:
 
     def index_and_feed(self, s: Session) -> None:
         recent = list(s.scalars(select(Change).order_by(Change.id.desc()).limit(INDEX_LIMIT)))
-        shown = [c for c in recent if not is_baseline(c)]
+        # Ordered like the run report: details released first, then by significance, then newest first
+        shown = sorted(
+            (c for c in recent if not is_baseline(c)),
+            key=lambda c: (
+                0 if c.details_released else 1,
+                SIGNIFICANCE_ORDER.get(c.significance, 3),
+                -c.detected_at.timestamp(),
+                -c.id,
+            ),
+        )
         self._render("site_index.html.j2", self.dir / "index.html", changes=shown)
         self._render(
             "feed.atom.j2",
             self.dir / "feed.atom",
             changes=shown[:FEED_LIMIT],
-            updated=shown[0].detected_at if shown else None,
+            updated=max((c.detected_at for c in shown), default=None),
         )
 
-    def write_changes(self, s: Session, changes: Sequence[Change]) -> list[Path]:
-        changes = [
-            c for c in changes if not is_baseline(c)
-        ]  # "now watching" notes are not news: no pages for them
+    def write_changes(
+        self, s: Session, changes: Sequence[Change], *, also_pages: Iterable[int] = ()
+    ) -> list[Path]:
+        """Pages for these changes, the timelines of the pages they touch and of `also_pages` (a "now
+        watching" note gets no page of its own, but its page gets a timeline: every watched page has one),
+        the index and the feed."""
+        pages = {c.page_id for c in changes} | set(also_pages)
+        changes = [c for c in changes if not is_baseline(c)]
         paths = [self.change_page(s, c) for c in changes]
-        for page_id in sorted({c.page_id for c in changes}):
+        for page_id in sorted(pages):
             paths.append(self.timeline(s, page_id))
         self.index_and_feed(s)
         return paths
@@ -131,7 +144,7 @@ class Site:
             self.change_page(s, c)
             page_ids.add(c.page_id)
             n += 1
-        for pid in sorted(page_ids):
+        for pid in sorted(page_ids | set(s.scalars(select(Page.id)))):  # every page has a timeline
             self.timeline(s, pid)
         self.index_and_feed(s)
         return n

@@ -42,3 +42,37 @@ def test_demo_story(tmp_path):
         con.execute("SELECT count(*) FROM changes WHERE run_id = 2").fetchone()[0] == 0
     )  # noise night: silence
     con.close()
+
+
+def test_every_local_link_of_the_demo_site_and_reports_resolves(tmp_path):
+    """Walk every href and src of the generated site and reports: each local one names a file that exists
+    (the timelines once linked "now watching" notes to change pages that are never written). Every watched
+    page has its timeline; the index puts details released first."""
+    import re
+    from urllib.parse import unquote, urlsplit
+
+    out = tmp_path / "demo"
+    assert policywatch("demo", "--out", str(out)).returncode == 0
+    reports = out / "reports"
+    checked, broken = 0, []
+    for html in list(reports.rglob("*.html")) + list(reports.rglob("*.atom")):
+        text = html.read_text(encoding="utf-8")
+        for ref in re.findall(r'(?:href|src)="([^"]+)"', text):
+            parts = urlsplit(ref)
+            if parts.scheme or ref.startswith(("#", "mailto:")):
+                continue
+            target = (html.parent / unquote(parts.path)).resolve() if parts.path else html
+            checked += 1
+            if not target.exists():
+                broken.append(f"{html.relative_to(reports)} → {ref}")
+    assert checked > 20 and not broken, broken[:10]
+    con = sqlite3.connect(out / "policywatch.db")
+    try:
+        page_ids = [r[0] for r in con.execute("SELECT id FROM pages")]
+    finally:
+        con.close()
+    assert all((reports / "site" / "pages" / f"{i}.html").exists() for i in page_ids)
+    index = (reports / "site" / "index.html").read_text(encoding="utf-8")
+    rows = re.findall(r"<tr><td>.*?</tr>", index, re.S)
+    released = [i for i, r in enumerate(rows) if "Details released" in r]
+    assert released and released == list(range(len(released)))  # details released first

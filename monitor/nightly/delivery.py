@@ -32,7 +32,10 @@ def publish_site(db: Any, config: Config, run_id: int) -> Path:
     with db.session() as s:
         # Without the "now watching" notes, which get no pages (see Site.write_changes) and number one per
         # watch
-        site.write_changes(s, news(s, Change.run_id == run_id))
+        # Change pages for the pass's news; timelines for every page it touched, "now watching" ones included
+        # (read as ids only: a first night has one such note per watch)
+        touched = set(s.scalars(select(Change.page_id).where(Change.run_id == run_id)))
+        site.write_changes(s, news(s, Change.run_id == run_id), also_pages=touched)
     return site.dir / "index.html"
 
 
