@@ -69,3 +69,17 @@ LOG_LEVEL = "INFO"
 # 304 night that holds thousands of responses while the page work catches up; 1 MB keeps it just as busy
 # (BENCHMARKS.md).
 SCRAPER_SLOT_MAX_ACTIVE_SIZE = 1_000_000
+
+# Scrapy logs component versions at start; "Platform" (platform.platform()) forks `uname -p` on Linux, and the
+# crawl child must start no process of its own (tests/test_crawl_process.py): the rest is logged as usual.
+LOG_VERSIONS = [
+    "lxml",
+    "libxml2",
+    "cssselect",
+    "parsel",
+    "w3lib",
+    "Twisted",
+    "Python",
+    "pyOpenSSL",
+    "cryptography",
+]

@@ -38,9 +38,16 @@ class ReportData:
     notices: list[Notice] = field(default_factory=list)
 
     @property
+    def failure_line(self) -> str | None:
+        """What went wrong, first: "No page could be fetched (10 of 10 failed: connection refused …)"."""
+        return failure_summary(self.health)
+
+    @property
     def headline(self) -> str:
         released = [c for c in self.changes if c.details_released]
         n = len(self.changes)
+        if not n and not self.notices and self.failure_line:
+            return self.failure_line
         if released:
             return f"Innovation Stream: details released · {n} change{'s' if n != 1 else ''}"
         if n:
@@ -48,6 +55,33 @@ class ReportData:
         if self.notices:
             return f"Site-wide notice on {self.notices[0].pages} pages"
         return "No changes"
+
+
+def failure_summary(health: dict[str, Any] | None) -> str | None:
+    """One line on a pass's failed fetches and discovery sources, or None when nothing failed. Why a line of
+    its own: a pass whose every fetch failed must never read like a quiet night."""
+    if not health:
+        return None
+    fetched, failed = int(health.get("fetched") or 0), int(health.get("failed") or 0)
+    reasons = []
+    for f in (health.get("failures") or [])[:3]:
+        why = (f.get("message") or f.get("outcome") or "").split("\n")[0]
+        reasons.append(why[:80])
+    why = "; ".join(dict.fromkeys(r for r in reasons if r))
+    why = f": {why}{' …' if failed > 3 else ''}" if why else ""
+    line = None
+    if health.get("zero_fetches"):
+        line = "No page was fetched: the pass fetched nothing"
+    elif fetched and failed >= fetched:
+        line = f"No page could be fetched ({failed} of {fetched} failed{why})"
+    elif failed:
+        line = f"{failed} of {fetched} pages could not be fetched{why}"
+    sources = health.get("discovery_failures") or []
+    if sources:
+        listed = ", ".join(f"{d.get('kind')} {d.get('url')}" for d in sources[:3])
+        extra = f"{len(sources)} discovery source{'s' if len(sources) != 1 else ''} failed ({listed})"
+        line = f"{line}; {extra}" if line else extra
+    return line
 
 
 def is_baseline(c: Change) -> bool:

@@ -24,7 +24,7 @@ from typing import Protocol
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from policywatch.reports.data import news
+from policywatch.reports.data import failure_summary, news
 from policywatch.reports.digest import (
     Digest,
     SubscriberLike,
@@ -376,10 +376,13 @@ def operator_reasons(run: Run, health: dict, previous_stale: Sequence[str]) -> l
     reasons = []
     if run.status == "failed":
         reasons.append(f"the pass failed: {run.message or 'no message'}")
+    failure = failure_summary(health)
     if health.get("zero_fetches"):
         reasons.append("the pass fetched nothing")
     elif health.get("failure_rate", 0) >= 0.5 and health.get("fetched", 0):
-        reasons.append(f"{health.get('failed')} of {health.get('fetched')} fetches failed")
+        reasons.append(f"{health.get('failed')} of {health.get('fetched')} fetches failed — {failure}")
+    elif health.get("discovery_failures"):
+        reasons.append(failure or "a discovery source failed")
     if health.get("selector_drift"):
         reasons.append(
             "the content selector stopped matching on: " + ", ".join(health["selector_drift"][:10])

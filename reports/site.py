@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from policywatch.reports.data import SIGNIFICANCE_ORDER, is_baseline
+from policywatch.reports.data import SIGNIFICANCE_ORDER, failure_summary, is_baseline
 from policywatch.reports.render import environment, write_atomic
-from policywatch.storage.models import Change, Page, Version
+from policywatch.storage.models import Change, Page, Run, Version
 
 INDEX_LIMIT = 500
 FEED_LIMIT = 100
@@ -111,7 +111,11 @@ class Site:
                 -c.id,
             ),
         )
-        self._render("site_index.html.j2", self.dir / "index.html", changes=shown)
+        last = s.scalar(select(Run).where(Run.status != "running").order_by(Run.id.desc()).limit(1))
+        failure = failure_summary(last.health) if last is not None else None
+        if last is not None and last.status == "failed" and not failure:
+            failure = f"the pass failed: {last.message or 'no message'}"
+        self._render("site_index.html.j2", self.dir / "index.html", changes=shown, last=last, failure=failure)
         self._render(
             "feed.atom.j2",
             self.dir / "feed.atom",

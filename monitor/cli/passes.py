@@ -79,6 +79,11 @@ def run(
         except LockBusy as exc:
             fail(f"{exc}; not starting a second one", EXIT_BUSY)
     c = result.counts
+    from policywatch.reports.data import failure_summary
+
+    failure = failure_summary(result.health)
+    if failure:  # first, so that a pass where every fetch failed never reads like a quiet night
+        err.print(f"policywatch: run {result.run_id}: {failure}")
     out.print(
         f"run {result.run_id}: {c['fetched']} fetched, {c['new']} new, {c['changed']} changed, "
         f"{c['unchanged']} unchanged, {c['failed']} failed"

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from policywatch.monitor.config import Config
 from policywatch.monitor.nightly.child import python_module
-from policywatch.monitor.nightly.health import crawl_health
+from policywatch.monitor.nightly.health import crawl_health, discovery_failures
 from policywatch.storage import StorageError, open_database
 from policywatch.storage import queries as q
 from policywatch.storage.locks import LockGuard, LockLost, pass_lock
@@ -263,6 +263,7 @@ def _locked_pass(
     status = "completed" if message is None else "failed"
     with db.session() as s:
         health = crawl_health(s, run_id, config)
+        health["discovery_failures"] = discovery_failures(log_file)
         run = q.finish_run(s, run_id, status, message, health)
         counts = q.run_counts(s, run_id)
     from policywatch.monitor.nightly.delivery import deliver, publish_site
