@@ -333,6 +333,19 @@ def demo_config(base: str, out_dir: Path) -> str:
         'display = "H-1B open work permit"',
         'keywords = ["H-1B"]',
         "",
+        "# Digests go to a file, not an SMTP server: open digests.mbox in any mail reader, or try",
+        "# `policywatch digest preview --config THIS_FILE`.",
+        "[mail]",
+        f'mbox = "{(out_dir / "digests.mbox").as_posix()}"',
+        'sender = "policywatch demo <policywatch@demo.invalid>"',
+        "",
+        "[[subscriber]]",
+        'email = "Consultant <consultant@demo.invalid>"',
+        'topics = ["innovation-stream"]',
+        "",
+        "[[subscriber]]",
+        'email = "Analyst <analyst@demo.invalid>"',
+        "",
     ]
     for key, topics in watches:
         lines += ["[[watch]]", f'url = "{base}{PATHS[key]}"', f"topics = {topics!r}".replace("'", '"'), ""]
@@ -365,7 +378,7 @@ def run_demo(
 
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("policywatch.db", "policywatch.db-wal", "policywatch.db-shm"):
+    for stale in ("policywatch.db", "policywatch.db-wal", "policywatch.db-shm", "digests.mbox"):
         (out_dir / stale).unlink(missing_ok=True)
     results = []
     with NightServer() as server:
@@ -418,4 +431,8 @@ def run_demo(
         "feed.atom)"
     )
     out.print(f"database: {out_dir / 'policywatch.db'}  — try: policywatch changes --config {cfg_path}")
+    out.print(
+        f"digests: {out_dir / 'digests.mbox'}  (the demo's subscribers' e-mail, as a mailbox file) — try: "
+        f"policywatch digest preview --config {cfg_path}"
+    )
     return results

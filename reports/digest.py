@@ -152,7 +152,7 @@ def compose(
         entries,
         named,
         base_url,
-        heartbeat=not entries and not notices,
+        heartbeat=bool(getattr(sub, "heartbeat", False)) and not entries and not notices,
         run_id=run_id,
         topic_names=topic_names,
         notices=notices,

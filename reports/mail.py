@@ -29,6 +29,7 @@ class SmtpSettings(Protocol):
     timeout: float
     ca_file: Path | None
     allow_plaintext_auth: bool
+    mbox: Path | None
 
 
 class SendError(Exception):
@@ -63,6 +64,8 @@ def send_message(
     env: Mapping[str, str] | None = None,
 ) -> None:
     """Deliver `message` (complete RFC 5322 bytes) to `recipients`; raise SendError on failure."""
+    if getattr(settings, "mbox", None):
+        return append_to_mbox(settings.mbox, message, sender, recipients)  # type: ignore[arg-type]
     env = os.environ if env is None else env
     creds = _credentials(settings, env)
     phase = "connect"
@@ -136,3 +139,27 @@ def send_message(
 
 def _text(resp: bytes | str) -> str:
     return resp.decode("utf-8", "replace") if isinstance(resp, bytes) else str(resp)
+
+
+def append_to_mbox(path: Path, message: bytes, sender: str, recipients: Sequence[str]) -> None:
+    """The file transport (`[mail] mbox`): append the exact bytes to an mbox (locked while writing), with the
+    envelope recipients in an X-Envelope-To header, as a local delivery agent would. Any mail reader opens it;
+    `mailbox.mbox` reads it back."""
+    import email
+    import mailbox
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        box = mailbox.mbox(str(path))
+        box.lock()
+        try:
+            msg = mailbox.mboxMessage(email.message_from_bytes(message))
+            msg["X-Envelope-To"] = ", ".join(recipients)
+            msg.set_from(sender)
+            box.add(msg)
+            box.flush()
+        finally:
+            box.unlock()
+            box.close()
+    except (OSError, mailbox.Error) as exc:
+        raise SendError(f"mbox {path}: {exc}", definite=True) from None

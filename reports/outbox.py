@@ -153,14 +153,20 @@ class Outbox:
         self._resend_pending_alerts(report)
         return report
 
-    def preview(self, sub: SubscriberLike) -> Digest:
-        """What `sub` would receive now (nothing is recorded or sent)."""
+    def preview(self, sub: SubscriberLike, since: datetime | None = None) -> Digest:
+        """What `sub` would receive now (nothing is recorded or sent); `since`: the digest of every change
+        detected from then on, whatever was delivered (what a new subscriber missed)."""
         with self.db.session() as s:
             row = s.scalar(select(Subscriber).where(Subscriber.email == sub.email.lower()))
             floor = row.watermark if row else finished_top(s)
             top = finished_top(s)
+            if since is not None:
+                found = news(s, Change.detected_at >= since, Change.id <= top)
+                changes = [c for c in found if not (c.details or {}).get("backfilled")]
+            else:
+                changes = news_between(s, floor, top)
             digest = compose(
-                news_between(s, floor, top),
+                changes,
                 sub,
                 base_url=self.base_url,
                 topic_names=self.topic_names,

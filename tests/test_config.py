@@ -182,3 +182,14 @@ def test_page_workers_is_accepted_with_a_warning_and_cluster_is_refused(tmp_path
     path.write_text(base + '[cluster]\nredis_url = "redis://127.0.0.1:6379/0"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"^cluster: the cluster mode .* was removed.*Scaling"):
         load_config(path)
+
+
+def test_mail_goes_to_an_smtp_server_or_to_an_mbox_file(tmp_path):
+    from policywatch.monitor.config import ConfigError, parse_config
+
+    base = {"crawl": {"allowed_domains": ["www.canada.ca"]}}
+    cfg = parse_config({**base, "mail": {"mbox": "out/digests.mbox"}}, tmp_path / "pw.toml")
+    assert cfg.mail is not None and cfg.mail.mbox == (tmp_path / "out" / "digests.mbox").resolve()
+    for mail, says in (({}, "neither"), ({"host": "smtp.example.org", "mbox": "x.mbox"}, "both")):
+        with pytest.raises(ConfigError, match=f"mail: set host .* or mbox .*not {says}"):
+            parse_config({**base, "mail": mail})

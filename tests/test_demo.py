@@ -6,13 +6,22 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import pytest
+
 from tests.conftest import policywatch
 
 
-def test_demo_story(tmp_path):
-    out = tmp_path / "demo"
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """One offline demo run for this module's tests: (its directory, its output)."""
+    out = tmp_path_factory.mktemp("demo") / "demo"
     p = policywatch("demo", "--out", str(out))
     assert p.returncode == 0, p.stderr
+    return out, p
+
+
+def test_demo_story(demo):
+    out, p = demo
     assert "night 1 (run 1): 5 fetched, 5 new, 0 changed" in p.stdout
     assert "night 2 (run 2): 5 fetched, 0 new, 0 changed, 4 unchanged, 1 failed" in p.stdout
     assert "soft_error: malformed JSON" in p.stdout
@@ -44,15 +53,14 @@ def test_demo_story(tmp_path):
     con.close()
 
 
-def test_every_local_link_of_the_demo_site_and_reports_resolves(tmp_path):
+def test_every_local_link_of_the_demo_site_and_reports_resolves(demo):
     """Walk every href and src of the generated site and reports: each local one names a file that exists
     (the timelines once linked "now watching" notes to change pages that are never written). Every watched
     page has its timeline; the index puts details released first."""
     import re
     from urllib.parse import unquote, urlsplit
 
-    out = tmp_path / "demo"
-    assert policywatch("demo", "--out", str(out)).returncode == 0
+    out, _ = demo
     reports = out / "reports"
     checked, broken = 0, []
     for html in list(reports.rglob("*.html")) + list(reports.rglob("*.atom")):
@@ -76,3 +84,31 @@ def test_every_local_link_of_the_demo_site_and_reports_resolves(tmp_path):
     rows = re.findall(r"<tr><td>.*?</tr>", index, re.S)
     released = [i for i, r in enumerate(rows) if "Details released" in r]
     assert released and released == list(range(len(released)))  # details released first
+
+
+def test_the_demo_has_subscribers_whose_digests_can_be_seen(demo):
+    """The demo's digests go to a mailbox file (no SMTP server): the consultant (Innovation Stream only) and
+    the analyst (everything) got theirs on night 3; `digest preview` works on the demo config, says nothing
+    would be sent after that (no heartbeat line: heartbeat is off), and `--since` shows what was sent,
+    with the changed field of the Express Entry round named."""
+    import mailbox
+
+    out, p = demo
+    assert "digests.mbox" in p.stdout
+    box = mailbox.mbox(str(out / "digests.mbox"))
+    got = {m["To"].split("<")[-1].rstrip(">"): m for m in box}
+    assert set(got) == {"consultant@demo.invalid", "analyst@demo.invalid"}
+    assert all("details released" in m["Subject"] for m in got.values())
+    analyst = got["analyst@demo.invalid"].get_payload(0).get_payload(decode=True).decode()
+    assert "round 335: drawCutOff November 14, 2025 at 02:52:14 UTC → November 14, 2024" in analyst
+    consultant = got["consultant@demo.invalid"].get_payload(0).get_payload(decode=True).decode()
+    assert "C88" in consultant and "ee_rounds" not in consultant
+
+    cfg = str(out / "policywatch.toml")
+    now = policywatch("digest", "preview", "--config", cfg)
+    assert now.returncode == 0, now.stderr
+    assert "nothing would be sent" in now.stdout and "heartbeat" not in now.stdout
+    since = policywatch(
+        "digest", "preview", "--config", cfg, "--since", "30d", "-s", "consultant@demo.invalid"
+    )
+    assert since.returncode == 0 and "$155 fee" in since.stdout and "C88" in since.stdout

@@ -196,8 +196,8 @@ CASES = [
     ),
     (
         "a list item added under a lead-in that states the rule",
-        "<p>To apply for the program, you must:</p><ul><li>have a letter of support;</li></ul>",
-        "<p>To apply for the program, you must:</p><ul><li>have a letter of support;</li>"
+        "<p>To apply for the Start-up Visa Program, you must</p><ul><li>have a letter of support;</li></ul>",
+        "<p>To apply for the Start-up Visa Program, you must</p><ul><li>have a letter of support;</li>"
         "<li>have a qualifying business;</li></ul>",
         "medium",
         "New requirement: “have a qualifying business;”",

@@ -18,6 +18,7 @@ from policywatch.monitor.cli.common import (
     err,
     fail,
     out,
+    parse_when,
 )
 
 digest_app = typer.Typer(
@@ -45,6 +46,13 @@ def digest_preview(
         None, "--subscriber", "-s", help="E-mail address (default: the first subscriber)."
     ),
     fmt: TextHtml = typer.Option(TextHtml.text, "--format", "-f", help="Output format."),
+    since: str | None = typer.Option(
+        None,
+        "--since",
+        metavar="DATE",
+        help="Every change detected from then on (2024-03-01, an ISO date-time, or 30d), not only those "
+        "since the subscriber's last digest.",
+    ),
 ) -> None:
     """Render the digest a subscriber would receive now, to stdout. Nothing is recorded or sent."""
     from policywatch.monitor.nightly.delivery import outbox
@@ -60,7 +68,7 @@ def digest_preview(
     if sub is None:
         fail(f"--subscriber: {subscriber!r} is not a [[subscriber]] in the config", EXIT_USAGE)
     with _opened(cfg) as db:
-        d = outbox(db, cfg).preview(sub)
+        d = outbox(db, cfg).preview(sub, since=parse_when(since) if since else None)
         err.print(f"subject: {d.subject}")
         sys.stdout.write(render_html(d) if fmt == "html" else render_text(d))
 

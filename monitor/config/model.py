@@ -356,9 +356,15 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
 def _mail(m: MailTable, base: Path) -> MailSettings:
     """[mail], with the rules about secrets: both credential variables or neither, and never a login in clear
     text, except to a relay on this machine when `allow_plaintext_auth` says so."""
+    if (m.host is None) == (m.mbox is None):
+        _fail(
+            "mail",
+            "set host (the SMTP server digests leave through) or mbox (a file they are appended to), not "
+            + ("both" if m.host else "neither"),
+        )
     if (m.username_env is None) != (m.password_env is None):
         _fail("mail", "set both username_env and password_env, or neither")
-    if m.allow_plaintext_auth and not is_loopback(m.host):
+    if m.allow_plaintext_auth and not is_loopback(m.host or ""):
         _fail(
             "mail.allow_plaintext_auth",
             f"only for a relay on this machine (localhost, 127.0.0.1, ::1), not "
@@ -372,7 +378,7 @@ def _mail(m: MailTable, base: Path) -> MailSettings:
         )
     port = m.port if m.port is not None else {"ssl": 465, "starttls": 587}.get(m.security, 25)
     return MailSettings(
-        m.host,
+        m.host or "",
         port,
         m.security,
         m.sender,
@@ -382,6 +388,7 @@ def _mail(m: MailTable, base: Path) -> MailSettings:
         _relative(m.ca_file, base) if m.ca_file else None,
         m.operator,
         m.allow_plaintext_auth,
+        _relative(m.mbox, base) if m.mbox else None,
     )
 
 

@@ -32,6 +32,8 @@ class MailSettings:
     operator: str | None = None  # operator alerts (failed pass, stale sources) go here only
     #: log in without TLS: only to a relay on this machine (loopback), and only when set explicitly
     allow_plaintext_auth: bool = False
+    #: `[mail] mbox`: messages are appended to this file instead of going to an SMTP server (the demo)
+    mbox: Path | None = None
 
     @property
     def sender_domain(self) -> str:

@@ -168,7 +168,8 @@ class ReportsTable(Table):
 
 
 class MailTable(Table):
-    host: str
+    host: str | None = None  # an SMTP server; or, for a demo or a test, `mbox`
+    mbox: str | None = None  # append every message to this mbox file instead (no SMTP server)
     port: Annotated[int, Field(gt=0, lt=65536)] | None = None  # 25, 587 with starttls, 465 with ssl
     security: Literal["none", "starttls", "ssl"] = "none"
     sender: Address = "policywatch <policywatch@localhost>"

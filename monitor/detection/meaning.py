@@ -60,7 +60,9 @@ POLICY_TERMS: list[tuple[str, str, re.Pattern[str]]] = [
         "fee",
         "Fee payment",
         re.compile(
-            r"\b(?:fees?|payments?|pay|payable|credit\s+cards?|debit|Visa|Mastercard|refunds?|"
+            # "Visa" alone is the Start-up Visa or a visitor visa: a card brand only beside another one
+            r"\bVisa\b(?=[^.]{0,30}\b(?:Mastercard|American\s+Express|Amex)\b)|"
+            r"\b(?:fees?|payments?|pay|payable|credit\s+cards?|debit|Mastercard|American\s+Express|refunds?|"
             r"non-refundable)\b",
             re.I,
         ),
