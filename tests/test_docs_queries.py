@@ -22,7 +22,7 @@ PAGE = (
 
 def test_documented_queries(db_url):
     queries = re.findall(r"```sql\n(.*?)```", DOC.read_text(), re.S)
-    assert len(queries) == 6
+    assert len(queries) == 7
     db = open_database(db_url)
     cfg = parse_config(
         {
@@ -63,7 +63,7 @@ def test_documented_queries(db_url):
             results = [conn.execute(sa.text(sql)).all() for sql in queries]
     finally:
         db.dispose()
-    tagged, first, failed, per_page, undelivered, runs = results
+    tagged, first, failed, per_page, undelivered, runs, codes = results
     assert [r.kind for r in tagged] == ["changed", "new_page"]
     assert first[0].first_released is not None
     assert failed == []  # the last pass was good
@@ -71,3 +71,4 @@ def test_documented_queries(db_url):
     assert [r.pages_failed for r in runs] == [0, 1, 0]
     assert [(r.recipient, r.status, r.attempts) for r in undelivered] == [("a@example.org", "failed", 1)]
     assert "Connection refused" in undelivered[0].last_error
+    assert [r.code for r in codes] == ["C88"]  # the code that appeared on the third pass

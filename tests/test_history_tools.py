@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -120,3 +120,81 @@ def test_explain_latest_stored_capture(write_config, history: str):
     assert "furniture (section.pagedetails)" in p.stdout
     missing = policywatch("explain", "https://www.canada.ca/en/other.html", "--config", str(cfg))
     assert missing.returncode == 2 and "no page" in missing.stderr
+
+
+def test_canned_date_filters_read_days_times_and_offsets(tmp_path: Path):
+    """The Datasette canned queries compare times as times, not strings: a time given with 'T' does not
+    return a version captured seconds after it, a plain day means that whole day, an offset is honoured."""
+    import sqlite3
+
+    from policywatch.monitor.config import parse_config
+    from policywatch.monitor.pagework import FetchResult, PageWork
+
+    url = "https://www.canada.ca/en/is.html"
+    db_url = f"sqlite:///{tmp_path / 'h.db'}"
+    cfg = parse_config(
+        {
+            "storage": {"url": db_url},
+            "crawl": {"allowed_domains": ["www.canada.ca"]},
+            "watch": [{"url": url, "topics": ["innovation-stream"]}],
+        }
+    )
+    db = open_database(db_url)
+    times = [datetime(2026, 12, 1, 23, 0, tzinfo=UTC), datetime(2026, 12, 2, 1, 3, 41, 412000, tzinfo=UTC)]
+    try:
+        for i, (when, fee) in enumerate(zip(times, ("$155", "$230"), strict=True)):
+            with db.session() as s:
+                run_id = q.open_run(s).id
+            body = (
+                '<main property="mainContentOfPage"><h1>Innovation Stream</h1><p>The fee is '
+                + fee
+                + ".</p></main>"
+            )
+            PageWork(db, cfg, run_id, first_run=i == 0).process(
+                FetchResult(
+                    url=url, status=200, body=body.encode(), content_type="text/html", fetched_at=when
+                )
+            )
+            with db.session() as s:
+                q.finish_run(s, run_id, "completed")
+    finally:
+        db.dispose()
+    queries = datasette_metadata("h")["databases"]["h"]["queries"]
+    con = sqlite3.connect(tmp_path / "h.db")
+    try:
+
+        def as_of(date: str) -> str:
+            rows = con.execute(queries["page_as_of"]["sql"], {"url": url, "date": date}).fetchall()
+            return rows[0][3] if rows else ""
+
+        assert "$155" in as_of("2026-12-02T01:03:38")  # 3 s before the $230 capture: still $155
+        assert "$230" in as_of("2026-12-02T01:03:41")  # the same second
+        assert "$230" in as_of("2026-12-02")  # the whole day
+        assert "$155" in as_of("2026-12-01")
+        assert "$155" in as_of("2026-12-01T20:03:40-05:00")  # 01:03:40 UTC
+        assert "$230" in as_of("2026-12-01T20:03:42-05:00")
+
+        def since(value: str) -> int:
+            return len(
+                con.execute(
+                    queries["changes_by_topic"]["sql"], {"topic": "innovation-stream", "since": value}
+                ).fetchall()
+            )
+
+        # changes are dated when detected (now): a day, a time and a time with an offset, around now
+        detected = datetime.fromisoformat(
+            con.execute("SELECT max(detected_at) FROM change_log").fetchone()[0]
+        )
+        detected = detected.replace(tzinfo=UTC)
+        assert since(detected.date().isoformat()) == 2
+        assert since((detected.date() + timedelta(days=1)).isoformat()) == 0
+        before = (detected - timedelta(hours=1)).astimezone(timezone(timedelta(hours=-5)))
+        assert since(before.isoformat(timespec="seconds")) == 2  # e.g. 2026-12-04T21:00:00-05:00
+        after = (detected + timedelta(seconds=2)).isoformat(timespec="seconds").replace("+00:00", "")
+        assert since(after) == 0
+        facts = con.execute(
+            queries["fact_changes"]["sql"], {"since": detected.date().isoformat(), "type": "fee"}
+        ).fetchall()
+        assert [(r[2], r[3], r[4], r[5]) for r in facts] == [("fee", "changed", "$155", "$230")]
+    finally:
+        con.close()
