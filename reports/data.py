@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from policywatch.reports.sitewide import Notice, split_notices
@@ -36,6 +36,8 @@ class ReportData:
     health: dict[str, Any] = field(default_factory=dict)
     topic_names: dict[str, str] = field(default_factory=dict)
     notices: list[Notice] = field(default_factory=list)
+    prev_run_id: int | None = None  # the reports link to the pass before and after
+    next_run_id: int | None = None
 
     @property
     def failure_line(self) -> str | None:
@@ -136,4 +138,6 @@ def load_run_report(s: Session, run_id: int, topic_names: dict[str, str] | None 
         run.health or {},
         names,
         notices,
+        s.scalar(select(func.max(Run.id)).where(Run.id < run_id, Run.status != "running")),
+        s.scalar(select(func.min(Run.id)).where(Run.id > run_id, Run.status != "running")),
     )

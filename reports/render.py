@@ -73,13 +73,14 @@ def render_html(data: ReportData) -> str:
     return environment().get_template("report.html.j2").render(r=data)
 
 
-def write_run_reports(data: ReportData, out_dir: Path) -> dict[str, Path]:
-    """Write run-<id>.md/.html and refresh latest.md / index.html; return the paths."""
+def write_run_reports(data: ReportData, out_dir: Path, *, latest: bool = True) -> dict[str, Path]:
+    """Write run-<id>.md/.html and (`latest`) refresh latest.md / index.html; return the paths."""
     rid = data.run.id
     md, html = render_markdown(data), render_html(data)
     paths = {"markdown": out_dir / f"run-{rid}.md", "html": out_dir / f"run-{rid}.html"}
     write_atomic(paths["markdown"], md)
     write_atomic(paths["html"], html)
-    write_atomic(out_dir / "latest.md", md)
-    write_atomic(out_dir / "index.html", html)
+    if latest:
+        write_atomic(out_dir / "latest.md", md)
+        write_atomic(out_dir / "index.html", html)
     return paths

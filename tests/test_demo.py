@@ -74,6 +74,11 @@ def test_every_local_link_of_the_demo_site_and_reports_resolves(demo):
             if not target.exists():
                 broken.append(f"{html.relative_to(reports)} → {ref}")
     assert checked > 20 and not broken, broken[:10]
+    # run reports link to the runs around them and to each change's diff page
+    run2 = (reports / "run-2.html").read_text(encoding="utf-8")
+    assert 'href="run-1.html"' in run2 and 'href="run-3.html"' in run2
+    run3 = (reports / "run-3.html").read_text(encoding="utf-8")
+    assert 'href="run-2.html"' in run3 and 'href="site/changes/' in run3
     con = sqlite3.connect(out / "policywatch.db")
     try:
         page_ids = [r[0] for r in con.execute("SELECT id FROM pages")]
