@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from policywatch.reports.charts import crs_over_time, page_timeline
 from policywatch.reports.data import SIGNIFICANCE_ORDER, failure_summary, is_baseline
 from policywatch.reports.render import environment, write_atomic
 from policywatch.storage.models import Change, Page, Run, Version
@@ -96,7 +97,24 @@ class Site:
             s.scalars(select(Change).where(Change.page_id == page_id).order_by(Change.detected_at, Change.id))
         )
         path = self.dir / "pages" / f"{page_id}.html"
-        self._render("site_timeline.html.j2", path, page=page, versions=versions, changes=changes)
+        crs = None
+        if page.extractor == "json" and versions:  # draws over time (the Express Entry rounds)
+            latest = s.get(Version, max(versions, key=lambda v: (v.captured_at, v.id)).id)
+            doc = latest.blocks if latest is not None else None
+            records = doc.get("records") if isinstance(doc, dict) else None
+            if isinstance(records, dict):  # keyed by the records' ids
+                records = list(records.values())
+            if isinstance(records, list):
+                crs = crs_over_time([r for r in records if isinstance(r, dict)])
+        self._render(
+            "site_timeline.html.j2",
+            path,
+            page=page,
+            versions=versions,
+            changes=changes,
+            timeline_svg=page_timeline(versions, changes),
+            crs=crs,
+        )
         return path
 
     def index_and_feed(self, s: Session) -> None:

@@ -54,6 +54,7 @@ def browser():
         "--window-size=1100,1400",
     ):
         opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console errors, for the checks below
     drv = webdriver.Chrome(service=Service(executable_path=driver), options=opts)
     yield drv
     drv.quit()
@@ -179,3 +180,64 @@ def test_hostile_page_text_does_not_execute_in_reports(browser, tmp_path):
         assert "<script>" in body  # shown as the words it is
         assert browser.find_elements("css selector", "body script, body img, body svg") == []
     assert os.path.getsize(ARTIFACTS / "digest.png") > 1000
+
+
+def _console_errors(browser) -> list[str]:
+    return [e["message"] for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
+
+
+def test_the_demo_site_report_and_digest_in_a_browser(browser, tmp_path):
+    """The demo's site, run report and a digest as a reader sees them: details released first, the charts
+    drawn (an SVG with a size, no script), every link on the page leading to a file that exists, and no
+    console error (a CSP violation, a missing file) anywhere."""
+    import mailbox
+    from urllib.parse import unquote, urlsplit
+
+    from selenium.webdriver.common.by import By
+
+    from tests.conftest import policywatch
+
+    out = tmp_path / "demo"
+    assert policywatch("demo", "--out", str(out)).returncode == 0
+    site = out / "reports" / "site"
+    browser.get_log("browser")  # drop what earlier tests left
+
+    def visit(path: Path, shot: str) -> None:
+        browser.get(path.as_uri())
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / shot))
+        for a in browser.find_elements(By.CSS_SELECTOR, "a[href]"):
+            href = a.get_attribute("href") or ""
+            if href.startswith("file:"):
+                assert Path(unquote(urlsplit(href).path)).exists(), f"{path.name}: broken link {href}"
+        assert _console_errors(browser) == [], path
+
+    visit(site / "index.html", "demo-index.png")
+    rows = browser.find_elements(By.CSS_SELECTOR, "table tr")[1:]
+    flags = ["Details released" in r.text for r in rows]
+    assert flags[0] and flags == sorted(flags, reverse=True)  # details released first
+
+    visit(out / "reports" / "run-3.html", "demo-run-3.png")
+    assert browser.find_elements(By.CSS_SELECTOR, "a[href^='site/changes/']") or browser.find_elements(
+        By.XPATH, "//a[contains(@href, 'site/changes/')]"
+    )
+
+    timeline = next(p for p in (site / "pages").glob("*.html") if "CRS cut-off over time" in p.read_text())
+    visit(timeline, "demo-timeline.png")
+    charts = browser.find_elements(By.CSS_SELECTOR, "figure.chart svg")
+    assert len(charts) >= 2 and all(c.size["width"] > 300 and c.size["height"] > 100 for c in charts)
+    assert browser.find_elements(By.CSS_SELECTOR, "figure.chart svg .dots, figure.chart svg circle")
+    assert browser.execute_script("return document.scripts.length") == 0
+
+    change = next(iter(sorted((site / "changes").glob("*.html"))))
+    visit(change, "demo-change.png")
+
+    box = mailbox.mbox(str(out / "digests.mbox"))
+    message = next(iter(box))
+    html = next(p for p in message.walk() if p.get_content_type() == "text/html")
+    digest = tmp_path / "digest.html"
+    digest.write_bytes(html.get_payload(decode=True))
+    visit(digest, "demo-digest.png")
+    assert "Details released" in browser.find_element(By.TAG_NAME, "body").text or "C88" in (
+        browser.find_element(By.TAG_NAME, "body").text
+    )
