@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context, select_autoescape
+from markupsafe import Markup
 
 from policywatch.reports.data import ReportData
 
@@ -30,7 +33,26 @@ def environment() -> Environment:
         _env.filters["section"] = lambda s: " › ".join(s) if s else "Top of page"
         _env.filters["md"] = _md_escape
         _env.filters["iso"] = lambda d: d.isoformat(timespec="seconds") if d else ""
+        _env.filters["local"] = _local_time
     return _env
+
+
+@pass_context
+def _local_time(ctx: Any, when: datetime | None) -> Markup:
+    """A time in the site's time zone (`[schedule] timezone`), the UTC time on hover and in `datetime`."""
+    if when is None:
+        return Markup("")
+    utc = when if when.tzinfo else when.replace(tzinfo=UTC)
+    zone = ctx.get("timezone") or "UTC"
+    try:
+        local = utc.astimezone(ZoneInfo(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        local = utc.astimezone(UTC)
+    return Markup('<time datetime="{}" title="UTC: {}">{}</time>').format(
+        utc.astimezone(UTC).isoformat(timespec="seconds"),
+        utc.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        local.strftime("%Y-%m-%d %H:%M %Z"),
+    )
 
 
 def _md_escape(text: Any) -> str:

@@ -8,8 +8,10 @@ every page carries a Content-Security-Policy that forbids scripts and remote loa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,8 @@ FEED_LIMIT = 100
 
 @dataclass
 class SideBySide:
-    """One row of the side-by-side view: what the old page said | what the new page says."""
+    """One row of the side-by-side view: what the old page said | what the new page says. Context rows
+    (`op == "context"`) are the unchanged block before or after, or a table's header row, shown greyed."""
 
     section: list[str]
     op: str
@@ -35,11 +38,96 @@ class SideBySide:
     right: list[list[str]]
 
 
-def side_by_side(change: Change) -> list[SideBySide]:
-    rows = []
-    for op in (change.details or {}).get("blocks") or []:
+_WORDS = re.compile(r"\s+|[^\s]+")
+
+
+def word_diff(before: str, after: str) -> list[list[str]]:
+    """[op, text] segments (equal | del | ins) of a word-level diff."""
+    a, b = _WORDS.findall(before), _WORDS.findall(after)
+    out: list[list[str]] = []
+    for tag, i1, i2, j1, j2 in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            out.append(["equal", "".join(a[i1:i2])])
+            continue
+        if i2 > i1:
+            out.append(["del", "".join(a[i1:i2])])
+        if j2 > j1:
+            out.append(["ins", "".join(b[j1:j2])])
+    return out
+
+
+def _blocks(version: Version | None) -> list[dict[str, Any]]:
+    blocks = version.blocks if version is not None else None
+    return blocks if isinstance(blocks, list) else []
+
+
+def _header(blocks: list[dict[str, Any]], index: int) -> dict[str, Any] | None:
+    """The first row of the table holding blocks[index], when it names columns (no digits)."""
+    if not 0 <= index < len(blocks) or blocks[index].get("kind") != "tr":
+        return None
+    i = index
+    while i > 0 and blocks[i - 1].get("kind") == "tr":
+        i -= 1
+    first = blocks[i]
+    if i == index or any(ch.isdigit() for ch in first.get("text", "")):
+        return None
+    return first
+
+
+def side_by_side(
+    change: Change, before: Version | None = None, after: Version | None = None
+) -> list[SideBySide]:
+    """The change's operations as rows, in reading order, each with its context: the unchanged block before
+    and after it (and a table's header row), from the versions compared. A paragraph removed and another
+    added in its place in the same section read as one "changed" row with a word diff."""
+    ops = list((change.details or {}).get("blocks") or [])
+    old, new = _blocks(before), _blocks(after)
+    touched_new = {op.get("index") for op in ops if op["op"] in ("added", "changed", "moved")}
+    rows: list[SideBySide] = []
+    shown: set[tuple[str, int]] = set()
+
+    def context(blocks: list[dict[str, Any]], index: int | None, side: str) -> None:
+        if index is None or not 0 <= index < len(blocks) or (side, index) in shown:
+            return
+        if side == "new" and index in touched_new:
+            return
+        shown.add((side, index))
+        b = blocks[index]
+        text = [["equal", b.get("text", "")]]
+        rows.append(SideBySide(b.get("section") or [], "context", text, text))
+
+    i = 0
+    while i < len(ops):
+        op = ops[i]
         sec = op.get("section") or []
-        if op["op"] == "changed":
+        nxt = ops[i + 1] if i + 1 < len(ops) else None
+        blocks, index = (old, op.get("index")) if op["op"] == "removed" else (new, op.get("index"))
+        header = _header(blocks, index) if isinstance(index, int) else None
+        if header is not None and ("hdr", id(header)) not in shown:
+            shown.add(("hdr", id(header)))
+            text = [["equal", header.get("text", "")]]
+            rows.append(SideBySide(header.get("section") or [], "context", text, text))
+        if isinstance(index, int):
+            context(blocks, index - 1, "old" if op["op"] == "removed" else "new")
+        if (
+            op["op"] == "removed"
+            and nxt is not None
+            and nxt["op"] == "added"
+            and (nxt.get("section") or []) == sec
+            and nxt.get("kind") == op.get("kind")
+        ):
+            inline = word_diff(op.get("text", ""), nxt.get("text", ""))
+            rows.append(
+                SideBySide(
+                    sec,
+                    "changed",
+                    [seg for seg in inline if seg[0] in ("equal", "del")],
+                    [seg for seg in inline if seg[0] in ("equal", "ins")],
+                )
+            )
+            i += 1
+            op = nxt
+        elif op["op"] == "changed":
             inline = op.get("inline") or []
             rows.append(
                 SideBySide(
@@ -57,16 +145,25 @@ def side_by_side(change: Change) -> list[SideBySide]:
             rows.append(
                 SideBySide(sec, "moved", [["equal", op.get("text", "")]], [["equal", op.get("text", "")]])
             )
+        index = op.get("index")
+        if isinstance(index, int):
+            context(
+                old if op["op"] == "removed" else new, index + 1, "old" if op["op"] == "removed" else "new"
+            )
+        i += 1
     return rows
 
 
 class Site:
     """Writes the site for the changes of a pass (and refreshes the index, feed and touched timelines)."""
 
-    def __init__(self, out_dir: Path, *, base_url: str | None, topic_names: dict[str, str]):
+    def __init__(
+        self, out_dir: Path, *, base_url: str | None, topic_names: dict[str, str], timezone: str = "UTC"
+    ):
         self.dir = out_dir
         self.base_url = base_url
         self.topic_names = topic_names
+        self.timezone = timezone  # times are shown in it, with UTC on hover
 
     def _render(self, template: str, path: Path, **ctx: Any) -> None:
         root = "../" * (len(path.relative_to(self.dir).parts) - 1)
@@ -74,14 +171,43 @@ class Site:
             path,
             environment()
             .get_template(template)
-            .render(root=root, base_url=self.base_url, topic_names=self.topic_names, **ctx),
+            .render(
+                root=root, base_url=self.base_url, topic_names=self.topic_names, timezone=self.timezone, **ctx
+            ),
         )
 
     def change_page(self, s: Session, c: Change) -> Path:
         path = self.dir / "changes" / f"{c.id}.html"
         before = s.get(Version, c.from_version_id) if c.from_version_id else None
         after = s.get(Version, c.to_version_id) if c.to_version_id else None
-        self._render("site_change.html.j2", path, c=c, rows=side_by_side(c), before=before, after=after)
+        order = list(
+            s.scalars(
+                select(Version.id)
+                .where(Version.page_id == c.page_id)
+                .order_by(Version.captured_at, Version.id)
+            )
+        )
+        number = {vid: i for i, vid in enumerate(order, start=1)}  # "version 3 of this page"
+        for v in (before, after):
+            if v is not None:
+                self.version_page(s, v, number.get(v.id), len(order))
+        self._render(
+            "site_change.html.j2",
+            path,
+            c=c,
+            rows=side_by_side(c, before, after),
+            before=before,
+            after=after,
+            number=number,
+            versions_total=len(order),
+        )
+        return path
+
+    def version_page(self, s: Session, v: Version, number: int | None, total: int) -> Path:
+        """The text of one stored version, linked from the diff pages."""
+        path = self.dir / "versions" / f"{v.id}.html"
+        page = s.get(Page, v.page_id)
+        self._render("site_version.html.j2", path, v=v, page=page, number=number, total=total)
         return path
 
     def timeline(self, s: Session, page_id: int) -> Path:
@@ -97,6 +223,11 @@ class Site:
             s.scalars(select(Change).where(Change.page_id == page_id).order_by(Change.detected_at, Change.id))
         )
         path = self.dir / "pages" / f"{page_id}.html"
+        for n, v in enumerate(versions, start=1):  # each version's text has a page the timeline links to
+            if not (self.dir / "versions" / f"{v.id}.html").exists():
+                full = s.get(Version, v.id)
+                if full is not None:
+                    self.version_page(s, full, n, len(versions))
         crs = None
         if page.extractor == "json" and versions:  # draws over time (the Express Entry rounds)
             latest = s.get(Version, max(versions, key=lambda v: (v.captured_at, v.id)).id)

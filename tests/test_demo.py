@@ -79,6 +79,13 @@ def test_every_local_link_of_the_demo_site_and_reports_resolves(demo):
     assert 'href="run-1.html"' in run2 and 'href="run-3.html"' in run2
     run3 = (reports / "run-3.html").read_text(encoding="utf-8")
     assert 'href="run-2.html"' in run3 and 'href="site/changes/' in run3
+    # a diff page: context rows, the replaced paragraph as one changed row, per-page version numbers, times
+    # in the configured zone with UTC on hover
+    hub = next(p for p in (reports / "site" / "changes").glob("*.html") if "Tech Talent" in p.read_text())
+    diff = hub.read_text(encoding="utf-8")
+    assert 'class="context"' in diff and "version 2 of 2" in diff and "version 1 of this page" in diff
+    assert "<del>More</del>" in diff and "<ins>Innovation</ins>" in diff
+    assert re.search(r'<time datetime="[^"]+[+]00:00" title="UTC: [^"]+">[^<]+ (EST|EDT)</time>', diff)
     con = sqlite3.connect(out / "policywatch.db")
     try:
         page_ids = [r[0] for r in con.execute("SELECT id FROM pages")]

@@ -28,7 +28,12 @@ def site_dir(config: Config) -> Path:
 
 def publish_site(db: Any, config: Config, run_id: int) -> Path:
     """Pages for this pass's changes, their pages' timelines, the index and the Atom feed."""
-    site = Site(site_dir(config), base_url=config.report_base_url, topic_names=topic_names(config))
+    site = Site(
+        site_dir(config),
+        base_url=config.report_base_url,
+        topic_names=topic_names(config),
+        timezone=config.schedule.timezone,
+    )
     with db.session() as s:
         # Without the "now watching" notes, which get no pages (see Site.write_changes) and number one per
         # watch
@@ -41,7 +46,12 @@ def publish_site(db: Any, config: Config, run_id: int) -> Path:
 
 def publish_changes(db: Any, config: Config, change_ids: list[int]) -> Path:
     """Pages for these changes (a backfill's: at their historic dates), their timelines, index and feed."""
-    site = Site(site_dir(config), base_url=config.report_base_url, topic_names=topic_names(config))
+    site = Site(
+        site_dir(config),
+        base_url=config.report_base_url,
+        topic_names=topic_names(config),
+        timezone=config.schedule.timezone,
+    )
     with db.session() as s:
         if change_ids:
             site.write_changes(s, news(s, Change.id.in_(change_ids)))
@@ -49,7 +59,12 @@ def publish_changes(db: Any, config: Config, change_ids: list[int]) -> Path:
 
 
 def rebuild_site(db: Any, config: Config) -> int:
-    site = Site(site_dir(config), base_url=config.report_base_url, topic_names=topic_names(config))
+    site = Site(
+        site_dir(config),
+        base_url=config.report_base_url,
+        topic_names=topic_names(config),
+        timezone=config.schedule.timezone,
+    )
     with db.session() as s:
         return site.rebuild(s)
 
