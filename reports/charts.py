@@ -63,8 +63,8 @@ def page_timeline(versions: Sequence[Any], changes: Sequence[Any]) -> str | None
             continue
         level = c.significance if c.significance in points else "low"
         points[level].append((_ts(c.detected_at), {"low": 1, "medium": 2, "high": 3}[level]))
-    if not any(points.values()):
-        return None
+    if len(points["version"]) < 2 and not (points["low"] or points["medium"] or points["high"]):
+        return None  # one version and no change (a page's first night): nothing to draw, and cheaper so
     times = [t for pts in points.values() for t, _ in pts]
     short = max(times) - min(times) < 2 * 86400  # a couple of days: say the hour too
     chart = pygal.XY(
