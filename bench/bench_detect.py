@@ -89,23 +89,30 @@ def main() -> int:
     from policywatch.monitor.detection.detect import detect_html
     from policywatch.monitor.detection.extract import extract_html
 
-    old_html, new_html = build_page("$155"), build_page("$230")
     topics = parse_config({"crawl": {"allowed_domains": ["www.canada.ca"]}}).topics
-    url = "https://www.canada.ca/en/page.html"
-    old = extract_html(old_html, url)
-    old_state = {"blocks": old.blocks, "meta": old.meta, "text": old.text}
 
-    def detect():
-        ex = extract_html(new_html, url)
-        return detect_html(
-            url=url,
-            title=ex.title,
-            old=old_state,
-            new_blocks=ex.blocks,
-            new_meta=ex.meta,
-            watch_topics=[],
-            topic_defs=topics,
-        )
+    def detector(old_html: bytes, new_html: bytes, url: str):
+        """Extraction of the new page, diff against the old one, facts, meaning and summary: one call."""
+        old = extract_html(old_html, url)
+        old_state = {"blocks": old.blocks, "meta": old.meta, "text": old.text}
+
+        def detect():
+            ex = extract_html(new_html, url)
+            return detect_html(
+                url=url,
+                title=ex.title,
+                old=old_state,
+                new_blocks=ex.blocks,
+                new_meta=ex.meta,
+                watch_topics=[],
+                topic_defs=topics,
+            )
+
+        return old, detect
+
+    old_html, new_html = build_page("$155"), build_page("$230")
+    url = "https://www.canada.ca/en/page.html"
+    old, detect = detector(old_html, new_html, url)
 
     decision = detect()
     results = {
@@ -127,21 +134,7 @@ def main() -> int:
     }
     g_old, g_new = build_generic_page("$155"), build_generic_page("$230")
     g_url = "https://www.pnp.prairies.example.ca/immigrate/page.aspx"
-    g_prev = extract_html(g_old, g_url)
-    g_state = {"blocks": g_prev.blocks, "meta": g_prev.meta, "text": g_prev.text}
-
-    def detect_generic():
-        ex = extract_html(g_new, g_url)
-        return detect_html(
-            url=g_url,
-            title=ex.title,
-            old=g_state,
-            new_blocks=ex.blocks,
-            new_meta=ex.meta,
-            watch_topics=[],
-            topic_defs=topics,
-        )
-
+    g_prev, detect_generic = detector(g_old, g_new, g_url)
     g_decision = detect_generic()
     results["generic"] = {
         "template": "ASP.NET WebForms (tests/eval/sites/aspnet-pnp)",

@@ -18,7 +18,7 @@ import orjson
 
 from policywatch.monitor.config import Config
 from policywatch.monitor.detection.detect import ChangeDecision, detect_html, detect_json, removed_decision
-from policywatch.monitor.detection.extract import NoMainContent, extract_html
+from policywatch.monitor.detection.extract import Extraction, NoMainContent, extract_html
 from policywatch.monitor.detection.jsondiff import (
     MalformedJSON,
     parse_json,
@@ -77,6 +77,20 @@ def main_fingerprint(body: bytes, encoding: str | None, rules_digest: str) -> st
         h.update(len(part).to_bytes(8, "big"))
         h.update(part)
     return h.hexdigest()
+
+
+def read_html(
+    config: Config, body: bytes, url: str, encoding: str | None, *, require_gcweb: bool = False
+) -> tuple[Extraction, str | None]:
+    """The page's content with the noise rules that apply to it (their digest in its meta), and why it is
+    not the page when it is not (a soft error: maintenance, WAF, almost empty). Raises NoMainContent."""
+    drops, ignores, rules_digest = config.rules_for(url)
+    ex = extract_html(
+        body, url, encoding=encoding, extra_noise=drops, ignore_patterns=ignores, require_gcweb=require_gcweb
+    )
+    ex.meta["rules"] = rules_digest
+    headings = [b["text"] for b in ex.blocks if b["kind"] in ("h1", "h2")]
+    return ex, soft_error_reason(ex.title, ex.text, headings)
 
 
 class PageWork:
@@ -202,19 +216,7 @@ class PageWork:
                     "json",
                 )
             elif _is_html(r):
-                drops, ignores, rules_digest = self.config.rules_for(r.url)
-                ex = extract_html(
-                    body,
-                    r.url,
-                    encoding=r.encoding,
-                    extra_noise=drops,
-                    ignore_patterns=ignores,
-                    require_gcweb=gcweb_before,
-                )
-                ex.meta["rules"] = rules_digest
-                reason = soft_error_reason(
-                    ex.title, ex.text, [b["text"] for b in ex.blocks if b["kind"] in ("h1", "h2")]
-                )
+                ex, reason = read_html(self.config, body, r.url, r.encoding, require_gcweb=gcweb_before)
                 if reason:
                     return self._failed(s, ensure_page(), r, "soft_error", reason)
                 content_hash, title, blocks, text, meta, extractor = (

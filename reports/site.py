@@ -42,7 +42,9 @@ _WORDS = re.compile(r"\s+|[^\s]+")
 
 
 def word_diff(before: str, after: str) -> list[list[str]]:
-    """[op, text] segments (equal | del | ins) of a word-level diff."""
+    """[op, text] segments (equal | del | ins) of a word-level diff. (detection's `inline_diff` is the same
+    idea; the reports import nothing but storage, so the site diffs the two paragraphs a change stored as
+    removed and added here.)"""
     a, b = _WORDS.findall(before), _WORDS.findall(after)
     out: list[list[str]] = []
     for tag, i1, i2, j1, j2 in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
@@ -72,6 +74,12 @@ def _header(blocks: list[dict[str, Any]], index: int) -> dict[str, Any] | None:
     if i == index or any(ch.isdigit() for ch in first.get("text", "")):
         return None
     return first
+
+
+def _changed(section: list[str], inline: list[list[str]]) -> SideBySide:
+    """A changed row: the old words on the left, the new on the right, from one word diff."""
+    left = [seg for seg in inline if seg[0] in ("equal", "del")]
+    return SideBySide(section, "changed", left, [seg for seg in inline if seg[0] in ("equal", "ins")])
 
 
 def side_by_side(
@@ -116,27 +124,11 @@ def side_by_side(
             and (nxt.get("section") or []) == sec
             and nxt.get("kind") == op.get("kind")
         ):
-            inline = word_diff(op.get("text", ""), nxt.get("text", ""))
-            rows.append(
-                SideBySide(
-                    sec,
-                    "changed",
-                    [seg for seg in inline if seg[0] in ("equal", "del")],
-                    [seg for seg in inline if seg[0] in ("equal", "ins")],
-                )
-            )
+            rows.append(_changed(sec, word_diff(op.get("text", ""), nxt.get("text", ""))))
             i += 1
             op = nxt
         elif op["op"] == "changed":
-            inline = op.get("inline") or []
-            rows.append(
-                SideBySide(
-                    sec,
-                    "changed",
-                    [seg for seg in inline if seg[0] in ("equal", "del")],
-                    [seg for seg in inline if seg[0] in ("equal", "ins")],
-                )
-            )
+            rows.append(_changed(sec, op.get("inline") or []))
         elif op["op"] == "added":
             rows.append(SideBySide(sec, "added", [], [["ins", op.get("text", "")]]))
         elif op["op"] == "removed":

@@ -23,7 +23,7 @@ import orjson
 from policywatch.monitor.backfill.captures import Capture
 from policywatch.monitor.config import Config
 from policywatch.monitor.detection.detect import detect_html, detect_json
-from policywatch.monitor.detection.extract import NoMainContent, extract_html
+from policywatch.monitor.detection.extract import NoMainContent
 from policywatch.monitor.detection.jsondiff import (
     MalformedJSON,
     parse_json,
@@ -31,9 +31,8 @@ from policywatch.monitor.detection.jsondiff import (
     records_text,
     to_records,
 )
-from policywatch.monitor.detection.quality import soft_error_reason
 from policywatch.monitor.fetchresult import FetchResult
-from policywatch.monitor.pagework import PageWork, _is_html, _is_json
+from policywatch.monitor.pagework import PageWork, _is_html, _is_json, read_html
 from policywatch.monitor.urls import normalize_url
 from policywatch.storage import blockpack, bodypack
 from policywatch.storage import queries as q
@@ -128,12 +127,7 @@ class ArchiveWork(PageWork):
                 meta = {"extractor": "json", "records": len(doc["records"])}
                 extractor = "json"
             elif _is_html(r):
-                drops, ignores, rules_digest = self.config.rules_for(url)
-                ex = extract_html(body, url, encoding=encoding, extra_noise=drops, ignore_patterns=ignores)
-                ex.meta["rules"] = rules_digest
-                reason = soft_error_reason(
-                    ex.title, ex.text, [b["text"] for b in ex.blocks if b["kind"] in ("h1", "h2")]
-                )
+                ex, reason = read_html(self.config, body, url, encoding)
                 if reason:
                     return soft(reason)
                 content_hash, title, blocks, text, meta, extractor = (

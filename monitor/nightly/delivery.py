@@ -26,19 +26,22 @@ def site_dir(config: Config) -> Path:
     return config.reports_dir / "site"
 
 
-def publish_site(db: Any, config: Config, run_id: int) -> Path:
-    """Pages for this pass's changes, their pages' timelines, the index and the Atom feed."""
-    site = Site(
+def report_site(config: Config) -> Site:
+    """The report site as the config says: where, its public address, topic names, time zone."""
+    return Site(
         site_dir(config),
         base_url=config.report_base_url,
         topic_names=topic_names(config),
         timezone=config.schedule.timezone,
     )
+
+
+def publish_site(db: Any, config: Config, run_id: int) -> Path:
+    """Pages for this pass's changes, their pages' timelines, the index and the Atom feed."""
+    site = report_site(config)
     with db.session() as s:
-        # Without the "now watching" notes, which get no pages (see Site.write_changes) and number one per
-        # watch
-        # Change pages for the pass's news; timelines for every page it touched, "now watching" ones included
-        # (read as ids only: a first night has one such note per watch)
+        # Change pages for the pass's news (no "now watching" notes); timelines for every page it touched,
+        # "now watching" ones included (read as ids only: a first night has one such note per watch)
         touched = set(s.scalars(select(Change.page_id).where(Change.run_id == run_id)))
         site.write_changes(s, news(s, Change.run_id == run_id), also_pages=touched)
     return site.dir / "index.html"
@@ -46,12 +49,7 @@ def publish_site(db: Any, config: Config, run_id: int) -> Path:
 
 def publish_changes(db: Any, config: Config, change_ids: list[int]) -> Path:
     """Pages for these changes (a backfill's: at their historic dates), their timelines, index and feed."""
-    site = Site(
-        site_dir(config),
-        base_url=config.report_base_url,
-        topic_names=topic_names(config),
-        timezone=config.schedule.timezone,
-    )
+    site = report_site(config)
     with db.session() as s:
         if change_ids:
             site.write_changes(s, news(s, Change.id.in_(change_ids)))
@@ -59,12 +57,7 @@ def publish_changes(db: Any, config: Config, change_ids: list[int]) -> Path:
 
 
 def rebuild_site(db: Any, config: Config) -> int:
-    site = Site(
-        site_dir(config),
-        base_url=config.report_base_url,
-        topic_names=topic_names(config),
-        timezone=config.schedule.timezone,
-    )
+    site = report_site(config)
     with db.session() as s:
         return site.rebuild(s)
 
