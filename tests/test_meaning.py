@@ -232,6 +232,13 @@ CASES = [
         "Typo or punctuation",
     ),
     (
+        "a visitor counter is no fact",
+        "<p>This page has been viewed 12,204 times.</p>",
+        "<p>This page has been viewed 12,377 times.</p>",
+        "low",
+        "Reworded",
+    ),
+    (
         "a closed office is no program status",
         "<p>Our office is open Monday to Friday.</p>",
         "<p>Our office is closed on Fridays in summer.</p>",

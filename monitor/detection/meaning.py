@@ -335,6 +335,9 @@ def classify(op: dict[str, Any]) -> Meaning:
         for c in facts.get("changed", [])
         if c["type"] in POLICY_FACTS
     ]
+    # a bare number with nothing around it that makes it policy (a visitor counter, "1,204 views") is wording
+    if not (policy_class(text) or policy_class(section) or INTAKE_NOUN.search(text)):
+        fact_heads = [(cls, head) for cls, head in fact_heads if cls != "fact"]
     for cls, head in fact_heads:
         if cls == "status":
             others = [h for c, h in fact_heads if h != head]
