@@ -27,9 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def build_page(fee: str = "$155") -> bytes:
-    from policywatch.monitor.demo import _shell, gcweb_page, markdown_to_html
-
+def instruction_text(fee: str) -> str:
+    """The text of three real IRCC instruction pages (about 100 KB as a page), the fee set to `fee`."""
     md = ""
     for name in (
         "ircc-pdi-work-permit-h1b-visa__2024-09-27.md",
@@ -37,7 +36,13 @@ def build_page(fee: str = "$155") -> bytes:
         "ircc-pdi-innovation-stream-pilot__2024-12-24.md",
     ):
         md += (ROOT / "tests" / "eval" / "pages" / name).read_text(encoding="utf-8") + "\n\n"
-    title, body = markdown_to_html(md.replace("$155", fee))
+    return md.replace("$155", fee)
+
+
+def build_page(fee: str = "$155") -> bytes:
+    from policywatch.monitor.demo import _shell, gcweb_page, markdown_to_html
+
+    title, body = markdown_to_html(instruction_text(fee))
     return gcweb_page(_shell(1), title, body, "2025-02-03").encode("utf-8")
 
 
@@ -56,14 +61,7 @@ def build_generic_page(fee: str = "$155") -> bytes:
     timed on a page of the same size."""
     from policywatch.monitor.demo import markdown_to_html
 
-    md = ""
-    for name in (
-        "ircc-pdi-work-permit-h1b-visa__2024-09-27.md",
-        "ircc-pdi-c41-c46-family-high-skilled__2025-02-03.md",
-        "ircc-pdi-innovation-stream-pilot__2024-12-24.md",
-    ):
-        md += (ROOT / "tests" / "eval" / "pages" / name).read_text(encoding="utf-8") + "\n\n"
-    title, body = markdown_to_html(md.replace("$155", fee))
+    title, body = markdown_to_html(instruction_text(fee))
     site = ROOT / "tests" / "eval" / "sites" / "aspnet-pnp"
     shell = (site / "shell.html").read_text(encoding="utf-8")
     html = (

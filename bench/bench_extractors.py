@@ -15,23 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def median_ms(fn, repeat: int = 15) -> float:
-    xs = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        xs.append(time.perf_counter() - t0)
-    return round(statistics.median(xs) * 1000, 2)
 
 
 def main() -> int:
@@ -43,7 +32,7 @@ def main() -> int:
         sys.path.append(args.extra_path)
     import trafilatura
 
-    from bench.bench_detect import build_generic_page
+    from bench.bench_detect import build_generic_page, median_ms
     from policywatch.monitor.detection.extract import extract_html
     from tests.eval import gate
 
@@ -76,7 +65,7 @@ def main() -> int:
         "trafilatura": getattr(trafilatura, "__version__", "?"),
         "sites": sites,
         "extract_ms_110kb_aspnet": {
-            "policywatch": median_ms(lambda: extract_html(page, url)),
+            "policywatch": median_ms(lambda: extract_html(page, url), 15),
             "trafilatura": median_ms(
                 lambda: trafilatura.extract(page, include_tables=True, favor_recall=True)
             ),

@@ -219,14 +219,7 @@ class PageWork:
                 ex, reason = read_html(self.config, body, r.url, r.encoding, require_gcweb=gcweb_before)
                 if reason:
                     return self._failed(s, ensure_page(), r, "soft_error", reason)
-                content_hash, title, blocks, text, meta, extractor = (
-                    ex.content_hash,
-                    ex.title,
-                    ex.blocks,
-                    ex.text,
-                    ex.meta,
-                    ex.extractor,
-                )
+                content_hash, title, blocks, text, meta, extractor = ex.parts
             else:
                 return self._failed(
                     s,

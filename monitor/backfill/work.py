@@ -130,14 +130,7 @@ class ArchiveWork(PageWork):
                 ex, reason = read_html(self.config, body, url, encoding)
                 if reason:
                     return soft(reason)
-                content_hash, title, blocks, text, meta, extractor = (
-                    ex.content_hash,
-                    ex.title,
-                    ex.blocks,
-                    ex.text,
-                    ex.meta,
-                    ex.extractor,
-                )
+                content_hash, title, blocks, text, meta, extractor = ex.parts
             else:
                 return soft(f"unsupported content type {content_type!r}: not HTML or JSON")
         except (MalformedJSON, NoMainContent) as exc:

@@ -165,6 +165,11 @@ class Extraction:
         return orjson.dumps(self.blocks, option=orjson.OPT_SORT_KEYS)
 
     @property
+    def parts(self) -> tuple[str, str, list[dict[str, Any]], str, dict[str, Any], str]:
+        """(content hash, title, blocks, text, meta, extractor): what the page work stores."""
+        return self.content_hash, self.title, self.blocks, self.text, self.meta, self.extractor
+
+    @property
     def content_hash(self) -> str:
         """Equal to content_hash(title, blocks), with the blocks serialized once."""
         return hashlib.sha256(b"[" + orjson.dumps(self.title) + b"," + self.blocks_json + b"]").hexdigest()
