@@ -26,7 +26,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration's revision id (tests/test_storage.py checks it against Alembic's head). Why a
 #: constant: every process (the pass, the crawl, each page worker) checks the schema on open, and a database
 #: at this revision needs no Alembic import at all (Alembic is slow to import).
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 ADVISORY_LOCK_KEY = 0x706F6C6963  # "polic": any fixed 64-bit key, shared by every policywatch process
 
 
@@ -173,6 +173,24 @@ def is_fatal_storage_error(exc: BaseException) -> bool:
     if isinstance(exc, StorageError):
         return exc.fatal
     return any(m in msg.lower() for msg in _messages(exc) for m in _FATAL)
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """An error of the database or the disk (the driver, SQLAlchemy, the file system): every later page
+    may meet it too. Anything else raised while one page is worked on is that page's problem."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return isinstance(exc, (StorageError, SQLAlchemyError, OSError, MemoryError))
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line for an error that is not the database's: its type and its first line, cut at a word."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply to read (RecursionError)"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if len(text) > 300:
+        text = text[:300].rsplit(" ", 1)[0] + " …"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def describe_error(exc: BaseException, url: str | None = None) -> str:

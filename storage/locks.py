@@ -1,8 +1,11 @@
 """One pass at a time across processes.
 
-PostgreSQL: a session-level advisory lock held by a dedicated connection for the whole pass (released by the
-server if the process dies). SQLite: an exclusive `flock` on `<database>.lock` (released by the kernel if the
-process dies, so a crashed pass never leaves a stale lock behind).
+PostgreSQL: `LOCK TABLE pass_lock IN EXCLUSIVE MODE` in a transaction a dedicated connection keeps open for
+the whole pass (released by the server if the process dies). Why not an advisory lock: every role may take
+any advisory lock, so an analyst's session could hold the nightly pass off; this lock needs UPDATE on
+`pass_lock`, which only the pass's role has, and a role that may only SELECT can take nothing that conflicts
+with it. SQLite: an exclusive `flock` on `<database>.lock` (released by the kernel if the process dies, so a
+crashed pass never leaves a stale lock behind).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from policywatch.storage.db import StorageError
 
 log = logging.getLogger(__name__)
 
-PASS_LOCK_KEY = 0x706F6C6964  # distinct from the migration lock key
+PASS_LOCK_TABLE = "pass_lock"
+_LOCK_NOT_AVAILABLE = "55P03"
 
 
 class LockBusy(Exception):
@@ -59,14 +63,20 @@ class LockGuard:
         assert self.engine is not None
         conn = self.engine.connect()
         try:
-            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": PASS_LOCK_KEY}).scalar()
+            # The lock lives as long as this transaction: a server-wide idle-in-transaction timeout must
+            # not end it while the pass works.
+            conn.exec_driver_sql("SET idle_in_transaction_session_timeout = 0")
+            conn.exec_driver_sql("SET application_name = 'policywatch pass lock'")
             conn.commit()
+            conn.exec_driver_sql(f"LOCK TABLE {PASS_LOCK_TABLE} IN EXCLUSIVE MODE NOWAIT")
+        except DBAPIError as exc:
+            conn.close()
+            if getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+                return False
+            raise
         except BaseException:
             conn.close()
             raise
-        if not got:
-            conn.close()
-            return False
         self.conn = conn
         return True
 
@@ -89,8 +99,7 @@ class LockGuard:
                 raise LockLost(self.lost)
             try:
                 assert self.conn is not None
-                self.conn.execute(text("SELECT 1"))
-                self.conn.commit()
+                self.conn.execute(text("SELECT 1"))  # inside the lock's transaction: never committed
                 return
             except DBAPIError as exc:
                 log.warning(
@@ -127,8 +136,7 @@ class LockGuard:
                 return
             try:
                 if not self.lost:
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PASS_LOCK_KEY})
-                    conn.commit()
+                    conn.rollback()  # ends the transaction, and the table lock with it
             except DBAPIError as exc:
                 # The lock's connection is gone (server restart, pg_terminate_backend): PostgreSQL released
                 # the session's lock with it, so there is nothing left to unlock.
@@ -209,16 +217,16 @@ def pass_running(engine: Engine) -> bool | None:
     leaves its run marked "running" until the next pass starts; only the lock says whether its holder is
     alive."""
     if engine.dialect.name == "postgresql":
-        key = PASS_LOCK_KEY
         try:
             with engine.connect() as conn:
                 return bool(
                     conn.execute(
                         text(
-                            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                            "AND classid = :hi AND objid = :lo AND objsubid = 1)"
+                            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'relation' AND granted "
+                            "AND mode = 'ExclusiveLock' AND relation = to_regclass(:t) "
+                            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
                         ),
-                        {"hi": key >> 32, "lo": key & 0xFFFFFFFF},
+                        {"t": PASS_LOCK_TABLE},
                     ).scalar()
                 )
         except DBAPIError:

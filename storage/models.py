@@ -213,3 +213,13 @@ class DigestItem(Base):
     digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id"), primary_key=True)
     change_id: Mapped[int] = mapped_column(ForeignKey("changes.id"), primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"))
+
+
+class PassLock(Base):
+    """PostgreSQL's pass lock: the pass holds `LOCK TABLE pass_lock IN EXCLUSIVE MODE` for as long as it runs.
+    Why a table and not an advisory lock: any role may take any advisory lock, so an analyst's session could
+    hold the pass off; this lock needs UPDATE on the table, which only the pass's role has (a role that may
+    only SELECT can take nothing here that conflicts with it). No rows."""
+
+    __tablename__ = "pass_lock"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -168,6 +168,37 @@ def pg_url() -> Iterator[str]:
         engine.dispose()
 
 
+@pytest.fixture
+def analyst_url(pg_url: str) -> Iterator[str]:
+    """A login role of this test's own made by `db analyst-role` on `pg_url`'s database (SELECT on the
+    documented views and tables only): the `read_url` a team gives its analysts. Dropped afterwards."""
+    import sqlalchemy as sa
+
+    from policywatch.storage.db import open_database
+    from policywatch.storage.roles import apply_analyst_role
+
+    name = f"pwa_{uuid.uuid4().hex[:12]}"
+    db = open_database(pg_url)
+    try:
+        apply_analyst_role(db.engine, name)
+    finally:
+        db.dispose()
+    url = sa.engine.make_url(pg_url).set(username=name, password=None).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (name,)
+                )
+                conn.exec_driver_sql(f'DROP OWNED BY "{name}"')
+                conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{name}"')
+        finally:
+            admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Every storage test runs on SQLite and on PostgreSQL."""

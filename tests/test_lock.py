@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
+import threading
 import time
 
 import pytest
@@ -31,22 +32,18 @@ url = "{permits_site.url("/en/work-permits.html")}"
 def test_second_run_is_refused(backend, permits_site, write_config, tmp_path, request):
     storage = request.getfixturevalue("pg_url") if backend == "postgresql" else None
     cfg = _cfg(permits_site, write_config, storage)
-    permits_site.server.delay = 4.0  # keep the first pass busy
+    permits_site.server.hold = threading.Event()  # the first pass waits on its page until we let it go
     first = subprocess.Popen(
         [str(BIN / "policywatch"), "run", "--config", str(cfg)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.time() + 60
-    while (
-        not any(p == "/en/work-permits.html" for p, _ in permits_site.server.requests)
-        and time.time() < deadline
-    ):
-        time.sleep(0.1)
+    assert permits_site.server.arrived.wait(60)  # the first pass is crawling (and holds the lock)
     second = subprocess.run(
         [str(BIN / "policywatch"), "run", "--config", str(cfg)], capture_output=True, text=True, timeout=120
     )
+    permits_site.server.hold.set()
     out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     assert second.returncode == 4
@@ -63,22 +60,18 @@ def test_stale_lock_after_crash_does_not_block(permits_site, write_config, tmp_p
     """A pass killed with SIGKILL leaves its lock file behind; the next pass runs anyway (flock died with
     it)."""
     cfg = _cfg(permits_site, write_config)
-    permits_site.server.delay = 5.0
+    permits_site.server.hold = threading.Event()  # the first pass is mid-crawl when it is killed
     first = subprocess.Popen(
         [str(BIN / "policywatch"), "run", "--config", str(cfg)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.time() + 60
-    while (
-        not any(p == "/en/work-permits.html" for p, _ in permits_site.server.requests)
-        and time.time() < deadline
-    ):
-        time.sleep(0.1)
+    assert permits_site.server.arrived.wait(60)  # the first pass is crawling (and holds the lock)
     first.kill()
     first.wait()
     assert (tmp_path / "history.db.lock").exists()
-    permits_site.server.delay = 0
+    permits_site.server.hold.set()
+    permits_site.server.hold = None
     p = subprocess.run(
         [str(BIN / "policywatch"), "run", "--config", str(cfg)],
         capture_output=True,
@@ -105,14 +98,15 @@ def test_postgresql_pass_lock_lost_with_its_connection_is_taken_again(pg_url):
     again, so no second pass can start beside this one."""
     import sqlalchemy as sa
 
+    from policywatch.storage.db import upgrade
     from policywatch.storage.locks import LockBusy, LockGuard, pass_lock
 
     engine = sa.create_engine(pg_url)
     admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    upgrade(engine)  # the lock is a table's
     try:
         with pass_lock(engine) as guard:
             pid = guard.conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
-            guard.conn.commit()
             _kill_backend(admin, pid)
             deadline = time.monotonic() + LockGuard.HEARTBEAT * 3
             while guard.retaken == 0 and time.monotonic() < deadline:
@@ -132,17 +126,18 @@ def test_postgresql_pass_lock_lost_with_its_connection_is_taken_again(pg_url):
 def test_postgresql_pass_lock_taken_by_another_pass_stops_this_one(pg_url):
     import sqlalchemy as sa
 
+    from policywatch.storage.db import upgrade
     from policywatch.storage.locks import LockGuard, LockLost, pass_lock
 
     engine = sa.create_engine(pg_url)
     admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    upgrade(engine)
     other = LockGuard(engine)
     try:
         with pass_lock(engine) as guard:
             guard._stop.set()  # no heartbeat: the other pass wins the race for the free lock
             guard._thread.join()
             pid = guard.conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
-            guard.conn.commit()
             _kill_backend(admin, pid)
             assert other.acquire()  # a second pass starts in the gap
             with pytest.raises(LockLost, match="another pass holds it"):

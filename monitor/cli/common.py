@@ -132,16 +132,25 @@ def _write_json_array(items: Iterable[dict[str, Any]]) -> None:
     w("\n]\n" if not first else "]\n")
 
 
+#: What a spreadsheet reads as the start of a formula (OWASP's CSV injection list).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value for a CSV cell that a spreadsheet shows as text, never runs: scraped titles and summaries are
+    hostile, and `=HYPERLINK(…)` in a cell is a live link (OWASP: prefix such a cell with a quote)."""
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _write_csv(rows: Iterable[dict[str, Any]], fields: Iterable[str]) -> None:
     writer = csv.DictWriter(sys.stdout, fieldnames=list(fields), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow(
-            {
-                k: (json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v)
-                for k, v in row.items()
-            }
-        )
+        writer.writerow({k: csv_cell(v) for k, v in row.items()})
 
 
 # --- choices: Typer lists them in --help and refuses anything else with exit code 2 -------------------------

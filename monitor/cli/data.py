@@ -25,6 +25,7 @@ from policywatch.monitor.cli.common import (
     _write_csv,
     _write_json_array,
     app,
+    csv_cell,
     db_app,
     err,
     fail,
@@ -65,8 +66,63 @@ def db_prune(
             n, freed = prune_bodies(s, cutoff)
         if vacuum:
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.exec_driver_sql("VACUUM")
+                # PostgreSQL: a running pass holds its lock table; skip it rather than wait for the pass
+                pg = conn.dialect.name == "postgresql"
+                conn.exec_driver_sql("VACUUM (SKIP_LOCKED)" if pg else "VACUUM")
         out.print(f"pruned {n} raw bodies ({freed / 1e6:.1f} MB compressed) older than {cutoff:%Y-%m-%d}")
+
+
+@db_app.command("analyst-role")
+def db_analyst_role(
+    config: Path | None = ConfigOpt,
+    name: str = typer.Option("policywatch_analyst", "--name", help="The role's name."),
+    apply: bool = typer.Option(
+        False,
+        "--apply",
+        help="Create the role now (needs a role that may create roles); without it, print the SQL.",
+    ),
+) -> None:
+    """A PostgreSQL login role for analysts: SELECT on the documented views and tables, nothing else.
+
+    Point [storage] read_url at it: `sql` refuses a superuser or any role that may read server files or
+    end other sessions. With --apply, the password is taken from POLICYWATCH_ANALYST_PASSWORD when set
+    (otherwise authenticate with .pgpass, a certificate or peer auth)."""
+    import os
+
+    from sqlalchemy.engine import make_url
+
+    from policywatch.storage.roles import RoleError, analyst_role_sql, apply_analyst_role
+
+    cfg = _config(config)
+    url = make_url(cfg.storage_url)
+    if url.get_backend_name() != "postgresql":
+        fail(
+            "db analyst-role is for PostgreSQL; a SQLite file's permissions are its access control "
+            "(give analysts a copy: docs/analysts.md)",
+            EXIT_USAGE,
+        )
+    password = os.environ.get("POLICYWATCH_ANALYST_PASSWORD") or None
+    try:
+        statements = analyst_role_sql(name, url.database or "", with_password=password is not None)
+    except RoleError as exc:
+        fail(str(exc), EXIT_USAGE)
+    read_url = url.set(username=name, password=None).render_as_string(hide_password=True)
+    if not apply:
+        out.print("-- as a role that may create roles, in the policywatch database:", markup=False)
+        for sql in statements:
+            out.print(sql.replace(":password", "'…'") + ";", markup=False)
+        out.print(f'-- then, in the config: [storage] read_url = "{read_url}"', markup=False)
+        return
+    with _opened(cfg) as db:  # created or upgraded first: the views must exist before they are granted
+        try:
+            created = apply_analyst_role(db.engine, name, password)
+        except RoleError as exc:
+            fail(f"db analyst-role: {exc}", EXIT_USAGE)
+    out.print(
+        f"role {name} {'created' if created else 'existed: granted'} SELECT on the documented views and "
+        f'tables; set [storage] read_url = "{read_url}"',
+        markup=False,
+    )
 
 
 @db_app.command("metadata")
@@ -182,6 +238,7 @@ def sql(
         QueryFailed,
         QueryRefused,
         QueryTimeout,
+        RoleTooPowerful,
         run_readonly,
     )
 
@@ -203,8 +260,8 @@ def sql(
                     )
             elif fmt == "csv":
                 writer = csv.writer(sys.stdout, lineterminator="\n")
-                writer.writerow(cols)
-                writer.writerows(rows)
+                writer.writerow([csv_cell(c) for c in cols])
+                writer.writerows([csv_cell(v) for v in r] for r in rows)
             else:
                 table = Table(*cols)
                 shown = 0
@@ -218,6 +275,8 @@ def sql(
                     table.add_row(*["" if v is None else str(v) for v in r])
                     shown += 1
                 out.print(table)
+    except RoleTooPowerful as exc:
+        fail(str(exc), EXIT_USAGE)
     except QueryRefused as exc:
         fail(f"refused (the sql command is read-only): {exc}", EXIT_USAGE)
     except QueryTimeout as exc:
