@@ -6,7 +6,7 @@ All functions take an open Session; the caller owns the transaction (one per pag
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -106,6 +106,15 @@ _PAGE_BY_KEY = select(_PAGES).where(_PAGES.c.url_key == bindparam("key"))
 _LAST_VERSION_HASHES = (
     select(_VERSIONS.c.id, _VERSIONS.c.raw_hash, _VERSIONS.c.content_hash)
     .where(_VERSIONS.c.page_id == bindparam("pid"))
+    .order_by(_VERSIONS.c.captured_at.desc(), _VERSIONS.c.id.desc())
+    .limit(1)
+)
+_LAST_VERSION_HASHES_BEFORE = (
+    select(_VERSIONS.c.id, _VERSIONS.c.raw_hash, _VERSIONS.c.content_hash)
+    .where(
+        _VERSIONS.c.page_id == bindparam("pid"),
+        _VERSIONS.c.captured_at < bindparam("before", type_=_VERSIONS.c.captured_at.type),
+    )
     .order_by(_VERSIONS.c.captured_at.desc(), _VERSIONS.c.id.desc())
     .limit(1)
 )
@@ -315,9 +324,25 @@ def body_bytes(s: Session, sha256: str) -> bytes | None:
     return unpack_body(s, b.data, b.dict_id) if b is not None and b.data is not None else None
 
 
-def last_version_hashes(s: Session, page_id: int) -> tuple[int, str | None, str] | None:
-    """(id, raw_hash, content_hash) of a page's last version, without loading its text and blocks."""
-    row = s.execute(_LAST_VERSION_HASHES, {"pid": page_id}).first()
+#: How far past a live fetch a stored version may be dated and still be "the last version" (clocks of two
+#: machines differ by seconds, not a day). Later ones (a bad archive row dated 2999) are never compared with.
+FUTURE_SLACK = timedelta(days=1)
+
+
+def not_after(when: datetime) -> datetime:
+    """The bound for `last_version(…, before=)` in a live fetch: a version dated in the future is skipped."""
+    return when + FUTURE_SLACK
+
+
+def last_version_hashes(
+    s: Session, page_id: int, before: datetime | None = None
+) -> tuple[int, str | None, str] | None:
+    """(id, raw_hash, content_hash) of a page's last version, without loading its text and blocks
+    (`before`: the last one captured strictly before that time)."""
+    if before is None:
+        row = s.execute(_LAST_VERSION_HASHES, {"pid": page_id}).first()
+    else:
+        row = s.execute(_LAST_VERSION_HASHES_BEFORE, {"pid": page_id, "before": before}).first()
     return (row[0], row[1], row[2]) if row else None
 
 

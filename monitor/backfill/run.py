@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from policywatch.monitor.backfill.captures import Capture, spread
+from policywatch.monitor.backfill.captures import Capture, spread, timestamp_problem
 from policywatch.monitor.backfill.wayback import ArchiveClient, ArchiveError
 from policywatch.monitor.backfill.work import ArchiveWork
 from policywatch.monitor.config import Config
@@ -27,6 +28,7 @@ class PageSummary:
     stored: int = 0  # new versions
     changes: int = 0
     failed: int = 0  # the archive could not serve it: tried again next time
+    refused: int = 0  # rows of another page, or dated impossibly or in the future: never stored
     soft_errors: int = 0  # error or maintenance pages, the archive's own pages: recorded, never a version
     problems: list[str] = field(default_factory=list)
     change_ids: list[int] = field(default_factory=list)
@@ -59,7 +61,9 @@ def backfill_archive(
     for url in urls:  # every listing first: the progress bar knows the whole job before the first capture
         summary = PageSummary(url)
         try:
-            captures = spread(client.list_captures(url, start=start, end=end), max_captures)
+            listing = client.list_captures(url, start=start, end=end)
+            captures = spread(listing.captures, max_captures)
+            _refuse(summary, listing.skipped)
         except (ArchiveError, ValueError) as exc:
             summary.problems.append(f"could not list captures: {exc}")
             captures = []
@@ -99,6 +103,13 @@ def backfill_archive(
     return [s for _, _, s in listings]
 
 
+def _refuse(summary: PageSummary, reasons: list[str]) -> None:
+    summary.refused += len(reasons)
+    summary.problems += [f"skipped: {why}" for why in reasons[:5]]
+    if len(reasons) > 5:
+        summary.problems.append(f"skipped: {len(reasons) - 5} more rows like these")
+
+
 def _store(
     work: ArchiveWork,
     summary: PageSummary,
@@ -136,14 +147,23 @@ def backfill_warc(
     progress = progress or Progress()
     work = ArchiveWork(db, config)
     by_page: dict[str, list[tuple[Capture, bytes, str | None, str | None, str]]] = {}
+    refused: dict[str, list[str]] = {}
+    now = datetime.now(UTC)
     for url, capture, body, ctype, charset, where in records:
         page = wanted(url)
-        if page is not None:
-            by_page.setdefault(page, []).append((capture, body, ctype, charset, where))
+        if page is None:
+            continue
+        problem = timestamp_problem(capture.timestamp, now)
+        if problem:
+            refused.setdefault(page, []).append(f"{where}: {problem}")
+            continue
+        by_page.setdefault(page, []).append((capture, body, ctype, charset, where))
     summaries = []
-    for page, items in by_page.items():
+    for page in list(dict.fromkeys([*by_page, *refused])):
+        items = by_page.setdefault(page, [])
         items.sort(key=lambda item: item[0].timestamp)
         summary = PageSummary(page, listed=len(items))
+        _refuse(summary, refused.get(page, []))
         progress.listed(page, len(items))
         summaries.append(summary)
     for summary in summaries:

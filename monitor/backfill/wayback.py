@@ -13,16 +13,28 @@ import email.utils
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from policywatch.monitor.backfill.captures import Capture, aliases, cdx_query, clean, parse_cdx, raw_url
+from policywatch.monitor.backfill.captures import (
+    Capture,
+    CdxReader,
+    Screened,
+    aliases,
+    cdx_query,
+    clean,
+    raw_url,
+    screen,
+)
 from policywatch.monitor.config import ArchiveSettings
 
 MAX_BODY = 32 * 1024 * 1024
+_CHUNK = 64 * 1024
 MAX_RETRY_AFTER = 600.0  # seconds: a longer wait is not honoured in one go (the backfill can resume later)
 
 
@@ -38,6 +50,7 @@ class Response:
     encoding: str | None
     url: str
     retry_after: float | None = None  # seconds, from a 429's or 503's Retry-After
+    listing: CdxReader | None = None  # a CDX listing, read as it arrived (its body is not kept)
 
 
 class _SameHost(urllib.request.HTTPRedirectHandler):
@@ -76,31 +89,33 @@ class ArchiveClient:
         self._opener = urllib.request.build_opener(_SameHost(self.host))
 
     # --- listing -----------------------------------------------------------------------------------------
-    def list_captures(self, url: str, *, start: str | None = None, end: str | None = None) -> list[Capture]:
+    def list_captures(self, url: str, *, start: str | None = None, end: str | None = None) -> Screened:
         """Every successful capture of `url` (and of its canada.ca alias) in the period, cleaned, oldest
-        first."""
+        first; rows of other pages or with impossible or future timestamps skipped, each with its reason."""
         found: list[Capture] = []
         for address in aliases(url):
-            r = self.get(cdx_query(self.base, address, start=start, end=end))
+            r = self.get(cdx_query(self.base, address, start=start, end=end), listing=True)
             if r.status == 404:
                 continue
             if r.status != 200:
                 raise ArchiveError(f"the archive's capture list for {address} answered HTTP {r.status}")
-            found += parse_cdx(r.body)
-        return clean(found)
+            found += r.listing.finish() if r.listing is not None else []
+        screened = screen(found, url)
+        screened.captures = clean(screened.captures)
+        return screened
 
     def fetch(self, capture: Capture) -> Response:
         return self.get(raw_url(self.base, capture))
 
     # --- one polite request --------------------------------------------------------------------------------
-    def get(self, url: str) -> Response:
+    def get(self, url: str, *, listing: bool = False) -> Response:
         if _origin(url) != self.host:
             raise ArchiveError(f"{url} is not on the archive's host {self.host}: not requested")
         attempt = 0
         while True:
             self._wait_turn()
             try:
-                r = self._request(url)
+                r = self._request(url, listing=listing)
             except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
                 if attempt >= self.settings.retries:
                     raise ArchiveError(f"{url}: {getattr(exc, 'reason', exc)}") from None
@@ -120,16 +135,32 @@ class ArchiveClient:
                 continue
             return r
 
-    def _request(self, url: str) -> Response:
+    def _request(self, url: str, *, listing: bool = False) -> Response:
+        """One request with a total deadline (`[archive] timeout`): a server that drips a byte a second is
+        cut off at the deadline, not after a timeout per read."""
         req = urllib.request.Request(
             url, headers={"User-Agent": self.user_agent, "Accept-Encoding": "identity"}
         )
         self.requests += 1
+        deadline = self.clock() + self.settings.timeout
         try:
             with self._opener.open(req, timeout=self.settings.timeout) as resp:
-                return _response(resp.status, resp.headers, resp.read(MAX_BODY + 1), resp.geturl())
+                if listing and resp.status == 200:
+                    reader = CdxReader()
+                    decode = _decoder(resp.headers, url)
+                    try:
+                        for chunk in _chunks(resp, deadline, self.clock, url):
+                            reader.feed(decode(chunk))
+                    except ValueError as exc:
+                        raise ArchiveError(f"{url}: {exc}") from None
+                    r = _response(resp.status, resp.headers, b"", resp.geturl())
+                    r.listing = reader
+                    return r
+                body = _read_all(resp, deadline, self.clock, url)
+                return _response(resp.status, resp.headers, body, resp.geturl())
         except urllib.error.HTTPError as err:
-            r = _response(err.code, err.headers, err.read(MAX_BODY + 1) if err.fp else b"", url)
+            body = _read_all(err, deadline, self.clock, url) if err.fp else b""
+            r = _response(err.code, err.headers, body, url)
             r.retry_after = _retry_after(err.headers.get("Retry-After") if err.headers else None)
             return r
 
@@ -153,9 +184,86 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
-def _response(status: int, headers: Message, body: bytes, url: str) -> Response:
+def _chunks(resp: Any, deadline: float, clock: Callable[[], float], url: str) -> Iterator[bytes]:
+    """The response body as it arrives, until the deadline."""
+    read = getattr(resp, "read1", None) or resp.read
+    while True:
+        left = deadline - clock()
+        if left <= 0:
+            raise ArchiveError(f"{url}: no complete answer within [archive] timeout; not stored")
+        _socket_timeout(resp, left)
+        try:
+            chunk = read(_CHUNK)
+        except TimeoutError:
+            raise ArchiveError(
+                f"{url}: no complete answer within [archive] timeout; not stored (tried again next time)"
+            ) from None
+        if not chunk:
+            return
+        yield chunk
+
+
+def _socket_timeout(resp: Any, seconds: float) -> None:
+    """Each read waits at most until the deadline (best effort: the socket is not public API)."""
+    sock = getattr(getattr(getattr(resp, "fp", None), "raw", None), "_sock", None)
+    if sock is not None:
+        try:
+            sock.settimeout(max(0.01, seconds))
+        except OSError:
+            pass
+
+
+def _read_all(resp: Any, deadline: float, clock: Callable[[], float], url: str) -> bytes:
+    """The whole body, decoded from its Content-Encoding, at most MAX_BODY bytes either way."""
+    decode = _decoder(resp.headers, url)
+    parts, size = [], 0
+    for chunk in _chunks(resp, deadline, clock, url):
+        data = decode(chunk)
+        size += len(data)
+        if size > MAX_BODY:
+            raise ArchiveError(f"{url}: the capture is larger than {MAX_BODY // (1024 * 1024)} MB")
+        parts.append(data)
+    parts.append(decode(b"", final=True) if getattr(decode, "final", False) else b"")
+    body = b"".join(parts)
     if len(body) > MAX_BODY:
         raise ArchiveError(f"{url}: the capture is larger than {MAX_BODY // (1024 * 1024)} MB")
+    return body
+
+
+class _Inflate:
+    """gzip or deflate, decoded as it arrives and never past MAX_BODY (a small bomb stays small)."""
+
+    final = True
+
+    def __init__(self, wbits: int, url: str):
+        self.z = zlib.decompressobj(wbits)
+        self.url = url
+
+    def __call__(self, chunk: bytes, final: bool = False) -> bytes:
+        try:
+            out = self.z.decompress(chunk, MAX_BODY + 1) if chunk else self.z.flush()
+        except zlib.error as exc:
+            raise ArchiveError(f"{self.url}: the compressed capture is corrupt ({exc}); not stored") from None
+        if len(out) > MAX_BODY or self.z.unconsumed_tail:
+            raise ArchiveError(f"{self.url}: the capture is larger than {MAX_BODY // (1024 * 1024)} MB")
+        return out
+
+
+def _decoder(headers: Message | None, url: str) -> Callable[..., bytes]:
+    """What undoes the response's Content-Encoding (as Scrapy's HttpCompressionMiddleware does); an
+    encoding it cannot undo refuses the capture rather than store compressed bytes as the page."""
+    coding = (headers.get("Content-Encoding") if headers else None) or ""
+    coding = coding.strip().lower()
+    if coding in ("", "identity"):
+        return lambda chunk, final=False: chunk
+    if coding in ("gzip", "x-gzip"):
+        return _Inflate(16 + zlib.MAX_WBITS, url)
+    if coding == "deflate":
+        return _Inflate(zlib.MAX_WBITS, url)
+    raise ArchiveError(f"{url}: Content-Encoding {coding!r} cannot be decoded here; the capture is refused")
+
+
+def _response(status: int, headers: Message, body: bytes, url: str) -> Response:
     ctype = headers.get("Content-Type") if headers else None
     charset = headers.get_content_charset() if headers else None
     return Response(status, body, ctype, charset, url)

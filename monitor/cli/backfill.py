@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 
 import typer
@@ -24,6 +25,7 @@ from policywatch.monitor.cli.common import (
     err,
     fail,
     out,
+    parse_when,
 )
 
 
@@ -45,6 +47,21 @@ class _Bar:
     def note(self, message: str) -> None:
         if not self.quiet:
             err.print(message)
+
+
+def _archive_date(value: str | None, option: str) -> str | None:
+    """--from/--to as the archive's digits: a date or archive digits (a prefix: the whole day), or a relative
+    age like the other date options (30d); anything else is a usage error naming the option."""
+    from policywatch.monitor.backfill.captures import archive_day
+
+    if value is None:
+        return None
+    try:
+        return archive_day(value)
+    except ValueError:
+        pass
+    when = parse_when(value, option=option)  # 30d, 24h, ISO times with an offset; exits 2 otherwise
+    return when.astimezone(UTC).strftime("%Y%m%d%H%M%S") if when else None
 
 
 @app.command("backfill")
@@ -81,7 +98,6 @@ def backfill(
     url, the Wayback Machine by default), or the responses in WARC files, read oldest first through the same
     detection as a pass and stored at their own dates. Backfilled changes are never e-mailed; running it again
     skips what is stored (and resumes an interrupted run)."""
-    from policywatch.monitor.backfill.captures import archive_day
     from policywatch.monitor.backfill.run import backfill_archive, backfill_warc
     from policywatch.monitor.backfill.warc import WarcError, read_warc
     from policywatch.monitor.backfill.wayback import ArchiveClient
@@ -89,10 +105,9 @@ def backfill(
     from policywatch.storage.locks import LockBusy, pass_lock
 
     cfg = _config(config)
-    try:
-        first, last = (archive_day(start) if start else None), (archive_day(end) if end else None)
-    except ValueError as exc:
-        fail(f"--from/--to: {exc}", EXIT_USAGE)
+    first, last = _archive_date(start, "--from"), _archive_date(end, "--to")
+    if first and last and first[: len(last)] > last:
+        fail(f"--from {start} is after --to {end}", EXIT_USAGE)
     for u in url:
         problem = url_problem(u)
         if problem:
@@ -125,7 +140,7 @@ def backfill(
 
                     def records():
                         for path in warc:
-                            yield from read_warc(path)
+                            yield from read_warc(path, warn=bar.note)
 
                     try:
                         summaries = backfill_warc(
@@ -157,6 +172,11 @@ def backfill(
         err.print(
             f"  {sm.listed} captures listed, {sm.fetched} read ({sm.skipped} already stored): {sm.stored} "
             f"versions, {sm.changes} changes, {sm.soft_errors} error or maintenance pages, {sm.failed} failed"
+            + (
+                f", {sm.refused} rows skipped (another site's URL, or an impossible or future date)"
+                if sm.refused
+                else ""
+            )
         )
         for problem in sm.problems[:10]:
             err.print(f"  - {problem}")
