@@ -31,7 +31,7 @@ from policywatch.monitor.fetchresult import FetchResult, PageOutcome
 from policywatch.monitor.urls import normalize_url
 from policywatch.storage import blockpack, bodypack
 from policywatch.storage import queries as q
-from policywatch.storage.db import Database
+from policywatch.storage.db import Database, describe_exception, is_storage_error
 from policywatch.storage.models import Change, Fetch, Page, Version
 from policywatch.storage.types import PackedJSON, utcnow
 
@@ -105,8 +105,31 @@ class PageWork:
         self._dictionaries: dict[str, tuple[int, bytes]] = {}
 
     def process(self, result: FetchResult) -> PageOutcome:
+        """One page in one transaction. A page that cannot be read (a parse, extraction or comparison error:
+        JSON nested too deep, markup no parser survives) is that page's failed fetch, recorded with its error,
+        and the pass goes on; only a storage error, which every later page would meet too, is raised."""
+        try:
+            with self.db.session() as s:
+                return self._process(s, result)
+        except Exception as exc:
+            if is_storage_error(exc):
+                raise
+            reason = f"could not be read: {describe_exception(exc)}"
+            log.warning("%s %s", result.url, reason, exc_info=True)
         with self.db.session() as s:
-            return self._process(s, result)
+            return self._unreadable(s, result, reason)
+
+    def _unreadable(self, s, r: FetchResult, reason: str) -> PageOutcome:
+        watch = r.watch or self.config.watch_for(r.url)
+        page, _ = q.get_or_create_page(
+            s,
+            r.url,
+            normalize_url(r.url),
+            source="watch" if watch else r.source,
+            topics=list(watch.topics) if watch else [],
+        )
+        self._record_fetch_failed(s, page, r, "unreadable", reason)
+        return PageOutcome("failed", "unreadable", None, reason)
 
     def _record_fetch(
         self, s, page_id: int, r: FetchResult, outcome: str, message: str | None = None, **extra: Any
@@ -185,7 +208,9 @@ class PageWork:
 
         body = r.body or b""
         raw_hash = hashlib.sha256(body).hexdigest()
-        prev_h = q.last_version_hashes(s, row.id) if row is not None else None
+        prev_h = (
+            q.last_version_hashes(s, row.id, before=q.not_after(r.fetched_at)) if row is not None else None
+        )
         if (
             prev_h is not None and prev_h[1] == raw_hash
         ):  # byte-identical: no parse, no diff, no version loaded
@@ -247,7 +272,7 @@ class PageWork:
             return PageOutcome("unchanged", "ok")
 
         # The content changed (or the page is new): read what the comparison needs, compare, then write.
-        prev = q.last_version(s, page.id) if prev_h is not None else None
+        prev = q.last_version(s, page.id, before=q.not_after(r.fetched_at)) if prev_h is not None else None
         old = {"blocks": prev.blocks, "meta": prev.meta, "text": prev.text} if prev is not None else None
         if (
             old is not None

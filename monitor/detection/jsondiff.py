@@ -31,6 +31,8 @@ def parse_json(body: bytes | str) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedJSON(f"malformed JSON: {exc}") from exc
+    except RecursionError:
+        raise MalformedJSON("JSON nested too deeply to read") from None
 
 
 def _get_path(data: Any, path: str) -> Any:

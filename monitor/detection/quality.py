@@ -19,6 +19,7 @@ OUTCOMES = (
     "blocked",
     "offsite_redirect",
     "soft_error",
+    "unreadable",
 )
 FAILED_OUTCOMES = {
     "http_error",
@@ -28,6 +29,7 @@ FAILED_OUTCOMES = {
     "blocked",
     "offsite_redirect",
     "soft_error",
+    "unreadable",  # the page arrived but could not be read (its parse, extraction or comparison failed)
 }
 
 _ERROR_WORDS = re.compile(
