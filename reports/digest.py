@@ -19,6 +19,7 @@ from typing import Protocol
 
 from policywatch.reports.data import SIGNIFICANCE_ORDER, is_baseline
 from policywatch.reports.render import environment
+from policywatch.reports.safetext import neutralize_bidi
 from policywatch.reports.sitewide import Notice, split_notices
 from policywatch.storage.models import Change
 
@@ -113,6 +114,9 @@ class Digest:
 
     @property
     def subject(self) -> str:
+        return neutralize_bidi(self._subject())
+
+    def _subject(self) -> str:
         n = self.change_count
         if not self.entries and self.notices:
             return f"policywatch: site-wide notice on {self.notices[0].pages} pages"

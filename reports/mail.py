@@ -150,6 +150,13 @@ def append_to_mbox(path: Path, message: bytes, sender: str, recipients: Sequence
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Addresses and whole digests: the operator's only, whatever the umask (and an older, looser file
+        # is tightened).
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
         box = mailbox.mbox(str(path))
         box.lock()
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context, se
 from markupsafe import Markup
 
 from policywatch.reports.data import ReportData
+from policywatch.reports.safetext import finalize
 
 _env: Environment | None = None
 
@@ -29,6 +31,7 @@ def environment() -> Environment:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            finalize=finalize,  # bidirectional controls out of every value printed (reports.safetext)
         )
         _env.filters["section"] = lambda s: " › ".join(s) if s else "Top of page"
         _env.filters["md"] = _md_escape
@@ -69,9 +72,12 @@ def _md_escape(text: Any) -> str:
 PUBLISHED_MODE = 0o644
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str, *, root: Path | None = None) -> None:
     """Write via a temporary file and rename, so a reader never sees half a report, and a full disk leaves the
-    previous file as it was (and no temporary file behind)."""
+    previous file as it was (and no temporary file behind). With `root`, no folder between it and the file
+    may be a symbolic link: a link planted inside the site folder never sends a write outside it."""
+    if root is not None:
+        _folders_within(root, path.parent)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -87,6 +93,23 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def _folders_within(root: Path, folder: Path) -> None:
+    """Create `folder` under `root` one level at a time, refusing any level that is a symbolic link."""
+    try:
+        parts = folder.relative_to(root).parts
+    except ValueError:
+        raise OSError(errno.EXDEV, f"refusing to write outside {root}: {folder}") from None
+    here = root
+    root.mkdir(parents=True, exist_ok=True)
+    for part in parts:
+        here = here / part
+        if part in ("", ".", "..") or here.is_symlink():
+            raise OSError(
+                errno.ELOOP, f"refusing to write through {here}: a symbolic link inside {root} (remove it)"
+            )
+        here.mkdir(exist_ok=True)
+
+
 def render_markdown(data: ReportData) -> str:
     return environment().get_template("report.md.j2").render(r=data)
 
@@ -100,9 +123,9 @@ def write_run_reports(data: ReportData, out_dir: Path, *, latest: bool = True) -
     rid = data.run.id
     md, html = render_markdown(data), render_html(data)
     paths = {"markdown": out_dir / f"run-{rid}.md", "html": out_dir / f"run-{rid}.html"}
-    write_atomic(paths["markdown"], md)
-    write_atomic(paths["html"], html)
+    write_atomic(paths["markdown"], md, root=out_dir)
+    write_atomic(paths["html"], html, root=out_dir)
     if latest:
-        write_atomic(out_dir / "latest.md", md)
-        write_atomic(out_dir / "index.html", html)
+        write_atomic(out_dir / "latest.md", md, root=out_dir)
+        write_atomic(out_dir / "index.html", html, root=out_dir)
     return paths

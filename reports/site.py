@@ -166,6 +166,7 @@ class Site:
             .render(
                 root=root, base_url=self.base_url, topic_names=self.topic_names, timezone=self.timezone, **ctx
             ),
+            root=self.dir,
         )
 
     def change_page(self, s: Session, c: Change) -> Path:
