@@ -248,6 +248,10 @@ class NightServer:
         self.pages = pages or {}
         self.requests: list[tuple[str, str | None]] = []  # (path, If-None-Match) of every request, for tests
         self.delay = 0.0  # seconds to wait before answering (tests of slow servers and concurrent passes)
+        #: when set to an Event, each request waits for it (at most a minute): a test holds a pass mid-crawl
+        #: and lets it go on an event, not after a guessed delay
+        self.hold: threading.Event | None = None
+        self.arrived = threading.Event()  # set by every request: what a test waits on instead of polling
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -257,8 +261,12 @@ class NightServer:
             def do_GET(self) -> None:  # noqa: N802
                 path = self.path.split("?")[0]
                 server.requests.append((path, self.headers.get("If-None-Match")))
+                server.arrived.set()
                 if server.delay:
                     time.sleep(server.delay)
+                hold = server.hold
+                if hold is not None:
+                    hold.wait(60)
                 if path == "/robots.txt":
                     body, ctype = b"User-agent: *\nAllow: /\n", "text/plain"
                 elif path in server.pages:

@@ -8,6 +8,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -157,26 +158,49 @@ def _wait(predicate, timeout: float = 120) -> None:
     raise AssertionError("timed out")
 
 
-def _stop_daemon_when(cfg: str, ready: Callable[[], bool], *, settle: float = 0.0) -> tuple[int, str, bool]:
-    """Start `policywatch schedule`, wait until `ready()`, send SIGTERM; (exit code, stderr, alive before
-    SIGTERM)."""
+def _stop_daemon_when(
+    cfg: str, ready: Callable[[str], bool], on_stop: Callable[[], object] | None = None
+) -> tuple[int, str, bool]:
+    """Start `policywatch schedule`, wait until `ready(stderr so far)` (the daemon's own log lines, read as
+    they come: no sleeps), send SIGTERM; (exit code, stderr, alive before SIGTERM)."""
     daemon = subprocess.Popen(
         [str(BIN / "policywatch"), "schedule", "--config", cfg],
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         env=os.environ.copy(),
     )
+    lines: list[str] = []
+    seen = threading.Condition()
+
+    def read() -> None:
+        assert daemon.stderr is not None
+        for line in daemon.stderr:
+            with seen:
+                lines.append(line)
+                seen.notify_all()
+        with seen:
+            lines.append("")  # EOF
+            seen.notify_all()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        _wait(ready)
-        time.sleep(settle)
+        end = time.monotonic() + 120
+        with seen:  # woken by each log line; a predicate on another event (a request) is re-read each 0.2 s
+            while not (ready("".join(lines)) or (lines and lines[-1] == "")):
+                assert time.monotonic() < end, lines
+                seen.wait(0.2)
         alive = daemon.poll() is None
         daemon.send_signal(signal.SIGTERM)
-        _out, err = daemon.communicate(timeout=90)
+        if on_stop is not None:
+            on_stop()
+        daemon.wait(timeout=90)
+        reader.join(30)
     finally:
         if daemon.poll() is None:
             daemon.kill()
-    return daemon.returncode, err, alive
+    return daemon.returncode, "".join(lines), alive
 
 
 @pytest.mark.slow
@@ -190,9 +214,8 @@ def test_daemon_process_catches_up_then_stops_on_sigterm(permits_site, write_con
         cron=_utc_cron_minutes_ago(2),
         tz="UTC",
     )
-    rc, err, alive = _stop_daemon_when(
-        cfg, lambda: [r[1] for r in _runs(tmp_path)] == ["completed"], settle=1.0
-    )
+    # "scheduled …" is logged once the catch-up pass has ended (its child exited) and the daemon waits
+    rc, err, alive = _stop_daemon_when(cfg, lambda log: "scheduled nightly: next pass" in log)
     assert alive  # still serving after the catch-up pass, waiting for tomorrow
     assert rc == 0, err
     assert "did not run" in err and "pass nightly: completed" in err and "scheduled nightly: next pass" in err
@@ -201,7 +224,7 @@ def test_daemon_process_catches_up_then_stops_on_sigterm(permits_site, write_con
 
 @pytest.mark.slow
 def test_sigterm_during_a_pass_stops_it_cleanly(permits_site, write_config, tmp_path):
-    permits_site.server.delay = 1.5  # every response takes 1.5 s: the pass is still crawling when we stop it
+    permits_site.server.hold = threading.Event()  # every response waits: the pass is crawling when we stop it
     cfg = _daemon_config(
         write_config,
         permits_site.host,
@@ -209,14 +232,15 @@ def test_sigterm_during_a_pass_stops_it_cleanly(permits_site, write_config, tmp_
         cron=_utc_cron_minutes_ago(1),
         tz="UTC",
     )
-    rc, err, _alive = _stop_daemon_when(cfg, lambda: [r[1] for r in _runs(tmp_path)] == ["running"])
+    hold = permits_site.server.hold
+    rc, err, _alive = _stop_daemon_when(cfg, lambda log: bool(permits_site.server.requests), hold.set)
     assert rc == 0, err
     runs = _runs(tmp_path)
     assert (
         len(runs) == 1 and runs[0][1] == "failed" and "interrupted" in runs[0][3]
     )  # recorded, not half-written
-    assert "stopped (SIGTERM)" in err
-    permits_site.server.delay = 0
+    assert "stopped (SIGTERM)" in err and "crashed" not in err
+    permits_site.server.hold = None
     p = policywatch("run", "--config", cfg)  # the lock was released: the next pass runs
     assert p.returncode == 0, p.stderr
 

@@ -51,13 +51,12 @@ def run(
     from policywatch.monitor.nightly.passrun import PassError, run_pass
     from policywatch.storage.locks import LockBusy
 
+    # Stop cleanly from the first moment: the crawl child is stopped and the run marked failed (interrupted).
+    signal.signal(signal.SIGTERM, _terminated)
     cfg = _config(config)
     cfg.require_watchlist()
     if job is not None:
         cfg.job(job)  # unknown job: a config error (exit 2) before anything starts
-    signal.signal(
-        signal.SIGTERM, _terminated
-    )  # stop cleanly: the crawl child is stopped, the run marked failed
     show = not quiet and err.is_terminal
     with Progress(
         SpinnerColumn(),

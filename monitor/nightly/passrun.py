@@ -10,6 +10,7 @@ database.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -26,6 +27,8 @@ from policywatch.monitor.nightly.health import crawl_health, discovery_failures
 from policywatch.storage import StorageError, open_database
 from policywatch.storage import queries as q
 from policywatch.storage.locks import LockGuard, LockLost, pass_lock
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from policywatch.reports.outbox import DeliveryReport
@@ -169,14 +172,28 @@ def _crawl(
     try:
         message = _wait_for_crawl(db, proc, run_id, len(config.watches), progress, timeout, started)
     except BaseException:
-        proc.terminate()
-        proc.wait(30)
+        stop_crawl(proc)
         raise
     rc = proc.returncode
     if rc != 0 and message is None:
         detail = _tail(console_log, 1) or _tail(log_file, 3)
         message = f"crawl process exited with status {rc}: {detail}"[:1000]
     return message or _storage_failures(log_file)
+
+
+#: How long the crawl may take to stop gracefully (Scrapy finishes the requests in flight) before it is
+#: killed: a server that holds a request open must not turn a clean stop into a failed one.
+STOP_GRACE = 10.0
+
+
+def stop_crawl(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        log.warning("the crawl did not stop within %.0f s of SIGTERM: killed", STOP_GRACE)
+        proc.kill()
+        proc.wait()
 
 
 def _wait_for_crawl(
@@ -195,8 +212,7 @@ def _wait_for_crawl(
                 done = q.run_fetch_count(s, run_id)
             progress(done, max(expected, done))
         if timeout is not None and time.monotonic() - started > timeout:
-            proc.terminate()
-            proc.wait(30)
+            stop_crawl(proc)
             return f"crawl stopped after the {timeout:.0f} s timeout"
         try:
             proc.wait(0.3)  # returns as soon as the crawl ends

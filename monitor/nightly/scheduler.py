@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from apscheduler.events import EVENT_SCHEDULER_STARTED
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import func, select
@@ -139,6 +140,7 @@ class Daemon:
         except Exception:  # the daemon must outlive any pass
             log.exception("pass %s could not be started", job)
             rc = -1
+        stopped = rc in (143, -signal.SIGTERM) and self.stopping.is_set()
         meaning = {
             0: "completed",
             1: "failed (see the run report)",
@@ -147,7 +149,9 @@ class Daemon:
             4: "skipped: another pass was running",
             143: "stopped (SIGTERM)",
         }.get(rc, f"crashed (exit {rc})")
-        (log.info if rc in (0, 4) else log.error)("pass %s: %s", job, meaning)
+        if stopped:  # our own SIGTERM, even one that reached the pass before it could catch it
+            meaning = "stopped (SIGTERM)"
+        (log.info if rc in (0, 4) or stopped else log.error)("pass %s: %s", job, meaning)
         self.results.append((job, rc))
         return rc
 
@@ -193,6 +197,10 @@ class Daemon:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
 
+    def _stop_if_stopping(self, event: object) -> None:
+        if self.stopping.is_set():
+            self.scheduler.shutdown(wait=False)
+
     def serve(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
@@ -203,6 +211,9 @@ class Daemon:
         for spec in job_specs(self.config):
             nxt = next_fire_time(spec, self.config.schedule.timezone, self.now())
             log.info("scheduled %s: next pass %s", spec.name, nxt.isoformat() if nxt else "never")
+        # A SIGTERM that lands between the catch-up and the scheduler's start found nothing running to shut
+        # down: the scheduler, once started, stops at once in that case instead of waiting for tomorrow.
+        self.scheduler.add_listener(self._stop_if_stopping, EVENT_SCHEDULER_STARTED)
         self.scheduler.start()  # blocks until stop()
         child = self.child
         if child is not None:
