@@ -165,8 +165,11 @@ def test_a_new_pages_body_already_stored_or_pruned_is_kept_once_and_restored(db_
         db.dispose()
 
 
-def test_a_failed_page_transaction_leaves_nothing(db_url: str):
-    """One transaction per page: an error midway rolls back the fetch, the version and the change together."""
+@pytest.mark.parametrize("storage_error", [True, False])
+def test_a_failed_page_transaction_leaves_nothing(db_url: str, storage_error: bool):
+    """One transaction per page: an error midway rolls back the fetch, the version and the change together.
+    A storage error is raised (every later page would meet it); any other error is that page's problem,
+    recorded as its `unreadable` fetch and nothing else."""
     db = open_database(db_url)
     cfg = _config(db_url)
     try:
@@ -176,32 +179,43 @@ def test_a_failed_page_transaction_leaves_nothing(db_url: str):
         work = PageWork(db, cfg, run_id, first_run=False)
         original = q.insert_row
 
+        error = (
+            sa.exc.OperationalError("INSERT", {}, Exception("disk I/O error"))
+            if storage_error
+            else RuntimeError("crash while writing the change")
+        )
+
         def boom(s, model, **values):
             if model is Change:
-                raise RuntimeError("crash while writing the change")
+                raise error
             return original(s, model, **values)
 
         q.insert_row = boom
+        result = FetchResult(
+            url="https://www.canada.ca/en/wp.html",
+            status=200,
+            content_type="text/html",
+            body=GCWEB.format(t="Work permits", fee="$999", noise="z").encode(),
+        )
         try:
-            with pytest.raises(RuntimeError):
-                work.process(
-                    FetchResult(
-                        url="https://www.canada.ca/en/wp.html",
-                        status=200,
-                        content_type="text/html",
-                        body=GCWEB.format(t="Work permits", fee="$999", noise="z").encode(),
-                    )
-                )
+            if storage_error:
+                with pytest.raises(sa.exc.OperationalError):
+                    work.process(result)
+            else:
+                assert work.process(result).outcome == "unreadable"
         finally:
             q.insert_row = original
         with db.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM versions")).scalar() == 1
-            assert (
-                conn.execute(
-                    sa.text("SELECT count(*) FROM fetches WHERE run_id = :r"), {"r": run_id}
-                ).scalar()
-                == 0
+            outcomes = (
+                conn.execute(sa.text("SELECT outcome, message FROM fetches WHERE run_id = :r"), {"r": run_id})
+                .tuples()
+                .all()
             )
+        if storage_error:
+            assert outcomes == []
+        else:
+            assert [o for o, _ in outcomes] == ["unreadable"] and "crash while writing" in outcomes[0][1]
         # and the next pass finds the change, compared with the last committed version
         assert _night(db, cfg, "$999", "y").result == "changed"
     finally:
