@@ -117,6 +117,8 @@ class ArchiveWork(PageWork):
 
         if ARCHIVE_PAGE.search(body[:20000]):
             return soft("the archive's own page, not a capture of the site")
+        if b"\x00" in body[:4096]:  # compressed or binary bytes are never a page's text
+            return soft("binary content (compressed, or not a page): not stored as the page")
         kind = watch.kind if watch else "auto"
         try:
             if _is_json(r, kind):
