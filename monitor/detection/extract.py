@@ -25,6 +25,7 @@ import orjson
 from lxml import etree
 from lxml.cssselect import CSSSelector
 
+from policywatch.monitor.detection import pubmeta
 from policywatch.monitor.detection.layout import RULE_WORDS, analyse, drop_link_lists, inside
 from policywatch.monitor.detection.normalize import normalize_text
 
@@ -129,7 +130,7 @@ LAST_UPDATED = re.compile(
     re.IGNORECASE,
 )
 GENERIC_VERSION = (
-    "generic-2"  # stored in a generic version's meta: a different one is re-extracted to compare
+    "generic-3"  # stored in a generic version's meta: a different one is re-extracted to compare
 )
 
 #: On non-canada.ca pages, relative times ("3 minutes ago", "yesterday") change every visit: not content.
@@ -687,11 +688,18 @@ def _extract_generic(
     for br in body.iter("br"):  # a line break separates words
         br.tail = " " + (br.tail or "")
     _remove(list(body.iter(*GENERIC_DROP_TAGS)), "script/style/control", dropped)
+    # "Published", "Last updated" and the change history, wherever they stand: the publisher's, never content
+    published = pubmeta.find(body)
+    if published:
+        for key, value in pubmeta.read(published).items():
+            meta.setdefault(key, value)
+        _remove(published, "publisher metadata (published and updated dates, change notes)", dropped)
     layout = analyse(body)
     main, side = layout.main, layout.sidebars
     dropped.append(f"content area: {layout.how}; everything around it is furniture unless it states rules")
     for root in (main, *side):
         _drop_generic_furniture(root, layout.furniture, dropped)
+
     # The relative-time filter runs block by block only on a page where it finds something at all.
     text_filter = _text_filter([RELATIVE_TIME.pattern], ignore_patterns)
     if not ignore_patterns and not any(_relative_hint(_text(r)) for r in (main, *side)):
