@@ -323,7 +323,11 @@ def test_the_lead_is_the_most_significant_fact_and_the_rest_counted():
     )
     assert d.significance == "high"
     assert d.summary.startswith("Intake opened: 0 → 600 applications")
-    assert d.summary.endswith("(+2 more: 2 changed)")
+    # up to two facts, each whole, then what else changed: the fee is the second, the wording counted
+    assert (
+        d.summary
+        == "Intake opened: 0 → 600 applications; Fee: $100 → $150 (Program details) (+1 more: 1 changed)"
+    )
 
 
 def test_summaries_never_cut_mid_word():
@@ -359,7 +363,11 @@ def test_a_new_pages_summary_states_its_key_facts_once():
         topic_defs={},
         discovered=True,
     )
-    assert d.summary.endswith("$155 fee · C88 · TEER 0–3 · until 2026-03-22 · NOC 31303"), d.summary
+    # facts first, then what the page is, its title shortened at its dash
+    assert d.summary == (
+        "$155 fee · C88 · TEER 0–3 · until 2026-03-22 · NOC 31303 — new page: Innovation Stream pilot"
+    ), d.summary
+    assert d.summary.index("$155 fee") < 45
     added = d.details["facts"]["added"]
     assert len(added) == len({(f["type"], f["value"]) for f in added})  # C88 once, not six times
     assert ("wage", "$27") in {(f["type"], f["value"]) for f in added}  # "$27 per hour" is a wage

@@ -43,27 +43,37 @@ def _significance(score: int, released: bool) -> str:
     return "medium" if score >= 2 else "low"
 
 
-#: Headline order among operations of equal significance: the fact a consultant acts on first.
+#: Headline order among operations of equal significance: the edit that matters most to a consultant
+#: leads, whatever its place on the page — status, then a section or rule added or removed, validity and
+#: deadline dates, fees and wages, requirements, processing times, caps and intake numbers, results, forms,
+#: contacts and documents, service notices; wording, the publisher's own stamps and site notices last.
 CLASS_ORDER = [
     "status",
-    "intake",
-    "fee",
+    "section",
     "date",
+    "fee",
+    "wage",
     "requirement",
-    "representative",
-    "form",
-    "processing",
-    "documents",
     "exemption_code",
     "teer",
     "noc",
-    "wage",
+    "language",
+    "representative",
+    "processing",
     "duration",
+    "intake",
+    "count",
+    "results",
     "percentage",
+    "form",
     "email",
+    "documents",
+    "schedule",
+    "service",
     "fact",
     "wording",
     "typo",
+    "metadata",
     "notice",
     "layout",
 ]
@@ -82,14 +92,57 @@ def _rank(op: dict[str, Any], m: Meaning) -> tuple[int, int, int, tuple[int, int
     return (-m.severity, order, int(heading), tie)
 
 
-def _more(lead_op: str, counts: dict[str, int]) -> str:
-    """ " (+2 more: 1 added, 1 changed)": the operations besides the one the summary leads with."""
+def _more(lead_ops: list[str], counts: dict[str, int]) -> str:
+    """ " (+2 more: 1 added, 1 changed)": the operations besides the ones the summary leads with."""
     rest = dict(counts)
-    rest[lead_op] -= 1
+    for lead_op in lead_ops:
+        rest[lead_op] -= 1
     n = sum(rest.values())
     if n <= 0:
         return ""
     return f" (+{n} more: " + ", ".join(f"{v} {k}" for k, v in rest.items() if v) + ")"
+
+
+def short_title(title: str, n: int = 60) -> str:
+    """A page title shortened at a word, or at its first dash or colon when what comes before says enough
+    ("Innovation Stream pilot – Issuance of an LMIA-exempt …" → "Innovation Stream pilot")."""
+    title = " ".join(title.split())
+    if len(title) <= n:
+        return title
+    for sep in (" – ", " — ", " - ", ": "):
+        head = title.split(sep, 1)[0]
+        if 10 <= len(head) <= n:
+            return head
+    return clip(title, n)
+
+
+def _sections(ops: list[dict[str, Any]], meanings: list[Meaning]) -> None:
+    """A heading added (or removed) with its body is a section added: medium, the heading in the line
+    ("New section: Appendix Private Life"), whatever its words."""
+    for i, op in enumerate(ops):
+        kind = op.get("kind", "")
+        if op["op"] not in ("added", "removed") or not (kind.startswith("h") and kind[1:].isdigit()):
+            continue
+        path = [*op.get("section", []), op["text"]]
+        body = any(
+            j != i and other["op"] == op["op"] and other.get("section", [])[: len(path)] == path
+            for j, other in enumerate(ops)
+        )
+        if body or meanings[i].cls != "layout":
+            label = "New section" if op["op"] == "added" else "Section removed"
+            meanings[i] = Meaning("section", "medium", f"{label}: {clip(op['text'], 100)}")
+
+
+def _second(ops: list[dict[str, Any]], meanings: list[Meaning], order: list[int]) -> int | None:
+    """The next edit worth a place in the line beside the lead: a policy edit of another block, not the
+    lead's own words again."""
+    lead = meanings[order[0]]
+    for i in order[1:]:
+        m = meanings[i]
+        if m.severity >= 1 and m.cls not in ("wording", "typo", "metadata", "notice", "layout"):
+            if m.headline.split(":")[0] != lead.headline.split(":")[0] or m.headline != lead.headline:
+                return i
+    return None
 
 
 def _markup_only(ops: list[dict[str, Any]]) -> bool:
@@ -184,13 +237,17 @@ def detect_html(
         facts = [] if baseline else unique_facts(extract_facts(new_text))
         headings = [b["text"] for b in new_blocks if b["kind"] in ("h2", "h3")]
         score = 2 if discovered else 0
-        summary = f"New page: {title}" if discovered else f"Now watching: {title}"
-        summary = clip(summary, 120)
-        if released:
-            summary += " — Innovation Stream details released"
         key = key_facts(new_text, 5)
-        if key:
-            summary += " — " + " · ".join(key)
+        if discovered:  # news: its facts first, then what the page is
+            summary = (" · ".join(key) + " — new page: " if key else "New page: ") + short_title(title)
+            if released:
+                summary += " — Innovation Stream details released"
+        else:  # a note that watching began: what is watched, then what it says
+            summary = clip(f"Now watching: {title}", 120)
+            if released:
+                summary += " — Innovation Stream details released"
+            if key:
+                summary += " — " + " · ".join(key)
         return ChangeDecision(
             "new_page",
             "low" if baseline and not released else _significance(score, released),
@@ -225,6 +282,7 @@ def detect_html(
     counts = {k: sum(1 for op in ops if op["op"] == k) for k in ("added", "removed", "changed", "moved")}
     _add_context(ops, old["blocks"], new_blocks)
     meanings = [classify(op) for op in ops]
+    _sections(ops, meanings)
     for op, m in zip(ops, meanings, strict=True):
         op["meaning"] = {"class": m.cls, "significance": m.significance}
     # Significance from meaning: the most significant operation's; a topic of its own (its keywords in the
@@ -243,7 +301,18 @@ def detect_html(
         new_words = [op for op in ops if op["op"] == "added" and op["section"] == first["section"]]
         if new_words:
             lead = f"Status: {_quote(new_words[0]['text'])} (was: {_quote(first['text'], 60)})"
-    summary = lead + _more(ops[order[0]]["op"], counts)
+    leads = [order[0]]
+    second = _second(ops, meanings, order)
+    if second is not None:
+        lead += "; " + clip(meanings[second].headline, 110)
+        leads.append(second)
+    summary = lead + _more([ops[i]["op"] for i in leads], counts)
+    note, old_meta = new_meta.get("change_note"), old.get("meta") or {}
+    if note and (note, new_meta.get("change_note_date")) != (
+        old_meta.get("change_note"),
+        old_meta.get("change_note_date"),
+    ):
+        summary += f" — publisher’s note: “{clip(note, 140)}”"
     if released:
         summary = "Innovation Stream details released — " + summary
     sections = list(dict.fromkeys(_section_label(op["section"]) for op in ops))

@@ -19,7 +19,9 @@ _PATTERNS: list[tuple[str, str]] = [
     (
         "date",
         rf"\b{MONTHS}\s+\d{{1,2}},\s+\d{{4}}\b|\b\d{{1,2}}\s+{MONTHS}\s+\d{{4}}\b|"
-        rf"\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b{MONTHS}\s+\d{{4}}\b",
+        rf"\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b{MONTHS}\s+\d{{4}}\b|"
+        # a day without its year, as event lists and schedules write it ("Tuesday 4 February", "March 3")
+        rf"\b\d{{1,2}}\s+{MONTHS}\b|\b{MONTHS}\s+\d{{1,2}}\b(?!,?\s*\d)",
     ),
     (
         "wage",
@@ -74,6 +76,7 @@ FACT_LABELS = {
 #: What precedes a dollar amount that is pay, not a fee ("median hourly wage … $27").
 _PAY_BEFORE = re.compile(r"\b(?:wages?|salary|salaries|earn\w*|income|paid at least)\b[^$.;]{0,25}$", re.I)
 _NUMBER = re.compile(r"\d[\d,]*")
+_YEAR = re.compile(r"\d{4}")
 
 
 #: Every fact holds a digit or "$", except durations written in words ("two years"), which hold a unit word.
@@ -209,6 +212,8 @@ def key_facts(text: str, limit: int = 6) -> list[str]:
             elif kind == "teer":
                 value = _teer(value)
             elif kind == "date":
+                if not _YEAR.search(value):  # "January 1" of which year? not a key fact
+                    continue
                 until = _UNTIL.search(line, max(0, m.start() - 40), m.start())
                 if until:
                     kind = "until"

@@ -131,6 +131,32 @@ SITE_NOTICE = re.compile(
     r"(?:we|our\s+office)\s+(?:are|is)\s+(?:currently\s+)?experiencing)\b",
     re.I,
 )
+#: A notice in the page's own content that the program's online system will be down (with its dates): a
+#: consultant plans submissions around it. A banner of the site's (notice-marked) stays a low site notice.
+SERVICE_NOTICE = re.compile(
+    r"\b(?:online\s+)?(?:application|applications|submission|registration|e-?services?|portal|online|"
+    r"account|payment|EOI)s?\s+(?:system|portal|service|site|platform|tool|form)s?\b[^.]{0,80}?"
+    r"\b(?:unavailable|down|offline|out\s+of\s+service|not\s+(?:be\s+)?available|interrupted|closed\s+for\s+"
+    r"maintenance|undergoing\s+maintenance)\b"
+    r"|\b(?:unavailable|down|offline)\b[^.]{0,40}\b(?:application|online|submission|registration)\s+"
+    r"(?:system|portal|service)\b",
+    re.I,
+)
+#: The publisher's own stamp inside a sentence ("(last updated 5 July 2022)", "as of March 1"): a date that
+#: says when the page was edited, not what the rules are.
+UPDATE_STAMP = re.compile(
+    r"\b(?:last\s+)?(?:updated|modified|reviewed|revised|refreshed)(?:\s+on)?\s*:?\s*$|\b(?:current\s+)?as\s+(?:of|at)\s*:?\s*$",
+    re.I,
+)
+#: Columns of a results or statistics table: its numbers are results, not an intake.
+RESULTS_WORDS = re.compile(
+    r"\b(?:invited|invitations?\s+issued|issued|selected|drawn|ranked|results?|scores?|points|cut-?off|"
+    r"lowest|minimum\s+score|received|approved|refused|processed|nominated|nominations?\s+issued|"
+    r"candidates|statistics|total)\b",
+    re.I,
+)
+_YEARISH = re.compile(r"^(?:\d{4}(?:\s*[/–-]\s*\d{2,4})?|fiscal|FY|\W)+$", re.I)
+
 #: Facts whose change is a policy change (all but a bare number outside an intake context).
 POLICY_FACTS = {
     "fee",
@@ -273,13 +299,67 @@ def _unit_after(text: str, value: str) -> str:
     return f" {m.group(1)}" if m else ""
 
 
+def is_stamp(c: dict[str, Any], text: str) -> bool:
+    """A date fact that is the publisher's edit stamp in a sentence ("(last updated 11 July 2022)")."""
+    if c["type"] != "date":
+        return False
+    at = text.find(c["after"])
+    return at >= 0 and UPDATE_STAMP.search(text[max(0, at - 40) : at].rstrip(" (")) is not None
+
+
+def row_cells(op: dict[str, Any]) -> tuple[list[str], list[str]] | None:
+    """(column names, cells) of a table row read with its header row, or None."""
+    header = op.get("header")
+    if op.get("kind") != "tr" or not header:
+        return None
+    names, cells = header.split(" | "), op.get("text", "").split(" | ")
+    return (names, cells) if len(names) == len(cells) else None
+
+
+def _row_what(row: tuple[list[str], list[str]], value: str) -> tuple[str, str, str] | None:
+    """(what, where, column) for a value in a table row: in a two-column table the row's name is what
+    changed ("Appeal: 7 days → 6 days"); in a wider one, the value's column, with the row's name as where
+    ("Invited: 231 → 187 (2018-04-01)")."""
+    names, cells = row
+    col = next((i for i, cell in enumerate(cells) if value in cell), None)
+    if col is None or col == 0:
+        return None
+    label = " ".join(cells[0].split())
+    column = " ".join(names[col].split())
+    if not label or len(label) > 70 or value in label:
+        return None
+    if len(cells) >= 3 and column:
+        return column, label, column
+    return label, "", column
+
+
 def _fact_headline(
-    c: dict[str, Any], text: str, block_class: str | None, section: str = ""
+    c: dict[str, Any], text: str, block_class: str | None, section: str = "", row: Any = None
 ) -> tuple[str, str]:
     """(class, headline) of one changed fact, e.g. ("fee", "Fee: $155 → $230")."""
     t = c["type"]
     sentence = next((s for s in sentences(text) if c["after"] in s), text)
     block_class = policy_class(sentence) or block_class
+    if is_stamp(c, text):
+        return "metadata", f"Updated: {c['before']} → {c['after']}"
+    what = _row_what(row, c["after"]) if row else None
+    if what is not None:
+        name, where, column = what
+        cls = t
+        results = RESULTS_WORDS.search(column) is not None
+        if t == "count":
+            intake = not results and (INTAKE_NOUN.search(column) or block_class == "intake")
+            place = f" ({where or name})"
+            if intake and c["before"] == "0" and c["after"] != "0":
+                return "status", f"Intake opened: {c['before']} → {c['after']}{place}"
+            if intake and c["after"] == "0" and c["before"] != "0":
+                return "status", f"Intake closed: {c['before']} → {c['after']}{place}"
+            cls = "intake" if intake else "results" if results else "count"
+        elif results:
+            cls = "results"
+        elif t in ("duration", "date") and "processing" in (block_class, policy_class(section)):
+            cls = "processing"
+        return cls, f"{name}: {c['before']} → {c['after']}" + (f" ({where})" if where else "")
     if t in ("duration", "date"):
         if block_class == "processing" or policy_class(section) == "processing":
             return t, f"Processing time: {c['before']} → {c['after']}"
@@ -305,6 +385,7 @@ def classify(op: dict[str, Any]) -> Meaning:
     kind, verb, text = op.get("kind", ""), op["op"], op.get("text", "")
     facts = op.get("facts") or {}
     before = op.get("before", "")
+    row = row_cells(op)
     if kind == "tr" and op.get("header"):
         # a row read with its column names: "Intake cap: 500" is a cap, "Amount: $1,150" a fee
         text = labelled_row(op["header"], text)
@@ -318,6 +399,10 @@ def classify(op: dict[str, Any]) -> Meaning:
     where = f" ({section})" if section else ""
     if verb == "moved":
         return Meaning("layout", "low", f"Moved{where}: {_quote(text, 100)}")
+    # -- the program's online system will be down: a service notice, in the page's own content -----------
+    if not op.get("notice") and SERVICE_NOTICE.search(text) and verb in ("added", "changed"):
+        hit = next((x for x in sentences(text) if SERVICE_NOTICE.search(x)), text)
+        return Meaning("service", "medium", f"Service notice: {_quote(hit, 120)}{where}")
     # -- a banner about the website (maintenance, outages, holidays, scams): low, whatever it says ---------
     if SITE_NOTICE.search(text) and (op.get("notice") or verb in ("added", "removed")):
         if not facts.get("changed") or op.get("notice"):
@@ -331,10 +416,15 @@ def classify(op: dict[str, Any]) -> Meaning:
     else:
         status_text = text if _status_terms(text) else ""
     fact_heads = [
-        _fact_headline(c, text, policy_class(text), section)
+        _fact_headline(c, text, policy_class(text), section, row)
         for c in facts.get("changed", [])
         if c["type"] in POLICY_FACTS
     ]
+    # the publisher's edit stamp moved ("(last updated 5 July)"): the page's metadata, whatever else it says
+    stamps = [h for cls, h in fact_heads if cls == "metadata"]
+    fact_heads = [(cls, h) for cls, h in fact_heads if cls != "metadata"]
+    if stamps and not fact_heads and verb == "changed" and _only_stamps_changed(before, text, facts):
+        return Meaning("metadata", "low", stamps[0] + where)
     # a bare number with nothing around it that makes it policy (a visitor counter, "1,204 views") is wording
     if not (policy_class(text) or policy_class(section) or INTAKE_NOUN.search(text)):
         fact_heads = [(cls, head) for cls, head in fact_heads if cls != "fact"]
@@ -391,11 +481,36 @@ def classify(op: dict[str, Any]) -> Meaning:
     if is_heading:
         label = "New section" if verb == "added" else "Section removed"
         return Meaning(cls or "layout", "medium" if cls else "low", f"{label}: {_quote(text, 100)}")
+    if (
+        kind == "tr"
+        and cls in (None, "date")
+        and added_facts
+        and all(f["type"] == "date" for f in added_facts)
+    ):
+        # a dated row of a table (a session, a draw, an event): the row, its fact first, empty cells out
+        label = "New entry" if verb == "added" else "Entry removed"
+        return Meaning(
+            "date", "medium", f"{label}: {_quote(row_quote(text, added_facts[0]['value']))}{where}"
+        )
+    if kind == "li" and not cls and not added_facts and _is_entry(text, op):
+        # a name added to or taken from a list the page states ("areas receiving an enhanced response",
+        # an appendix in a rules index): the list's scope changed
+        label = "Added to the list" if verb == "added" else "Removed from the list"
+        return Meaning("section", "medium", f"{label}: {_quote(text, 80)}{where}")
+    if not cls and added_facts and all(f["type"] == "date" for f in added_facts) and _bare(text):
+        # a date standing alone ("At midday 26 November", "From 24 February:"): it dates what follows, the
+        # rules it introduces are the news
+        label = "New date" if verb == "added" else "Date removed"
+        return Meaning("schedule", "medium", f"{label}: {_quote(text, 80)}{where}")
     if cls or added_facts:
         if any(f["type"] == "fee" for f in added_facts):
             cls = "fee"
         cls = cls or added_facts[0]["type"]
-        hit = _best_sentence(text)
+        hit = (
+            row_quote(text, added_facts[0]["value"] if added_facts else None)
+            if kind == "tr"
+            else _best_sentence(text)
+        )
         label = LABELS.get(cls, FACT_HEADLINE.get(cls, "Fact"))
         if any(f["type"] == "fee" for f in added_facts):
             label = "Fee"
@@ -409,6 +524,39 @@ def classify(op: dict[str, Any]) -> Meaning:
     return Meaning(
         "wording", "low", f"{'Added' if verb == 'added' else 'Removed'}{where}: {_quote(text, 100)}"
     )
+
+
+def _bare(text: str) -> bool:
+    """A block that is little more than its date: a few words, no sentence."""
+    return len(text.split()) <= 6 and not DEADLINE.search(text.replace("by ", ""))
+
+
+def _is_entry(text: str, op: dict[str, Any]) -> bool:
+    """A list item that names something (a place, a program, an appendix) rather than saying a sentence,
+    in a list the page introduces (a lead-in sentence or a section heading)."""
+    words = text.split()
+    return (
+        0 < len(words) <= 10
+        and not re.search(r"[.!?;:]\s*$", text)
+        and bool(op.get("lead_in") or op.get("section"))
+        and text[:1].isupper()
+    )
+
+
+def _only_stamps_changed(before: str, after: str, facts: dict[str, Any]) -> bool:
+    """Whether the two texts are equal once every changed date is taken out."""
+    for c in facts.get("changed", []):
+        before, after = before.replace(c["before"], ""), after.replace(c["after"], "")
+    return _normal_words(before) == _normal_words(after)
+
+
+def row_quote(text: str, first: str | None = None) -> str:
+    """A table row for a quote: its non-empty cells, the one holding `first` (the fact) first —
+    "C88 — Innovation Stream pilot", never "Innovation Stream pilot | | C88"."""
+    cells = [c for c in (x.strip() for x in re.split(r"\s*\|\s*", text)) if c]
+    if first:
+        cells.sort(key=lambda c: first not in c)
+    return " — ".join(cells)
 
 
 def labelled_row(header: str, row: str) -> str:
@@ -446,6 +594,10 @@ def _classify_changed(op: dict[str, Any], text: str, before: str, where: str) ->
     if _is_typo(before, text):
         return Meaning("typo", "low", f"Typo or punctuation{where}: {_quote(text, 100)}")
     after, spans, dels, ins, one_place = _inserted_spans(op.get("inline") or [["del", before], ["ins", text]])
+    d0, i0 = " ".join(dels.split()), " ".join(ins.split())
+    if d0 and i0 and _YEARISH.match(d0) and _YEARISH.match(i0) and re.search(r"\d{4}", d0 + i0):
+        # a schedule's period moved ("2017/18" → "2018-19"): what it applies to changed, not its wording
+        return Meaning("date", "medium", f"Period: {d0} → {i0} — {_quote(text, 80)}{where}")
     delta = f"{dels} {ins}"
     cls = policy_class(delta)
     if cls is None and policy_class(text) and _WORD.search(delta):
