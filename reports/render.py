@@ -37,6 +37,7 @@ def environment() -> Environment:
         _env.filters["md"] = _md_escape
         _env.filters["iso"] = lambda d: d.isoformat(timespec="seconds") if d else ""
         _env.filters["local"] = _local_time
+        _env.filters["cell"] = one_line
     return _env
 
 
@@ -56,6 +57,40 @@ def _local_time(ctx: Any, when: datetime | None) -> Markup:
         utc.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
         local.strftime("%Y-%m-%d %H:%M %Z"),
     )
+
+
+#: Where a page's title stands in a change's summary ("… — new page: <title>", "Now watching: <title> — …").
+_TITLE_PARTS = (
+    " — new page: {}",
+    "New page: {} — ",
+    "New page: {}",
+    "Now watching: {} — ",
+    "Now watching: {}",
+)
+
+
+def one_line(change: Any, n: int = 120) -> str:
+    """A change's summary for a cell beside its page's title (the site index, a feed entry): without the
+    title again, cut at a word to about `n` characters."""
+    summary = " ".join(str(change.summary or "").split())
+    title = " ".join(str(change.title or "").split())
+    if title:
+        for part in _TITLE_PARTS:
+            for t in {title, title.split(" – ")[0], title.split(" - ")[0]}:
+                if t and part.format(t) in summary:
+                    summary = summary.replace(part.format(t), "" if part.startswith(" ") else "").strip(" —")
+                    break
+    if getattr(change, "details_released", False):  # the cell's badge says it
+        summary = summary.replace("Innovation Stream details released — ", "")
+        summary = summary.replace(" — Innovation Stream details released", "")
+    summary = summary or str(change.summary or "")
+    if len(summary) <= n:
+        return summary
+    cut = summary[: n - 1]
+    space = cut.rfind(" ")
+    if space > n // 3:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:–—-") + "…"
 
 
 def _md_escape(text: Any) -> str:

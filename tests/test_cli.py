@@ -168,7 +168,7 @@ def test_every_command_is_in_the_readmes_table_and_its_help_renders_as_written()
             commands.append(name)
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     table = readme.split("## Commands", 1)[1].split("\n\n", 2)[1]
-    rows = re.findall(r"^\| `policywatch ([a-z]+)(?: ([a-z]+))?", table, re.M)
+    rows = re.findall(r"^\| `policywatch ([a-z-]+)(?: ([a-z-]+))?", table, re.M)
     documented = {f"{a} {b}".strip() for a, b in rows} | {a for a, _ in rows}
     missing = [c for c in commands if c not in documented]
     assert not missing, f"commands missing from the README's table: {missing}"

@@ -207,11 +207,9 @@ def test_a_failed_page_transaction_leaves_nothing(db_url: str, storage_error: bo
             q.insert_row = original
         with db.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM versions")).scalar() == 1
-            outcomes = (
-                conn.execute(sa.text("SELECT outcome, message FROM fetches WHERE run_id = :r"), {"r": run_id})
-                .tuples()
-                .all()
-            )
+            outcomes = conn.execute(
+                sa.text("SELECT outcome, message FROM fetches WHERE run_id = :r"), {"r": run_id}
+            ).all()
         if storage_error:
             assert outcomes == []
         else:
