@@ -14,6 +14,7 @@ a change/update history, and a list whose items are each a date with a short not
 from __future__ import annotations
 
 import re
+from itertools import islice
 from typing import Any
 
 from lxml import etree
@@ -74,6 +75,10 @@ def _history_list(el: etree._Element) -> bool:
     items = list(el.iterchildren("li"))
     if len(items) < 2:
         return False
+    first = items[0]
+    head = " ".join("".join(islice(first.itertext(), 4)).split())[:40]
+    if first.find(".//time") is None and not DATE.match(head):  # most lists: one cheap look
+        return False
     dated = 0
     for li in items:
         text = _text(li)
@@ -82,30 +87,35 @@ def _history_list(el: etree._Element) -> bool:
     return dated >= 0.9 * len(items)
 
 
+#: Candidates found in libxml2, not by a Python walk over every element: lists, and the (few) elements with
+#: an id or class, whose names META_NAMES then reads.
+_LISTS = etree.XPath(".//dl | .//ol | .//ul")
+_NAMED = etree.XPath(".//*[@id or @class]")
+
+
 def find(root: etree._Element) -> list[etree._Element]:
     """The outermost metadata elements inside `root`, in document order (never `root` itself, never most of
-    its text): one walk that does not descend into what it found."""
+    its text)."""
     total = 0
     found: list[etree._Element] = []
-    stack = list(reversed(list(root)))
-    while stack:
-        el = stack.pop()
-        if not isinstance(el.tag, str):
+    taken: set[etree._Element] = set()
+    named = [el for el in _NAMED(root) if _named(el)]
+    for el in named + _LISTS(root):  # containers named as metadata first: a list inside one is theirs
+        if taken and any(a in taken for a in el.iterancestors()):
             continue
         if el.tag == "dl":
-            hit = _definition_list(el)
+            hit = _definition_list(el) or el in named
         elif el.tag in ("ol", "ul"):
-            hit = _history_list(el) and _near_history_words(el)
+            hit = (_history_list(el) and _near_history_words(el)) or el in named
         else:
-            hit = _named(el)
+            hit = True
         if hit:
             total = total or max(1, len(_text(root)))
             # a long change history may outweigh a short page: a dated list is metadata at any length
             share = MAX_HISTORY_SHARE if el.tag in ("ol", "ul") or _holds_history(el) else MAX_SHARE
             if len(_text(el)) <= share * total:
                 found.append(el)
-                continue
-        stack.extend(reversed(list(el)))
+                taken.add(el)
     return found
 
 
