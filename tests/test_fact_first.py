@@ -159,6 +159,14 @@ CASES = [
         "Added to the list: “Cambridgeshire and Peterborough”",
     ),
     (
+        "an entry added to a rules index is a new section",
+        "<p>The appendices of the rules:</p><ul><li><a href='/fm'>Appendix FM</a></li></ul>",
+        "<p>The appendices of the rules:</p><ul><li><a href='/fm'>Appendix FM</a></li>"
+        "<li><a href='/private-life'>Appendix Private Life</a></li></ul>",
+        "medium",
+        "New section: Appendix Private Life",
+    ),
+    (
         "a table row with an empty cell is quoted without it, the code first",
         "<table><tr><td>Start-up pilot</td><td></td><td>C87</td></tr></table>",
         "<table><tr><td>Start-up pilot</td><td></td><td>C87</td></tr>"

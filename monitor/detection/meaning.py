@@ -495,6 +495,9 @@ def classify(op: dict[str, Any]) -> Meaning:
     if kind == "li" and not cls and not added_facts and _is_entry(text, op):
         # a name added to or taken from a list the page states ("areas receiving an enhanced response",
         # an appendix in a rules index): the list's scope changed
+        if op.get("links"):  # a linked entry of an index (an appendix, a chapter): a section of the rules
+            label = "New section" if verb == "added" else "Section removed"
+            return Meaning("section", "medium", f"{label}: {clip(text, 80)}{where}")
         label = "Added to the list" if verb == "added" else "Removed from the list"
         return Meaning("section", "medium", f"{label}: {_quote(text, 80)}{where}")
     if not cls and added_facts and all(f["type"] == "date" for f in added_facts) and _bare(text):
