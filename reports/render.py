@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +39,7 @@ def environment() -> Environment:
         _env.filters["iso"] = lambda d: d.isoformat(timespec="seconds") if d else ""
         _env.filters["local"] = _local_time
         _env.filters["cell"] = one_line
+        _env.filters["block"] = block_text
     return _env
 
 
@@ -91,6 +93,15 @@ def one_line(change: Any, n: int = 120) -> str:
     if space > n // 3:
         cut = cut[:space]
     return cut.rstrip(" ,;:–—-") + "…"
+
+
+def block_text(op: Any) -> str:
+    """A block's text for a digest line: a table row without its empty cells ("Innovation Stream pilot | C88",
+    never "Innovation Stream pilot | | C88")."""
+    text = str((op or {}).get("text", "") if isinstance(op, dict) else op or "")
+    if isinstance(op, dict) and op.get("kind") == "tr":
+        return " | ".join(c for c in (x.strip() for x in re.split(r"\s*\|\s*", text)) if c)
+    return text
 
 
 def _md_escape(text: Any) -> str:

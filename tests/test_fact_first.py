@@ -225,3 +225,26 @@ def test_a_new_pages_line_puts_its_facts_first_and_shortens_its_title():
     )
     assert d is not None and d.summary.startswith("$155 fee · C88 · TEER 0–3")
     assert d.summary.endswith("— new page: Innovation Stream pilot")
+
+
+def test_site_cells_and_digest_lines_never_repeat_the_title_or_show_empty_cells():
+    from types import SimpleNamespace
+
+    from policywatch.reports.render import block_text, one_line
+
+    title = "Innovation Stream pilot – Issuance of an LMIA-exempt employer-specific work permit"
+    new = SimpleNamespace(
+        summary="$155 fee · C88 · TEER 0–3 · until 2026-03-22 — new page: Innovation Stream pilot"
+        " — Innovation Stream details released",
+        title=title,
+        details_released=True,
+    )
+    assert one_line(new) == "$155 fee · C88 · TEER 0–3 · until 2026-03-22"
+    long = SimpleNamespace(summary="Requirement: " + "word " * 60, title="Page", details_released=False)
+    cell = one_line(long)
+    assert len(cell) <= 120 and cell.endswith("…") and not cell[:-1].endswith(" ")
+    assert (
+        block_text({"kind": "tr", "text": "Innovation Stream pilot | | C88"})
+        == "Innovation Stream pilot | C88"
+    )
+    assert block_text({"kind": "p", "text": "a | | b"}) == "a | | b"
