@@ -15,6 +15,7 @@ from policywatch.monitor.detection import pubmeta
 from policywatch.monitor.detection.detect import detect_html, short_title
 from policywatch.monitor.detection.extract import extract_html, parse_html
 from tests.test_meaning import URL, detect, page
+from tests.test_meaning import detect_pages as run
 
 GOVUK_META = """<div class="gem-c-metadata"><dl><dt>From:</dt><dd><a href="/x">Home Office</a></dd>
 <dt>Published</dt><dd>1 June 2014</dd><dt>Last updated</dt><dd>{date} — <a href="#history">See all updates</a>
@@ -40,19 +41,6 @@ def govuk(date: str, expiry: str, note: str = "Dates updated.") -> str:
         + BODY.format(expiry=expiry)
         + GOVUK_HISTORY.format(date=date, note=note)
         + "</main></body></html>"
-    )
-
-
-def run(before: str, after: str):
-    old, new = extract_html(before, URL), extract_html(after, URL)
-    return detect_html(
-        url=URL,
-        title=new.title,
-        old={"blocks": old.blocks, "meta": old.meta, "text": old.text},
-        new_blocks=new.blocks,
-        new_meta=new.meta,
-        watch_topics=[],
-        topic_defs={},
     )
 
 

@@ -28,8 +28,13 @@ def page(section: str, *, heading: str = "Program details") -> str:
 
 
 def detect(before: str, after: str, **kw):
-    old = extract_html(page(before, **kw), URL)
-    new = extract_html(page(after, **kw), URL)
+    return detect_pages(page(before, **kw), page(after, **kw))
+
+
+def detect_pages(before_html: str, after_html: str):
+    """Two whole pages through generic extraction, the block diff and detection."""
+    old = extract_html(before_html, URL)
+    new = extract_html(after_html, URL)
     return detect_html(
         url=URL,
         title=new.title,

@@ -137,9 +137,7 @@ def test_each_layer_refuses_on_its_own(filled, tmp_path, monkeypatch):
         f"VACUUM INTO '{marker}'",
         "PRAGMA user_version = 7",
     ):
-        with pytest.raises((readonly.QueryRefused, readonly.QueryFailed)):
-            with readonly.run_readonly(url, attack) as result:
-                list(result.rows)
+        _refused(readonly, url, attack)
         assert not marker.exists(), attack
         assert snapshot(admin_url) == before, attack
     if url.startswith("postgresql"):
@@ -154,14 +152,18 @@ def test_each_layer_refuses_on_its_own(filled, tmp_path, monkeypatch):
                 f"SELECT pg_cancel_backend({pid})",
                 "SELECT * FROM pass_lock FOR UPDATE",
             ):
-                with pytest.raises((readonly.QueryRefused, readonly.QueryFailed)):
-                    with readonly.run_readonly(url, attack) as result:
-                        list(result.rows)
+                _refused(readonly, url, attack)
             assert session.exec_driver_sql("SELECT 1").scalar() == 1  # still alive
         other.dispose()
         with pytest.raises(readonly.RoleTooPowerful, match=r"read_url.*db analyst-role"):
             with readonly.run_readonly(admin_url, "SELECT 1") as result:  # the superuser: refused
                 list(result.rows)
+
+
+def _refused(readonly, url: str, attack: str) -> None:
+    with pytest.raises((readonly.QueryRefused, readonly.QueryFailed)):
+        with readonly.run_readonly(url, attack) as result:
+            list(result.rows)
 
 
 def _read_url(cfg: Path) -> str | None:
