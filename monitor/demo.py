@@ -407,7 +407,9 @@ def run_demo(
             db = open_database(config.storage_url)
             try:
                 with db.session() as s:
+                    from policywatch.monitor.detection.detect import short_title
                     from policywatch.reports.data import rank_key
+                    from policywatch.reports.render import one_line
 
                     changes = sorted(
                         s.scalars(select(Change).where(Change.run_id == result.run_id)), key=rank_key
@@ -416,8 +418,9 @@ def run_demo(
                         if (ch.details or {}).get("baseline"):
                             continue
                         star = "★ " if ch.details_released else ""
+                        page = short_title(ch.title or ch.url)
                         out.print(
-                            f"  {star}[{ch.significance}] {ch.title}: {ch.summary}",
+                            f"  {star}[{ch.significance}] {page}: {one_line(ch, 160)}",
                             markup=False,
                             highlight=False,
                         )

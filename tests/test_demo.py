@@ -25,6 +25,8 @@ def test_demo_story(demo):
     assert "night 1 (run 1): 5 fetched, 5 new, 0 changed" in p.stdout
     assert "night 2 (run 2): 5 fetched, 0 new, 0 changed, 4 unchanged, 1 failed" in p.stdout
     assert "soft_error: malformed JSON" in p.stdout
+    # night 3's line for the new pilot page: its facts first, the title once
+    assert "★ [high] Innovation Stream pilot: $155 fee · C88 · TEER 0–3" in p.stdout
     report = (out / "reports" / "run-3.md").read_text()
     assert "R205(c) Designated by minister" in report  # the section of the new C88 row
     changes = json.loads(
