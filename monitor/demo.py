@@ -342,7 +342,8 @@ def demo_config(base: str, out_dir: Path) -> str:
         'keywords = ["H-1B"]',
         "",
         "# Digests go to a file, not an SMTP server: open digests.mbox in any mail reader, or try",
-        "# `policywatch digest preview --config THIS_FILE`.",
+        "# `policywatch digest preview --since 1d --config THIS_FILE` (the demo has delivered its digests",
+        "# already: without --since, preview shows what is still to send, which is nothing).",
         "[mail]",
         f'mbox = "{(out_dir / "digests.mbox").as_posix()}"',
         'sender = "policywatch demo <policywatch@demo.invalid>"',
@@ -443,7 +444,7 @@ def run_demo(
     )
     out.print(f"database: {out_dir / 'policywatch.db'}  — try: policywatch changes --config {cfg_path}")
     out.print(
-        f"digests: {out_dir / 'digests.mbox'}  (the demo's subscribers' e-mail, as a mailbox file) — try: "
-        f"policywatch digest preview --config {cfg_path}"
+        f"digests: {out_dir / 'digests.mbox'}  (the demo's subscribers' e-mail, as a mailbox file, sent "
+        f"already) — try: policywatch digest preview --since 1d --config {cfg_path}"
     )
     return results

@@ -59,6 +59,18 @@ class ReportData:
         return "No changes"
 
 
+def clip_words(text: str, n: int) -> str:
+    """`text` whole, or cut at a word to at most `n` characters with "…": never mid-word."""
+    text = " ".join(text.split())
+    if len(text) <= n:
+        return text
+    cut = text[: n - 1]
+    space = cut.rfind(" ")
+    if text[n - 1] != " " and space > n // 3:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:–—-") + "…"
+
+
 def failure_summary(health: dict[str, Any] | None) -> str | None:
     """One line on a pass's failed fetches and discovery sources, or None when nothing failed. Why a line of
     its own: a pass whose every fetch failed must never read like a quiet night."""
@@ -68,7 +80,7 @@ def failure_summary(health: dict[str, Any] | None) -> str | None:
     reasons = []
     for f in (health.get("failures") or [])[:3]:
         why = (f.get("message") or f.get("outcome") or "").split("\n")[0]
-        reasons.append(why[:80])
+        reasons.append(clip_words(why, 100))
     why = "; ".join(dict.fromkeys(r for r in reasons if r))
     why = f": {why}{' …' if failed > 3 else ''}" if why else ""
     line = None

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context, select_autoescape
 from markupsafe import Markup
 
-from policywatch.reports.data import ReportData
+from policywatch.reports.data import ReportData, clip_words
 from policywatch.reports.safetext import finalize
 
 _env: Environment | None = None
@@ -85,14 +85,7 @@ def one_line(change: Any, n: int = 120) -> str:
     if getattr(change, "details_released", False):  # the cell's badge says it
         summary = summary.replace("Innovation Stream details released — ", "")
         summary = summary.replace(" — Innovation Stream details released", "")
-    summary = summary or str(change.summary or "")
-    if len(summary) <= n:
-        return summary
-    cut = summary[: n - 1]
-    space = cut.rfind(" ")
-    if space > n // 3:
-        cut = cut[:space]
-    return cut.rstrip(" ,;:–—-") + "…"
+    return clip_words(summary or str(change.summary or ""), n)
 
 
 def block_text(op: Any) -> str:

@@ -177,3 +177,39 @@ def test_every_command_is_in_the_readmes_table_and_its_help_renders_as_written()
         assert p.returncode == 0 and "<bool>" not in p.stdout and "[]" not in p.stdout, (c, p.stdout)
     assert "[[schedule.jobs]]" in policywatch("run", "--help").stdout
     assert "[archive]" in policywatch("backfill", "--help").stdout
+
+
+def test_fit_and_finish_names_dates_and_reports(history_db, tmp_path):
+    """A name a user types is checked (known names in the error); a plain date "as of" is the end of that day;
+    a report never glues a heading to a line; error text is cut at a word."""
+    from datetime import UTC, datetime
+
+    from policywatch.reports.data import failure_summary
+
+    cfg, _site = history_db
+    p = policywatch("changes", "--config", cfg, "--topic", "nosuchtopic")
+    assert p.returncode == 2 and "nosuchtopic" in p.stderr and "work-permits" in p.stderr, p.stderr
+    p = policywatch("export", "changes", "--config", cfg, "--format", "json", "--topic", "nosuchtopic")
+    assert p.returncode == 2 and "known:" in p.stderr
+    p = policywatch("changes", "--config", cfg, "--topic", "work-permits", "--format", "json")
+    assert p.returncode == 0 and json.loads(p.stdout)
+
+    today = datetime.now(UTC).date().isoformat()  # captured today: "as of today" finds it
+    p = policywatch("show", "work-permits", "--config", cfg, "--at", today)
+    assert p.returncode == 0, p.stderr
+    p = policywatch("show", "work-permits", "--config", cfg, "--at", "2001-01-01")
+    assert p.returncode == 1 and "no stored version on or before 2001-01-01T23:59:59" in p.stderr
+
+    reports = Path(cfg).parent / "reports"
+    for md in reports.glob("run-*.md"):
+        for line in md.read_text(encoding="utf-8").splitlines():
+            assert "##" not in line or line.startswith("#"), (md.name, line)
+
+    line = failure_summary(
+        {
+            "fetched": 3,
+            "failed": 3,
+            "failures": [{"message": "Connection was refused by other side: 111: " * 3}],
+        }
+    )
+    assert line is not None and line.endswith(" 111: Connection…)"), line  # a whole word, then …

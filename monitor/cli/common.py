@@ -63,6 +63,41 @@ def fail(message: str, code: int = EXIT_FAILED) -> None:
     raise CliError(message, code)
 
 
+def parse_as_of(value: str, *, option: str) -> datetime:
+    """A point in time for "as of" options (`show --at`, `diff --to`): a plain date is the end of that day
+    (UTC, as Datasette's page_as_of reads it), so a capture made during the day is found; anything else as
+    parse_when reads it."""
+    v = value.strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
+        try:
+            day = datetime.fromisoformat(v).replace(tzinfo=UTC)
+        except ValueError:
+            fail(
+                f"{option}: {value!r} is not a date (use 2024-01-15, an ISO date-time, or 7d / 24h)",
+                EXIT_USAGE,
+            )
+        return day + timedelta(days=1) - timedelta(microseconds=1)
+    when = parse_when(value, option=option)
+    assert when is not None
+    return when
+
+
+def check_topic(config: Config, db: Any, topic: str | None) -> None:
+    """An unknown --topic is a usage error naming the known ones (configured, or found in the history)."""
+    if topic is None:
+        return
+    from sqlalchemy import text
+
+    known = set(config.topics) | {t for w in config.watches for t in w.topics}
+    if topic in known:
+        return
+    with db.engine.connect() as conn:
+        known |= {r[0] for r in conn.execute(text("SELECT DISTINCT topic FROM change_topics"))}
+    if topic not in known:
+        names = ", ".join(sorted(known)) or "none yet"
+        fail(f"--topic {topic!r}: no such topic (known: {names})", EXIT_USAGE)
+
+
 def parse_when(value: str | None, *, option: str = "--since") -> datetime | None:
     if value is None:
         return None

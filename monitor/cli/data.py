@@ -25,6 +25,7 @@ from policywatch.monitor.cli.common import (
     _write_csv,
     _write_json_array,
     app,
+    check_topic,
     csv_cell,
     db_app,
     err,
@@ -162,6 +163,7 @@ def export(
     cfg = _config(config)
     when = parse_when(since)
     with _opened(cfg, reader=True) as db:
+        check_topic(cfg, db, topic)
         with db.session() as s:
             items: Iterable[dict[str, Any]]
             if what == "changes":

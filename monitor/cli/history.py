@@ -23,9 +23,11 @@ from policywatch.monitor.cli.common import (
     _write_csv,
     _write_json_array,
     app,
+    check_topic,
     err,
     fail,
     out,
+    parse_as_of,
     parse_when,
 )
 
@@ -51,6 +53,7 @@ def changes(
     cfg = _config(config)
     when = parse_when(since)
     with _opened(cfg) as db:
+        check_topic(cfg, db, topic)
         with db.session() as s:
             items = (
                 c
@@ -182,7 +185,7 @@ def _resolve_version(s, page_id: int, ref: str | None, *, default_last: bool, op
         if v is None or v.page_id != page_id:
             fail(f"{option}: no version {ref} of this page", EXIT_USAGE)
         return v
-    when = parse_when(ref, option=option)
+    when = parse_as_of(ref, option=option) if option in ("--at", "--to") else parse_when(ref, option=option)
     v = q.version_at(s, page_id, when)
     if v is None:
         fail(f"{option}: the page had no stored version on or before {when.isoformat()}", EXIT_FAILED)
