@@ -151,6 +151,7 @@ class ArchiveClient:
                     try:
                         for chunk in _chunks(resp, deadline, self.clock, url):
                             reader.feed(decode(chunk))
+                        reader.feed(decode(b""))  # the decoder's tail
                     except ValueError as exc:
                         raise ArchiveError(f"{url}: {exc}") from None
                     r = _response(resp.status, resp.headers, b"", resp.geturl())
@@ -223,7 +224,7 @@ def _read_all(resp: Any, deadline: float, clock: Callable[[], float], url: str) 
         if size > MAX_BODY:
             raise ArchiveError(f"{url}: the capture is larger than {MAX_BODY // (1024 * 1024)} MB")
         parts.append(data)
-    parts.append(decode(b"", final=True) if getattr(decode, "final", False) else b"")
+    parts.append(decode(b""))  # the decoder's tail (an empty chunk flushes it)
     body = b"".join(parts)
     if len(body) > MAX_BODY:
         raise ArchiveError(f"{url}: the capture is larger than {MAX_BODY // (1024 * 1024)} MB")
@@ -233,13 +234,11 @@ def _read_all(resp: Any, deadline: float, clock: Callable[[], float], url: str) 
 class _Inflate:
     """gzip or deflate, decoded as it arrives and never past MAX_BODY (a small bomb stays small)."""
 
-    final = True
-
     def __init__(self, wbits: int, url: str):
         self.z = zlib.decompressobj(wbits)
         self.url = url
 
-    def __call__(self, chunk: bytes, final: bool = False) -> bytes:
+    def __call__(self, chunk: bytes) -> bytes:
         try:
             out = self.z.decompress(chunk, MAX_BODY + 1) if chunk else self.z.flush()
         except zlib.error as exc:
@@ -249,13 +248,13 @@ class _Inflate:
         return out
 
 
-def _decoder(headers: Message | None, url: str) -> Callable[..., bytes]:
+def _decoder(headers: Message | None, url: str) -> Callable[[bytes], bytes]:
     """What undoes the response's Content-Encoding (as Scrapy's HttpCompressionMiddleware does); an
     encoding it cannot undo refuses the capture rather than store compressed bytes as the page."""
     coding = (headers.get("Content-Encoding") if headers else None) or ""
     coding = coding.strip().lower()
     if coding in ("", "identity"):
-        return lambda chunk, final=False: chunk
+        return lambda chunk: chunk
     if coding in ("gzip", "x-gzip"):
         return _Inflate(16 + zlib.MAX_WBITS, url)
     if coding == "deflate":

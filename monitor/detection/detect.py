@@ -140,7 +140,7 @@ def _second(ops: list[dict[str, Any]], meanings: list[Meaning], order: list[int]
     for i in order[1:]:
         m = meanings[i]
         if m.severity >= 1 and m.cls not in ("wording", "typo", "metadata", "notice", "layout"):
-            if m.headline.split(":")[0] != lead.headline.split(":")[0] or m.headline != lead.headline:
+            if m.headline != lead.headline:
                 return i
     return None
 
