@@ -2,19 +2,28 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+RUNTIME := $(VENV)/.runtime
 STAMP  := $(VENV)/.installed
+# An editable install is setuptools' "Editable installation" notice on every build: information, not a
+# problem with the package (a packaging warning still prints).
+PIP    := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip
 
 .PHONY: install demo test lint eval bench clean
 
-$(STAMP): pyproject.toml
+# The demo needs only what policywatch itself needs; the tests add pytest, aiosmtpd, datasette, selenium, ruff.
+$(RUNTIME): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e .
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME)
+	$(PIP) install --quiet -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(RUNTIME)
 	$(BIN)/policywatch demo --out demo-out
 
 PYTEST_ARGS ?=

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from policywatch.reports import clock
+
 SIGNIFICANCE_COLOURS = {"version": "#7a7a7a", "low": "#5e9c76", "medium": "#d27f00", "high": "#b00020"}
 _SCRIPT = re.compile(r"<script\b.*?</script>", re.S | re.I)
 MAX_SERIES = 8  # round types beyond these are drawn together as "other"
@@ -46,13 +48,16 @@ def _day(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
 
 
-def _minute(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%m-%d %H:%M")
+def _axis_zone(timezone: str, times: Sequence[float]) -> str:
+    """How the time axis names its zone: "EST" when one abbreviation covers the span, else the zone's name
+    ("America/Toronto" across a change of daylight time)."""
+    labels = {clock.zone_label(timezone, datetime.fromtimestamp(t, UTC)) for t in (min(times), max(times))}
+    return labels.pop() if len(labels) == 1 else timezone
 
 
-def page_timeline(versions: Sequence[Any], changes: Sequence[Any]) -> str | None:
-    """Versions (grey) and changes by significance (green, amber, red) on one time axis; None when the page
-    has nothing to draw."""
+def page_timeline(versions: Sequence[Any], changes: Sequence[Any], timezone: str = "UTC") -> str | None:
+    """Versions (grey) and changes by significance (green, amber, red) on one time axis, in the configured
+    zone (`[schedule] timezone`, named in the axis title); None when the page has nothing to draw."""
     import pygal
 
     points: dict[str, list[tuple[float, int]]] = {"version": [], "low": [], "medium": [], "high": []}
@@ -67,6 +72,12 @@ def page_timeline(versions: Sequence[Any], changes: Sequence[Any]) -> str | None
         return None  # one version and no change (a page's first night): nothing to draw, and cheaper so
     times = [t for pts in points.values() for t, _ in pts]
     short = max(times) - min(times) < 2 * 86400  # a couple of days: say the hour too
+    zone = clock.zone(timezone)
+
+    def when(ts: float) -> str:
+        local = datetime.fromtimestamp(ts, UTC).astimezone(zone)
+        return local.strftime("%m-%d %H:%M" if short else "%Y-%m-%d")
+
     chart = pygal.XY(
         js=[],
         disable_xml_declaration=True,
@@ -80,10 +91,11 @@ def page_timeline(versions: Sequence[Any], changes: Sequence[Any]) -> str | None
         y_labels=[0, 1, 2, 3],
         y_labels_major_every=1,
         legend_at_bottom=True,
-        x_value_formatter=_minute if short else _day,
+        x_value_formatter=when,
         x_label_rotation=20,
         show_minor_x_labels=False,
         x_labels_major_count=6,
+        x_title=f"{'Date and time' if short else 'Date'} ({_axis_zone(timezone, times)})",
         title="Versions and changes over time",
     )
     chart.value_formatter = lambda y: ["version", "low", "medium", "high"][int(y)] if 0 <= y <= 3 else ""
@@ -141,9 +153,12 @@ def crs_over_time(records: Sequence[dict[str, Any]]) -> CrsChart | None:
         height=360,
         dots_size=2,
         legend_at_bottom=True,
-        legend_at_bottom_columns=3,
+        legend_at_bottom_columns=2,  # two columns hold IRCC's longest round names in full
+        truncate_legend=-1,  # never "French language proficienc…"
         x_value_formatter=_day,
         x_label_rotation=20,
+        x_title="Draw date",
+        y_title="CRS cut-off score",
         title="CRS cut-off by round type",
     )
     for name, pts in series.items():

@@ -38,6 +38,7 @@ class ReportData:
     notices: list[Notice] = field(default_factory=list)
     prev_run_id: int | None = None  # the reports link to the pass before and after
     next_run_id: int | None = None
+    timezone: str = "UTC"  # `[schedule] timezone`: the report's times are shown in it (reports.clock)
 
     @property
     def failure_line(self) -> str | None:
@@ -116,11 +117,28 @@ def news(s: Session, *criteria: Any) -> list[Change]:
     return [c for c in stream_changes(s, *criteria) if not is_baseline(c)]
 
 
-def rank_key(c: Change) -> tuple[int, int, int]:
-    return (0 if c.details_released else 1, SIGNIFICANCE_ORDER.get(c.significance, 3), c.id)
+def fact_count(c: Change) -> int:
+    """How many facts (fees, codes, dates, caps …) a change added, removed or changed."""
+    facts = (c.details or {}).get("facts") or {}
+    return sum(len(v) for v in facts.values() if isinstance(v, list)) if isinstance(facts, dict) else 0
 
 
-def load_run_report(s: Session, run_id: int, topic_names: dict[str, str] | None = None) -> ReportData:
+def rank_key(c: Change) -> tuple[int, int, int, float, int]:
+    """The one order of every list of changes a person reads (run report, site, feed, digest, the demo):
+    details released first, then by significance, then the change that says the most (facts), then newest."""
+    when = c.detected_at.timestamp() if c.detected_at else 0.0
+    return (
+        0 if c.details_released else 1,
+        SIGNIFICANCE_ORDER.get(c.significance, 3),
+        -fact_count(c),
+        -when,
+        -c.id,
+    )
+
+
+def load_run_report(
+    s: Session, run_id: int, topic_names: dict[str, str] | None = None, *, timezone: str = "UTC"
+) -> ReportData:
     run = s.get(Run, run_id)
     if run is None:
         raise LookupError(f"no run {run_id}")
@@ -152,4 +170,5 @@ def load_run_report(s: Session, run_id: int, topic_names: dict[str, str] | None 
         notices,
         s.scalar(select(func.max(Run.id)).where(Run.id < run_id, Run.status != "running")),
         s.scalar(select(func.min(Run.id)).where(Run.id > run_id, Run.status != "running")),
+        timezone,
     )

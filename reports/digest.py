@@ -17,7 +17,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 from typing import Protocol
 
-from policywatch.reports.data import SIGNIFICANCE_ORDER, is_baseline
+from policywatch.reports.data import SIGNIFICANCE_ORDER, is_baseline, rank_key
 from policywatch.reports.render import environment
 from policywatch.reports.safetext import neutralize_bidi
 from policywatch.reports.sitewide import Notice, split_notices
@@ -75,11 +75,12 @@ class Entry:
     def title(self) -> str:
         return self.latest.title or self.latest.url
 
-    def sort_key(self) -> tuple[int, int, int]:
+    def sort_key(self) -> tuple[int, int, int, float, int]:
+        """The run report's order (`rank_key`), by the page's strongest change and then its latest."""
         return (
             0 if self.details_released else 1,
             SIGNIFICANCE_ORDER.get(self.significance, 3),
-            self.first.id,
+            *rank_key(self.latest)[2:],
         )
 
 
@@ -102,6 +103,7 @@ class Digest:
     health_note: str | None = None
     topic_names: dict[str, str] = field(default_factory=dict)
     notices: list[Notice] = field(default_factory=list)
+    timezone: str = "UTC"  # `[schedule] timezone`: the digest's times are shown in it (reports.clock)
 
     @property
     def covered(self) -> list[Change]:
@@ -140,6 +142,7 @@ def compose(
     base_url: str | None,
     topic_names: dict[str, str],
     run_id: int | None = None,
+    timezone: str = "UTC",
 ) -> Digest:
     notices, rest = split_notices(c for c in changes if wanted(c, sub))
     entries = collapse(rest)
@@ -160,15 +163,16 @@ def compose(
         run_id=run_id,
         topic_names=topic_names,
         notices=notices,
+        timezone=timezone,
     )
 
 
 def render_text(d: Digest) -> str:
-    return environment().get_template("digest.txt.j2").render(d=d)
+    return environment().get_template("digest.txt.j2").render(d=d, timezone=d.timezone)
 
 
 def render_html(d: Digest) -> str:
-    return environment().get_template("digest.html.j2").render(d=d)
+    return environment().get_template("digest.html.j2").render(d=d, timezone=d.timezone)
 
 
 def message_id(kind: str, recipient: str, key: str, domain: str) -> str:

@@ -135,6 +135,7 @@ class Outbox:
         topic_names: dict[str, str],
         transport: Transport | None = None,
         now: Callable[[], datetime] = utcnow,
+        timezone: str = "UTC",
     ):
         self.db = db
         self.mail = mail
@@ -142,6 +143,7 @@ class Outbox:
         self.topic_names = topic_names
         self.transport: Transport = transport or send_message  # type: ignore[assignment]
         self.now = now
+        self.timezone = timezone  # digests show their times in it (reports.clock)
 
     # --- public -------------------------------------------------------------------------------------------
     def deliver(self, subscribers: Sequence[SubscriberLike], *, run_id: int | None = None) -> DeliveryReport:
@@ -170,6 +172,7 @@ class Outbox:
                 sub,
                 base_url=self.base_url,
                 topic_names=self.topic_names,
+                timezone=self.timezone,
                 run_id=last_finished_run(s),
             )
             s.expunge_all()
@@ -218,6 +221,7 @@ class Outbox:
                 sub,
                 base_url=self.base_url,
                 topic_names=self.topic_names,
+                timezone=self.timezone,
                 run_id=run_id,
             )
             if not digest.entries and not digest.notices:

@@ -6,14 +6,14 @@ import errno
 import os
 import re
 import tempfile
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context, select_autoescape
 from markupsafe import Markup
 
+from policywatch.reports import clock
 from policywatch.reports.data import ReportData, clip_words
 from policywatch.reports.safetext import finalize
 
@@ -36,8 +36,10 @@ def environment() -> Environment:
         )
         _env.filters["section"] = lambda s: " › ".join(s) if s else "Top of page"
         _env.filters["md"] = _md_escape
-        _env.filters["iso"] = lambda d: d.isoformat(timespec="seconds") if d else ""
-        _env.filters["local"] = _local_time
+        _env.filters["iso"] = clock.iso  # machines: the feed
+        _env.filters["local"] = _local_time  # HTML: the configured zone, named; UTC on hover
+        _env.filters["when"] = _when  # text and Markdown: the configured zone, named
+        _env.filters["day"] = _day
         _env.filters["cell"] = one_line
         _env.filters["block"] = block_text
     return _env
@@ -45,20 +47,23 @@ def environment() -> Environment:
 
 @pass_context
 def _local_time(ctx: Any, when: datetime | None) -> Markup:
-    """A time in the site's time zone (`[schedule] timezone`), the UTC time on hover and in `datetime`."""
+    """A time in the configured zone (`timezone` in the template's context), the UTC time on hover and in
+    `datetime`."""
     if when is None:
         return Markup("")
-    utc = when if when.tzinfo else when.replace(tzinfo=UTC)
-    zone = ctx.get("timezone") or "UTC"
-    try:
-        local = utc.astimezone(ZoneInfo(zone))
-    except (ZoneInfoNotFoundError, ValueError):
-        local = utc.astimezone(UTC)
-    return Markup('<time datetime="{}" title="UTC: {}">{}</time>').format(
-        utc.astimezone(UTC).isoformat(timespec="seconds"),
-        utc.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
-        local.strftime("%Y-%m-%d %H:%M %Z"),
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(
+        clock.iso(when), clock.human(when, "UTC", seconds=True), clock.human(when, ctx.get("timezone"))
     )
+
+
+@pass_context
+def _when(ctx: Any, when: datetime | None) -> str:
+    return clock.human(when, ctx.get("timezone"))
+
+
+@pass_context
+def _day(ctx: Any, when: datetime | None) -> str:
+    return clock.day(when, ctx.get("timezone"))
 
 
 #: Where a page's title stands in a change's summary ("… — new page: <title>", "Now watching: <title> — …").
@@ -150,11 +155,11 @@ def _folders_within(root: Path, folder: Path) -> None:
 
 
 def render_markdown(data: ReportData) -> str:
-    return environment().get_template("report.md.j2").render(r=data)
+    return environment().get_template("report.md.j2").render(r=data, timezone=data.timezone)
 
 
 def render_html(data: ReportData) -> str:
-    return environment().get_template("report.html.j2").render(r=data)
+    return environment().get_template("report.html.j2").render(r=data, timezone=data.timezone)
 
 
 def write_run_reports(data: ReportData, out_dir: Path, *, latest: bool = True) -> dict[str, Path]:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from policywatch.reports.charts import crs_over_time, page_timeline
-from policywatch.reports.data import SIGNIFICANCE_ORDER, failure_summary, is_baseline
+from policywatch.reports.data import failure_summary, is_baseline, rank_key
 from policywatch.reports.render import environment, write_atomic
 from policywatch.storage.models import Change, Page, Run, Version
 
@@ -236,23 +236,14 @@ class Site:
             page=page,
             versions=versions,
             changes=changes,
-            timeline_svg=page_timeline(versions, changes),
+            timeline_svg=page_timeline(versions, changes, self.timezone),
             crs=crs,
         )
         return path
 
     def index_and_feed(self, s: Session) -> None:
         recent = list(s.scalars(select(Change).order_by(Change.id.desc()).limit(INDEX_LIMIT)))
-        # Ordered like the run report: details released first, then by significance, then newest first
-        shown = sorted(
-            (c for c in recent if not is_baseline(c)),
-            key=lambda c: (
-                0 if c.details_released else 1,
-                SIGNIFICANCE_ORDER.get(c.significance, 3),
-                -c.detected_at.timestamp(),
-                -c.id,
-            ),
-        )
+        shown = sorted((c for c in recent if not is_baseline(c)), key=rank_key)  # as the run report
         last = s.scalar(select(Run).where(Run.status != "running").order_by(Run.id.desc()).limit(1))
         failure = failure_summary(last.health) if last is not None else None
         if last is not None and last.status == "failed" and not failure:

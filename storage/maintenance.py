@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import datetime
 from typing import BinaryIO
 
@@ -80,8 +81,56 @@ def write_warc(s: Session, out: BinaryIO, since: datetime | None = None) -> int:
     return n
 
 
-def datasette_metadata(database_name: str) -> dict:
+def datasette_metadata(database_name: str, timezone: str = "UTC") -> dict:
+    """Datasette's metadata for `database_name`: descriptions, and canned queries whose date parameters read
+    as every policywatch command reads them (`[schedule] timezone`: a day or a time without an offset is in
+    that zone; a day is its start for "since", its end for "as of")."""
     from importlib.resources import files
 
     text = files("policywatch.storage").joinpath("datasette-metadata.json").read_text(encoding="utf-8")
-    return json.loads(text.replace("__DATABASE__", database_name))
+    meta = json.loads(text.replace("__DATABASE__", database_name).replace("__ZONE__", timezone))
+    offset = _offset_sql(timezone)
+    for query in meta["databases"][database_name].get("queries", {}).values():
+        query["sql"] = _DATE_TOKEN.sub(lambda m: _date_sql(m.group(1), m.group(2), offset), query["sql"])
+    return meta
+
+
+_DATE_TOKEN = re.compile(r"__(FROM|UNTIL)\((:\w+)\)__")
+
+
+def _offset_sql(timezone: str) -> str:
+    """SQL for the zone's UTC offset in minutes on a day `{day}` (its local midnight): SQLite knows no time
+    zones, so the offsets (1970-2069, from the tz database) are written into the query."""
+    from datetime import UTC, date, timedelta
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(timezone) if timezone != "UTC" else UTC
+    changes: list[tuple[str, int]] = []
+    day, last = date(1970, 1, 1), None
+    while day.year < 2070:
+        off = datetime(day.year, day.month, day.day, tzinfo=zone).utcoffset()
+        minutes = int(off.total_seconds() // 60) if off is not None else 0
+        if minutes != last:
+            changes.append(("0001-01-01" if last is None else day.isoformat(), minutes))
+            last = minutes
+        day += timedelta(days=1)
+    if len(changes) == 1:
+        return str(changes[0][1])
+    rows = ", ".join(f"('{d}', {m})" for d, m in changes)
+    return f"(SELECT column2 FROM (VALUES {rows}) WHERE column1 <= {{day}} ORDER BY column1 DESC LIMIT 1)"
+
+
+def _date_sql(kind: str, param: str, offset: str) -> str:
+    """A date parameter as a UTC time SQLite compares: with an offset (or Z) as given; otherwise in the zone
+    (`offset`); a plain day is its start (FROM) or the start of the next day (UNTIL, compared with <)."""
+    p = f"trim({param})"
+    exact = f"({p} GLOB '*[+-][0-9][0-9]:[0-9][0-9]' OR {p} GLOB '*Z')"
+    local = f"datetime({p}, printf('%+d minutes', -{offset.format(day=f'date({p})')}))"
+    if kind == "FROM":
+        return f"CASE WHEN {exact} THEN datetime({p}) ELSE {local} END"
+    next_day = f"date({p}, '+1 day')"
+    day_end = f"datetime({next_day}, printf('%+d minutes', -{offset.format(day=next_day)}))"
+    return (
+        f"CASE WHEN length({p}) <= 10 THEN {day_end} WHEN {exact} THEN datetime({p}, '+1 seconds') "
+        f"ELSE datetime({local}, '+1 seconds') END"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -153,7 +154,6 @@ def test_every_command_is_in_the_readmes_table_and_its_help_renders_as_written()
     """Like sqlite-utils: the README's command table names every command (and group subcommand) the CLI has;
     each command's help keeps its brackets ("[[schedule.jobs]]", "[archive]") and shows no type names for
     flags."""
-    import re
 
     import typer
 
@@ -198,7 +198,7 @@ def test_fit_and_finish_names_dates_and_reports(history_db, tmp_path):
     p = policywatch("show", "work-permits", "--config", cfg, "--at", today)
     assert p.returncode == 0, p.stderr
     p = policywatch("show", "work-permits", "--config", cfg, "--at", "2001-01-01")
-    assert p.returncode == 1 and "no stored version on or before 2001-01-01T23:59:59" in p.stderr
+    assert p.returncode == 1 and "no stored version on or before 2001-01-01 23:59 EST" in p.stderr
 
     reports = Path(cfg).parent / "reports"
     for md in reports.glob("run-*.md"):
@@ -213,3 +213,74 @@ def test_fit_and_finish_names_dates_and_reports(history_db, tmp_path):
         }
     )
     assert line is not None and line.endswith(" 111: Connection…)"), line  # a whole word, then …
+
+
+ZONED = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} E[SD]T")  # the demo's and the tests' America/Toronto
+
+
+def test_every_human_time_is_in_the_configured_zone_and_names_it(history_db):
+    """One time policy: CLI tables, `show`, `diff` and `status` print `[schedule] timezone` with the zone
+    named (never microseconds, never a bare UTC clock); JSON keeps ISO 8601 with its offset."""
+    cfg, _site = history_db
+    wide = {"COLUMNS": "220"}
+    for args in (("changes",), ("history", "work-permits"), ("status",)):
+        p = policywatch(*args, "--config", cfg, env=wide)
+        assert p.returncode == 0 and ZONED.search(p.stdout), (args, p.stdout)
+        assert not re.search(r"\d{2}:\d{2}:\d{2}\.\d+", p.stdout), (args, p.stdout)  # no microseconds
+    p = policywatch("show", "work-permits", "--config", cfg)
+    assert ZONED.search(p.stderr), p.stderr
+    p = policywatch("diff", "work-permits", "--config", cfg)
+    assert len(ZONED.findall(p.stdout)) == 2, p.stdout
+    p = policywatch("changes", "--config", cfg, "--format", "json")
+    iso = re.compile(r"\d{4}-\d{2}-\d{2}T[\d:.]+\+00:00")
+    assert all(iso.fullmatch(c["detected_at"]) for c in json.loads(p.stdout))
+
+
+def test_show_names_the_option_that_was_wrong(history_db):
+    cfg, _site = history_db
+    p = policywatch("show", "work-permits", "--config", cfg, "--version", "999")
+    assert p.returncode == 2 and "--version: no version 999" in p.stderr, p.stderr
+    p = policywatch("show", "work-permits", "--config", cfg, "--version", "1", "--at", "2026-01-01")
+    assert p.returncode == 2 and "give one of them" in p.stderr
+    p = policywatch("show", "work-permits", "--config", cfg, "--at", "2025-99-01")
+    assert p.returncode == 2 and "'2025-99-01' is not a date" in p.stderr
+
+
+def test_sql_help_names_every_documented_view():
+    from policywatch.storage.roles import ANALYST_VIEWS
+
+    text = " ".join(policywatch("sql", "--help", env={"COLUMNS": "200"}).stdout.split())
+    assert [v for v in ANALYST_VIEWS if v not in text] == []
+
+
+@pytest.mark.parametrize(
+    "value, zone, as_of, expected",
+    [
+        # a plain date: its start for "since", its end for "as of", in the configured zone
+        ("2026-12-05", "America/Toronto", False, "2026-12-05T05:00:00+00:00"),
+        ("2026-12-05", "America/Toronto", True, "2026-12-06T04:59:59.999999+00:00"),
+        ("2026-07-05", "America/Toronto", False, "2026-07-05T04:00:00+00:00"),  # daylight time
+        ("2026-12-05", "UTC", True, "2026-12-05T23:59:59.999999+00:00"),
+        ("2026-12-05", "Asia/Tokyo", False, "2026-12-04T15:00:00+00:00"),
+        # a time without an offset is in the zone; with one it is exact, whatever the zone
+        ("2026-12-05T09:30", "America/Toronto", False, "2026-12-05T14:30:00+00:00"),
+        ("2026-12-05T09:30-08:00", "America/Toronto", True, "2026-12-05T17:30:00+00:00"),
+        ("2026-12-05T09:30Z", "Asia/Tokyo", False, "2026-12-05T09:30:00+00:00"),
+    ],
+)
+def test_one_date_input_policy(value, zone, as_of, expected):
+    from datetime import UTC, datetime
+
+    from policywatch.monitor.cli.common import parse_as_of, parse_when
+
+    got = parse_as_of(value, option="--at", zone=zone) if as_of else parse_when(value, zone=zone)
+    assert got is not None and got.astimezone(UTC) == datetime.fromisoformat(expected)
+
+
+def test_a_date_that_does_not_exist_is_a_usage_error():
+    from policywatch.monitor.cli.common import CliError, parse_as_of, parse_when
+
+    for call in (lambda: parse_when("2025-99-01"), lambda: parse_as_of("2025-02-30", option="--at")):
+        with pytest.raises(CliError) as exc:
+            call()
+        assert exc.value.code == 2 and "is not a date" in str(exc.value)

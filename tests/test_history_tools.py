@@ -198,3 +198,37 @@ def test_canned_date_filters_read_days_times_and_offsets(tmp_path: Path):
         assert [(r[2], r[3], r[4], r[5]) for r in facts] == [("fee", "changed", "$155", "$230")]
     finally:
         con.close()
+
+
+def test_canned_queries_read_dates_in_the_configured_zone(tmp_path: Path):
+    """`db metadata` for a config in America/Toronto: a plain day is that day in Toronto (as every command
+    reads it), across a change of daylight time; a time with an offset stays exact."""
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "z.db")
+    con.execute("CREATE TABLE page_versions (url, version_id, captured_at, text)")
+    con.executemany(
+        "INSERT INTO page_versions VALUES ('u', ?, ?, ?)",
+        [
+            (1, "2026-12-01 23:00:00.000000", "winter evening"),  # 18:00 EST on Dec 1
+            (2, "2026-12-02 01:03:41.412000", "winter night"),  # 20:03 EST, still Dec 1 in Toronto
+            (3, "2026-07-02 03:30:00.000000", "summer night"),  # 23:30 EDT on Jul 1
+        ],
+    )
+    toronto = datasette_metadata("z", "America/Toronto")["databases"]["z"]["queries"]["page_as_of"]["sql"]
+    utc = datasette_metadata("z")["databases"]["z"]["queries"]["page_as_of"]["sql"]
+    assert "America/Toronto" in json.dumps(datasette_metadata("z", "America/Toronto"))
+
+    def as_of(sql: str, date: str) -> str:
+        rows = con.execute(sql, {"url": "u", "date": date}).fetchall()
+        return rows[0][3] if rows else ""
+
+    try:
+        assert as_of(toronto, "2026-12-01") == "winter night"  # the end of Dec 1 in Toronto is 05:00 UTC
+        assert as_of(utc, "2026-12-01") == "winter evening"
+        assert as_of(toronto, "2026-07-01") == "summer night"  # EDT: the day ends at 04:00 UTC
+        assert as_of(toronto, "2026-07-01T23:00") == ""  # 03:00 UTC, before the capture
+        assert as_of(toronto, "2026-12-01T20:03:40") == "winter evening"  # 01:03:40 UTC
+        assert as_of(toronto, "2026-12-02T01:03:41+00:00") == "winter night"  # exact
+    finally:
+        con.close()

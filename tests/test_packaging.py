@@ -41,6 +41,8 @@ def wheel(tmp_path_factory) -> Path:
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    # Every folder of data files is declared: setuptools warns of data in a folder it was not told about
+    assert "absent from the `packages` configuration" not in done.stderr, done.stderr[-3000:]
     (found,) = out.glob("policywatch-*.whl")
     return found
 
@@ -54,6 +56,13 @@ def test_the_wheel_holds_one_top_level_name_and_every_module(wheel):
         for p in (ROOT / folder).rglob("*.py")
     }
     assert modules - set(names) == set()  # a package missing from pyproject's list would be left out
+    data = {
+        f"policywatch/{p.relative_to(ROOT).as_posix()}"
+        for folder in ("monitor/demo_site", "reports/templates")
+        for p in (ROOT / folder).rglob("*")
+        if p.is_file()
+    }
+    assert data - set(names) == set()  # the demo's site and every template
     for needed in (
         "policywatch/monitor/starter.toml",
         "policywatch/reports/templates/digest.html.j2",

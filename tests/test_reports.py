@@ -128,7 +128,7 @@ def test_a_first_night_lists_every_baseline_from_a_streamed_light_load(tmp_path)
         with db.session() as s:
             data = load_run_report(s, run_id)
             assert len(data.baseline) == 300 and all(isinstance(b, BaselineEntry) for b in data.baseline)
-            assert [c.title for c in data.changes] == ["Page 300", "Page 301"]
+            assert [c.title for c in data.changes] == ["Page 301", "Page 300"]  # same rank: newest first
             md, html = render_markdown(data), render_html(data)
             watching = md.split("## Now watching (300 pages")[1].split("## ")[0]
             assert sum(line.startswith("- ") for line in watching.splitlines()) == 300

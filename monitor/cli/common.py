@@ -10,7 +10,7 @@ import re
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -63,21 +63,33 @@ def fail(message: str, code: int = EXIT_FAILED) -> None:
     raise CliError(message, code)
 
 
-def parse_as_of(value: str, *, option: str) -> datetime:
-    """A point in time for "as of" options (`show --at`, `diff --to`): a plain date is the end of that day
-    (UTC, as Datasette's page_as_of reads it), so a capture made during the day is found; anything else as
-    parse_when reads it."""
+# One date-input policy (docs/cli.md, "Dates and times"): a date or time without an offset is in the
+# configured zone (`[schedule] timezone`, the zone every human output shows); a plain date is the start of
+# that day for "since"/"from" options and the end of it for "as of"/"to" options. Datasette's canned queries
+# (`db metadata`) read their parameters the same way.
+_PLAIN_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE_FORMS = "use 2024-01-15, an ISO date-time, or 7d / 24h"
+
+
+def _day_start(value: str, zone: str, option: str) -> datetime:
+    from policywatch.reports.clock import zone as tz
+
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        fail(f"{option}: {value!r} is not a date ({_DATE_FORMS})", EXIT_USAGE)
+    return datetime(day.year, day.month, day.day, tzinfo=tz(zone))
+
+
+def parse_as_of(value: str, *, option: str, zone: str = "UTC") -> datetime:
+    """A point in time for "as of" options (`show --at`, `diff --to`): a plain date is the end of that day in
+    `zone`, so a capture made during the day is found; anything else as parse_when reads it."""
     v = value.strip()
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
-        try:
-            day = datetime.fromisoformat(v).replace(tzinfo=UTC)
-        except ValueError:
-            fail(
-                f"{option}: {value!r} is not a date (use 2024-01-15, an ISO date-time, or 7d / 24h)",
-                EXIT_USAGE,
-            )
-        return day + timedelta(days=1) - timedelta(microseconds=1)
-    when = parse_when(value, option=option)
+    if _PLAIN_DATE.fullmatch(v):
+        start = _day_start(v, zone, option)
+        nxt = start.date() + timedelta(days=1)
+        return datetime(nxt.year, nxt.month, nxt.day, tzinfo=start.tzinfo) - timedelta(microseconds=1)
+    when = parse_when(value, option=option, zone=zone)
     assert when is not None
     return when
 
@@ -98,7 +110,9 @@ def check_topic(config: Config, db: Any, topic: str | None) -> None:
         fail(f"--topic {topic!r}: no such topic (known: {names})", EXIT_USAGE)
 
 
-def parse_when(value: str | None, *, option: str = "--since") -> datetime | None:
+def parse_when(value: str | None, *, option: str = "--since", zone: str = "UTC") -> datetime | None:
+    """A point in time for "since"/"from" options: an age (7d, 24h, 2w) before now, a plain date (the start
+    of that day in `zone`), or an ISO date-time (in `zone` without an offset)."""
     if value is None:
         return None
     v = value.strip()
@@ -107,11 +121,17 @@ def parse_when(value: str | None, *, option: str = "--since") -> datetime | None
         n, unit = int(m.group(1)), m.group(2)
         delta = {"d": timedelta(days=n), "h": timedelta(hours=n), "w": timedelta(weeks=n)}[unit]
         return datetime.now(UTC) - delta
+    if _PLAIN_DATE.fullmatch(v):
+        return _day_start(v, zone, option)
     try:
         dt = datetime.fromisoformat(v.replace("Z", "+00:00"))
     except ValueError:
-        fail(f"{option}: {value!r} is not a date (use 2024-01-15, an ISO date-time, or 7d / 24h)", EXIT_USAGE)
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+        fail(f"{option}: {value!r} is not a date ({_DATE_FORMS})", EXIT_USAGE)
+    if dt.tzinfo:
+        return dt
+    from policywatch.reports.clock import zone as tz
+
+    return dt.replace(tzinfo=tz(zone))
 
 
 def _config(path: Path | None) -> Config:

@@ -60,8 +60,8 @@ def db_prune(
     kept."""
     from policywatch.storage.maintenance import prune_bodies
 
-    cutoff = parse_when(bodies_older_than, option="--bodies-older-than")
     cfg = _config(config)
+    cutoff = parse_when(bodies_older_than, option="--bodies-older-than", zone=cfg.schedule.timezone)
     with _opened(cfg) as db:
         with db.session() as s:
             n, freed = prune_bodies(s, cutoff)
@@ -127,15 +127,27 @@ def db_analyst_role(
 
 
 @db_app.command("metadata")
-def db_metadata(config: Path | None = ConfigOpt) -> None:
-    """Print Datasette metadata (descriptions and canned queries): `datasette DB --metadata FILE`."""
+def db_metadata(
+    config: Path | None = ConfigOpt,
+    database: str | None = typer.Option(
+        None,
+        "--database",
+        metavar="NAME",
+        help="The file Datasette will serve (analysts.db; default: the config's database file).",
+    ),
+) -> None:
+    """Print Datasette metadata (descriptions and canned queries): `datasette DB --metadata FILE`. The canned
+    queries read dates in `[schedule] timezone`, as every command does."""
     from sqlalchemy.engine import make_url
 
     from policywatch.storage.maintenance import datasette_metadata
 
     cfg = _config(config)
-    name = Path(make_url(cfg.storage_url).database or "policywatch").stem
-    sys.stdout.write(json.dumps(datasette_metadata(name), indent=2) + "\n")
+    # Datasette names a database after its file (analysts.db → analysts): the queries must carry that name
+    name = Path(database or make_url(cfg.storage_url).database or "policywatch").stem
+    if not name.strip():
+        fail(f"--database: {database!r} names no file (e.g. analysts.db)", EXIT_USAGE)
+    sys.stdout.write(json.dumps(datasette_metadata(name, cfg.schedule.timezone), indent=2) + "\n")
 
 
 @app.command()
@@ -161,7 +173,7 @@ def export(
     if what == "warc":
         return _export_warc(config, since, out_file)
     cfg = _config(config)
-    when = parse_when(since)
+    when = parse_when(since, zone=cfg.schedule.timezone)
     with _opened(cfg, reader=True) as db:
         check_topic(cfg, db, topic)
         with db.session() as s:
@@ -205,7 +217,7 @@ def _export_warc(config: Path | None, since: str | None, out_file: Path | None) 
     if out_file is None:
         fail("export warc: --out FILE.warc.gz is required (WARC is binary, not for a terminal)", EXIT_USAGE)
     cfg = _config(config)
-    when = parse_when(since)
+    when = parse_when(since, zone=cfg.schedule.timezone)
     with _opened(cfg, reader=True) as db:
         tmp = out_file.with_name(out_file.name + ".part")
         with db.session() as s, open(tmp, "wb") as f:
@@ -218,8 +230,8 @@ def _export_warc(config: Path | None, since: str | None, out_file: Path | None) 
 def sql(
     query: str = typer.Argument(
         ...,
-        help="One SELECT over the tables or the views change_log, page_versions, fetch_log, run_log, "
-        "change_topics.",
+        help="One SELECT over the tables or the views change_log, change_facts, change_topics, page_versions, "
+        "fetch_log, run_log, digest_log.",
     ),
     config: Path | None = ConfigOpt,
     fmt: SqlFormat = typer.Option(SqlFormat.table, "--format", "-f", help="Output format."),

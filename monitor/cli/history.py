@@ -30,6 +30,7 @@ from policywatch.monitor.cli.common import (
     parse_as_of,
     parse_when,
 )
+from policywatch.reports import clock
 
 
 @app.command()
@@ -51,7 +52,7 @@ def changes(
     )
 
     cfg = _config(config)
-    when = parse_when(since)
+    when = parse_when(since, zone=cfg.schedule.timezone)
     with _opened(cfg) as db:
         check_topic(cfg, db, topic)
         with db.session() as s:
@@ -73,7 +74,7 @@ def changes(
                     n += 1
                     table.add_row(
                         str(c.id),
-                        c.detected_at.strftime("%Y-%m-%d %H:%M"),
+                        clock.human(c.detected_at, cfg.schedule.timezone),
                         c.kind,
                         ("★ " if c.details_released else "") + c.significance,
                         ", ".join(c.topics or []),
@@ -160,10 +161,10 @@ def history(
             _write_json_array(rows)
             return
         table = Table("version", "captured", "date modified (page)", "title", "hash")
-        for r in rows:
+        for r, v in zip(rows, versions, strict=True):
             table.add_row(
                 str(r["version_id"]),
-                r["captured_at"][:16],
+                clock.human(v.captured_at, cfg.schedule.timezone),
                 r["date_modified"] or "",
                 r["title"] or "",
                 r["content_hash"][:12],
@@ -171,7 +172,9 @@ def history(
         out.print(table)
 
 
-def _resolve_version(s, page_id: int, ref: str | None, *, default_last: bool, option: str):
+def _resolve_version(s, page_id: int, ref: str | None, *, default_last: bool, option: str, zone: str):
+    """The version a user means: a version id (from `history`), a date or time (as of then), or the
+    default."""
     from policywatch.storage import queries as q
     from policywatch.storage.models import Version
 
@@ -185,10 +188,18 @@ def _resolve_version(s, page_id: int, ref: str | None, *, default_last: bool, op
         if v is None or v.page_id != page_id:
             fail(f"{option}: no version {ref} of this page", EXIT_USAGE)
         return v
-    when = parse_as_of(ref, option=option) if option in ("--at", "--to") else parse_when(ref, option=option)
+    if option == "--version":
+        fail(f"--version: {ref!r} is not a version id (the numbers `history` prints)", EXIT_USAGE)
+    if option in ("--at", "--to"):
+        when = parse_as_of(ref, option=option, zone=zone)
+    else:
+        when = parse_when(ref, option=option, zone=zone)
+    assert when is not None
     v = q.version_at(s, page_id, when)
     if v is None:
-        fail(f"{option}: the page had no stored version on or before {when.isoformat()}", EXIT_FAILED)
+        first = q.versions_of(s, page_id)
+        since = f" (the first is from {clock.human(first[0].captured_at, zone)})" if first else ""
+        fail(f"{option}: no stored version on or before {clock.human(when, zone)}{since}", EXIT_FAILED)
     return v
 
 
@@ -206,10 +217,17 @@ def show(
     with _opened(cfg) as db:
         with db.session() as s:
             page = _page(s, url)
+            if version is not None and at is not None:
+                fail("--at and --version: give one of them", EXIT_USAGE)
             v = _resolve_version(
-                s, page.id, str(version) if version is not None else at, default_last=True, option="--at"
+                s,
+                page.id,
+                str(version) if version is not None else at,
+                default_last=True,
+                option="--version" if version is not None else "--at",
+                zone=cfg.schedule.timezone,
             )
-            err.print(f"version {v.id} captured {v.captured_at.isoformat()}")
+            err.print(f"version {v.id} captured {clock.human(v.captured_at, cfg.schedule.timezone)}")
             sys.stdout.write(v.text + "\n")
 
 
@@ -232,7 +250,9 @@ def diff(
     with _opened(cfg) as db:
         with db.session() as s:
             page = _page(s, url)
-            new = _resolve_version(s, page.id, to, default_last=True, option="--to")
+            new = _resolve_version(
+                s, page.id, to, default_last=True, option="--to", zone=cfg.schedule.timezone
+            )
             if from_ is None:
                 from sqlalchemy import select
 
@@ -249,12 +269,15 @@ def diff(
                     if count == 1 and fmt != "json":
                         out.print(
                             f"{page.url} has one stored version ({new.id}, captured "
-                            f"{new.captured_at:%Y-%m-%d %H:%M} UTC): nothing to compare it with yet"
+                            f"{clock.human(new.captured_at, cfg.schedule.timezone)}): "
+                            "nothing to compare it with yet"
                         )
                         return
                     old = new
             else:
-                old = _resolve_version(s, page.id, from_, default_last=False, option="--from")
+                old = _resolve_version(
+                    s, page.id, from_, default_last=False, option="--from", zone=cfg.schedule.timezone
+                )
             if isinstance(new.blocks, dict):
                 result: Any = diff_records(old.blocks, new.blocks)
             else:
@@ -268,7 +291,8 @@ def diff(
             )
             return
         out.print(
-            f"version {old.id} ({old.captured_at:%Y-%m-%d}) → {new.id} ({new.captured_at:%Y-%m-%d})",
+            f"version {old.id} ({clock.human(old.captured_at, cfg.schedule.timezone)}) → {new.id} "
+            f"({clock.human(new.captured_at, cfg.schedule.timezone)})",
             highlight=False,
         )
         if isinstance(result, dict):
@@ -330,7 +354,7 @@ def explain(
                 fail(
                     f"the raw capture of version {v.id} was pruned; use --file with a saved copy", EXIT_FAILED
                 )
-            source = f"version {v.id} captured {v.captured_at:%Y-%m-%d %H:%M} UTC"
+            source = f"version {v.id} captured {clock.human(v.captured_at, cfg.schedule.timezone)}"
     drops, ignores, _digest = cfg.rules_for(url)
     ex = extract_html(body, url, extra_noise=drops, ignore_patterns=ignores)
     how = (

@@ -31,6 +31,7 @@ from policywatch.monitor.cli.common import (
     fail,
     out,
 )
+from policywatch.reports import clock
 
 
 @app.command()
@@ -211,13 +212,17 @@ def status(
     if fmt == "json":
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
+
+    def when(key: str, row: dict) -> str:  # the text shows times as every human output does (reports.clock)
+        return clock.human(datetime.fromisoformat(row[key]), cfg.schedule.timezone) if row[key] else "—"
+
     lp = data["last_pass"]
     if lp is None:
         out.print("last pass: none yet (run `policywatch run`)")
     else:
         out.print(
-            f"last pass: run {lp['run_id']} ({lp['scope']}) {lp['status']}, started {lp['started_at']}, "
-            f"finished {lp['finished_at']}"
+            f"last pass: run {lp['run_id']} ({lp['scope']}) {lp['status']}, "
+            f"started {when('started_at', lp)}, finished {when('finished_at', lp)}"
         )
         out.print(
             f"  {lp['fetched']} fetched, {lp['new']} new, {lp['changed']} changed, {lp['failed']} failed"
@@ -231,12 +236,14 @@ def status(
             out.print(f"  content selector stopped matching: {', '.join(lp['selector_drift'])}")
     if data["running"]:
         r = data["running"]
-        out.print(f"running now: run {r['run_id']} ({r['scope']}) since {r['started_at']}")
+        out.print(f"running now: run {r['run_id']} ({r['scope']}) since {when('started_at', r)}")
     if data["interrupted"]:
         r = data["interrupted"]
-        out.print(f"interrupted: run {r['run_id']} ({r['scope']}), started {r['started_at']}: {r['message']}")
+        out.print(
+            f"interrupted: run {r['run_id']} ({r['scope']}), started {when('started_at', r)}: {r['message']}"
+        )
     for p in data["next_passes"]:
-        out.print(f"next {p['job']}: {p['next']} ({p['cron']}, {data['timezone']})")
+        out.print(f"next {p['job']}: {when('next', p)} ({p['cron']}, {data['timezone']})")
     d = data["digests"]
     if d["mail_configured"]:
         out.print(

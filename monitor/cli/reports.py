@@ -66,9 +66,11 @@ def digest_preview(
         else next((x for x in cfg.subscribers if x.email.lower() == subscriber.lower()), None)
     )
     if sub is None:
-        fail(f"--subscriber: {subscriber!r} is not a [[subscriber]] in the config", EXIT_USAGE)
+        known = ", ".join(x.email for x in cfg.subscribers) or "none"
+        fail(f"--subscriber: no [[subscriber]] {subscriber!r} in the config (known: {known})", EXIT_USAGE)
+    when = parse_when(since, zone=cfg.schedule.timezone)
     with _opened(cfg) as db:
-        d = outbox(db, cfg).preview(sub, since=parse_when(since) if since else None)
+        d = outbox(db, cfg).preview(sub, since=when)
         err.print(f"subject: {d.subject}")
         sys.stdout.write(render_html(d) if fmt == "html" else render_text(d))
 

@@ -65,7 +65,12 @@ def rebuild_site(db: Any, config: Config) -> int:
 def outbox(db: Any, config: Config, transport: Transport | None = None) -> Outbox:
     assert config.mail is not None
     return Outbox(
-        db, config.mail, base_url=config.report_base_url, topic_names=topic_names(config), transport=transport
+        db,
+        config.mail,
+        base_url=config.report_base_url,
+        topic_names=topic_names(config),
+        transport=transport,
+        timezone=config.schedule.timezone,
     )
 
 
