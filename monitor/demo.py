@@ -43,6 +43,7 @@ PATHS = {
     "ee-rounds": "/content/dam/ircc/documents/json/ee_rounds_123_en.json",
 }
 NIGHTS = (1, 2, 3)
+IRCC_NAME = "Immigration, Refugees and Citizenship Canada"
 LATER = "More details will be released later."
 RELEASED = (
     "The Innovation Stream pilot opened on March 22, 2024. Employers of the Global Hypergrowth Project can "
@@ -174,12 +175,35 @@ def markdown_to_html(md: str, local_links: dict[str, str] | None = None) -> tupl
     return html.unescape(title), "\n".join(parts)
 
 
-def gcweb_page(shell: str, title: str, body_html: str, date_modified: str) -> str:
-    """Put content into a real canada.ca page shell: new <title>, <h1>, main content and "Date modified"."""
+def gcweb_page(shell: str, title: str, body_html: str, date_modified: str, url: str | None = None) -> str:
+    """Put content into a real canada.ca page shell: new <title>, <h1>, main content and "Date modified".
+    With `url`, what names the page in its <head> is this page's too (canonical and English alternate,
+    title, publisher); the shell's French alternate and issue date, which are its own page's, go."""
     safe_title = html.escape(title)
     page = re.sub(
         r"<title>.*?</title>", f"<title>{safe_title} - Canada.ca</title>", shell, count=1, flags=re.S
     )
+    if url is not None:
+        href = html.escape(url)
+        for pattern, value in (
+            (r'<link rel="canonical" href="[^"]*', f'<link rel="canonical" href="{href}'),
+            (
+                r'<link rel="alternate" hreflang="en" href="[^"]*',
+                f'<link rel="alternate" hreflang="en" href="{href}',
+            ),
+            (r'\s*<link rel="alternate" hreflang="fr" href="[^"]*"/>', ""),
+            (r'\s*<meta name="dcterms.issued"[^>]*>', ""),
+            (
+                r'<meta name="dcterms.title" content="[^"]*',
+                f'<meta name="dcterms.title" content="{safe_title}',
+            ),
+            (r'<meta name="author" content="[^"]*', f'<meta name="author" content="{IRCC_NAME}'),
+            (
+                r'<meta name="dcterms.creator" content="[^"]*',
+                f'<meta name="dcterms.creator" content="{IRCC_NAME}',
+            ),
+        ):
+            page = re.sub(pattern, lambda _m, v=value: v, page, count=1)
     page = re.sub(
         r'(<meta name="dcterms.modified" title="W3CDTF" content=")[^"]*',
         rf"\g<1>{date_modified}",
@@ -214,7 +238,8 @@ def build_night(night: int) -> dict[str, tuple[bytes, str]]:
 
     def add_page(key: str, md: str, date: str = modified) -> None:
         title, body = markdown_to_html(md, local)
-        site[PATHS[key]] = (gcweb_page(shell, title, body, date).encode("utf-8"), "text/html; charset=UTF-8")
+        page = gcweb_page(shell, title, body, date, url=f"https://www.canada.ca{PATHS[key]}")
+        site[PATHS[key]] = (page.encode("utf-8"), "text/html; charset=UTF-8")
 
     back = _md("tech-talent-strategy-backgrounder")
     add_page("backgrounder", back.replace(LATER, RELEASED) if night >= 3 else back)

@@ -63,17 +63,16 @@ def _blocks(version: Version | None) -> list[dict[str, Any]]:
     return blocks if isinstance(blocks, list) else []
 
 
-def _header(blocks: list[dict[str, Any]], index: int) -> dict[str, Any] | None:
-    """The first row of the table holding blocks[index], when it names columns (no digits)."""
+def _header(blocks: list[dict[str, Any]], index: int) -> int | None:
+    """The index of the first row of the table holding blocks[index], when it names columns (no digits)."""
     if not 0 <= index < len(blocks) or blocks[index].get("kind") != "tr":
         return None
     i = index
     while i > 0 and blocks[i - 1].get("kind") == "tr":
         i -= 1
-    first = blocks[i]
-    if i == index or any(ch.isdigit() for ch in first.get("text", "")):
+    if i == index or any(ch.isdigit() for ch in blocks[i].get("text", "")):
         return None
-    return first
+    return i
 
 
 def _changed(section: list[str], inline: list[list[str]]) -> SideBySide:
@@ -109,14 +108,18 @@ def side_by_side(
         op = ops[i]
         sec = op.get("section") or []
         nxt = ops[i + 1] if i + 1 < len(ops) else None
-        blocks, index = (old, op.get("index")) if op["op"] == "removed" else (new, op.get("index"))
+        side = "old" if op["op"] == "removed" else "new"
+        blocks, index = (old if side == "old" else new), op.get("index")
         header = _header(blocks, index) if isinstance(index, int) else None
-        if header is not None and ("hdr", id(header)) not in shown:
-            shown.add(("hdr", id(header)))
-            text = [["equal", header.get("text", "")]]
-            rows.append(SideBySide(header.get("section") or [], "context", text, text))
+        # A table's header row once per diff: the same header in the old and the new version is one row,
+        # and the row before a change is no second copy of it
+        if header is not None and ("hdr", blocks[header].get("text", "")) not in shown:
+            shown.add(("hdr", blocks[header].get("text", "")))
+            context(blocks, header, side)
+        if header is not None:
+            shown.add((side, header))
         if isinstance(index, int):
-            context(blocks, index - 1, "old" if op["op"] == "removed" else "new")
+            context(blocks, index - 1, side)
         if (
             op["op"] == "removed"
             and nxt is not None

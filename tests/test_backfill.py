@@ -365,7 +365,11 @@ def test_max_captures_and_period(story, write_config):
     assert p.returncode == 0, p.stderr
     assert "2 captures listed, 2 read" in p.stderr
     cdx = [p for _, p in archive.requests if p.startswith("/cdx")]
-    assert all("from=20240101" in q and "to=20241231" in q for q in cdx)
+    # plain dates are days in [schedule] timezone (America/Toronto here), sent as the archive's UTC digits
+    assert all("from=20240101050000" in q and "to=20250101045959" in q for q in cdx), cdx
+    p = policywatch("backfill", "--config", str(cfg), "--url", HUB, "--from", "20240101", "--to", "20241231")
+    cdx = [p for _, p in archive.requests if p.startswith("/cdx")][-1]
+    assert "from=20240101&" in cdx + "&" and "to=20241231" in cdx  # archive digits are the archive's own
     bad = policywatch("backfill", "--config", str(cfg), "--from", "last spring")
     assert bad.returncode == 2 and "--from" in bad.stderr and "not a date" in bad.stderr
 

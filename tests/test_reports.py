@@ -138,3 +138,44 @@ def test_a_first_night_lists_every_baseline_from_a_streamed_light_load(tmp_path)
             assert [c.title for c in news_between(s, 0, 10_000)] == ["Page 300", "Page 301"]
     finally:
         db.dispose()
+
+
+TABLE = (
+    '<main property="mainContentOfPage"><h1>Exemption codes</h1><h2>Codes</h2><table>'
+    "<tr><th>Exemption</th><th>Code</th></tr>{rows}</table><p>Last paragraph.</p></main>"
+)
+
+
+def _side_by_side(before_rows: str, after_rows: str):
+    from types import SimpleNamespace
+
+    from policywatch.monitor.detection.diff import diff_blocks
+    from policywatch.monitor.detection.extract import extract_html
+    from policywatch.reports.site import side_by_side
+
+    old = extract_html(TABLE.format(rows=before_rows).encode(), "https://www.canada.ca/en/codes.html").blocks
+    new = extract_html(TABLE.format(rows=after_rows).encode(), "https://www.canada.ca/en/codes.html").blocks
+    change = SimpleNamespace(details={"blocks": diff_blocks(old, new)})
+    return side_by_side(change, SimpleNamespace(blocks=old), SimpleNamespace(blocks=new))  # type: ignore[arg-type]
+
+
+def test_a_diff_shows_a_tables_header_row_once():
+    row = "<tr><td>{}</td><td>{}</td></tr>"
+    one, two, three = (
+        row.format("Reciprocal", "C20"),
+        row.format("Significant benefit", "C10"),
+        row.format("Innovation Stream pilot", "C88"),
+    )
+    for before, after in (
+        (one + two, three + one + two),  # a row added right under the header
+        (one + two, one + two + three),  # at the end
+        (one + two, one.replace("C20", "C21") + two),  # a row changed
+        (one + two + three, one + three),  # a row removed
+        (one + two, three + two),  # one replaced by another (removed + added)
+    ):
+        rows = _side_by_side(before, after)
+        texts = [" ".join(seg[1] for seg in r.left + r.right) for r in rows]
+        headers = [t for t in texts if "Exemption" in t]
+        assert len(headers) == 1, (after, texts)
+        assert rows[0].op == "context" and "Exemption" in texts[0]  # it leads, as a context row
+        assert any(r.op != "context" for r in rows)

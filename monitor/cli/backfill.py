@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from policywatch.monitor.cli.common import (
     err,
     fail,
     out,
+    parse_as_of,
     parse_when,
 )
 
@@ -49,18 +51,24 @@ class _Bar:
             err.print(message)
 
 
-def _archive_date(value: str | None, option: str) -> str | None:
-    """--from/--to as the archive's digits: a date or archive digits (a prefix: the whole day), or a relative
-    age like the other date options (30d); anything else is a usage error naming the option."""
+def _archive_date(value: str | None, option: str, zone: str) -> str | None:
+    """--from/--to as the archive's digits (UTC). A date or time is read as every command reads it (in
+    `zone`; a plain date starts --from and ends --to); archive digits (20230627, a prefix: the whole day) are
+    the archive's own; an age (30d) counts back from now; anything else is a usage error naming the option."""
     from policywatch.monitor.backfill.captures import archive_day
 
     if value is None:
         return None
-    try:
-        return archive_day(value)
-    except ValueError:
-        pass
-    when = parse_when(value, option=option)  # 30d, 24h, ISO times with an offset; exits 2 otherwise
+    v = value.strip()
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}.*", v):
+        try:
+            return archive_day(v)
+        except ValueError:
+            pass
+    if option == "--to":
+        when = parse_as_of(v, option=option, zone=zone)
+    else:
+        when = parse_when(v, option=option, zone=zone)
     return when.astimezone(UTC).strftime("%Y%m%d%H%M%S") if when else None
 
 
@@ -105,7 +113,8 @@ def backfill(
     from policywatch.storage.locks import LockBusy, pass_lock
 
     cfg = _config(config)
-    first, last = _archive_date(start, "--from"), _archive_date(end, "--to")
+    zone = cfg.schedule.timezone
+    first, last = _archive_date(start, "--from", zone), _archive_date(end, "--to", zone)
     if first and last and first[: len(last)] > last:
         fail(f"--from {start} is after --to {end}", EXIT_USAGE)
     for u in url:

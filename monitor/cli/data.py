@@ -230,8 +230,8 @@ def _export_warc(config: Path | None, since: str | None, out_file: Path | None) 
 def sql(
     query: str = typer.Argument(
         ...,
-        help="One SELECT over the tables or the views change_log, change_facts, change_topics, page_versions, "
-        "fetch_log, run_log, digest_log.",
+        help="One SELECT over the tables or the views change_log, change_facts, change_topics, "
+        "page_versions, fetch_log, run_log, digest_log.",
     ),
     config: Path | None = ConfigOpt,
     fmt: SqlFormat = typer.Option(SqlFormat.table, "--format", "-f", help="Output format."),

@@ -337,6 +337,7 @@ def explain(
     from policywatch.storage import queries as q
 
     cfg = _config(config)
+    stored_as = None
     if file is not None:
         try:
             body = file.read_bytes()
@@ -346,15 +347,26 @@ def explain(
     else:
         with _opened(cfg) as db, db.session() as s:
             page = _page(s, url)
+            url = page.url
             v = q.last_version(s, page.id)
             if v is None:
                 fail("this page has no stored version yet", EXIT_FAILED)
+            stored_as = (v.meta or {}).get("extractor")
             body = q.body_bytes(s, v.raw_hash) if v.raw_hash else None
             if body is None:
                 fail(
                     f"the raw capture of version {v.id} was pruned; use --file with a saved copy", EXIT_FAILED
                 )
             source = f"version {v.id} captured {clock.human(v.captured_at, cfg.schedule.timezone)}"
+    watch = cfg.watch_for(url)
+    kind = watch.kind if watch is not None else "auto"
+    if (
+        stored_as == "json"
+        or kind == "json"
+        or (kind == "auto" and url.split("?")[0].lower().endswith(".json"))
+    ):
+        _explain_json(url, source, body, watch, blocks)
+        return
     drops, ignores, _digest = cfg.rules_for(url)
     ex = extract_html(body, url, extra_noise=drops, ignore_patterns=ignores)
     how = (
@@ -387,3 +399,41 @@ def explain(
             out.print(
                 f"  [{b['kind']}] {' › '.join(b['section'])}: {b['text']}", highlight=False, markup=False
             )
+
+
+def _explain_json(url: str, source: str, body: bytes, watch: Any, blocks: bool) -> None:
+    """How a JSON data file is compared: as records keyed by an id, never as text."""
+    from policywatch.monitor.detection.jsondiff import (
+        MalformedJSON,
+        describe_record,
+        parse_json,
+        records_hash,
+        to_records,
+    )
+
+    def say(line: str) -> None:
+        out.print(line, highlight=False, markup=False)
+
+    say(f"{url}\n  source: {source}\n  extractor: json (a data file: compared record by record, not as text)")
+    records_at, id_field = (watch.json_records, watch.json_id) if watch is not None else (None, None)
+    try:
+        doc = to_records(parse_json(body), records_at, id_field)
+    except MalformedJSON as exc:
+        say(f"  WOULD BE A SOFT ERROR: malformed JSON: {exc} (the pass keeps the last good version)")
+        return
+    path = doc["records_path"]
+    where = {None: "each top-level key is a record", "": "the top-level list"}.get(
+        path, f"the list at {path!r} ({'json_records' if records_at else 'found: the longest list'})"
+    )
+    key = f", keyed by {doc['id_field']!r}{' (json_id)' if id_field else ''}" if doc["id_field"] else ""
+    say(f"  records: {where}{key}")
+    say(f"  content: {len(doc['records'])} records, hash {records_hash(doc)[:16]}")
+    if doc["meta"]:
+        say(f"  other fields, compared too: {', '.join(sorted(map(str, doc['meta'])))}")
+    say("  a change: records added or removed, and each changed field before → after, one line per record")
+    ids = list(doc["records"])
+    shown = ids if blocks else ids[:3]
+    for rid in shown:
+        say(f"    {describe_record(rid, doc['records'][rid], doc['id_field'])}")
+    if len(ids) > len(shown):
+        say(f"    … and {len(ids) - len(shown)} more (--blocks lists every record)")
