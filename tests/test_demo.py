@@ -126,3 +126,59 @@ def test_the_demo_has_subscribers_whose_digests_can_be_seen(demo):
         "digest", "preview", "--config", cfg, "--since", "30d", "-s", "consultant@demo.invalid"
     )
     assert since.returncode == 0 and "$155 fee" in since.stdout and "C88" in since.stdout
+
+
+def test_the_demo_as_a_newcomer_reads_it(demo):
+    """Issue 31's must-shows on the demo: one order everywhere (run report, site, feed, digest: the new pilot
+    page with the $155 fee first), every time a person reads in the configured zone with the zone named (the
+    charts' axes too), chart legends whole with their axes titled, `show PAGE --at TODAY` finds today's
+    capture, and each page names itself (its canonical URL is its own)."""
+    import mailbox
+    import re
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    out, _p = demo
+    reports = out / "reports"
+    cfg = str(out / "policywatch.toml")
+    zoned = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} E[SD]T")
+
+    def pages_in(text: str) -> list[str]:
+        keys = ("Innovation Stream pilot –", "Tech Talent Strategy", "Labour market impact", "Start-up Visa")
+        found = sorted((text.find(k), k) for k in keys if k in text)
+        return [k for _, k in found]
+
+    run3 = (reports / "run-3.md").read_text(encoding="utf-8")
+    order = pages_in(run3.split("## Crawl health")[0])
+    assert order[0] == "Innovation Stream pilot –" and len(order) == 4, order
+    assert pages_in((reports / "site" / "index.html").read_text(encoding="utf-8")) == order
+    assert pages_in((reports / "site" / "feed.atom").read_text(encoding="utf-8")) == order
+    assert zoned.search(run3) and not re.search(r"\d{2}:\d{2}:\d{2}\.\d{6}", run3)
+
+    box = mailbox.mbox(str(out / "digests.mbox"))
+    analyst = next(m for m in box if "analyst@" in m["To"]).get_payload(0).get_payload(decode=True).decode()
+    assert zoned.search(analyst) and pages_in(analyst)[0] == "Innovation Stream pilot –", analyst[:600]
+
+    charts = [p.read_text(encoding="utf-8") for p in (reports / "site" / "pages").glob("*.html")]
+    crs = next(c for c in charts if "CRS cut-off by round type" in c)
+    assert (
+        "French language proficiency (Version 1)" in crs and "…" not in crs.split("CRS cut-off by round")[1]
+    )
+    assert "CRS cut-off score" in crs and "Draw date" in crs
+    timelines = [c for c in charts if "Versions and changes over time" in c]
+    assert timelines and all(
+        re.search(r"Date(?: and time)? \((EST|EDT|America/Toronto)\)", c) for c in timelines
+    )
+
+    today = datetime.now(ZoneInfo("America/Toronto")).date().isoformat()
+    shown = policywatch("show", "start-visa", "--config", cfg, "--at", today)
+    assert shown.returncode == 0 and zoned.search(shown.stderr), shown.stderr
+    explained = policywatch("explain", "start-visa", "--config", cfg)
+    assert (
+        "canonical_url = https://www.canada.ca/en/immigration-refugees-citizenship/services/"
+        in explained.stdout
+    )
+    assert "data-reference-standard" not in explained.stdout
+    rounds = policywatch("explain", "ee_rounds", "--config", cfg)
+    assert "extractor: json" in rounds.stdout and "keyed by 'drawNumber'" in rounds.stdout, rounds.stdout
+    assert "text density" not in rounds.stdout and "<body>" not in rounds.stdout
