@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from policywatch.reports.safetext import clip_words
 from policywatch.reports.sitewide import Notice, split_notices
 from policywatch.storage.models import Change, Run
 
@@ -58,18 +59,6 @@ class ReportData:
         if self.notices:
             return f"Site-wide notice on {self.notices[0].pages} pages"
         return "No changes"
-
-
-def clip_words(text: str, n: int) -> str:
-    """`text` whole, or cut at a word to at most `n` characters with "…": never mid-word."""
-    text = " ".join(text.split())
-    if len(text) <= n:
-        return text
-    cut = text[: n - 1]
-    space = cut.rfind(" ")
-    if text[n - 1] != " " and space > n // 3:
-        cut = cut[:space]
-    return cut.rstrip(" ,;:–—-") + "…"
 
 
 def failure_summary(health: dict[str, Any] | None) -> str | None:

@@ -17,7 +17,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 from typing import Protocol
 
-from policywatch.reports.data import SIGNIFICANCE_ORDER, is_baseline, rank_key
+from policywatch.reports.data import SIGNIFICANCE_ORDER, clip_words, is_baseline, rank_key
 from policywatch.reports.render import environment
 from policywatch.reports.safetext import neutralize_bidi
 from policywatch.reports.sitewide import Notice, split_notices
@@ -129,7 +129,7 @@ class Digest:
         if released:
             return f"Innovation Stream: details released · {count}"
         top = self.entries[0].title
-        return f"policywatch: {count} · {top[:80]}"
+        return f"policywatch: {count} · {clip_words(top, 80)}"
 
     def diff_url(self, c: Change) -> str | None:
         return f"{self.base_url}changes/{c.id}.html" if self.base_url else None

@@ -26,3 +26,15 @@ def finalize(value: Any) -> Any:
     if isinstance(value, str):
         return value.translate(BIDI_CONTROLS)
     return value
+
+
+def clip_words(text: str, n: int) -> str:
+    """`text` whole, or cut at a word to at most `n` characters with "…": never mid-word."""
+    text = " ".join(text.split())
+    if len(text) <= n:
+        return text
+    cut = text[: n - 1]
+    space = cut.rfind(" ")
+    if text[n - 1] != " " and space > n // 3:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:–—-") + "…"

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from policywatch.reports.safetext import clip_words
 from policywatch.storage.models import Change
 
 MIN_PAGES = 3
@@ -30,7 +31,7 @@ class Notice:
 
     @property
     def summary(self) -> str:
-        parts = [f"{'added' if op == 'added' else 'removed'}: “{text[:160]}”" for op, text in self.ops]
+        parts = [f"{op}: “{clip_words(text, 160)}”" for op, text in self.ops]
         return f"Site-wide notice on {self.pages} pages — " + "; ".join(parts)
 
 
