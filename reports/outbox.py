@@ -12,6 +12,11 @@ The protocol (each step is one committed transaction):
    changes into one larger digest (new Message-ID, the failed one is marked superseded — it never reached
    anyone). Unknown (crash, or timeout while DATA was in flight): it stays pending and the next delivery
    re-sends the *same bytes*, Message-ID included, which mail systems de-duplicate.
+
+A team channel (reports.channels: Slack, Teams, a webhook …) is a recipient of its own, with its own
+watermark, under the same protocol: its message is committed before apprise sends it; refused or unreachable
+is failed (folded into the next message); a crash mid-send leaves it pending, and the same bytes go again
+(webhooks get the same X-Policywatch-Message-Id header to de-duplicate on; chat services may show it twice).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from typing import Protocol
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
+from policywatch.reports import channels as team
+from policywatch.reports.channels import ChannelSubscriber
 from policywatch.reports.data import failure_summary, news
 from policywatch.reports.digest import (
     Digest,
@@ -129,7 +136,7 @@ class Outbox:
     def __init__(
         self,
         db,
-        mail: MailLike,
+        mail: MailLike | None,
         *,
         base_url: str | None,
         topic_names: dict[str, str],
@@ -144,14 +151,25 @@ class Outbox:
         self.transport: Transport = transport or send_message  # type: ignore[assignment]
         self.now = now
         self.timezone = timezone  # digests show their times in it (reports.clock)
+        self._channels: dict[str, team.Channel] = {}  # outbox key → channel (its URL lives only here)
 
     # --- public -------------------------------------------------------------------------------------------
-    def deliver(self, subscribers: Sequence[SubscriberLike], *, run_id: int | None = None) -> DeliveryReport:
-        """Deliver to every subscriber; `run_id`: the pass that just finished (new subscribers get its
-        changes)."""
+    def deliver(
+        self,
+        subscribers: Sequence[SubscriberLike],
+        *,
+        run_id: int | None = None,
+        channels: Sequence[ChannelSubscriber] = (),
+    ) -> DeliveryReport:
+        """Deliver to every subscriber by e-mail and to every channel; `run_id`: the pass that just finished
+        (new subscribers get its changes)."""
         report = DeliveryReport()
+        self._channels = {c.email: c.channel for c in channels}
         for sub in subscribers:
-            self._deliver_one(sub, report, run_id)
+            if sub.email and self.mail is not None:
+                self._deliver_one(sub, report, run_id)
+        for ch in channels:
+            self._deliver_one(ch, report, run_id)
         self._resend_pending_alerts(report)
         return report
 
@@ -224,8 +242,9 @@ class Outbox:
                 timezone=self.timezone,
                 run_id=run_id,
             )
+            channel = sub.channel if isinstance(sub, ChannelSubscriber) else None
             if not digest.entries and not digest.notices:
-                if not sub.heartbeat or run_id is None:
+                if not sub.heartbeat or run_id is None or channel is not None:
                     for f in failed:  # a failed heartbeat is not worth a late delivery
                         f.status = "superseded"
                     row.watermark = max(row.watermark, top)
@@ -233,8 +252,9 @@ class Outbox:
                     return None
                 kind, key = "heartbeat", f"run-{run_id}"
             else:
-                kind, key = "digest", f"{floor}-{top}"
-            mid = message_id(kind, sub.email, key, self.mail.sender_domain)
+                kind, key = ("channel" if channel else "digest"), f"{floor}-{top}"
+            domain = self.mail.sender_domain if self.mail is not None else "policywatch.invalid"
+            mid = message_id(kind, sub.email, key, domain)
             existing = s.scalar(select(DigestRow).where(DigestRow.message_id == mid))
             if existing is not None:
                 if existing.status in ("sent", "pending"):
@@ -248,16 +268,20 @@ class Outbox:
                 f.status = "superseded"
                 s.execute(delete(DigestItem).where(DigestItem.digest_id == f.id))
             now = self.now()
-            body = build_message(
-                subject=digest.subject,
-                sender=self.mail.sender,
-                recipient=sub.email,
-                recipient_name=sub.name,
-                msg_id=mid,
-                text=render_text(digest),
-                html=render_html(digest),
-                when=now,
-            )
+            if channel is not None:
+                body = team.render(digest, channel.url)
+            else:
+                assert self.mail is not None
+                body = build_message(
+                    subject=digest.subject,
+                    sender=self.mail.sender,
+                    recipient=sub.email,
+                    recipient_name=sub.name,
+                    msg_id=mid,
+                    text=render_text(digest),
+                    html=render_html(digest),
+                    when=now,
+                )
             d = DigestRow(
                 kind=kind,
                 subscriber_id=sid,
@@ -295,9 +319,16 @@ class Outbox:
             assert d is not None
             d.attempts += 1
             d.last_attempt_at = self.now()
-            body, recipient, subject = d.message, d.recipient, d.subject
+            body, recipient, subject, kind, mid = d.message, d.recipient, d.subject, d.kind, d.message_id
         try:
-            self.transport(self.mail, body, _sender_addr(self.mail.sender), [recipient])
+            if kind == "channel":
+                channel = self._channels.get(recipient)
+                if channel is None:  # no longer configured (or its variable is unset tonight): kept
+                    raise SendError(f"{recipient}: the channel is not configured now", definite=False)
+                team.send(channel, body, mid)
+            else:
+                assert self.mail is not None
+                self.transport(self.mail, body, _sender_addr(self.mail.sender), [recipient])
         except SendError as exc:
             with self.db.session() as s:
                 d = s.get(DigestRow, did)
@@ -323,7 +354,7 @@ class Outbox:
     # --- operator alerts ----------------------------------------------------------------------------------
     def alert_operator(self, run_id: int, reasons: list[str], report: DeliveryReport) -> None:
         """One alert per pass to `[mail] operator` only (never to subscribers)."""
-        if not self.mail.operator or not reasons:
+        if self.mail is None or not self.mail.operator or not reasons:
             return
         mid = message_id("operator", self.mail.operator, f"run-{run_id}", self.mail.sender_domain)
         with self.db.session() as s:
@@ -368,6 +399,8 @@ class Outbox:
         self._attempt(did, report)
 
     def _resend_pending_alerts(self, report: DeliveryReport) -> None:
+        if self.mail is None:
+            return
         with self.db.session() as s:
             ids = list(
                 s.scalars(
@@ -378,6 +411,23 @@ class Outbox:
             )
         for did in ids:
             self._attempt(did, report)
+
+
+def send_test_mail(mail: MailLike, recipient: str, transport: Transport | None = None) -> None:
+    """A short test e-mail (`policywatch digest test`); SendError when it did not go. Not recorded."""
+    import uuid
+
+    body = build_message(
+        subject="policywatch: test message",
+        sender=mail.sender,
+        recipient=recipient,
+        recipient_name="",
+        msg_id=f"<policywatch.test.{uuid.uuid4().hex}@{mail.sender_domain}>",
+        text="This address will receive policywatch's digests.\n",
+        html=None,
+        when=utcnow(),
+    )
+    (transport or send_message)(mail, body, _sender_addr(mail.sender), [recipient])  # type: ignore[operator]
 
 
 def operator_reasons(run: Run, health: dict, previous_stale: Sequence[str]) -> list[str]:

@@ -23,27 +23,43 @@ from policywatch.monitor.cli.common import (
 
 digest_app = typer.Typer(
     rich_markup_mode=None,
-    help="E-mail digests: preview what a subscriber would get, send what is pending.",
+    help="Digests by e-mail and team channels: preview what a subscriber would get, send what is pending, "
+    "test a subscriber's channels.",
     no_args_is_help=True,
 )
 app.add_typer(digest_app, name="digest")
 
 
 def _need_mail(cfg) -> None:
-    if cfg.mail is None:
-        fail(
-            "no [mail] section in the config: digests need an SMTP server (see docs/configuration.md#mail)",
-            EXIT_USAGE,
-        )
+    """Someone to deliver to, and a way to: `[mail]` for subscribers with an e-mail, `notify`/`notify_env`
+    for the others."""
     if not cfg.subscribers:
         fail("no [[subscriber]] in the config: nobody to send digests to", EXIT_USAGE)
+    if cfg.mail is None and not any(s.notify or s.notify_env for s in cfg.subscribers):
+        fail(
+            "no [mail] section and no subscriber with notify or notify_env: digests need an SMTP server "
+            "(docs/configuration.md#mail) or a team channel",
+            EXIT_USAGE,
+        )
+
+
+def _subscriber(cfg, ref: str | None):  # noqa: ANN202
+    """The subscriber a user names: its e-mail address or its name (default: the first)."""
+    if ref is None:
+        return cfg.subscribers[0]
+    key = ref.strip().lower()
+    sub = next((x for x in cfg.subscribers if key in (x.email.lower(), x.name.lower())), None)
+    if sub is None:
+        known = ", ".join(x.email or x.name for x in cfg.subscribers) or "none"
+        fail(f"--subscriber: no [[subscriber]] {ref!r} in the config (known: {known})", EXIT_USAGE)
+    return sub
 
 
 @digest_app.command("preview")
 def digest_preview(
     config: Path | None = ConfigOpt,
     subscriber: str | None = typer.Option(
-        None, "--subscriber", "-s", help="E-mail address (default: the first subscriber)."
+        None, "--subscriber", "-s", help="E-mail address or name (default: the first subscriber)."
     ),
     fmt: TextHtml = typer.Option(TextHtml.text, "--format", "-f", help="Output format."),
     since: str | None = typer.Option(
@@ -60,14 +76,14 @@ def digest_preview(
 
     cfg = _config(config)
     _need_mail(cfg)
-    sub = (
-        cfg.subscribers[0]
-        if subscriber is None
-        else next((x for x in cfg.subscribers if x.email.lower() == subscriber.lower()), None)
-    )
-    if sub is None:
-        known = ", ".join(x.email for x in cfg.subscribers) or "none"
-        fail(f"--subscriber: no [[subscriber]] {subscriber!r} in the config (known: {known})", EXIT_USAGE)
+    sub = _subscriber(cfg, subscriber)
+    if not sub.email:  # channels only: what its first channel would get
+        from policywatch.monitor.nightly.delivery import channel_subscribers
+
+        chans, _problems = channel_subscribers((sub,))
+        if not chans:
+            fail(f"--subscriber {sub.owner!r}: no channel (is its notify_env variable set?)", EXIT_USAGE)
+        sub = chans[0]
     when = parse_when(since, zone=cfg.schedule.timezone)
     with _opened(cfg) as db:
         d = outbox(db, cfg).preview(sub, since=when)
@@ -95,6 +111,51 @@ def digest_send(config: Path | None = ConfigOpt) -> None:
         (err if line.startswith(("FAILED", "UNCERTAIN")) else out).print(line)
     if report.failed or report.pending:
         fail(f"{len(report.failed) + len(report.pending)} digest(s) not delivered; they stay in the outbox")
+
+
+@digest_app.command("test")
+def digest_test(
+    config: Path | None = ConfigOpt,
+    subscriber: str | None = typer.Option(
+        None, "--subscriber", "-s", help="E-mail address or name (default: the first subscriber)."
+    ),
+) -> None:
+    """Send a short test message through a subscriber's channels and e-mail, and say for each what happened.
+    Nothing is recorded: digests and watermarks are untouched."""
+    from policywatch.monitor.nightly.delivery import channels_of
+    from policywatch.reports import channels as team
+    from policywatch.reports.mail import SendError
+    from policywatch.reports.outbox import send_test_mail
+
+    cfg = _config(config)
+    _need_mail(cfg)
+    sub = _subscriber(cfg, subscriber)
+    chans, problems = channels_of(sub)
+    failed = list(problems)
+    for p in problems:
+        err.print(f"FAILED: {p}")
+    for ch in chans:
+        try:
+            team.send_test(ch)
+        except SendError as exc:
+            failed.append(str(exc))
+            err.print(f"FAILED {ch.label}: {exc}")
+        else:
+            out.print(f"sent a test message to {ch.label}")
+    if sub.email:
+        if cfg.mail is None:
+            failed.append("no [mail]")
+            err.print(f"FAILED {sub.email}: no [mail] section in the config")
+        else:
+            try:
+                send_test_mail(cfg.mail, sub.email)
+            except SendError as exc:
+                failed.append(str(exc))
+                err.print(f"FAILED {sub.email}: {exc}")
+            else:
+                out.print(f"sent a test e-mail to {sub.email}")
+    if failed:
+        fail(f"{len(failed)} of {len(chans) + bool(sub.email) + len(problems)} test message(s) not delivered")
 
 
 @app.command("site")

@@ -318,8 +318,8 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     base_url = f.reports.base_url.rstrip("/") + "/" if f.reports.base_url else None
     mail = _mail(f.mail, base) if f.mail is not None else None
     subscribers = _subscribers(f.subscriber, set(topics))
-    if subscribers and mail is None:
-        _fail("subscriber", "subscribers are configured but [mail] is missing (host, sender, ...)")
+    if any(s.email for s in subscribers) and mail is None:
+        _fail("subscriber", "subscribers with an email are configured but [mail] is missing (host, sender …)")
     names: set[str] = set()
     jobs = []
     for i, j in enumerate(f.schedule.jobs):
@@ -396,27 +396,54 @@ def _subscribers(items: list[SubscriberTable], topics: set[str]) -> tuple[Subscr
     out: list[Subscriber] = []
     seen: set[str] = set()
     for i, t in enumerate(items):
-        addr = address(t.email.strip())
-        if addr.addr_spec.lower() in seen:
-            _fail(f"subscriber[{i}].email", f"{t.email!r} is listed twice")
-        seen.add(addr.addr_spec.lower())
+        if t.email is None and not t.notify and not t.notify_env:
+            _fail(
+                f"subscriber[{i}]", "give email, notify (apprise URLs) or notify_env (a variable naming them)"
+            )
+        addr = address(t.email.strip()) if t.email is not None else None
+        key = addr.addr_spec.lower() if addr is not None else (t.name or f"subscriber {i + 1}").strip()
+        if key.lower() in seen:
+            what = "email" if addr is not None else "name"
+            _fail(f"subscriber[{i}].{what}", f"{key!r} is listed twice")
+        seen.add(key.lower())
+        _check_channels(i, t)
         for j, name in enumerate(t.topics):
             if name not in topics:
                 _fail(
                     f"subscriber[{i}].topics[{j}]",
                     f"unknown topic {name!r} (known: {', '.join(sorted(topics))})",
                 )
+        display = addr.display_name if addr is not None else ""
         out.append(
             Subscriber(
-                addr.addr_spec,
-                t.name if t.name is not None else (addr.display_name or ""),
+                addr.addr_spec if addr is not None else "",
+                t.name if t.name is not None else (display or ("" if addr is not None else key)),
                 tuple(t.topics),
                 t.min_significance,
                 t.frequency,
                 t.heartbeat,
+                tuple(u.strip() for u in t.notify),
+                t.notify_env,
             )
         )
     return tuple(out)
+
+
+def _check_channels(i: int, t: SubscriberTable) -> None:
+    """`notify` URLs apprise can use and that carry no secret; `notify_env` a variable's name (its value is
+    read when messages are sent, so the secret never passes through the config)."""
+    if t.notify:
+        from policywatch.monitor.config.notify import url_problem
+
+        for j, url in enumerate(t.notify):
+            problem = url_problem(url)
+            if problem:
+                _fail(f"subscriber[{i}].notify[{j}]", problem)
+    if t.notify_env is not None:
+        from policywatch.monitor.config.notify import ENV_NAME
+
+        if not ENV_NAME.fullmatch(t.notify_env):
+            _fail(f"subscriber[{i}].notify_env", f"{t.notify_env!r} is not an environment variable's name")
 
 
 def settings_hash(data: dict[str, Any]) -> str:

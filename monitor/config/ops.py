@@ -46,12 +46,19 @@ class MailSettings:
 
 @dataclass(frozen=True)
 class Subscriber:
-    email: str
+    email: str  # "" when the subscriber has only channels
     name: str = ""
     topics: tuple[str, ...] = ()  # empty: every topic
     min_significance: str = "low"
-    frequency: str = "nightly"  # nightly | weekly
-    heartbeat: bool = False  # also send "no changes" on empty nights
+    frequency: str = "nightly"  # immediate (every pass, jobs' too) | nightly | weekly
+    heartbeat: bool = False  # also send "no changes" on empty nights (e-mail)
+    notify: tuple[str, ...] = ()  # apprise URLs without secrets
+    notify_env: str | None = None  # an environment variable holding apprise URLs (tokens stay out of files)
+
+    @property
+    def owner(self) -> str:
+        """How the subscriber is known in the outbox and in logs: its address, else its name."""
+        return self.email or self.name
 
 
 @dataclass(frozen=True)

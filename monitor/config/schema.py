@@ -182,12 +182,14 @@ class MailTable(Table):
 
 
 class SubscriberTable(Table):
-    email: Address
+    email: Address | None = None  # optional when the subscriber has channels
     name: str | None = None
     topics: list[str] = []
     min_significance: Literal["low", "medium", "high"] = "low"
-    frequency: Literal["nightly", "weekly"] = "nightly"
+    frequency: Literal["immediate", "nightly", "weekly"] = "nightly"
     heartbeat: bool = False
+    notify: list[str] = []  # apprise URLs without secrets (json://…, ntfy://…)
+    notify_env: str | None = None  # the environment variable holding apprise URLs with tokens (Slack …)
 
 
 class JobTable(Table):

@@ -6,12 +6,17 @@ plain settings objects and the database, so it reads nothing but storage.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from policywatch.monitor.config import Config
+from policywatch.monitor.config.notify import env_urls, label
+from policywatch.monitor.config.ops import Subscriber
+from policywatch.reports.channels import Channel, ChannelSubscriber
 from policywatch.reports.data import news
 from policywatch.reports.outbox import DeliveryReport, Outbox, Transport, operator_reasons
 from policywatch.reports.site import Site
@@ -63,7 +68,6 @@ def rebuild_site(db: Any, config: Config) -> int:
 
 
 def outbox(db: Any, config: Config, transport: Transport | None = None) -> Outbox:
-    assert config.mail is not None
     return Outbox(
         db,
         config.mail,
@@ -74,6 +78,35 @@ def outbox(db: Any, config: Config, transport: Transport | None = None) -> Outbo
     )
 
 
+def channels_of(sub: Subscriber, environ: Mapping[str, str] | None = None) -> tuple[list[Channel], list[str]]:
+    """A subscriber's channels tonight (`notify`, and the URLs its `notify_env` variable holds), and what is
+    wrong with them (an unset variable): secret URLs are read here, at delivery, and kept in memory only."""
+    env = os.environ if environ is None else environ
+    found = [Channel(sub.owner, label(u), u) for u in sub.notify]
+    problems = []
+    if sub.notify_env:
+        urls = env_urls(sub.notify_env, dict(env))
+        if not urls:
+            problems.append(
+                f"{sub.owner}: notify_env {sub.notify_env} is not set (or empty): nothing sent there"
+            )
+        found += [Channel(sub.owner, f"${sub.notify_env}#{i + 1}", u) for i, u in enumerate(urls)]
+    return found, problems
+
+
+def channel_subscribers(
+    subscribers: tuple[Subscriber, ...], environ: Mapping[str, str] | None = None
+) -> tuple[list[ChannelSubscriber], list[str]]:
+    out, problems = [], []
+    for sub in subscribers:
+        chans, why = channels_of(sub, environ)
+        problems += why
+        out += [
+            ChannelSubscriber(c, sub.name, sub.topics, sub.min_significance, sub.frequency) for c in chans
+        ]
+    return out, problems
+
+
 def deliver(
     db: Any,
     config: Config,
@@ -82,11 +115,16 @@ def deliver(
     transport: Transport | None = None,
     subscribers: bool = True,
 ) -> DeliveryReport | None:
-    """Send what is pending (the caller holds the pass lock). None when `[mail]` is not configured."""
-    if config.mail is None:
+    """Send what is pending (the caller holds the pass lock): e-mail and team channels. `subscribers=False` (a
+    `[[schedule.jobs]]` pass): only those whose frequency is "immediate". None when nothing is configured to
+    deliver to (no `[mail]`, no channel)."""
+    chosen = tuple(s for s in config.subscribers if subscribers or s.frequency == "immediate")
+    teams, problems = channel_subscribers(chosen)
+    if config.mail is None and not teams and not problems:
         return None
     box = outbox(db, config, transport)
-    report = box.deliver(config.subscribers if subscribers else (), run_id=run_id)
+    report = box.deliver(chosen, run_id=run_id, channels=teams)
+    report.failed += [("channels", p) for p in problems]
     if run_id is not None:
         with db.session() as s:
             run = s.get(Run, run_id)
