@@ -25,6 +25,8 @@ from policywatch.storage.models import Change, Page, Run, Version
 
 INDEX_LIMIT = 500
 FEED_LIMIT = 100
+FEED_SCAN = 5000  # a topic's feed is read from the latest changes (a topic quiet for longer shows fewer)
+_TOPIC_FILE = re.compile(r"[a-z0-9][a-z0-9_-]{0,80}")
 
 
 @dataclass
@@ -251,13 +253,53 @@ class Site:
         failure = failure_summary(last.health) if last is not None else None
         if last is not None and last.status == "failed" and not failure:
             failure = f"the pass failed: {last.message or 'no message'}"
-        self._render("site_index.html.j2", self.dir / "index.html", changes=shown, last=last, failure=failure)
+        self._feed(self.dir / "feed.atom", shown[:FEED_LIMIT])
+        feeds = self.topic_feeds(s, {t for c in shown for t in (c.topics or [])})
         self._render(
-            "feed.atom.j2",
-            self.dir / "feed.atom",
-            changes=shown[:FEED_LIMIT],
-            updated=max((c.detected_at for c in shown), default=None),
+            "site_index.html.j2",
+            self.dir / "index.html",
+            changes=shown,
+            last=last,
+            failure=failure,
+            topic_feeds=[(t, self.topic_names.get(t, t.replace("-", " "))) for t in feeds],
         )
+
+    def _feed(self, path: Path, changes: Sequence[Change], topic: str | None = None) -> None:
+        # Relative links resolve against xml:base (base_url: the site's root) when there is one, else against
+        # the feed's own place (topics/ is one level down)
+        depth = len(path.relative_to(self.dir).parts) - 1
+        write_atomic(
+            path,
+            environment()
+            .get_template("feed.atom.j2")
+            .render(
+                base_url=self.base_url,
+                topic_names=self.topic_names,
+                timezone=self.timezone,
+                changes=changes,
+                updated=max((c.detected_at for c in changes), default=None),
+                feed_path=path.relative_to(self.dir).as_posix(),
+                root="" if self.base_url else "../" * depth,
+                feed_topic=topic,
+                feed_topic_name=self.topic_names.get(topic, topic) if topic else None,
+            ),
+            root=self.dir,
+        )
+
+    def topic_feeds(self, s: Session, topics: Iterable[str] = ()) -> list[str]:
+        """`topics/<topic>.atom` for every configured topic and every topic in `topics`: the topic's latest
+        changes, newest first, for readers who subscribe by topic."""
+        wanted = {t for t in set(self.topic_names) | set(topics) if _TOPIC_FILE.fullmatch(t)}  # safe names
+        by_topic: dict[str, list[Change]] = {t: [] for t in wanted}
+        for c in s.scalars(select(Change).order_by(Change.id.desc()).limit(FEED_SCAN)):
+            if is_baseline(c):
+                continue
+            for t in c.topics or []:
+                if t in by_topic and len(by_topic[t]) < FEED_LIMIT:
+                    by_topic[t].append(c)
+        for topic, changes in sorted(by_topic.items()):
+            self._feed(self.dir / "topics" / f"{topic}.atom", sorted(changes, key=rank_key), topic)
+        return sorted(by_topic)
 
     def write_changes(
         self, s: Session, changes: Sequence[Change], *, also_pages: Iterable[int] = ()

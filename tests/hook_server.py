@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +18,7 @@ class Hook:
     statuses: list[int] = field(default_factory=list)  # answered in turn; 200 once they run out
     posts: list[dict[str, Any]] = field(default_factory=list)
     arrived: threading.Condition = field(default_factory=threading.Condition)
+    on_post: Callable[[dict[str, Any]], None] | None = None  # called before the answer (a test's crash)
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -44,14 +45,15 @@ def hook_server(statuses: list[int] | None = None) -> Iterator[Hook]:
             except ValueError:
                 body = raw.decode("utf-8", "replace")
             status = hook.statuses.pop(0) if hook.statuses else 200
+            post = {"path": self.path, "headers": dict(self.headers), "body": body, "status": status}
+            with hook.arrived:
+                hook.posts.append(post)
+                hook.arrived.notify_all()
+            if hook.on_post is not None:
+                hook.on_post(post)
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
-            with hook.arrived:
-                hook.posts.append(
-                    {"path": self.path, "headers": dict(self.headers), "body": body, "status": status}
-                )
-                hook.arrived.notify_all()
 
         def log_message(self, *args: Any) -> None:
             pass

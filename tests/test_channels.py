@@ -221,3 +221,44 @@ def test_a_config_with_channels_only_needs_no_mail_section():
     )
     (sub,) = cfg.subscribers
     assert cfg.mail is None and sub.email == "" and sub.owner == "team" and sub.frequency == "immediate"
+
+
+def test_a_pass_killed_mid_send_sends_the_same_message_again_once(permits_site, write_config):
+    """kill -9 while the webhook holds the message: the outbox row stays pending, the next delivery sends the
+    same bytes with the same X-Policywatch-Message-Id (the receiver can drop the second), and no more."""
+    import os
+    import signal
+    import subprocess
+
+    from tests.conftest import BIN
+
+    with hook_server() as hook:
+        cfg = _config(
+            write_config,
+            permits_site,
+            f'[[subscriber]]\nname = "team"\nnotify = ["json://127.0.0.1:{hook.port}/hook"]\n',
+        )
+        _run(cfg)
+        permits_site.night(2)
+        proc = subprocess.Popen(
+            [str(BIN / "policywatch"), "run", "--config", str(cfg), "--quiet"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        hook.on_post = lambda _post: os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=300)
+        assert proc.returncode == -signal.SIGKILL
+        hook.on_post = None
+        (first,) = hook.wait_for(1)
+        con = sqlite3.connect(Path(cfg).parent / "history.db")
+        try:
+            assert con.execute("SELECT status FROM digest_log").fetchall() == [("pending",)]
+        finally:
+            con.close()
+        p = policywatch("digest", "send", "--config", str(cfg))
+        assert p.returncode == 0, p.stderr
+        second = hook.wait_for(2)[1]
+        key = "X-Policywatch-Message-Id"
+        assert second["body"] == first["body"] and second["headers"][key] == first["headers"][key]
+        assert policywatch("digest", "send", "--config", str(cfg)).returncode == 0
+        assert len(hook.posts) == 2

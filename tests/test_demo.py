@@ -182,3 +182,24 @@ def test_the_demo_as_a_newcomer_reads_it(demo):
     rounds = policywatch("explain", "ee_rounds", "--config", cfg)
     assert "extractor: json" in rounds.stdout and "keyed by 'drawNumber'" in rounds.stdout, rounds.stdout
     assert "text density" not in rounds.stdout and "<body>" not in rounds.stdout
+
+
+def test_each_topic_has_its_own_feed_whose_links_resolve(demo):
+    """`site/topics/<topic>.atom` beside the site-wide feed: the topic's changes only, in the site's order,
+    valid Atom whose relative links resolve from where the feed stands."""
+    import xml.etree.ElementTree as ET
+
+    out, _p = demo
+    site = out / "reports" / "site"
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    feed = ET.parse(site / "topics" / "innovation-stream.atom").getroot()
+    entries = feed.findall("a:entry", ns)
+    assert len(entries) == 3 and all(
+        "innovation-stream" in [c.get("term") for c in e.findall("a:category", ns)] for e in entries
+    )
+    assert entries[0].findtext("a:title", namespaces=ns).startswith("[Details released] $155 fee")
+    links = [link.get("href") for link in feed.iter("{http://www.w3.org/2005/Atom}link")]
+    local = [h for h in links if h and not h.startswith("http")]
+    assert local and all((site / "topics" / h).resolve().is_file() for h in local), local
+    index = (site / "index.html").read_text(encoding="utf-8")
+    assert 'href="topics/innovation-stream.atom"' in index
