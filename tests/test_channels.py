@@ -262,3 +262,20 @@ def test_a_pass_killed_mid_send_sends_the_same_message_again_once(permits_site, 
         assert second["body"] == first["body"] and second["headers"][key] == first["headers"][key]
         assert policywatch("digest", "send", "--config", str(cfg)).returncode == 0
         assert len(hook.posts) == 2
+
+
+def test_a_slack_style_incoming_webhook_gets_markdown(permits_site, write_config):
+    """Mattermost's incoming webhooks speak Slack's protocol (POST /hooks/<token>, {"text": …}): the token URL
+    comes from the environment, the fact arrives in Markdown."""
+    with hook_server() as hook:
+        cfg = _config(
+            write_config, permits_site, '[[subscriber]]\nname = "desk"\nnotify_env = "DESK_HOOKS"\n'
+        )
+        env = {"DESK_HOOKS": f"mmost://127.0.0.1:{hook.port}/xoxbTOKEN42"}
+        _run(cfg, env=env)
+        permits_site.night(2)
+        p = _run(cfg, env=env)
+        (post,) = hook.wait_for(1)
+        assert post["path"] == "/hooks/xoxbTOKEN42" and "sent to desk → $DESK_HOOKS#1" in p.stdout
+        assert "**Fee: $155 → $230" in post["body"]["text"]
+        assert "xoxbTOKEN42" not in p.stdout + p.stderr
