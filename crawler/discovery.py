@@ -22,6 +22,30 @@ from scrapy.utils.sitemap import Sitemap
 class Found:
     url: str
     lastmod: str | None = None
+    text: str = ""  # what the entry says of itself (a feed entry's title, summary, categories)
+
+    def matches(self, keywords: tuple[str, ...]) -> bool:
+        """Whether the entry speaks of one of `keywords` (case and accents aside); no keywords: it does."""
+        if not keywords:
+            return True
+        said = _fold(f"{self.text} {self.url}")
+        return any(_fold(k) in said for k in keywords)
+
+
+def _fold(text: str) -> str:
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return " ".join("".join(ch for ch in decomposed if not unicodedata.combining(ch)).split())
+
+
+def _text(element: Any, *paths: str) -> str:
+    """The text of an entry's title, summary, categories …, markup dropped."""
+    parts = []
+    for path in paths:
+        for node in element.findall(path):
+            parts.append(" ".join(node.itertext()) or node.get("term") or "")
+    return " ".join(" ".join(parts).split())
 
 
 def read_sitemap(body: bytes, max_size: int) -> tuple[str, list[Found]]:
@@ -75,11 +99,13 @@ def read_feed(body: bytes, content_type: str = "") -> list[Found]:
             (ln for ln in links if ln.get("rel", "alternate") == "alternate"), links[0] if links else None
         )
         if best is not None and best.get("href"):
-            found.append(Found(best.get("href").strip(), updated))
+            said = _text(entry, f"{_ATOM}title", f"{_ATOM}summary", f"{_ATOM}content", f"{_ATOM}category")
+            found.append(Found(best.get("href").strip(), updated, said))
     for item in root.iter("item"):  # RSS 2.0
         link = item.findtext("link")
         if link:
-            found.append(Found(link.strip(), item.findtext("pubDate")))
+            said = _text(item, "title", "description", "category")
+            found.append(Found(link.strip(), item.findtext("pubDate"), said))
     if not found and root.tag not in (f"{_ATOM}feed", "rss"):
         raise ValueError(f"not a feed: root element <{root.tag}>")
     return found

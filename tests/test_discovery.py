@@ -208,3 +208,47 @@ def test_watched_pages_linked_from_a_hub_or_a_sitemap_are_fetched_once(write_con
         assert con.execute("SELECT count(*) FROM pages WHERE source = 'watch'").fetchone()[0] == 61
         assert con.execute("SELECT count(*) FROM fetches").fetchone()[0] == 61
         con.close()
+
+
+GAZETTE_RSS = """<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>
+<title>Canada Gazette, Part I</title>
+<item><title>Regulations Amending the Immigration and Refugee Protection Regulations</title>
+<link>{base}/en/news/irpr.html</link>
+<description>Department of Citizenship and Immigration</description></item>
+<item><title>Fishery (General) Regulations</title><link>{base}/en/news/fisheries.html</link>
+<description>Department of Fisheries and Oceans</description></item>
+<item><title>Avis : règlement sur l'IMMIGRATION</title><link>{base}/en/news/avis.html</link></item>
+</channel></rss>"""
+
+
+def test_read_feed_keeps_what_each_entry_says_and_keywords_match_it():
+    found = read_feed(GAZETTE_RSS.format(base="https://g.example").encode())
+    assert [f.matches(("Immigration and Refugee Protection",)) for f in found] == [True, False, False]
+    assert [f.matches(("immigration",)) for f in found] == [True, False, True]  # case aside
+    assert [f.matches(("réglement",)) for f in found] == [False, False, True]  # accents aside
+    assert all(f.matches(()) for f in found)  # no keywords: every entry
+
+
+@pytest.mark.slow
+def test_a_source_with_keywords_leads_only_to_the_entries_that_match(write_config, tmp_path):
+    with NightServer() as server:
+        base = server.base
+        pages = _site(base, 1)
+        pages["/gazette.rss"] = (GAZETTE_RSS.format(base=base).encode(), "application/rss+xml")
+        for name in ("irpr", "fisheries", "avis"):
+            pages[f"/en/news/{name}.html"] = _page(name)
+        server.pages = pages
+        feed = (
+            f'feeds = [{{ url = "{base}/gazette.rss", keywords = ["Immigration and Refugee Protection"] }}]\n'
+        )
+        cfg = str(write_config(_config(server, feed).replace(f'sitemaps = ["{base}/sitemap.xml"]\n', "")))
+        p = policywatch("run", "--config", cfg)
+        assert p.returncode == 0, p.stderr
+        con = sqlite3.connect(tmp_path / "history.db")
+        try:
+            found = {r[0] for r in con.execute("SELECT url FROM pages WHERE source = 'discovered'")}
+        finally:
+            con.close()
+        assert found == {f"{base}/en/news/irpr.html"}
+        requested = {path for path, _inm in server.requests}
+        assert "/en/news/fisheries.html" not in requested and "/en/news/avis.html" not in requested

@@ -232,13 +232,14 @@ class WatchlistSpider(scrapy.Spider):
                 return
 
     # --- discovery sources: sitemaps and feeds --------------------------------------------------------------
-    def _source_request(self, url: str, kind: str) -> scrapy.Request:
+    def _source_request(self, url: str, kind: str, source: str | None = None) -> scrapy.Request:
+        """A discovery source's request; `source`: the configured source it came from (a sitemap index's)."""
         return scrapy.Request(
             url,
             callback=self.parse_source,
             errback=self.source_failed,
             dont_filter=True,
-            meta={"pw_discovery": kind},
+            meta={"pw_discovery": kind, "pw_source_url": source or url},
         )
 
     def parse_source(self, response: Response) -> Any:
@@ -260,11 +261,16 @@ class WatchlistSpider(scrapy.Spider):
             self._source_problem(response.url, kind, str(exc))
             return
         self.crawler.stats.inc_value(f"policywatch/discovery/{kind}_entries", len(entries))
+        source = response.meta.get("pw_source_url", response.url)
+        words = self.pw_config.discovery.keywords_for(source)
         for found in entries:
             url = urljoin(response.url, found.url)
             if sm_type == "sitemapindex":
                 if self.pw_config.allowed.allows(url):
-                    yield self._source_request(url, "sitemap")
+                    yield self._source_request(url, "sitemap", source=source)
+                continue
+            if not found.matches(words):  # the source's keywords: an entry about something else is not news
+                self.crawler.stats.inc_value(f"policywatch/discovery/{kind}_filtered")
                 continue
             request = self._candidate(url, via=f"{kind} {response.url}", lastmod=found.lastmod)
             if request is not None:

@@ -14,13 +14,37 @@ from policywatch.monitor.config import load_config
 def init(
     path: Path = typer.Argument(Path("policywatch.toml"), help="Where to write the starter config."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+    pack: list[str] = typer.Option(
+        [],
+        "--pack",
+        metavar="NAME",
+        help="A source pack to include (repeatable; --list-packs names them). Without one: the Tech Talent "
+        "Strategy starter.",
+    ),
+    list_packs: bool = typer.Option(False, "--list-packs", help="List the source packs and exit."),
 ) -> None:
-    """Write a commented starter config whose watchlist holds real IRCC / Tech Talent Strategy URLs."""
+    """Write a commented starter config whose watchlist holds real IRCC / Tech Talent Strategy URLs, or the
+    merged watchlists of source packs (IRCC, provincial nominee programs, the Canada Gazette …)."""
     from importlib.resources import files
 
+    from policywatch.monitor.config.packs import available, merge
+
+    if list_packs:
+        for p in available().values():
+            out.print(
+                f"{p.name:8} {len(p.watches):3} pages, {len(p.feeds)} feeds — {p.summary}", markup=False
+            )
+        return
+    starter = files("policywatch.monitor").joinpath("starter.toml").read_text(encoding="utf-8")
+    text = starter
+    if pack:
+        known = available()
+        unknown = [n for n in pack if n not in known]
+        if unknown:
+            fail(f"--pack {unknown[0]!r}: no such pack (known: {', '.join(known)})", EXIT_USAGE)
+        text = merge([known[n] for n in dict.fromkeys(pack)], starter)
     if path.exists() and not force:
         fail(f"{path} exists; use --force to overwrite it", EXIT_USAGE)
-    text = files("policywatch.monitor").joinpath("starter.toml").read_text(encoding="utf-8")
     path.write_text(text, encoding="utf-8")
     cfg = load_config(path)  # the starter must always be valid
     out.print(f"wrote {path} ({len(cfg.watches)} watched URLs). Next: policywatch run --config {path}")

@@ -85,6 +85,12 @@ class Discovery:
     max_pages: int = 500
     sitemaps: tuple[str, ...] = ()  # XML sitemaps (or sitemap indexes, gzip or not)
     feeds: tuple[str, ...] = ()  # Atom / RSS / JSON news feeds (e.g. the GC news API for IRCC)
+    keywords: tuple[str, ...] = ()  # an entry is followed only when it matches one (empty: every entry)
+    source_keywords: tuple[tuple[str, tuple[str, ...]], ...] = ()  # a source's own keywords, by its URL
+
+    def keywords_for(self, source: str) -> tuple[str, ...]:
+        """The words a source's entries must match one of (its own, else `[discovery] keywords`)."""
+        return dict(self.source_keywords).get(source) or self.keywords
 
 
 @dataclass(frozen=True)
@@ -305,10 +311,24 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     d = f.discovery
     for i, u in enumerate(d.follow_prefixes):
         inside(u, f"discovery.follow_prefixes[{i}]")
+    own: list[tuple[str, tuple[str, ...]]] = []
+    urls: dict[str, list[str]] = {"sitemaps": [], "feeds": []}
     for src in ("sitemaps", "feeds"):
-        for i, u in enumerate(getattr(d, src)):
+        for i, item in enumerate(getattr(d, src)):
+            u = item if isinstance(item, str) else item.url
             inside(u, f"discovery.{src}[{i}]", " — add its host, e.g. api.io.canada.ca for the GC news feed")
-    discovery = Discovery(tuple(d.follow_prefixes), d.depth, d.max_pages, tuple(d.sitemaps), tuple(d.feeds))
+            urls[src].append(u)
+            if not isinstance(item, str) and item.keywords:
+                own.append((u, tuple(k.strip() for k in item.keywords if k.strip())))
+    discovery = Discovery(
+        tuple(d.follow_prefixes),
+        d.depth,
+        d.max_pages,
+        tuple(urls["sitemaps"]),
+        tuple(urls["feeds"]),
+        tuple(k.strip() for k in d.keywords if k.strip()),
+        tuple(own),
+    )
 
     rules = tuple(
         [Rule("drop", r.selector, r.url_prefix, r.why) for r in f.rules.drop]

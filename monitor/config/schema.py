@@ -137,12 +137,20 @@ class TopicTable(Table):
     display: str | None = None
 
 
+class SourceTable(Table):
+    """A sitemap or feed with its own keywords: `{ url = "…", keywords = ["immigration"] }`."""
+
+    url: Url
+    keywords: list[str] = []
+
+
 class DiscoveryTable(Table):
     follow_prefixes: list[Url] = []
     depth: Annotated[int, Field(ge=0)] = 1
     max_pages: Annotated[int, Field(ge=0)] = 500
-    sitemaps: list[Url] = []
-    feeds: list[Url] = []
+    sitemaps: list[Url | SourceTable] = []
+    feeds: list[Url | SourceTable] = []
+    keywords: list[str] = []  # every source's entries must match one (a source's own keywords replace them)
 
 
 class DropRule(Table):

@@ -1,0 +1,153 @@
+"""Source packs: ready-made watchlists for Canadian immigration (`policywatch init --pack NAME`).
+
+A pack is a TOML file in `monitor/packs/`: a `[pack]` table (name, summary), the hosts it needs, its
+politeness, discovery sources and topics, then its `[[watch]]` blocks, each with a comment saying what the
+page is. `merge` writes one starter config from several packs: hosts, sources and topics united, the
+politeness of the most careful pack, every watch once (its comment kept), and the starter's own sections for
+mail, the schedule and the archive.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Any
+
+WATCHLIST = "# --- the watchlist"
+STARTER_TAIL = "# --- e-mail digests"
+
+
+@dataclass(frozen=True)
+class Pack:
+    name: str
+    summary: str
+    data: dict[str, Any] = field(repr=False)
+    watch_text: str = field(repr=False)  # the [[watch]] blocks as written, comments included
+
+    @property
+    def watches(self) -> list[dict[str, Any]]:
+        return list(self.data.get("watch", []))
+
+    @property
+    def feeds(self) -> list[Any]:
+        return list(self.data.get("discovery", {}).get("feeds", []))
+
+
+def _read(name: str, text: str) -> Pack:
+    data = tomllib.loads(text)
+    meta = data.get("pack", {})
+    at = text.find(WATCHLIST)
+    watch_text = text[text.index("\n", at) + 1 :].strip() if at >= 0 else ""
+    return Pack(meta.get("name", name), meta.get("summary", ""), data, watch_text)
+
+
+def available() -> dict[str, Pack]:
+    """Every pack shipped with policywatch, by name."""
+    folder = files("policywatch.monitor").joinpath("packs")
+    packs = {}
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".toml"):
+            pack = _read(entry.name.removesuffix(".toml"), entry.read_text(encoding="utf-8"))
+            packs[pack.name] = pack
+    return packs
+
+
+def _toml(value: Any) -> str:
+    """A TOML value (strings, numbers, booleans, lists and inline tables of them): JSON's string escapes
+    are TOML's."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _lines(key: str, values: list[Any]) -> str:
+    if not values:
+        return f"{key} = []"
+    return f"{key} = [\n" + "".join(f"  {_toml(v)},\n" for v in values) + "]"
+
+
+def merge(packs: list[Pack], starter: str) -> str:
+    """One config from these packs (in order); `starter` gives the sections every config shares."""
+    hosts: dict[str, str] = {}
+    prefixes: list[str] = []
+    feeds: list[Any] = []
+    sitemaps: list[Any] = []
+    topics: dict[str, dict[str, Any]] = {}
+    delay = 1.0
+    for p in packs:
+        crawl = p.data.get("crawl", {})
+        for h in crawl.get("allowed_domains", []):
+            hosts.setdefault(h, p.name)
+        delay = max(delay, float(crawl.get("download_delay", 1.0)))  # the most careful pack's pace
+        disc = p.data.get("discovery", {})
+        prefixes += [x for x in disc.get("follow_prefixes", []) if x not in prefixes]
+        feeds += [x for x in disc.get("feeds", []) if x not in feeds]
+        sitemaps += [x for x in disc.get("sitemaps", []) if x not in sitemaps]
+        for name, table in p.data.get("topics", {}).items():
+            mine = topics.setdefault(name, dict(table))
+            words = list(dict.fromkeys([*mine.get("keywords", []), *table.get("keywords", [])]))
+            mine["keywords"] = words
+    names = " ".join(f"--pack {p.name}" for p in packs)
+    out = [
+        f"# policywatch configuration — written by `policywatch init {names}`.",
+        "# Every key is documented in docs/configuration.md. Paths are relative to this file.",
+        *(f"# pack {p.name}: {p.summary}" for p in packs),
+        "",
+        "[storage]",
+        '# Any SQLAlchemy URL. SQLite by default; for a team: "postgresql+psycopg://user@host/policywatch"',
+        'url = "sqlite:///policywatch.db"',
+        "",
+        "[crawl]",
+        "# Hosts policywatch may request (the pack that needs each). Nothing else is ever fetched.",
+        "allowed_domains = [\n"
+        + "".join(f"  {_toml(h)},{' ' * max(1, 30 - len(h))}# {hosts[h]}\n" for h in hosts)
+        + "]",
+        "# Say who you are: site operators can contact you instead of blocking you.",
+        'user_agent = "policywatch/0.1 (+https://example.org/contact-for-policywatch)"',
+        "obey_robots = true",
+        "concurrency_per_domain = 1",
+        f"download_delay = {delay}          # seconds between requests to one host (government hosts)",
+        "timeout = 30",
+        "retries = 2",
+        "max_size_mb = 16",
+        "",
+        "[discovery]",
+        _lines("follow_prefixes", prefixes),
+        _lines("feeds", feeds),
+        *([_lines("sitemaps", sitemaps)] if sitemaps else []),
+        "depth = 1",
+        "max_pages = 300",
+        "",
+        "[reports]",
+        'dir = "reports"',
+        "",
+    ]
+    for name, table in topics.items():
+        out.append(f"[topics.{name}]")
+        out += [f"{k} = {_toml(v)}" for k, v in table.items()]
+        out.append("")
+    seen: set[str] = set()
+    for p in packs:
+        out.append(f"# --- the watchlist: pack {p.name} {'-' * max(3, 80 - len(p.name))}")
+        for block in _blocks(p.watch_text):
+            url = tomllib.loads(block)["watch"][0]["url"]
+            if url in seen:
+                continue  # a page two packs watch is watched once (the first pack's topics)
+            seen.add(url)
+            out += [block, ""]
+    tail = starter[starter.index(STARTER_TAIL) :] if STARTER_TAIL in starter else ""
+    return "\n".join(out) + "\n" + tail
+
+
+def _blocks(text: str) -> list[str]:
+    """The `[[watch]]` blocks of a pack, each with its comment line."""
+    parts = text.split("[[watch]]")
+    return ["[[watch]]" + part.rstrip() for part in parts[1:]]
