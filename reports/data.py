@@ -40,6 +40,7 @@ class ReportData:
     prev_run_id: int | None = None  # the reports link to the pass before and after
     next_run_id: int | None = None
     timezone: str = "UTC"  # `[schedule] timezone`: the report's times are shown in it (reports.clock)
+    parity_notes: list[str] = field(default_factory=list)  # "French version not updated for 4 days: …"
 
     @property
     def failure_line(self) -> str | None:
@@ -126,8 +127,16 @@ def rank_key(c: Change) -> tuple[int, int, int, float, int]:
 
 
 def load_run_report(
-    s: Session, run_id: int, topic_names: dict[str, str] | None = None, *, timezone: str = "UTC"
+    s: Session,
+    run_id: int,
+    topic_names: dict[str, str] | None = None,
+    *,
+    timezone: str = "UTC",
+    parity: tuple[tuple[str, ...], float] = ((), 3.0),
 ) -> ReportData:
+    """A run's report; `parity`: ([parity] languages, grace_days), for the language-parity notes."""
+    from policywatch.reports.parity import notes
+
     run = s.get(Run, run_id)
     if run is None:
         raise LookupError(f"no run {run_id}")
@@ -160,4 +169,5 @@ def load_run_report(
         s.scalar(select(func.max(Run.id)).where(Run.id < run_id, Run.status != "running")),
         s.scalar(select(func.min(Run.id)).where(Run.id > run_id, Run.status != "running")),
         timezone,
+        notes(s, *parity),
     )

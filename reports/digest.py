@@ -104,6 +104,7 @@ class Digest:
     topic_names: dict[str, str] = field(default_factory=dict)
     notices: list[Notice] = field(default_factory=list)
     timezone: str = "UTC"  # `[schedule] timezone`: the digest's times are shown in it (reports.clock)
+    parity_notes: list[str] = field(default_factory=list)  # shown with a digest's changes, never sent alone
 
     @property
     def covered(self) -> list[Change]:
@@ -143,6 +144,7 @@ def compose(
     topic_names: dict[str, str],
     run_id: int | None = None,
     timezone: str = "UTC",
+    parity_notes: Sequence[str] = (),
 ) -> Digest:
     notices, rest = split_notices(c for c in changes if wanted(c, sub))
     entries = collapse(rest)
@@ -164,6 +166,7 @@ def compose(
         topic_names=topic_names,
         notices=notices,
         timezone=timezone,
+        parity_notes=list(parity_notes),
     )
 
 

@@ -42,6 +42,7 @@ from policywatch.reports.digest import (
     render_text,
 )
 from policywatch.reports.mail import SendError, send_message
+from policywatch.reports.parity import notes as parity_notes
 from policywatch.storage.models import Change, DigestItem, Run, Subscriber
 from policywatch.storage.models import Digest as DigestRow
 from policywatch.storage.types import utcnow
@@ -143,6 +144,7 @@ class Outbox:
         transport: Transport | None = None,
         now: Callable[[], datetime] = utcnow,
         timezone: str = "UTC",
+        parity: tuple[tuple[str, ...], float] = ((), 3.0),
     ):
         self.db = db
         self.mail = mail
@@ -151,6 +153,7 @@ class Outbox:
         self.transport: Transport = transport or send_message  # type: ignore[assignment]
         self.now = now
         self.timezone = timezone  # digests show their times in it (reports.clock)
+        self.parity = parity  # ([parity] languages, grace_days): digests carry the language-parity notes
         self._channels: dict[str, team.Channel] = {}  # outbox key → channel (its URL lives only here)
 
     # --- public -------------------------------------------------------------------------------------------
@@ -191,6 +194,7 @@ class Outbox:
                 base_url=self.base_url,
                 topic_names=self.topic_names,
                 timezone=self.timezone,
+                parity_notes=parity_notes(s, *self.parity),
                 run_id=last_finished_run(s),
             )
             s.expunge_all()
@@ -240,6 +244,7 @@ class Outbox:
                 base_url=self.base_url,
                 topic_names=self.topic_names,
                 timezone=self.timezone,
+                parity_notes=parity_notes(s, *self.parity),
                 run_id=run_id,
             )
             channel = sub.channel if isinstance(sub, ChannelSubscriber) else None

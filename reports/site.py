@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from policywatch.reports.charts import crs_over_time, page_timeline
 from policywatch.reports.data import failure_summary, is_baseline, rank_key
+from policywatch.reports.parity import notes as parity_notes
 from policywatch.reports.render import environment, write_atomic
 from policywatch.storage.models import Change, Page, Run, Version
 
@@ -155,12 +156,19 @@ class Site:
     """Writes the site for the changes of a pass (and refreshes the index, feed and touched timelines)."""
 
     def __init__(
-        self, out_dir: Path, *, base_url: str | None, topic_names: dict[str, str], timezone: str = "UTC"
+        self,
+        out_dir: Path,
+        *,
+        base_url: str | None,
+        topic_names: dict[str, str],
+        timezone: str = "UTC",
+        parity: tuple[tuple[str, ...], float] = ((), 3.0),
     ):
         self.dir = out_dir
         self.base_url = base_url
         self.topic_names = topic_names
         self.timezone = timezone  # times are shown in it, with UTC on hover
+        self.parity = parity  # ([parity] languages, grace_days): the index's language-parity notes
 
     def _render(self, template: str, path: Path, **ctx: Any) -> None:
         root = "../" * (len(path.relative_to(self.dir).parts) - 1)
@@ -262,6 +270,7 @@ class Site:
             last=last,
             failure=failure,
             topic_feeds=[(t, self.topic_names.get(t, t.replace("-", " "))) for t in feeds],
+            parity_notes=parity_notes(s, *self.parity),
         )
 
     def _feed(self, path: Path, changes: Sequence[Change], topic: str | None = None) -> None:

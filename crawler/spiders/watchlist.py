@@ -212,7 +212,29 @@ class WatchlistSpider(scrapy.Spider):
             yield self._result(response, request, "http_error", reason)
             return
         yield self._result(response, request, "ok")
+        yield from self._twins(response)
         yield from self._follow(response)
+
+    def _twins(self, response: Response) -> Any:
+        """[parity]: a watched page's versions in the other official languages are fetched too (as
+        discovered pages, so later passes fetch them again), whatever the follow prefixes say."""
+        parity = self.pw_config.parity
+        if not parity.on or response.meta.get("pw_source", "watch") != "watch":
+            return
+        ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
+        if "html" not in ctype or not hasattr(response, "selector"):
+            return
+        from policywatch.monitor.detection.extract import alternates
+
+        try:
+            found = alternates(response.selector.root, response.url)
+        except (AttributeError, TypeError, ValueError):  # not a document lxml could read
+            return
+        for lang in parity.languages:
+            if lang in found:
+                request = self._candidate(found[lang], via=f"{lang} twin of {response.url}", any_prefix=True)
+                if request is not None:
+                    yield request
 
     def _follow(self, response: Response) -> Any:
         disc = self.pw_config.discovery
@@ -276,12 +298,18 @@ class WatchlistSpider(scrapy.Spider):
             if request is not None:
                 yield request
 
-    def _candidate(self, url: str, *, via: str, lastmod: str | None = None) -> scrapy.Request | None:
+    def _candidate(
+        self, url: str, *, via: str, lastmod: str | None = None, any_prefix: bool = False
+    ) -> scrapy.Request | None:
         disc = self.pw_config.discovery
         url = urldefrag(url)[0]
         if not url.startswith(("http://", "https://")) or not self.pw_config.allowed.allows(url):
             return None
-        if disc.follow_prefixes and not any(url.startswith(p) for p in disc.follow_prefixes):
+        if (
+            disc.follow_prefixes
+            and not any_prefix
+            and not any(url.startswith(p) for p in disc.follow_prefixes)
+        ):
             return None
         if normalize_url(url) in self.seen:
             return None

@@ -401,6 +401,36 @@ def explain(
             )
 
 
+@app.command()
+def parity(
+    config: Path | None = ConfigOpt,
+    fmt: TableJson = typer.Option(TableJson.table, "--format", "-f", help="Output format."),
+) -> None:
+    """Each watched page and its twin in the other official language ([parity] languages): in step, or which
+    language changed and has not been followed, since when."""
+    from policywatch.reports.parity import pairs
+
+    cfg = _config(config)
+    if not cfg.parity.on:
+        fail(
+            'no [parity] in the config: set languages = ["en", "fr"] (docs/configuration.md#parity)',
+            EXIT_USAGE,
+        )
+    with _opened(cfg, reader=True) as db, db.session() as s:
+        found = pairs(s, cfg.parity.languages)
+    if fmt == "json":
+        _write_json_array(p.as_dict() for p in found)
+        return
+    if not found:
+        out.print("no pairs yet: twins are found when a watched page is read (run a pass)")
+        return
+    table = Table("page", "twin", "status", "since", "days")
+    for p in found:
+        state = f"{p.ahead} ahead" if p.status == "ahead" else "in step"
+        table.add_row(p.page, p.twin, state, clock.human(p.since, cfg.schedule.timezone), str(p.days or ""))
+    out.print(table)
+
+
 def _explain_json(url: str, source: str, body: bytes, watch: Any, blocks: bool) -> None:
     """How a JSON data file is compared: as records keyed by an id, never as text."""
     from policywatch.monitor.detection.jsondiff import (

@@ -94,6 +94,18 @@ class Discovery:
 
 
 @dataclass(frozen=True)
+class Parity:
+    """`[parity]`: watch each page's twin in the other official language and say when one falls behind."""
+
+    languages: tuple[str, ...] = ()  # e.g. ("en", "fr"); empty: parity is off
+    grace_days: float = 3.0  # a twin this late is reported (run report, site, digests)
+
+    @property
+    def on(self) -> bool:
+        return len(self.languages) >= 2
+
+
+@dataclass(frozen=True)
 class ArchiveSettings:
     """`[archive]`: where `policywatch backfill` reads history, and how politely."""
 
@@ -123,6 +135,7 @@ class Config:
     #: `[storage] read_url`: where `sql`, `export` and Datasette read (a read-only role for analysts)
     storage_read_url: str | None = None
     archive: ArchiveSettings = field(default_factory=ArchiveSettings)
+    parity: Parity = field(default_factory=Parity)
 
     @property
     def read_url(self) -> str:
@@ -370,6 +383,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         archive=ArchiveSettings(
             f.archive.url.rstrip("/"), float(f.archive.delay), f.archive.retries, float(f.archive.timeout)
         ),
+        parity=Parity(tuple(dict.fromkeys(f.parity.languages)), float(f.parity.grace_days)),
     )
 
 

@@ -222,6 +222,11 @@ class ArchiveTable(Table):
     timeout: Annotated[float, Field(gt=0)] = 60.0
 
 
+class ParityTable(Table):
+    languages: Annotated[list[Annotated[str, Field(pattern=r"^[a-z]{2}$")]], Field(max_length=4)] = []
+    grace_days: Annotated[float, Field(ge=0)] = 3.0
+
+
 class ConfigFile(Table):
     storage: StorageTable = StorageTable()
     crawl: CrawlTable
@@ -234,6 +239,7 @@ class ConfigFile(Table):
     schedule: ScheduleTable = ScheduleTable()
     rules: RulesTable = RulesTable()
     archive: ArchiveTable = ArchiveTable()
+    parity: ParityTable = ParityTable()
 
 
 # --- one line per error ------------------------------------------------------------------------------------

@@ -323,6 +323,39 @@ def extract_metadata(doc: etree._Element) -> dict[str, Any]:
     return meta
 
 
+def alternates(doc: etree._Element, url: str) -> dict[str, str]:
+    """The page's versions in other languages, {"fr": absolute URL}: its `<link rel="alternate" hreflang>`,
+    canada.ca's language toggle (`#wb-lng a[lang]`), or a provincial site's `<a hreflang>` / `<a lang>` link.
+    The page's own language (`<html lang>`) is left out."""
+    from urllib.parse import urljoin
+
+    own = (doc.get("lang") or "").split("-")[0].lower()
+    found: dict[str, str] = {}
+
+    def add(lang: str | None, href: str | None) -> None:
+        code = (lang or "").strip().split("-")[0].lower()
+        href = (href or "").strip()
+        if (
+            len(code) == 2
+            and code != own
+            and code not in found
+            and href
+            and not href.startswith(("#", "javascript:"))
+        ):
+            found[code] = urljoin(url, href)
+
+    head = doc.find("head")
+    if head is not None:
+        for link in head.iter("link"):
+            if (link.get("rel") or "").lower() == "alternate" and link.get("hreflang"):
+                add(link.get("hreflang"), link.get("href"))
+    for a in doc.iter("a"):
+        lang = a.get("hreflang") or a.get("lang")
+        if lang:
+            add(lang, a.get("href"))
+    return found
+
+
 def _remove(nodes: Iterable[etree._Element], why: str, dropped: list[str]) -> None:
     for node in list(nodes):
         parent = node.getparent()
@@ -601,6 +634,9 @@ def extract_html(
     """
     doc = body if isinstance(body, etree._Element) else parse_html(body, encoding)
     meta = extract_metadata(doc)
+    twins = alternates(doc, url)
+    if twins:
+        meta["alternates"] = twins  # the page in the other official language ([parity])
     dropped: list[str] = []
     main = find_gcweb_main(doc)
     if main is not None:

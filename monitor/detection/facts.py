@@ -11,6 +11,12 @@ from collections import Counter
 from typing import Any
 
 MONTHS = r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
+MOIS = (
+    r"(?:janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|septembre|octobre|novembre|"
+    r"décembre|decembre)"
+)
+#: A French amount: "155 $", "155,00 $", "1 050 $" (thousands apart by a space, often a no-break one).
+_FR_AMOUNT = r"\b\d{1,3}(?:[ \u00a0\u202f]\d{3})*(?:,\d{2})?[ \u00a0\u202f]?\$"
 NUMWORD = (
     r"(?:\d+(?:\.\d+)?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|eighteen|"
     r"twenty-four|thirty|sixty|ninety)"
@@ -21,8 +27,15 @@ _PATTERNS: list[tuple[str, str]] = [
         rf"\b{MONTHS}\s+\d{{1,2}},\s+\d{{4}}\b|\b\d{{1,2}}\s+{MONTHS}\s+\d{{4}}\b|"
         rf"\b\d{{4}}-\d{{2}}-\d{{2}}\b|\b{MONTHS}\s+\d{{4}}\b|"
         # a day without its year, as event lists and schedules write it ("Tuesday 4 February", "March 3")
-        rf"\b\d{{1,2}}\s+{MONTHS}\b|\b{MONTHS}\s+\d{{1,2}}\b(?!,?\s*\d)",
+        rf"\b\d{{1,2}}\s+{MONTHS}\b|\b{MONTHS}\s+\d{{1,2}}\b(?!,?\s*\d)|"
+        # French: "le 22 mars 2024", "1er avril 2024", "mars 2024"
+        rf"\b\d{{1,2}}(?:er)?\s+{MOIS}\s+\d{{4}}\b|\b{MOIS}\s+\d{{4}}\b",
     ),
+    (
+        "wage_fr",
+        _FR_AMOUNT + r"(?=\s*(?:(?:par|de l'|/)\s*(?:heure|h|an|année|annee|semaine|mois)\b|l'heure\b))",
+    ),
+    ("fee_fr", _FR_AMOUNT),
     (
         "wage",
         r"(?:CAN|CA|C)?\$\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d{2})?"
@@ -38,8 +51,16 @@ _PATTERNS: list[tuple[str, str]] = [
         rf"\b(?:[Uu]p to\s+)?{NUMWORD}\s+(?:business\s+|calendar\s+)?"
         r"(?:years?|months?|weeks?|days?|hours?)\b",
     ),
-    ("teer", r"\bTEER\s+(?:categor(?:y|ies)\s+)?[0-5](?:\s*(?:,|or|and|to|–|-)\s*[0-5])*"),
-    ("noc", r"\bNOC\s+(?:code\s+)?\d{4,5}\b"),
+    (
+        "teer",
+        r"\b(?:TEER|FEER)\s+(?:categor(?:y|ies)\s+|catégories?\s+)?[0-5]"
+        r"(?:\s*(?:,|or|and|to|ou|et|à|–|-)\s*[0-5])*",
+    ),
+    ("noc", r"\b(?:NOC|CNP)\s+(?:code\s+)?\d{4,5}\b"),
+    (
+        "duration_fr",
+        r"\b(?:[Jj]usqu'à\s+)?\d+(?:,\d+)?\s+(?:jours?\s+ouvrables|ans|années?|mois|semaines?|jours?|heures?)\b",
+    ),
     ("exemption_code", r"\b[ACFRT]\d{2}\b"),
     (
         "count",
@@ -74,7 +95,10 @@ FACT_LABELS = {
     "language": "language level",
 }
 #: What precedes a dollar amount that is pay, not a fee ("median hourly wage … $27").
-_PAY_BEFORE = re.compile(r"\b(?:wages?|salary|salaries|earn\w*|income|paid at least)\b[^$.;]{0,25}$", re.I)
+_PAY_BEFORE = re.compile(
+    r"\b(?:wages?|salary|salaries|earn\w*|income|paid at least|salaires?|rémunération|revenu)\b[^$.;]{0,25}$",
+    re.I,
+)
 _NUMBER = re.compile(r"\d[\d,]*")
 _YEAR = re.compile(r"\d{4}")
 
@@ -82,7 +106,7 @@ _YEAR = re.compile(r"\d{4}")
 #: Every fact holds a digit or "$", except durations written in words ("two years"), which hold a unit word.
 #: Both searches run in C over a line; most lines of a page have neither, and skip the full pattern.
 _MAYBE = re.compile(r"[\d$@]")
-_UNIT = re.compile(r"years?|months?|weeks?|days?|hours?")
+_UNIT = re.compile(r"years?|months?|weeks?|days?|hours?|\bans\b|\bmois\b|semaines?|jours?")
 
 
 def extract_facts(text: str) -> list[dict[str, str]]:
@@ -95,7 +119,7 @@ def extract_facts(text: str) -> list[dict[str, str]]:
         if not (_MAYBE.search(line) or _UNIT.search(line)):
             continue
         for m in _COMBINED.finditer(line):
-            kind = m.lastgroup or "count"
+            kind = (m.lastgroup or "count").removesuffix("_fr")  # French forms are the same kinds of fact
             value = m.group(0).strip()
             if kind == "cap":
                 kind, value = "count", _NUMBER.findall(value)[-1]
@@ -171,16 +195,25 @@ _MONTH_NUMBER = {
     for i, m in enumerate(
         "January February March April May June July August September October November December".split(), 1
     )
+} | {
+    m: i
+    for i, m in enumerate(
+        "janvier février mars avril mai juin juillet août septembre octobre novembre décembre".split(), 1
+    )
 }
-_UNTIL = re.compile(r"\b(?:until|by|before|ends?|ending|expires?|expiring|deadline|no later than)\W*$", re.I)
+_UNTIL = re.compile(
+    r"\b(?:until|by|before|ends?|ending|expires?|expiring|deadline|no later than"
+    r"|jusqu['’]au|d['’]ici le|avant le|au plus tard le|expire le|prend fin le)\W*$",
+    re.I,
+)
 
 
 def iso_date(value: str) -> str:
-    """ "March 22, 2026" / "22 March 2026" → "2026-03-22"; anything else as written."""
+    """ "March 22, 2026" / "22 March 2026" / "22 mars 2026" → "2026-03-22"; anything else as written."""
     m = re.fullmatch(r"(\w+)\s+(\d{1,2}),\s+(\d{4})", value) or None
     if m and m.group(1) in _MONTH_NUMBER:
         return f"{m.group(3)}-{_MONTH_NUMBER[m.group(1)]:02d}-{int(m.group(2)):02d}"
-    m = re.fullmatch(r"(\d{1,2})\s+(\w+)\s+(\d{4})", value)
+    m = re.fullmatch(r"(\d{1,2})(?:er)?\s+(\w+)\s+(\d{4})", value)
     if m and m.group(2) in _MONTH_NUMBER:
         return f"{m.group(3)}-{_MONTH_NUMBER[m.group(2)]:02d}-{int(m.group(1)):02d}"
     return value
@@ -202,7 +235,7 @@ def key_facts(text: str, limit: int = 6) -> list[str]:
         if not (_MAYBE.search(line) or _UNIT.search(line)):
             continue
         for m in _COMBINED.finditer(line):
-            kind, value = m.lastgroup or "count", m.group(0).strip()
+            kind, value = (m.lastgroup or "count").removesuffix("_fr"), m.group(0).strip()
             if kind == "cap":
                 kind, value = "count", _NUMBER.findall(value)[-1]
             elif kind == "fee" and _PAY_BEFORE.search(line, max(0, m.start() - 60), m.start()):

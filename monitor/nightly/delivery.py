@@ -38,6 +38,7 @@ def report_site(config: Config) -> Site:
         base_url=config.report_base_url,
         topic_names=topic_names(config),
         timezone=config.schedule.timezone,
+        parity=(config.parity.languages, config.parity.grace_days),
     )
 
 
@@ -75,6 +76,7 @@ def outbox(db: Any, config: Config, transport: Transport | None = None) -> Outbo
         topic_names=topic_names(config),
         transport=transport,
         timezone=config.schedule.timezone,
+        parity=(config.parity.languages, config.parity.grace_days),
     )
 
 

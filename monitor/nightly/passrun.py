@@ -291,13 +291,16 @@ def _locked_pass(
         with db.session() as s:
             names = {n: t.display for n, t in config.topics.items()}
             zone = config.schedule.timezone
-            data = load_run_report(s, run_id, names, timezone=zone)
+            parity = (config.parity.languages, config.parity.grace_days)
+            data = load_run_report(s, run_id, names, timezone=zone, parity=parity)
             paths = write_run_reports(data, config.reports_dir)
             prev = data.prev_run_id
             if prev is not None and (config.reports_dir / f"run-{prev}.html").exists():
                 # the previous report gains its link to this one
                 write_run_reports(
-                    load_run_report(s, prev, names, timezone=zone), config.reports_dir, latest=False
+                    load_run_report(s, prev, names, timezone=zone, parity=parity),
+                    config.reports_dir,
+                    latest=False,
                 )
         paths["site"] = publish_site(db, config, run_id)
     except (

@@ -1,0 +1,143 @@
+"""English/French parity on a loopback canada.ca-like pair (real Scrapy crawls): only the English page
+is watched; its French twin (named by `hreflang` and the `#wb-lng` toggle) is found and stored; an
+English-only fee change puts English ahead (`parity --format json`, the run report, the site); once the French
+follows, the pair is in step. French pages read fact first too ("155 $ → 230 $")."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from policywatch.monitor.demo import NightServer
+from tests.conftest import policywatch
+
+pytestmark = pytest.mark.slow
+
+EN = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
+<title>Work permits - Canada.ca</title>
+<link rel="alternate" hreflang="fr" href="{base}/fr/permis-travail.html"></head><body>
+<section id="wb-lng"><ul><li><a lang="fr" href="/fr/permis-travail.html">Français</a></li></ul></section>
+<main property="mainContentOfPage"><h1>Work permits</h1><h2>Fees</h2>
+<p>The work permit processing fee is {fee}.</p></main></body></html>"""
+FR = """<!DOCTYPE html><html lang="fr"><head><meta charset="utf-8">
+<title>Permis de travail - Canada.ca</title>
+<link rel="alternate" hreflang="en" href="{base}/en/work-permits.html"></head><body>
+<section id="wb-lng"><ul><li><a lang="en" href="/en/work-permits.html">English</a></li></ul></section>
+<main property="mainContentOfPage"><h1>Permis de travail</h1><h2>Frais</h2>
+<p>Les frais de traitement d'un permis de travail sont de {fee}.</p></main></body></html>"""
+
+
+def _night(server: NightServer, en_fee: str, fr_fee: str) -> None:
+    html = "text/html; charset=utf-8"
+    server.pages = {
+        "/en/work-permits.html": (EN.format(base=server.base, fee=en_fee).encode(), html),
+        "/fr/permis-travail.html": (FR.format(base=server.base, fee=fr_fee).encode(), html),
+    }
+
+
+def test_a_french_twin_is_watched_and_falls_behind_then_catches_up(write_config, tmp_path):
+    with NightServer() as server:
+        cfg = str(
+            write_config(f"""
+[crawl]
+allowed_domains = ["127.0.0.1:{server.port}"]
+download_delay = 0
+retries = 0
+
+[parity]
+languages = ["en", "fr"]
+grace_days = 0
+
+[[watch]]
+url = "{server.base}/en/work-permits.html"
+topics = ["work-permits"]
+""")
+        )
+
+        def run() -> None:
+            p = policywatch("run", "--config", cfg)
+            assert p.returncode == 0, p.stderr
+
+        def parity() -> list[dict]:
+            p = policywatch("parity", "--config", cfg, "--format", "json")
+            assert p.returncode == 0, p.stderr
+            return json.loads(p.stdout)
+
+        _night(server, "$155", "155 $")
+        run()
+        con = sqlite3.connect(tmp_path / "history.db")
+        try:
+            pages = dict(con.execute("SELECT url, source FROM pages").fetchall())
+        finally:
+            con.close()
+        assert pages == {
+            f"{server.base}/en/work-permits.html": "watch",
+            f"{server.base}/fr/permis-travail.html": "discovered",  # found, not listed
+        }
+        (pair,) = parity()
+        assert pair == {
+            "page": f"{server.base}/en/work-permits.html",
+            "twin": f"{server.base}/fr/permis-travail.html",
+            "status": "in_step",
+            "ahead": None,
+            "since": None,
+            "days": None,
+        }
+
+        _night(server, "$230", "155 $")  # English only
+        run()
+        (pair,) = parity()
+        assert pair["status"] == "ahead" and pair["ahead"] == "en" and pair["days"] == 0 and pair["since"]
+        report = (tmp_path / "reports" / "latest.md").read_text(encoding="utf-8")
+        assert "## Language parity" in report and "French version not updated yet: Fee: $155 → $230" in report
+        index = (tmp_path / "reports" / "site" / "index.html").read_text(encoding="utf-8")
+        assert "French version not updated" in index
+        table = policywatch("parity", "--config", cfg, env={"COLUMNS": "250"})
+        assert "en ahead" in table.stdout
+
+        _night(server, "$230", "230 $")  # the French follows
+        run()
+        (pair,) = parity()
+        assert pair["status"] == "in_step" and pair["ahead"] is None
+        changes = json.loads(policywatch("changes", "--config", cfg, "--format", "json").stdout)
+        french = [c for c in changes if "/fr/" in c["url"] and c["kind"] == "changed"]
+        assert [c["summary"].split(" (")[0] for c in french] == [
+            "Fee: 155 $ → 230 $"
+        ]  # fact first, in French
+
+
+def test_parity_needs_its_section(write_config):
+    cfg = write_config('[crawl]\nallowed_domains = ["www.canada.ca"]\n')
+    p = policywatch("parity", "--config", str(cfg))
+    assert p.returncode == 2 and "[parity]" in p.stderr
+
+
+@pytest.mark.parametrize(
+    "html, expected",
+    [
+        # canada.ca's language toggle only
+        (
+            '<html lang="en"><body><section id="wb-lng"><a lang="fr" href="/fr/a.html">Français</a></section>'
+            "<main><p>x</p></main></body></html>",
+            {"fr": "https://www.canada.ca/fr/a.html"},
+        ),
+        # a provincial site's link, and the head's hreflang alternates (the page's own language left out)
+        (
+            '<html lang="fr-CA"><head><link rel="alternate" hreflang="en-CA" href="https://gov.example/en/b">'
+            '<link rel="alternate" hreflang="fr-CA" href="https://gov.example/fr/b"></head>'
+            "<body><p>x</p></body></html>",
+            {"en": "https://gov.example/en/b"},
+        ),
+        (
+            '<html lang="en"><body><a hreflang="fr" href="b-fr.html">FR</a></body></html>',
+            {"fr": "https://www.canada.ca/en/b-fr.html"},
+        ),
+        ('<html lang="en"><body><a lang="fr" href="#top">haut</a><p>x</p></body></html>', {}),
+    ],
+)
+def test_a_pages_twin_is_read_from_its_language_links(html, expected):
+    from policywatch.monitor.detection.extract import alternates, parse_html
+
+    assert alternates(parse_html(html.encode()), "https://www.canada.ca/en/a.html") == expected
