@@ -378,3 +378,47 @@ def test_a_new_pages_summary_states_its_key_facts_once():
     assert ("wage", "$27") in {(f["type"], f["value"]) for f in added}  # "$27 per hour" is a wage
     assert ("fee", "$27") not in {(f["type"], f["value"]) for f in added}
     assert len(unique_facts(extract_facts(ex.text))) == len(added)
+
+
+FRENCH = (
+    '<html lang="fr"><body><main><h1>Volet des talents mondiaux</h1><h2>{h}</h2><p>{p}</p></main>'
+    "</body></html>"
+)
+
+
+@pytest.mark.parametrize(
+    "section, before, after, significance, starts",
+    [
+        (
+            "Frais",
+            "Les frais de traitement sont de 155 $.",
+            "Les frais de traitement sont de 230 $.",
+            "medium",
+            "Fee: 155 $ → 230 $",
+        ),
+        (
+            "État",
+            "Nous acceptons les demandes.",
+            "Nous n'acceptons plus de demandes pour ce volet.",
+            "high",
+            "Status",
+        ),
+        (
+            "Dates",
+            "Le programme prend fin le 22 mars 2026.",
+            "Le programme prend fin le 22 mars 2027.",
+            "medium",
+            "Date: 22 mars 2026 → 22 mars 2027",
+        ),
+        (
+            "Délais",
+            "Délai de traitement : 212 jours",
+            "Délai de traitement : 209 jours",
+            "medium",
+            "Duration: 212 jours → 209 jours",
+        ),
+    ],
+)
+def test_a_french_page_reads_fact_first(section, before, after, significance, starts):
+    d = detect_pages(FRENCH.format(h=section, p=before), FRENCH.format(h=section, p=after))
+    assert d.significance == significance and d.summary.startswith(starts), d.summary

@@ -44,14 +44,24 @@ STATUS = re.compile(
     r"|\b(?:cap|allocation|limit|quota)\b[^.]{0,40}\b(?:has|have|is|was)\s+(?:been\s+)?reached\b"
     r"|\breached\s+(?:its|the|our)\s+[^.]{0,30}\b(?:cap|allocation|limit|quota)\b"
     r"|\b(?:status|intake(?:\s+status)?)\s*[:|–-]\s*(?:open|opened|closed|paused|suspended|on\s+hold|full|"
-    r"re-?opened)\b",
+    r"re-?opened)\b"
+    # French: "le volet est fermé", "les demandes sont suspendues", "nous n'acceptons plus", "statut : ouvert"
+    r"|\b(?:est|sont|demeurent?|reste|restent|a\s+été|ont\s+été|sera|seront|maintenant|temporairement)\s+"
+    r"(?:maintenant\s+|temporairement\s+)?(?:ouvert|fermé|suspendu|rouvert|réouvert|en\s+pause)e?s?\b"
+    r"|\bn['’](?:acceptons|accepte|acceptent|accepterons)\s+plus\b"
+    r"|\b(?:acceptons|accepte|acceptent)\s+(?:maintenant|désormais|de\s+nouveau)\b"
+    r"|\bne\s+(?:sont|seront)\s+plus\s+acceptée?s?\b"
+    r"|\b(?:plafond|quota|limite)\b[^.]{0,40}\b(?:a|est)\s+été\s+atteinte?\b"
+    r"|\b(?:statut|état)\s*[:|–-]\s*(?:ouvert|fermé|suspendu|en\s+pause|complet)e?s?\b",
     re.IGNORECASE,
 )
 #: What a status is about: without one of these in its sentence, "is closed" is not a program's status.
 INTAKE_NOUN = re.compile(
     r"\b(?:intakes?|applications?|registrations?|submissions?|programs?|programmes?|streams?|categor(?:y|ies)|"
     r"pilots?|portal|EOIs?|expressions?\s+of\s+interest|draws?|nominations?|invitations?|profiles?|pool|"
-    r"caps?|quotas?|allocations?|window|period|candidates|applicants)\b",
+    r"caps?|quotas?|allocations?|window|period|candidates|applicants"
+    r"|demandes?|inscriptions?|programmes?|volets?|catégories?|projets?\s+pilotes?|portail|déclarations?\s+"
+    r"d['’]intérêt|invitations?|candidats?|demandeurs?|plafonds?|période|tirages?|rondes?)\b",
     re.I,
 )
 #: Policy terms by class, in order of precedence for the headline's label.
