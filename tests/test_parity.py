@@ -141,3 +141,30 @@ def test_a_pages_twin_is_read_from_its_language_links(html, expected):
     from policywatch.monitor.detection.extract import alternates, parse_html
 
     assert alternates(parse_html(html.encode()), "https://www.canada.ca/en/a.html") == expected
+
+
+def test_ircc_processing_times_still_read_as_facts():
+    """Two real weekly captures of IRCC's in-Canada processing times (May 8 and 14, 2026): the work permit
+    extension's 212 days → 209 days is a named record's field, and the one line says it."""
+    from pathlib import Path
+
+    from policywatch.monitor.detection.detect import detect_json
+    from policywatch.monitor.detection.jsondiff import parse_json, to_records
+
+    folder = Path(__file__).resolve().parent / "eval" / "json"
+    name = "ircc-data-ptime-non-country-en-json__2026-05-{}.json"
+    old, new = (to_records(parse_json((folder / name.format(d)).read_bytes())) for d in ("08", "14"))
+    d = detect_json(
+        url="https://www.canada.ca/content/dam/ircc/documents/json/data-ptime-non-country-en.json",
+        title="data-ptime-non-country-en.json",
+        old={"blocks": old},
+        new_doc=new,
+        watch_topics=[],
+        topic_defs={},
+    )
+    assert d is not None and len(d.details["records"]["removed"]) == 1  # the caregivers block went
+    changed = {r["id"]: r for r in d.details["records"]["changed"]}
+    assert [(f["before"], f["after"]) for f in changed["work_extension"]["fields"]] == [
+        ("212 days", "209 days")
+    ]
+    assert "work_extension: 212 days → 209 days" in d.summary, d.summary
