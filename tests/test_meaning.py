@@ -422,3 +422,33 @@ FRENCH = (
 def test_a_french_page_reads_fact_first(section, before, after, significance, starts):
     d = detect_pages(FRENCH.format(h=section, p=before), FRENCH.format(h=section, p=after))
     assert d.significance == significance and d.summary.startswith(starts), d.summary
+
+
+LISTING = (
+    '<html lang="en"><head><title>Program delivery updates - Canada.ca</title></head><body>'
+    '<main property="mainContentOfPage"><h1>Program delivery updates</h1><table>'
+    "<tr><th>Category</th><th>Title</th><th>Date published</th></tr>{rows}"
+    '<tr><td>Temporary residents</td><td><a href="/en/u/visitors.html">Visitors: super visa</a></td>'
+    "<td>July 30, 2024</td></tr></table></main></body></html>"
+)
+PGWP = (
+    '<tr><td>Temporary residents</td><td><a href="/en/u/pgwp.html">Post-graduation work permit (PGWP)</a>'
+    "</td><td>August 15, 2024</td></tr>"
+)
+
+
+@pytest.mark.parametrize(
+    "before, after, summary",
+    [
+        ("", PGWP, "New program delivery update: Post-graduation work permit (PGWP) — August 15, 2024"),
+        (PGWP, "", "Program delivery update removed: Post-graduation work permit (PGWP) — August 15, 2024"),
+        (
+            "",
+            PGWP.replace('<a href="/en/u/pgwp.html">', "").replace("</a>", ""),
+            "New entry:",
+        ),  # no page of its own
+    ],
+)
+def test_a_listings_new_row_names_the_entry_it_announces(before, after, summary):
+    d = detect_pages(LISTING.format(rows=before), LISTING.format(rows=after))
+    assert d.summary.startswith(summary) and d.significance == "medium", d.summary

@@ -281,7 +281,11 @@ def detect_html(
     facts = {k: unique_facts(v) for k, v in facts.items()}
     counts = {k: sum(1 for op in ops if op["op"] == k) for k in ("added", "removed", "changed", "moved")}
     _add_context(ops, old["blocks"], new_blocks)
+    for op in ops:  # a page that is a listing names its entries ("New program delivery update: …")
+        op["listing"] = title or ""
     meanings = [classify(op) for op in ops]
+    for op in ops:
+        op.pop("listing", None)
     _sections(ops, meanings)
     for op, m in zip(ops, meanings, strict=True):
         op["meaning"] = {"class": m.cls, "significance": m.significance}

@@ -497,7 +497,11 @@ def classify(op: dict[str, Any]) -> Meaning:
         and added_facts
         and all(f["type"] == "date" for f in added_facts)
     ):
-        # a dated row of a table (a session, a draw, an event): the row, its fact first, empty cells out
+        # a dated row of a table (a session, a draw, an event): the row, its fact first, empty cells out;
+        # a linked row of a listing (IRCC's program delivery updates, a news table): what it announces
+        entry = _listing_entry(op, verb, text, added_facts[0]["value"])
+        if entry:
+            return Meaning("date", "medium", entry + where)
         label = "New entry" if verb == "added" else "Entry removed"
         return Meaning(
             "date", "medium", f"{label}: {_quote(row_quote(text, added_facts[0]['value']))}{where}"
@@ -537,6 +541,40 @@ def classify(op: dict[str, Any]) -> Meaning:
     return Meaning(
         "wording", "low", f"{'Added' if verb == 'added' else 'Removed'}{where}: {_quote(text, 100)}"
     )
+
+
+_NAME_COLUMN = re.compile(r"title|name|subject|update|notice|release|document", re.I)
+
+
+def _listing_entry(op: dict[str, Any], verb: str, text: str, date: str) -> str | None:
+    """ "New program delivery update: Post-graduation work permit (PGWP) — 2024-08-15": a dated row that links
+    to its own page, named by its title cell, the listing (its section, else the page) in the singular."""
+    if not op.get("links"):
+        return None
+    row = row_cells(op)
+    names, cells = row if row else ([], text.split(" | "))
+    pick = next(
+        (c for n, c in zip(names, cells, strict=False) if _NAME_COLUMN.search(n) and date not in c), None
+    )
+    pick = pick or max((c for c in cells if date not in c), key=len, default="")
+    if not pick.strip():
+        return None
+    noun = _singular((op.get("section") or [""])[-1] or op.get("listing") or "")
+    label = f"New {noun}" if verb == "added" else f"{noun[:1].upper()}{noun[1:]} removed"
+    return f"{label}: {clip(' '.join(pick.split()), 90)} — {date}"
+
+
+def _singular(listing: str) -> str:
+    """A listing's name for one of its entries: "Program delivery updates" → "program delivery update";
+    anything that is not a short plural name → "entry"."""
+    words = listing.split()
+    last = words[-1] if words else ""
+    if not 1 <= len(words) <= 5 or not last.lower().endswith("s") or last.lower().endswith("ss"):
+        return "entry"
+    words[-1] = last[:-3] + "y" if last.lower().endswith("ies") else last[:-1]
+    if not (words[0].isupper() and len(words[0]) > 1):  # "IRCC notices" keeps its acronym
+        words[0] = words[0].lower()
+    return " ".join(words)
 
 
 def _bare(text: str) -> bool:
