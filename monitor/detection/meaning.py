@@ -44,9 +44,14 @@ STATUS = re.compile(
     r"|\b(?:cap|allocation|limit|quota)\b[^.]{0,40}\b(?:has|have|is|was)\s+(?:been\s+)?reached\b"
     r"|\breached\s+(?:its|the|our)\s+[^.]{0,30}\b(?:cap|allocation|limit|quota)\b"
     r"|\b(?:status|intake(?:\s+status)?)\s*[:|–-]\s*(?:open|opened|closed|paused|suspended|on\s+hold|full|"
-    r"re-?opened)\b"
-    # French: "le volet est fermé", "les demandes sont suspendues", "nous n'acceptons plus", "statut : ouvert"
-    r"|\b(?:est|sont|demeurent?|reste|restent|a\s+été|ont\s+été|sera|seront|maintenant|temporairement)\s+"
+    r"re-?opened)\b",
+    re.IGNORECASE,
+)
+#: The same in French ("le volet est fermé", "les demandes sont suspendues", "nous n'acceptons plus",
+#: "statut : ouvert"), searched only in a text that shows one of `_FR_STATUS_MARKS`: English pages do not pay
+#: for it.
+STATUS_FR = re.compile(
+    r"\b(?:est|sont|demeurent?|reste|restent|a\s+été|ont\s+été|sera|seront|maintenant|temporairement)\s+"
     r"(?:maintenant\s+|temporairement\s+)?(?:ouvert|fermé|suspendu|rouvert|réouvert|en\s+pause)e?s?\b"
     r"|\bn['’](?:acceptons|accepte|acceptent|accepterons)\s+plus\b"
     r"|\b(?:acceptons|accepte|acceptent)\s+(?:maintenant|désormais|de\s+nouveau)\b"
@@ -55,6 +60,7 @@ STATUS = re.compile(
     r"|\b(?:statut|état)\s*[:|–-]\s*(?:ouvert|fermé|suspendu|en\s+pause|complet)e?s?\b",
     re.IGNORECASE,
 )
+_FR_STATUS_MARKS = ("é", "ouvert", "n'accept", "n’accept", "statut", "acceptons", "accepte ")
 #: What a status is about: without one of these in its sentence, "is closed" is not a program's status.
 INTAKE_NOUN = re.compile(
     r"\b(?:intakes?|applications?|registrations?|submissions?|programs?|programmes?|streams?|categor(?:y|ies)|"
@@ -298,9 +304,10 @@ def _status_terms(text: str) -> set[str]:
     """The status phrases of `text`, each in a sentence that names what is open or closed (an intake, a
     program, a stream, registrations…): "the office is closed on weekends" is no status."""
     out = set()
-    for sent in sentences(text) if STATUS.search(text) else ():
-        if INTAKE_NOUN.search(sent):
-            out.update(" ".join(m.group(0).lower().split()) for m in STATUS.finditer(sent))
+    for rx in (STATUS, STATUS_FR) if any(mark in text for mark in _FR_STATUS_MARKS) else (STATUS,):
+        for sent in sentences(text) if rx.search(text) else ():
+            if INTAKE_NOUN.search(sent):
+                out.update(" ".join(m.group(0).lower().split()) for m in rx.finditer(sent))
     return out
 
 
