@@ -170,8 +170,9 @@ class Site:
         self.timezone = timezone  # times are shown in it, with UTC on hover
         self.parity = parity  # ([parity] languages, grace_days): the index's language-parity notes
 
-    def _render(self, template: str, path: Path, **ctx: Any) -> None:
-        root = "../" * (len(path.relative_to(self.dir).parts) - 1)
+    def _render(self, template: str, path: Path, *, root: str | None = None, **ctx: Any) -> None:
+        """`root`: the way back to the site's root from `path` (by default, from its depth)."""
+        root = "../" * (len(path.relative_to(self.dir).parts) - 1) if root is None else root
         write_atomic(
             path,
             environment()
@@ -276,23 +277,15 @@ class Site:
     def _feed(self, path: Path, changes: Sequence[Change], topic: str | None = None) -> None:
         # Relative links resolve against xml:base (base_url: the site's root) when there is one, else against
         # the feed's own place (topics/ is one level down)
-        depth = len(path.relative_to(self.dir).parts) - 1
-        write_atomic(
+        self._render(
+            "feed.atom.j2",
             path,
-            environment()
-            .get_template("feed.atom.j2")
-            .render(
-                base_url=self.base_url,
-                topic_names=self.topic_names,
-                timezone=self.timezone,
-                changes=changes,
-                updated=max((c.detected_at for c in changes), default=None),
-                feed_path=path.relative_to(self.dir).as_posix(),
-                root="" if self.base_url else "../" * depth,
-                feed_topic=topic,
-                feed_topic_name=self.topic_names.get(topic, topic) if topic else None,
-            ),
-            root=self.dir,
+            root="" if self.base_url else None,
+            changes=changes,
+            updated=max((c.detected_at for c in changes), default=None),
+            feed_path=path.relative_to(self.dir).as_posix(),
+            feed_topic=topic,
+            feed_topic_name=self.topic_names.get(topic, topic) if topic else None,
         )
 
     def topic_feeds(self, s: Session, topics: Iterable[str] = ()) -> list[str]:

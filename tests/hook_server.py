@@ -20,9 +20,6 @@ class Hook:
     arrived: threading.Condition = field(default_factory=threading.Condition)
     on_post: Callable[[dict[str, Any]], None] | None = None  # called before the answer (a test's crash)
 
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
     def wait_for(self, n: int, timeout: float = 30) -> list[dict[str, Any]]:
         """Block until `n` posts arrived (AssertionError after `timeout`: a message that never comes)."""
         with self.arrived:

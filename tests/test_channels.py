@@ -32,6 +32,12 @@ topics = ["work-permits"]
 """)
 
 
+def _team(write_config, site, hook):
+    """A config whose one subscriber, "team", has only a JSON webhook: the loopback `hook`."""
+    team = f'[[subscriber]]\nname = "team"\nnotify = ["json://127.0.0.1:{hook.port}/hook"]\n'
+    return _config(write_config, site, team)
+
+
 def _run(cfg, *args: str, env: dict[str, str] | None = None):
     p = policywatch("run", "--config", str(cfg), "--quiet", *args, env=env)
     assert p.returncode == 0, p.stderr
@@ -40,11 +46,7 @@ def _run(cfg, *args: str, env: dict[str, str] | None = None):
 
 def test_a_channel_only_subscriber_gets_each_change_once(permits_site, write_config):
     with hook_server() as hook:
-        cfg = _config(
-            write_config,
-            permits_site,
-            f'[[subscriber]]\nname = "team"\nnotify = ["json://127.0.0.1:{hook.port}/hook"]\n',
-        )
+        cfg = _team(write_config, permits_site, hook)
         _run(cfg)  # night 1: pages recorded for the first time, nothing to say
         assert hook.posts == []
         permits_site.night(2)
@@ -63,11 +65,7 @@ def test_a_channel_only_subscriber_gets_each_change_once(permits_site, write_con
 
 def test_a_hook_that_fails_once_gets_the_kept_message_later_once(permits_site, write_config):
     with hook_server(statuses=[500]) as hook:
-        cfg = _config(
-            write_config,
-            permits_site,
-            f'[[subscriber]]\nname = "team"\nnotify = ["json://127.0.0.1:{hook.port}/hook"]\n',
-        )
+        cfg = _team(write_config, permits_site, hook)
         _run(cfg)
         permits_site.night(2)
         p = _run(cfg)  # the pass completes; the message stays in the outbox
@@ -233,11 +231,7 @@ def test_a_pass_killed_mid_send_sends_the_same_message_again_once(permits_site, 
     from tests.conftest import BIN
 
     with hook_server() as hook:
-        cfg = _config(
-            write_config,
-            permits_site,
-            f'[[subscriber]]\nname = "team"\nnotify = ["json://127.0.0.1:{hook.port}/hook"]\n',
-        )
+        cfg = _team(write_config, permits_site, hook)
         _run(cfg)
         permits_site.night(2)
         proc = subprocess.Popen(
