@@ -61,10 +61,21 @@ def _limits(url: str) -> tuple[int, int]:
     )
 
 
+#: Scraped text is hostile in a chat message too: it must not make a link, a mention or markup of its own.
+#: A zero-width space breaks Markdown's `](` (a link) and "@everyone" / "@here"; angle brackets (Slack's
+#: <!channel>, <url|text>) become look-alikes. What a reader sees is unchanged.
+_INERT = str.maketrans({"<": "‹", ">": "›", "@": "@\u200b"})
+
+
+def inert(text: str) -> str:
+    return text.translate(_INERT).replace("](", "]\u200b(")
+
+
 def _line(entry: Any, base_url: str | None) -> str:
     c = entry.latest
     fact = one_line(c, 160)
-    where = entry.title if entry.title not in fact else ""
+    where = inert(entry.title) if entry.title not in fact else ""
+    fact = inert(fact)
     star = "★ " if entry.details_released else ""
     link = f" — [diff]({base_url}changes/{c.id}.html)" if base_url else ""
     return f"- {star}**{fact}** · {entry.significance}{f' · {where}' if where else ''}{link}"
@@ -75,7 +86,7 @@ def render(digest: Digest, url: str) -> bytes:
     title and a Markdown body, within the service's limits."""
     title_max, body_max = _limits(url)
     base = digest.base_url
-    lines = [_line(e, base) for e in digest.entries] + [f"- {n.summary}" for n in digest.notices]
+    lines = [_line(e, base) for e in digest.entries] + [f"- {inert(n.summary)}" for n in digest.notices]
     if not lines:
         lines = ["No changes to the pages you follow." if digest.heartbeat else "No changes."]
     body: list[str] = []
@@ -90,7 +101,7 @@ def render(digest: Digest, url: str) -> bytes:
         body.append(line)
         size += len(line) + 1
     return json.dumps(
-        {"title": digest.subject[:title_max], "body": "\n".join(body)}, ensure_ascii=False
+        {"title": inert(digest.subject)[:title_max], "body": "\n".join(body)}, ensure_ascii=False
     ).encode("utf-8")
 
 

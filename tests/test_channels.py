@@ -273,3 +273,35 @@ def test_a_slack_style_incoming_webhook_gets_markdown(permits_site, write_config
         assert post["path"] == "/hooks/xoxbTOKEN42" and "sent to desk → $DESK_HOOKS#1" in p.stdout
         assert "**Fee: $155 → $230" in post["body"]["text"]
         assert "xoxbTOKEN42" not in p.stdout + p.stderr
+
+
+def test_scraped_text_makes_no_link_mention_or_markup_in_a_channel_message():
+    """A page that writes "<!channel>", "@everyone" or a Markdown link gets them to the channel as text."""
+    from datetime import UTC, datetime
+
+    from policywatch.monitor.config.ops import Subscriber
+    from policywatch.reports import channels as team
+    from policywatch.reports.digest import compose
+    from policywatch.storage.models import Change
+
+    hostile = "Fee: $155 → $230 <!channel> @everyone see [the form](https://evil.example/x) <https://evil.example|ok>"
+    change = Change(
+        id=1,
+        page_id=1,
+        url="https://www.canada.ca/en/p.html",
+        title="Work permits @here",
+        kind="changed",
+        significance="medium",
+        summary=hostile,
+        topics=[],
+        details={},
+        details_released=False,
+        detected_at=datetime(2026, 12, 5, tzinfo=UTC),
+    )
+    digest = compose([change], Subscriber("", "team"), base_url="https://r.example.org/", topic_names={})
+    body = json.loads(team.render(digest, "json://127.0.0.1:9/hook"))["body"]
+    assert "<!channel>" not in body and "<https://evil" not in body
+    assert "@everyone" not in body and "@here" not in body
+    assert "](https://evil" not in body
+    assert "[diff](https://r.example.org/changes/1.html)" in body  # policywatch's own link stays a link
+    assert "Fee: $155 → $230" in body
