@@ -138,8 +138,8 @@ def test_gcweb_pages_are_extracted_as_before():
 def test_a_page_stored_by_an_older_generic_extractor_is_compared_like_with_like(tmp_path, monkeypatch):
     """A stored version extracted by an earlier generic extractor is extracted again from its raw body before
     comparing, so an upgrade never reports the extractor's own difference as a change."""
-    from policywatch.monitor import pagework
     from policywatch.monitor.config import parse_config
+    from policywatch.monitor.detection import extract
     from policywatch.monitor.detection.extract import Extraction
     from policywatch.monitor.pagework import FetchResult, PageWork
     from policywatch.storage import open_database
@@ -153,7 +153,7 @@ def test_a_page_stored_by_an_older_generic_extractor_is_compared_like_with_like(
             "watch": [{"url": URL}],
         }
     )
-    real = pagework.extract_html
+    real = extract.extract_html  # what the page pipeline calls (monitor.page.content)
 
     def older(*args, **kwargs):  # what the previous release stored: no sidebar, its own version marker
         ex = real(*args, **kwargs)
@@ -171,9 +171,9 @@ def test_a_page_stored_by_an_older_generic_extractor_is_compared_like_with_like(
                 FetchResult(url=URL, outcome="ok", status=200, body=body, content_type="text/html")
             )
 
-        monkeypatch.setattr(pagework, "extract_html", older)
+        monkeypatch.setattr(extract, "extract_html", older)
         assert night("1", True).outcome == "ok"
-        monkeypatch.setattr(pagework, "extract_html", real)
+        monkeypatch.setattr(extract, "extract_html", real)
         result = night("2", False)
         assert result.outcome == "ok" and result.change_id is None, result
         # compared as stored, the upgrade would have read as the sidebar being added

@@ -731,6 +731,7 @@ def test_a_page_whose_reading_fails_is_that_pages_failed_fetch(
     """Any exception in one page's work (here detection raising on one page) is recorded as its fetch."""
     from policywatch.monitor import pagework
     from policywatch.monitor.config import load_config
+    from policywatch.monitor.detection import detect
     from policywatch.monitor.fetchresult import FetchResult
     from policywatch.storage import open_database
 
@@ -746,7 +747,7 @@ def test_a_page_whose_reading_fails_is_that_pages_failed_fetch(
         def boom(*args, **kwargs):
             raise KeyError("a template no rule expected")
 
-        monkeypatch.setattr(pagework, "detect_html", boom)
+        monkeypatch.setattr(detect, "detect_html", boom)  # what monitor.page.compare calls
         body = permits_site.server.pages["/en/work-permits.html"][0]
         url = permits_site.url("/en/work-permits.html")
         outcome = work.process(FetchResult(url=url, status=200, body=body, content_type="text/html"))

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-import policywatch.monitor.pagework as pagework
 from policywatch.monitor.config import parse_config
+from policywatch.monitor.detection import extract
 from policywatch.monitor.pagework import FetchResult, PageWork, main_fingerprint
 from policywatch.storage import open_database
 from policywatch.storage import queries as q
@@ -52,8 +52,8 @@ def test_pagework_uses_the_shortcut_only_when_main_is_identical(
     )
     db = open_database(url)
     calls: list[int] = []
-    real = pagework.extract_html
-    monkeypatch.setattr(pagework, "extract_html", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = extract.extract_html  # what the page pipeline calls (monitor.page.content)
+    monkeypatch.setattr(extract, "extract_html", lambda *a, **k: calls.append(1) or real(*a, **k))
     try:
         for n, body in enumerate((page(), second), start=1):
             with db.session() as s:

@@ -16,29 +16,19 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-import orjson
+from sqlalchemy.orm import Session
 
 from policywatch.monitor.backfill.captures import Capture
 from policywatch.monitor.config import Config
-from policywatch.monitor.detection.detect import detect_html, detect_json
-from policywatch.monitor.detection.extract import NoMainContent
-from policywatch.monitor.detection.jsondiff import (
-    MalformedJSON,
-    parse_json,
-    records_hash,
-    records_text,
-    to_records,
-)
 from policywatch.monitor.fetchresult import FetchResult
-from policywatch.monitor.pagework import PageWork, _is_html, _is_json, read_html
+from policywatch.monitor.page.compare import decide, earlier
+from policywatch.monitor.page.content import Content, Unreadable, read_content
+from policywatch.monitor.page.store import Writer
 from policywatch.monitor.urls import normalize_url
-from policywatch.storage import blockpack, bodypack
 from policywatch.storage import queries as q
 from policywatch.storage.db import Database
-from policywatch.storage.models import Change, Version
-from policywatch.storage.types import PackedJSON
+from policywatch.storage.models import Page, Version
 
 #: The archive's own pages served in place of a capture (no capture at that time, a capture of a redirect).
 ARCHIVE_PAGE = re.compile(
@@ -55,11 +45,22 @@ class Stored:
     message: str | None = None
 
 
-class ArchiveWork(PageWork):
+def not_a_capture(body: bytes) -> str | None:
+    """Why these bytes are not a capture of the site at all, or None."""
+    if ARCHIVE_PAGE.search(body[:20000]):
+        return "the archive's own page, not a capture of the site"
+    if b"\x00" in body[:4096]:  # compressed or binary bytes are never a page's text
+        return "binary content (compressed, or not a page): not stored as the page"
+    return None
+
+
+class ArchiveWork:
     """Stores archive captures of the watched pages (and of the URLs given to `backfill --url`)."""
 
     def __init__(self, db: Database, config: Config):
-        super().__init__(db, config, None, first_run=False)  # type: ignore[arg-type]
+        self.db = db
+        self.config = config
+        self.write = Writer(None)  # backfilled rows belong to no pass
 
     def done(self, url: str, capture: Capture) -> bool:
         with self.db.session() as s:
@@ -76,25 +77,28 @@ class ArchiveWork(PageWork):
         encoding: str | None,
         archive_url: str,
     ) -> Stored:
+        r = FetchResult(
+            url=url,
+            status=200,
+            body=body,
+            encoding=encoding,
+            content_type=content_type,
+            fetched_at=capture.when,
+        )
         with self.db.session() as s:
-            return self._store(s, url, capture, body, content_type, encoding, archive_url)
+            page = self._page(s, url, capture)
+            if page is None:
+                return Stored("skipped")
+            return self._store(s, page, r, capture, archive_url)
 
-    def _store(
-        self,
-        s,
-        url: str,
-        capture: Capture,
-        body: bytes,
-        content_type: str | None,
-        encoding: str | None,
-        archive_url: str,
-    ) -> Stored:
+    def _page(self, s: Session, url: str, capture: Capture) -> Page | None:
+        """The page the capture is of (made if new, its first sighting moved back), or None when this capture
+        is already in its history."""
         watch = self.config.watch_for(url)
         url_key = normalize_url(url)
-        when = capture.when
         page = q.get_page(s, url_key)
         if page is not None and q.archive_capture_done(s, page.id, capture.key):
-            return Stored("skipped")
+            return None
         if page is None:
             page, _ = q.get_or_create_page(
                 s,
@@ -103,150 +107,89 @@ class ArchiveWork(PageWork):
                 source="watch" if watch else "archive",
                 topics=list(watch.topics) if watch else [],
             )
-            page.first_seen = when
-        elif page.first_seen is None or page.first_seen > when:
-            page.first_seen = when
-        r = FetchResult(
-            url=url, status=200, body=body, encoding=encoding, content_type=content_type, fetched_at=when
-        )
-        mark = {"archive_capture": capture.key, "etag": None, "last_modified": None}
+            page.first_seen = capture.when
+        elif page.first_seen is None or page.first_seen > capture.when:
+            page.first_seen = capture.when
+        return page
 
-        def soft(reason: str) -> Stored:
-            self._record_fetch(s, page.id, r, "soft_error", reason, **mark)
-            return Stored("soft_error", message=reason)
-
-        if ARCHIVE_PAGE.search(body[:20000]):
-            return soft("the archive's own page, not a capture of the site")
-        if b"\x00" in body[:4096]:  # compressed or binary bytes are never a page's text
-            return soft("binary content (compressed, or not a page): not stored as the page")
-        kind = watch.kind if watch else "auto"
+    def _store(self, s: Session, page: Page, r: FetchResult, capture: Capture, archive_url: str) -> Stored:
+        mark = {"archive_capture": capture.key}
+        body = r.body or b""
         try:
-            if _is_json(r, kind):
-                doc = to_records(
-                    parse_json(body), watch.json_records if watch else None, watch.json_id if watch else None
-                )
-                content_hash, title, blocks, text = records_hash(doc), page.title, doc, records_text(doc)
-                meta = {"extractor": "json", "records": len(doc["records"])}
-                extractor = "json"
-            elif _is_html(r):
-                ex, reason = read_html(self.config, body, url, encoding)
-                if reason:
-                    return soft(reason)
-                content_hash, title, blocks, text, meta, extractor = ex.parts
-            else:
-                return soft(f"unsupported content type {content_type!r}: not HTML or JSON")
-        except (MalformedJSON, NoMainContent) as exc:
-            return soft(str(exc))
-
+            reason = not_a_capture(body)
+            if reason:
+                raise Unreadable(reason)
+            content = read_content(
+                self.config,
+                body,
+                r.url,
+                content_type=r.content_type,
+                encoding=r.encoding,
+                watch=self.config.watch_for(r.url),
+            )
+        except Unreadable as exc:
+            self.write.failed_fetch(s, page.id, r, "soft_error", str(exc), raw_hash=None, **mark)
+            return Stored("soft_error", message=str(exc))
         raw_hash = hashlib.sha256(body).hexdigest()
-        prev = q.last_version(s, page.id, before=when)
-        if prev is not None and prev.content_hash == content_hash:
-            self._record_fetch(s, page.id, r, "ok", raw_hash=raw_hash, content_hash=content_hash, **mark)
+        prev = q.last_version(s, page.id, before=capture.when)
+        if prev is not None and prev.content_hash == content.content_hash:
+            self.write.fetch(
+                s, page.id, r, "ok", raw_hash=raw_hash, content_hash=content.content_hash, **mark
+            )
             return Stored("unchanged")
-        newest = not q.newer_version_exists(s, page.id, when)
+        return self._version(s, page, r, content, raw_hash, prev, capture, archive_url)
+
+    def _version(
+        self,
+        s: Session,
+        page: Page,
+        r: FetchResult,
+        content: Content,
+        raw_hash: str,
+        prev: Version | None,
+        capture: Capture,
+        archive_url: str,
+    ) -> Stored:
+        """Other content than the capture before: a version, and a change dated at the capture when a reader
+        would see one. Only the page's newest content so far names it."""
+        title = content.title_over(page.title)
         decision = None
         if prev is not None:
-            old = {"blocks": prev.blocks, "meta": prev.meta, "text": prev.text}
-            if extractor != "json" and (
-                (prev.meta or {}).get("rules", "") != meta.get("rules", "")
-                or (prev.meta or {}).get("extraction") != meta.get("extraction")
-            ):
-                old = self._reextract(s, prev, r) or old
-            common = dict(
+            decision = decide(
+                self.config,
+                content,
+                earlier(s, self.config, prev, content, r.url),
                 url=page.url,
-                title=title or page.title or url,
-                old=old,
-                watch_topics=list(page.topics or []),
-                topic_defs=self.config.topics,
+                title=title or r.url,
+                topics=list(page.topics or []),
                 discovered=False,
                 baseline=False,
             )
-            decision = (
-                detect_json(new_doc=blocks, **common)
-                if extractor == "json"
-                else detect_html(new_blocks=blocks, new_meta=meta, **common)
-            )
-        self._store_body(s, raw_hash, body, content_type, url, extractor)
-        if newest:  # the page's newest content so far: it names the page
-            page.extractor = extractor
-            if title and extractor != "json":
-                page.title = title
-        fetch_id = self._record_fetch(
-            s, page.id, r, "ok", raw_hash=raw_hash, content_hash=content_hash, content_changed=True, **mark
-        )
-        stored_blocks = blockpack.strip(blocks, text)
-        if extractor != "json":
-            stored_blocks = PackedJSON.pack(orjson.dumps(stored_blocks))
-        version_id = q.insert_row(
+        prepared = self.write.prepare(s, r.url, r.body or b"", raw_hash, content, known_page=True)
+        self.write.body(s, prepared, r.content_type)
+        if not q.newer_version_exists(s, page.id, capture.when):
+            page.extractor = content.extractor
+            if content.title and not content.is_json:
+                page.title = content.title
+        fetch_id = self.write.fetch(
             s,
-            Version,
-            page_id=page.id,
-            fetch_id=fetch_id,
-            captured_at=when,
-            content_hash=content_hash,
+            page.id,
+            r,
+            "ok",
             raw_hash=raw_hash,
-            title=title or page.title,
-            text=text,
-            blocks=stored_blocks,
-            meta={
-                **meta,
-                "content_type": content_type,
-                "archive": {"timestamp": capture.timestamp, "url": archive_url, "digest": capture.digest},
-            },
+            content_hash=content.content_hash,
+            content_changed=True,
+            archive_capture=capture.key,
         )
+        archived = {"timestamp": capture.timestamp, "url": archive_url}
+        meta = {"content_type": r.content_type, "archive": {**archived, "digest": capture.digest}}
+        version_id = self.write.version(s, page.id, fetch_id, capture.when, content, prepared, title, meta)
         if prev is None:
             return Stored("first")
-        if (
-            decision is None
-        ):  # other bytes, the same content as far as a reader can tell: a version, no change
+        if decision is None:  # other bytes, the same content as far as a reader can tell: no change
             return Stored("stored")
-        details = {
-            **decision.details,
-            "backfilled": True,
-            "archive": {"timestamp": capture.timestamp, "url": archive_url},
-        }
-        change_id = q.insert_row(
-            s,
-            Change,
-            page_id=page.id,
-            run_id=None,
-            detected_at=when,
-            kind=decision.kind,
-            significance=decision.significance,
-            topics=decision.topics,
-            details_released=decision.details_released,
-            url=page.url,
-            title=title or page.title,
-            summary=decision.summary,
-            from_version_id=prev.id,
-            to_version_id=version_id,
-            details=details,
+        details = {"backfilled": True, "archive": archived}
+        change_id = self.write.change(
+            s, page, decision, prev.id, version_id, detected_at=capture.when, title=title, details=details
         )
         return Stored("changed", change_id)
-
-    def _store_body(
-        self, s, raw_hash: str, body: bytes, content_type: str | None, url: str, extractor: str
-    ) -> None:
-        """The raw capture, packed against its host's template like a live page's body."""
-        status = q.body_status(s, raw_hash)
-        if status:
-            return
-        host = urlsplit(url).netloc.lower()
-        known = self._dictionaries.get(host) or q.host_dictionary(s, host)
-        dict_id, new_dict = None, None
-        if known is not None:
-            self._dictionaries[host] = known
-            dict_id, zdict = known
-        else:
-            zdict = new_dict = bodypack.make_dictionary(body) if extractor == "gcweb" else None
-        if new_dict is not None:
-            dict_id = q.add_dictionary(s, host, new_dict)
-        q.store_body(
-            s,
-            raw_hash,
-            body,
-            content_type,
-            compressed=bodypack.pack(body, zdict),
-            dict_id=dict_id,
-            row_exists=status is not None,
-        )
