@@ -1,15 +1,13 @@
 """The item pipeline: each FetchResult goes through monitor.pagework (extract, hash, compare, store), one
 transaction per page, on one worker thread of the crawl process with its own database connection, so the
 reactor keeps downloading meanwhile. A night is bounded by politeness (one request per `download_delay` per
-host), not by this work. When the spider runs without a run id (plain `scrapy crawl watchlist`), the pipeline
-opens and closes a run itself so the history stays complete."""
+host), not by this work. The run is the spider's (its request's); what could not be stored goes into the
+spider's CrawlReport, which the spider hands to the pass when the crawl ends."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -28,9 +26,6 @@ class StorePipeline:
         self.crawler = crawler
         self.db: Any = None  # storage.Database: the spider's (crawler.inputs)
         self.work: PageWork | None = None
-        self.own_run = False
-        self.errors = 0
-        self.first_error: str | None = None
         self.stopping: asyncio.Future[None] | None = (
             None  # the crawl's early stop, once a write can never succeed
         )
@@ -46,9 +41,6 @@ class StorePipeline:
         self.db = spider.inputs.db
         with self.db.session() as s:
             first_run = not q.has_completed_run(s)
-            if spider.run_id is None:
-                spider.run_id = q.open_run(s, config.digest()).id
-                self.own_run = True
         self.work = PageWork(self.db, config, spider.run_id, first_run=first_run)
 
     async def process_item(self, item: Any) -> Any:
@@ -59,8 +51,7 @@ class StorePipeline:
         try:
             outcome = await asyncio.wrap_future(self.executor.submit(self.work.process, item))
         except Exception as exc:
-            self.errors += 1
-            self.first_error = self.first_error or f"{item.url}: {describe_error(exc)}"
+            self.crawler.spider.report.page_failed(item.url, describe_error(exc))
             stats.inc_value("policywatch/page_errors")
             fatal = is_fatal_storage_error(exc)
             log.error(
@@ -75,40 +66,11 @@ class StorePipeline:
                     self.crawler.engine.close_spider_async(reason="storage_error")
                 )
             return item
+        self.crawler.spider.report.pages_stored += 1
         stats.inc_value(f"policywatch/result/{outcome.result}")
         stats.inc_value(f"policywatch/outcome/{outcome.outcome}")
         item.body = None  # free memory: the body is stored (or not needed) by now
         return item
 
     def close_spider(self) -> None:
-        self.executor.shutdown(wait=True)
-        self._write_result()
-        spider = self.crawler.spider
-        if self.own_run:
-            from policywatch.monitor.nightly.health import crawl_health
-
-            with self.db.session() as s:
-                health = crawl_health(s, spider.run_id, spider.pw_config)
-                q.finish_run(
-                    s,
-                    spider.run_id,
-                    "completed" if not self.errors else "failed",
-                    f"{self.errors} pages could not be stored" if self.errors else None,
-                    health,
-                )
-
-    def _write_result(self) -> None:
-        """Tell the pass (which owns the run) how many pages could not be stored: `POLICYWATCH_RESULT_FILE`.
-        Why a file: the pages that failed left no row to count, and the database may be what failed."""
-        path = self.crawler.settings.get("POLICYWATCH_RESULT_FILE")
-        if not path:
-            return
-        try:
-            data = json.dumps({"page_errors": self.errors, "first_error": self.first_error}).encode()
-            fd = os.open(
-                path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
-            )  # beside the logs: the operator's only
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-        except OSError as exc:  # a full disk: the pass sees no result file and fails the run
-            log.error("could not write the crawl result file %s: %s", path, exc)
+        self.executor.shutdown(wait=True)  # every page handed over is stored (or failed) before the report

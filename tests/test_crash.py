@@ -118,18 +118,18 @@ def test_kill_9_mid_pass_loses_and_doubles_nothing(victim, permits_site, write_c
                 db, "SELECT 1 FROM fetches WHERE run_id = 2 LIMIT 1"
             ):
                 time.sleep(0.05)
-            crawl = [p for p in _pids_with(f"config={Path(cfg).resolve()}") if p != proc.pid]
+            crawl = [p for p in _pids_with("run-2.request.json") if p != proc.pid]  # its typed request
             assert crawl, "no crawl child found"
             workers = _worker_pids(crawl[0])
             os.kill(proc.pid if victim == "pass" else crawl[0], signal.SIGKILL)
             proc.communicate(timeout=60)
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and (
-                _pids_with(f"config={Path(cfg).resolve()}") or any(map(_alive, workers))
+                _pids_with("run-2.request.json") or any(map(_alive, workers))
             ):
                 time.sleep(0.1)
             assert not any(map(_alive, workers)), "page workers outlived the kill"
-            assert not _pids_with(f"config={Path(cfg).resolve()}"), "the crawl outlived the kill"
+            assert not _pids_with("run-2.request.json"), "the crawl outlived the kill"
         finally:
             if proc.poll() is None:
                 proc.kill()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,11 @@ def test_a_watchlist_crawl_imports_no_unused_integration(permits_site, write_con
     assert "scrapy" in loaded and "policywatch.crawler" in result["modules"]
     assert {m: why for m, why in UNUSED.items() if m in loaded} == {}
     assert sum(result["stored"].values()) == 5  # the crawl stored every page itself (4 watched, 1 discovered)
+    # run by hand (`-a config=…`), the crawl opened a run of its own and finished it with its health
+    con = sqlite3.connect(tmp_path / "history.db")
+    runs = con.execute("SELECT status, health IS NOT NULL FROM runs").fetchall()
+    con.close()
+    assert runs == [("completed", 1)]
 
 
 def test_a_pass_is_two_processes_integration(permits_site, write_config, tmp_path):

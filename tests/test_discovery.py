@@ -12,6 +12,7 @@ import pytest
 
 from policywatch.crawler.discovery import read_feed, read_sitemap
 from policywatch.monitor.demo import NightServer
+from policywatch.monitor.handoff import CrawlReport
 from tests.conftest import policywatch
 
 PAGE = (
@@ -121,6 +122,12 @@ def test_sitemap_and_feeds_reveal_new_pages(write_config, tmp_path):
         assert "/en/other/outside-prefix.html" not in requested  # listed, but outside the follow prefixes
         log = next((tmp_path / "reports" / "logs").glob("run-1.log")).read_text()
         assert "broken.json unusable: malformed JSON feed" in log  # a broken source is logged, nothing else
+        # … and reaches the run's health through the crawl's typed report (monitor.handoff), not the log
+        report = CrawlReport.read(tmp_path / "reports" / "logs" / "run-1.report.json")
+        assert [(f.kind, f.url) for f in report.discovery_failed] == [("feed", f"{base}/broken.json")]
+        assert report.pages_stored == 4 and report.pages_failed == 0
+        health = json.loads(con.execute("SELECT health FROM runs WHERE id = 1").fetchone()[0])
+        assert [f["url"] for f in health["discovery_failures"]] == [f"{base}/broken.json"]
         assert (
             con.execute(
                 "SELECT count(*) FROM fetches WHERE page_id IN (SELECT id FROM pages WHERE url LIKE '%.json')"

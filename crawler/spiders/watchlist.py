@@ -1,8 +1,9 @@
 """The watchlist spider: fetches every watched URL (and pages discovered earlier), follows links inside the
 configured prefixes to find new pages, and yields one FetchResult per URL, whatever happened to it.
 
-Run it through `policywatch run` (which opens the run and renders reports afterwards) or directly:
-`scrapy crawl watchlist -a config=policywatch.toml`.
+Run it through `policywatch run` (which opens the run, hands the crawl a typed request — monitor.handoff — and
+reads its report, then renders reports) or directly: `scrapy crawl watchlist -a config=policywatch.toml` (the
+crawl then opens and finishes a run of its own).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urldefrag, urljoin
 
@@ -34,7 +36,9 @@ from policywatch.crawler.inputs import VALIDATOR_CHUNK, CrawlInputs, Validators
 from policywatch.crawler.items import FetchResult
 from policywatch.crawler.middlewares import OffsiteRequest
 from policywatch.monitor.config import Config, Watch
+from policywatch.monitor.handoff import CrawlReport, CrawlRequest
 from policywatch.monitor.urls import normalize_url
+from policywatch.storage import queries as q
 
 log = logging.getLogger(__name__)
 #: Statuses handed to the callback instead of being filtered (redirects are still followed by Scrapy).
@@ -92,21 +96,21 @@ def classify_failure(failure: Failure) -> tuple[str, str]:
 class WatchlistSpider(scrapy.Spider):
     name = "watchlist"
 
-    def __init__(
-        self,
-        config: str | None = None,
-        run_id: str | int | None = None,
-        only: str | None = None,
-        *args: Any,
-        **kwargs: Any,
-    ):
+    def __init__(self, request: str | None = None, config: str | None = None, *args: Any, **kwargs: Any):
+        """`request`: the pass's CrawlRequest file; without one (`-a config=…`, a crawl run by hand) the crawl
+        opens a run of its own."""
         super().__init__(*args, **kwargs)
-        self.config_path = config
-        #: A scheduled job's pass: only the watches under these prefixes ("|"-separated), no discovery.
-        self.only: tuple[str, ...] = tuple(only.split("|")) if only else ()
-        self.run_id = int(run_id) if run_id not in (None, "") else None
+        self.inputs = (
+            CrawlInputs.for_request(CrawlRequest.read(Path(request)))
+            if request
+            else CrawlInputs.standalone(config)
+        )
+        self.request: CrawlRequest = self.inputs.request
+        self.run_id: int = self.request.run_id
+        #: A scheduled job's pass: only the watches under these prefixes, no discovery.
+        self.only: tuple[str, ...] = self.request.only
+        self.report = CrawlReport(run_id=self.run_id)
         self.discovered = 0
-        self.inputs = CrawlInputs(config, self.only)
         self.pw_config: Config = self.inputs.config
         self.seen = self.inputs.seen
 
@@ -165,7 +169,29 @@ class WatchlistSpider(scrapy.Spider):
                 yield self._request(url, "discovered", 1, validators)
 
     def closed(self, reason: str) -> None:
-        self.inputs.close()
+        """After the item pipeline has stored its last page (Scrapy closes it first): tell the pass, or finish
+        the run this crawl opened itself."""
+        try:
+            if self.request.standalone:
+                self._finish_own_run()
+            elif self.request.report_path:
+                self.report.write(Path(self.request.report_path))
+        except OSError as exc:  # a full disk: the pass sees no report and fails the run
+            log.error("could not write the crawl report %s: %s", self.request.report_path, exc)
+        finally:
+            self.inputs.close()
+
+    def _finish_own_run(self) -> None:
+        from policywatch.monitor.nightly.health import crawl_health
+
+        failed = self.report.pages_failed
+        with self.inputs.db.session() as s:
+            health = crawl_health(s, self.run_id, self.pw_config)
+            health["discovery_failures"] = [f.model_dump() for f in self.report.discovery_failed]
+            status, message = (
+                ("failed", f"{failed} pages could not be stored") if failed else ("completed", None)
+            )
+            q.finish_run(s, self.run_id, status, message, health)
 
     async def _room(self) -> None:
         """Wait while the downloader is full and the scheduler still holds requests (Scrapy's lazy start
@@ -325,6 +351,7 @@ class WatchlistSpider(scrapy.Spider):
     def _source_problem(self, url: str, kind: str, message: str) -> None:
         """A discovery source that fails is logged and counted; it never touches the pages' history."""
         log.error("discovery %s %s unusable: %s", kind, url, message)
+        self.report.source_failed(kind, url, message)
         self.crawler.stats.inc_value(f"policywatch/discovery/{kind}_failed")
 
     def source_failed(self, failure: Failure) -> None:

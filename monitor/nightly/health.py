@@ -8,8 +8,6 @@ quiet policy. Health is stored on the run and printed at the end of every report
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -74,21 +72,3 @@ def crawl_health(s: Session, run_id: int, config: Config, stale_after: int = STA
         "stale_sources": stale,
         "stale_after": stale_after,
     }
-
-
-_DISCOVERY_FAILED = re.compile(r"discovery (\S+) (\S+) unusable: (.*)$")
-
-
-def discovery_failures(log_file: Path) -> list[dict[str, str]]:
-    """The discovery sources (sitemaps, feeds) the crawl could not use, from its log: they never touch the
-    pages' history, so the log is the one place they are recorded; the report lists them."""
-    found: list[dict[str, str]] = []
-    try:
-        with open(log_file, encoding="utf-8", errors="replace") as lines:
-            for line in lines:
-                m = _DISCOVERY_FAILED.search(line.rstrip("\n"))
-                if m and len(found) < 50:
-                    found.append({"kind": m.group(1), "url": m.group(2), "message": m.group(3)[:300]})
-    except OSError:
-        return []
-    return found

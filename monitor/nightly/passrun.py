@@ -9,7 +9,6 @@ database.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -22,8 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from policywatch.monitor.config import Config
+from policywatch.monitor.handoff import CrawlReport, CrawlRequest, HandoffError
 from policywatch.monitor.nightly.child import python_module
-from policywatch.monitor.nightly.health import crawl_health, discovery_failures
+from policywatch.monitor.nightly.health import crawl_health
 from policywatch.storage import StorageError, open_database
 from policywatch.storage import queries as q
 from policywatch.storage.locks import LockGuard, LockLost, pass_lock
@@ -75,30 +75,19 @@ def disk_error(what: str, exc: OSError) -> str:
     return f"could not write {what}{where}: {exc.strerror or exc}"
 
 
-def result_file(log_file: Path) -> Path:
-    """Where the crawl child reports pages it could not store (crawler.pipelines writes it at the end)."""
-    return log_file.with_suffix(".result.json")
-
-
-def crawl_command(
-    config_path: Path, run_id: int, log_file: Path, log_level: str = "INFO", only: tuple[str, ...] = ()
-) -> list[str]:
-    cmd = [
+def crawl_command(request_file: Path, log_file: Path, log_level: str = "INFO") -> list[str]:
+    """The crawl child's command line: Scrapy's own settings (its log), and the typed request for the rest."""
+    return [
         *python_module("scrapy"),
         "crawl",
         "watchlist",
         "-a",
-        f"config={config_path}",
-        "-a",
-        f"run_id={run_id}",
+        f"request={request_file}",
         "-s",
         f"LOG_FILE={log_file}",
         "-s",
         f"LOG_LEVEL={log_level}",
-        "-s",
-        f"POLICYWATCH_RESULT_FILE={result_file(log_file)}",
     ]
-    return cmd + (["-a", "only=" + "|".join(only)] if only else [])
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -161,11 +150,24 @@ def _crawl(
     run_id: int,
     log_file: Path,
     only: tuple[str, ...],
+    digest: str,
     progress: ProgressFn | None,
     timeout: float | None,
-) -> str | None:
-    """The crawl as a child process; returns a failure message, or None."""
-    cmd = crawl_command(config.path.resolve(), run_id, log_file, only=only)  # type: ignore[union-attr]
+) -> tuple[str | None, CrawlReport | None]:
+    """The crawl as a child process: its failure message (None: it ran and stored every page) and its report
+    (None when it wrote none: it crashed, or could not start)."""
+    assert config.path is not None  # run_pass refuses a config without a file
+    report_file = log_file.with_suffix(".report.json")
+    report_file.unlink(missing_ok=True)
+    request_file = log_file.with_suffix(".request.json")
+    CrawlRequest(
+        config_path=str(config.path.resolve()),
+        config_digest=digest,
+        run_id=run_id,
+        only=only,
+        report_path=str(report_file),
+    ).write(request_file)
+    cmd = crawl_command(request_file, log_file)
     started = time.monotonic()
     console_log = log_file.with_name(f"run-{run_id}.console.log")
     proc = spawn_crawl(cmd, console_log)
@@ -178,7 +180,18 @@ def _crawl(
     if rc != 0 and message is None:
         detail = _tail(console_log, 1) or _tail(log_file, 3)
         message = f"crawl process exited with status {rc}: {detail}"[:1000]
-    return message or _storage_failures(log_file)
+    try:
+        report: CrawlReport | None = CrawlReport.read(report_file)
+    except HandoffError as exc:
+        report = None
+        if message is None:
+            message = (
+                f"the crawl did not report its result ({exc}; see {log_file}); pages it could not store "
+                "are retried next pass"
+            )
+    if report is not None and report.run_id != run_id:
+        report, message = None, message or f"the crawl reported on run {report.run_id}, not run {run_id}"
+    return message or _storage_failures(report), report
 
 
 #: How long the crawl may take to stop gracefully (Scrapy finishes the requests in flight) before it is
@@ -221,24 +234,14 @@ def _wait_for_crawl(
     return None
 
 
-def _storage_failures(log_file: Path) -> str | None:
+def _storage_failures(report: CrawlReport | None) -> str | None:
     """A crawl that ran but could not store some pages failed: say how many and why (they are fetched again,
     and compared with the last stored version, next pass)."""
-    try:
-        res = json.loads(result_file(log_file).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return (
-            f"the crawl did not report its result (see {log_file}); pages it could not store are retried "
-            "next pass"
-        )
-    n = int(res.get("page_errors") or 0)
-    if not n:
+    if report is None or not report.pages_failed:
         return None
-    return (
-        f"{n} pages could not be stored (first: {res.get('first_error')}); they are fetched again next pass"[
-            :1000
-        ]
-    )
+    first = report.failures[0] if report.failures else None
+    where = f" (first: {first.url}: {first.error})" if first else ""
+    return f"{report.pages_failed} pages could not be stored{where}; they are fetched again next pass"[:1000]
 
 
 def _lock_lost(guard: LockGuard) -> str | None:
@@ -261,7 +264,7 @@ def _locked_pass(
         run_id = q.open_run(s, full.digest(), scope=job or "nightly").id
     try:
         log_file = private_log(config.reports_dir / "logs", f"run-{run_id}.log")
-        message = _crawl(db, config, run_id, log_file, only, progress, timeout)
+        message, report = _crawl(db, config, run_id, log_file, only, full.digest(), progress, timeout)
     except OSError as exc:  # a full disk under the logs: nothing was crawled
         failure = StorageError(disk_error("the pass's logs", exc))
         failure.fatal = True
@@ -279,7 +282,7 @@ def _locked_pass(
     status = "completed" if message is None else "failed"
     with db.session() as s:
         health = crawl_health(s, run_id, config)
-        health["discovery_failures"] = discovery_failures(log_file)
+        health["discovery_failures"] = [f.model_dump() for f in report.discovery_failed] if report else []
         run = q.finish_run(s, run_id, status, message, health)
         counts = q.run_counts(s, run_id)
     from policywatch.monitor.nightly.delivery import deliver, publish_site
