@@ -30,9 +30,15 @@ PYTEST_ARGS ?=
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# mypy reads the installed names (policywatch.crawler, …): the editable install's import hook is invisible to it,
+# so the four folders are linked under $(TYPECHECK)/policywatch, as a wheel lays them out.
+TYPECHECK := $(VENV)/typecheck
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	mkdir -p $(TYPECHECK)/policywatch
+	for d in crawler monitor storage reports; do ln -sfn ../../../$$d $(TYPECHECK)/policywatch/$$d; done
+	MYPYPATH=$(TYPECHECK) $(BIN)/mypy
 
 eval: $(STAMP)
 	$(BIN)/python -m pytest tests/eval -q

@@ -7,9 +7,7 @@ must never request anything outside the configured scheme/host/port, redirects i
 from __future__ import annotations
 
 import logging
-import time
-from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, cast
 
 from scrapy import Request
 from scrapy.crawler import Crawler
@@ -20,6 +18,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.defer import Deferred
 
+from policywatch.monitor.retryafter import retry_after
 from policywatch.monitor.urls import AllowedDomains
 
 log = logging.getLogger(__name__)
@@ -85,14 +84,14 @@ class RetryAfterMiddleware:
 
     def process_response(self, request: Request, response: Response) -> Response:
         if response.status in (429, 503) and b"Retry-After" in response.headers:
-            wait = self._parse(response.headers.get(b"Retry-After", b"").decode("latin-1"))
+            wait = retry_after(response.headers.get(b"Retry-After"))
             if wait is not None:
                 wait = min(wait, self.MAX_WAIT)
                 self.crawler.stats.inc_value("policywatch/retry_after_honoured")
                 downloader = self.crawler.engine.downloader if self.crawler.engine else None
                 key = downloader.get_slot_key(request) if downloader else None
-                slot = downloader.slots.get(key) if downloader else None
-                if slot is not None:
+                slot = downloader.slots.get(key) if downloader and key is not None else None
+                if key is not None and slot is not None:
                     self._hold(key, slot, wait)
                     log.info("server asked to wait %.1fs (Retry-After) for %s", wait, request.url)
         return response
@@ -100,6 +99,7 @@ class RetryAfterMiddleware:
     def _hold(self, key: str, slot: Any, wait: float) -> None:
         """Space the slot's requests by `wait` for `wait` seconds, then give it back its own delay."""
         from twisted.internet import reactor
+        from twisted.internet.interfaces import IReactorTime
 
         before, pending = self._restores.pop(key, (slot.delay, None))
         if pending is not None and pending.active():
@@ -111,17 +111,9 @@ class RetryAfterMiddleware:
             slot.delay = before
             log.info("Retry-After over for %s: its delay is %.1fs again", key, before)
 
-        self._restores[key] = (before, reactor.callLater(wait, restore))  # type: ignore[attr-defined]
-
-    @staticmethod
-    def _parse(value: str) -> float | None:
-        value = value.strip()
-        if value.isdigit():
-            return float(value)
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return None
+        clock = cast(IReactorTime, reactor)  # the installed reactor provides IReactorTime
+        # (zope interfaces declare their methods without `self`, which mypy reads as one argument short)
+        self._restores[key] = (before, clock.callLater(wait, restore))  # type: ignore[arg-type]
 
 
 class RobotsTxtMiddleware(_ScrapyRobotsTxtMiddleware):
@@ -134,7 +126,7 @@ class RobotsTxtMiddleware(_ScrapyRobotsTxtMiddleware):
     the result.
     """
 
-    async def robot_parser(self, request: Request):  # type: ignore[override]
+    async def robot_parser(self, request: Request):
         netloc = urlparse_cached(request).netloc
         pending = self._parsers.get(netloc)
         if isinstance(pending, Deferred):

@@ -9,14 +9,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from scrapy.crawler import Crawler
 
 from policywatch.crawler.items import FetchResult
+from policywatch.monitor.handoff import CrawlReport
 from policywatch.monitor.pagework import PageWork
 from policywatch.storage import queries as q
 from policywatch.storage.db import describe_error, is_fatal_storage_error
+
+if TYPE_CHECKING:
+    from policywatch.crawler.spiders.watchlist import WatchlistSpider
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +28,8 @@ log = logging.getLogger(__name__)
 class StorePipeline:
     def __init__(self, crawler: Crawler):
         self.crawler = crawler
-        self.db: Any = None  # storage.Database: the spider's (crawler.inputs)
         self.work: PageWork | None = None
+        self.report: CrawlReport | None = None  # the spider's: what the pass reads when the crawl ends
         self.stopping: asyncio.Future[None] | None = (
             None  # the crawl's early stop, once a write can never succeed
         )
@@ -36,22 +40,22 @@ class StorePipeline:
         return cls(crawler)
 
     def open_spider(self) -> None:
-        spider = self.crawler.spider
-        config = spider.pw_config
-        self.db = spider.inputs.db
-        with self.db.session() as s:
+        spider = cast("WatchlistSpider", self.crawler.spider)
+        db = spider.inputs.db
+        with db.session() as s:
             first_run = not q.has_completed_run(s)
-        self.work = PageWork(self.db, config, spider.run_id, first_run=first_run)
+        self.work = PageWork(db, spider.pw_config, spider.run_id, first_run=first_run)
+        self.report = spider.report
 
     async def process_item(self, item: Any) -> Any:
         """A page that cannot be stored is logged and counted; the run is then marked failed."""
-        if not isinstance(item, FetchResult) or self.work is None:
+        if not isinstance(item, FetchResult) or self.work is None or self.report is None:
             return item
         stats = self.crawler.stats
         try:
             outcome = await asyncio.wrap_future(self.executor.submit(self.work.process, item))
         except Exception as exc:
-            self.crawler.spider.report.page_failed(item.url, describe_error(exc))
+            self.report.page_failed(item.url, describe_error(exc))
             stats.inc_value("policywatch/page_errors")
             fatal = is_fatal_storage_error(exc)
             log.error(
@@ -62,11 +66,11 @@ class StorePipeline:
             )
             if fatal and self.stopping is None:  # every later page would fail the same way
                 log.error("stopping the crawl: %s", describe_error(exc))
-                self.stopping = asyncio.ensure_future(
-                    self.crawler.engine.close_spider_async(reason="storage_error")
-                )
+                engine = self.crawler.engine
+                assert engine is not None  # items flow only while the engine runs
+                self.stopping = asyncio.ensure_future(engine.close_spider_async(reason="storage_error"))
             return item
-        self.crawler.spider.report.pages_stored += 1
+        self.report.pages_stored += 1
         stats.inc_value(f"policywatch/result/{outcome.result}")
         stats.inc_value(f"policywatch/outcome/{outcome.outcome}")
         item.body = None  # free memory: the body is stored (or not needed) by now

@@ -77,7 +77,10 @@ def markdown_to_html(md: str, local_links: dict[str, str] | None = None) -> tupl
     links = local_links or {}
     text = re.sub(r"\A---\n.*?\n---\n", "", md, flags=re.S)
     lines = [ln.rstrip("\r") for ln in text.splitlines()]
-    title, parts, para, list_stack, table = "", [], [], [], False
+    title, table = "", False
+    parts: list[str] = []
+    para: list[str] = []
+    list_stack: list[int] = []
 
     def flush_para() -> None:
         if para:
@@ -203,7 +206,7 @@ def gcweb_page(shell: str, title: str, body_html: str, date_modified: str, url: 
                 f'<meta name="dcterms.creator" content="{IRCC_NAME}',
             ),
         ):
-            page = re.sub(pattern, lambda _m, v=value: v, page, count=1)
+            page = re.sub(pattern, lambda _m, v=value: str(v), page, count=1)  # type: ignore[misc]
     page = re.sub(
         r'(<meta name="dcterms.modified" title="W3CDTF" content=")[^"]*',
         rf"\g<1>{date_modified}",

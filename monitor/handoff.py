@@ -28,7 +28,7 @@ class HandoffError(Exception):
 
 class Handoff(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
-    version: Literal[1] = VERSION
+    version: Literal[1] = 1  # VERSION
 
     def write(self, path: Path) -> None:
         """Written whole or not at all (a temporary file renamed), 0600."""

@@ -100,7 +100,7 @@ def page_timeline(versions: Sequence[Any], changes: Sequence[Any], timezone: str
     )
     chart.value_formatter = lambda y: ["version", "low", "medium", "high"][int(y)] if 0 <= y <= 3 else ""
     for name, pts in points.items():
-        chart.add(name if name == "version" else f"{name} change", pts or [None])
+        chart.add(name if name == "version" else f"{name} change", pts or [None])  # type: ignore[list-item]
     return _svg(chart)
 
 
@@ -131,9 +131,9 @@ def crs_over_time(records: Sequence[dict[str, Any]]) -> CrsChart | None:
         counts[kind] = counts.get(kind, 0) + 1
     kept = [k for k, _ in sorted(counts.items(), key=lambda kv: -kv[1])[:MAX_SERIES]]
     series: dict[str, list[tuple[float, int]]] = {k: [] for k in kept}
-    for date, kind, crs in sorted(rows):
-        ts = datetime.strptime(date, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
-        series.setdefault(kind if kind in kept else "other", []).append((ts, crs))
+    for day, kind, cutoff in sorted(rows):
+        ts = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+        series.setdefault(kind if kind in kept else "other", []).append((ts, cutoff))
     palette = [
         "#26374a",
         "#b00020",

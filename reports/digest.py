@@ -27,12 +27,25 @@ SIG_RANK = {"low": 0, "medium": 1, "high": 2}
 
 
 class SubscriberLike(Protocol):
-    email: str
-    name: str
-    topics: tuple[str, ...]
-    min_significance: str
-    frequency: str
-    heartbeat: bool
+    """A recipient as the digest reads it (read-only: a config's frozen subscriber, a channel)."""
+
+    @property
+    def email(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def topics(self) -> tuple[str, ...]: ...
+
+    @property
+    def min_significance(self) -> str: ...
+
+    @property
+    def frequency(self) -> str: ...
+
+    @property
+    def heartbeat(self) -> bool: ...
 
 
 def wanted(c: Change, sub: SubscriberLike) -> bool:

@@ -21,15 +21,34 @@ from typing import Protocol
 
 
 class SmtpSettings(Protocol):
-    host: str
-    port: int
-    security: str
-    username_env: str | None
-    password_env: str | None
-    timeout: float
-    ca_file: Path | None
-    allow_plaintext_auth: bool
-    mbox: Path | None
+    """How a message leaves, as the config's `[mail]` says (read-only)."""
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def security(self) -> str: ...
+
+    @property
+    def username_env(self) -> str | None: ...
+
+    @property
+    def password_env(self) -> str | None: ...
+
+    @property
+    def timeout(self) -> float: ...
+
+    @property
+    def ca_file(self) -> Path | None: ...
+
+    @property
+    def allow_plaintext_auth(self) -> bool: ...
+
+    @property
+    def mbox(self) -> Path | None: ...
 
 
 class SendError(Exception):

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, cast
 
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
@@ -41,7 +41,7 @@ from policywatch.reports.digest import (
     render_html,
     render_text,
 )
-from policywatch.reports.mail import SendError, send_message
+from policywatch.reports.mail import SendError, SmtpSettings, send_message
 from policywatch.reports.parity import notes as parity_notes
 from policywatch.storage.models import Change, DigestItem, Run, Subscriber
 from policywatch.storage.models import Digest as DigestRow
@@ -52,15 +52,14 @@ WEEK = timedelta(days=7) - timedelta(
 )  # a weekly digest is due after ~7 days (tolerates schedule jitter)
 
 
-class MailLike(Protocol):
-    host: str
-    port: int
-    security: str
-    sender: str
-    username_env: str | None
-    password_env: str | None
-    timeout: float
-    operator: str | None
+class MailLike(SmtpSettings, Protocol):
+    """`[mail]` as the outbox reads it: the SMTP settings, the sender and the operator (read-only)."""
+
+    @property
+    def sender(self) -> str: ...
+
+    @property
+    def operator(self) -> str | None: ...
 
     @property
     def sender_domain(self) -> str: ...
@@ -87,9 +86,10 @@ class DeliveryReport:
 
 
 def _sender_addr(sender: str) -> str:
-    from email.headerregistry import HeaderRegistry
+    from email.headerregistry import AddressHeader, HeaderRegistry
 
-    return HeaderRegistry()("From", sender).addresses[0].addr_spec
+    header = cast(AddressHeader, HeaderRegistry()("From", sender))  # a From header is an address header
+    return header.addresses[0].addr_spec
 
 
 def finished_top(s: Session) -> int:
@@ -150,7 +150,7 @@ class Outbox:
         self.mail = mail
         self.base_url = base_url
         self.topic_names = topic_names
-        self.transport: Transport = transport or send_message  # type: ignore[assignment]
+        self.transport: Transport = transport or send_message
         self.now = now
         self.timezone = timezone  # digests show their times in it (reports.clock)
         self.parity = parity  # ([parity] languages, grace_days): digests carry the language-parity notes
@@ -214,7 +214,7 @@ class Outbox:
         for did in pending:  # fate unknown: the same bytes again
             if not self._attempt(did, report):
                 with self.db.session() as s:
-                    if s.get(DigestRow, did).status == "pending":  # type: ignore[union-attr]
+                    if s.get(DigestRow, did).status == "pending":
                         return  # still unknown: do not stack a second message behind it
         did = self._prepare(sid, sub, report)
         if did is not None:
@@ -432,7 +432,7 @@ def send_test_mail(mail: MailLike, recipient: str, transport: Transport | None =
         html=None,
         when=utcnow(),
     )
-    (transport or send_message)(mail, body, _sender_addr(mail.sender), [recipient])  # type: ignore[operator]
+    (transport or send_message)(mail, body, _sender_addr(mail.sender), [recipient])
 
 
 def operator_reasons(run: Run, health: dict, previous_stale: Sequence[str]) -> list[str]:

@@ -90,11 +90,14 @@ def pairs(s: Session, languages: tuple[str, ...], now: datetime | None = None) -
             if key in seen:
                 continue
             seen.add(key)
-            found.append(_state(s, *_ordered(r, own, twin, lang, languages), now))
+            a, b, a_lang, b_lang = _ordered(r, own, twin, lang, languages)
+            found.append(_state(s, a, b, a_lang, b_lang, now))
     return sorted(found, key=lambda p: (p.status != "ahead", -(p.days or 0), p.page))
 
 
-def _ordered(r: Any, r_lang: str, t: Any, t_lang: str, languages: tuple[str, ...]) -> tuple[Any, ...]:
+def _ordered(
+    r: Any, r_lang: str, t: Any, t_lang: str, languages: tuple[str, ...]
+) -> tuple[Any, Any, str, str]:
     """A pair is listed by its watched side (the twin was found from it), else by the first language."""
     if (r.source == "watch") != (t.source == "watch"):
         return (r, t, r_lang, t_lang) if r.source == "watch" else (t, r, t_lang, r_lang)

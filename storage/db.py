@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -78,13 +78,13 @@ def _sqlite_pragmas(busy_ms: int, max_bytes: int | None):
     return apply
 
 
-def _query_number(parsed, key: str, default: float | None) -> float | None:
+def _query_number(parsed: Any, key: str, default: float | None) -> float | None:
     """A positive number from the URL's query string (SQLite options that are not connect arguments)."""
     raw = parsed.query.get(key)
     if raw is None:
         return default
     try:
-        value = float(raw)  # type: ignore[arg-type]
+        value = float(raw)
     except ValueError:
         value = -1
     if value <= 0:
@@ -134,12 +134,12 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
         event.listen(
             engine,
             "connect",
-            _sqlite_pragmas(int(timeout * 1000), int(max_mb * 1024 * 1024) if max_mb else None),
+            _sqlite_pragmas(int((timeout or 0) * 1000), int(max_mb * 1024 * 1024) if max_mb else None),
         )
         if readonly:
             event.listen(engine, "connect", lambda c, _r: c.execute("PRAGMA query_only=ON"))
         return engine
-    kwargs = {"pool_pre_ping": True}
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if readonly:
         kwargs["execution_options"] = {"postgresql_readonly": True}
     try:

@@ -107,7 +107,8 @@ class LockGuard:
                     str(exc.orig or exc).splitlines()[0] if str(exc) else type(exc).__name__,
                 )
             try:
-                self.conn.close()
+                if self.conn is not None:
+                    self.conn.close()
             except DBAPIError:
                 pass
             self.conn = None

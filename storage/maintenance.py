@@ -36,7 +36,7 @@ def prune_bodies(s: Session, older_than: datetime) -> tuple[int, int]:
     result = s.execute(
         update(Body).where(cond).values(data=None).execution_options(synchronize_session=False)
     )
-    return result.rowcount or 0, int(freed)
+    return getattr(result, "rowcount", 0) or 0, int(freed)  # an UPDATE's result (CursorResult) has one
 
 
 def write_warc(s: Session, out: BinaryIO, since: datetime | None = None) -> int:
@@ -60,6 +60,7 @@ def write_warc(s: Session, out: BinaryIO, since: datetime | None = None) -> int:
         q = q.where(Version.captured_at >= since)
     n = 0
     for version, url, data, ctype, dict_id in s.execute(q.execution_options(yield_per=200)):
+        assert data is not None  # the query keeps only bodies whose data is stored
         payload = unpack_body(s, data, dict_id)
         headers = StatusAndHeaders(
             "200 OK",

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import CursorResult, Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,7 +36,7 @@ def open_run(s: Session, config_digest: str | None = None, scope: str = "nightly
     return run
 
 
-def run_counts(s: Session, run_id: int) -> dict[str, int]:
+def run_counts(s: Session, run_id: int) -> dict[str, Any]:
     """Counts of a run, computed from its fetches and changes (the single source of truth)."""
     rows = dict(
         s.execute(
@@ -92,13 +92,19 @@ def fail_abandoned_runs(s: Session) -> list[int]:
 
 
 def has_completed_run(s: Session) -> bool:
-    return s.scalar(select(func.count()).select_from(Run).where(Run.status == "completed")) > 0
+    return (s.scalar(select(func.count()).select_from(Run).where(Run.status == "completed")) or 0) > 0
 
 
 # --- pages ----------------------------------------------------------------------------------------------
 # The page work's per-page statements, built once: building a select() costs more CPU than SQLite answering
 # it, and an unchanged night runs them for every page. (SQLAlchemy caches the compiled SQL either way.)
-_PAGES, _FETCHES, _VERSIONS, _BODIES = Page.__table__, Fetch.__table__, Version.__table__, Body.__table__
+# (declarative tables are Table objects; the ORM types __table__ as the wider FromClause)
+_PAGES, _FETCHES, _VERSIONS, _BODIES = (
+    cast(Table, Page.__table__),
+    cast(Table, Fetch.__table__),
+    cast(Table, Version.__table__),
+    cast(Table, Body.__table__),
+)
 _PAGE_BY_KEY = select(_PAGES).where(_PAGES.c.url_key == bindparam("key"))
 # A page's last version is the last *captured* (a backfill inserts older captures after live ones; the
 # (page_id, captured_at) index answers this as cheaply as the id did). Its last fetches, for validators and
@@ -296,7 +302,7 @@ _DICT_CACHE: dict[tuple[str, int], bytes] = {}
 
 
 def body_dictionary(s: Session, dict_id: int) -> bytes:
-    key = (str(s.get_bind().url), dict_id)
+    key = (str(s.get_bind().engine.url), dict_id)
     if key not in _DICT_CACHE:
         data = s.scalar(select(BodyDict.data).where(BodyDict.id == dict_id))
         if data is None:
@@ -387,8 +393,11 @@ def insert_row(s: Session, model: type[Base], **values: Any) -> int:
     """
     stmt = _INSERTS.get(model)
     if stmt is None:
-        stmt = _INSERTS[model] = insert(model.__table__)
-    return s.execute(stmt, values).inserted_primary_key[0]
+        stmt = _INSERTS[model] = insert(cast(Table, model.__table__))
+    result = cast(CursorResult[Any], s.execute(stmt, values))  # an INSERT's result is a cursor result
+    pk = result.inserted_primary_key
+    assert pk is not None  # every table has an integer primary key
+    return int(pk[0])
 
 
 _IF_ABSENT: dict[tuple[str, str, str], Any] = {}
@@ -402,10 +411,9 @@ def _insert_if_absent(s: Session, table: Any, returning: Any) -> Any:
     key = (dialect, table.name, returning.name)
     stmt = _IF_ABSENT.get(key)
     if stmt is None:
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         stmt = _IF_ABSENT[key] = dialect_insert(table).on_conflict_do_nothing().returning(returning)
     return stmt
 

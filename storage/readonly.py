@@ -460,7 +460,8 @@ def _postgresql(parsed: Any, sql: str, timeout: float | None, batch: int) -> Ite
         params.pop("options", "") + " -c default_transaction_read_only=on -c standard_conforming_strings=on"
     ).strip()
     try:
-        conn = psycopg.connect(**args, **params, options=options, connect_timeout=30)
+        extra: dict[str, Any] = {**args, **params}  # libpq's own keywords, from the URL
+        conn = psycopg.connect(**extra, options=options, connect_timeout=30)
     except psycopg.Error as exc:
         safe = parsed.render_as_string(hide_password=True)
         raise StorageError(f"database {safe} unusable: {str(exc).strip().splitlines()[0]}") from None

@@ -21,7 +21,6 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    # type: ignore[override]
     def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
         if value is None:
             return None
@@ -30,7 +29,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    # type: ignore[override]
     def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
         if value is None:
             return None
@@ -66,14 +64,14 @@ class CompressedJSON(TypeDecorator[Any]):
     impl = LargeBinary
     cache_ok = True
 
-    def process_bind_param(self, value: Any, dialect) -> bytes | None:  # type: ignore[override]
+    def process_bind_param(self, value: Any, dialect) -> bytes | None:
         if value is None:
             return None
         if isinstance(value, PackedJSON):
             return bytes(value)
         return zlib.compress(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), 6)
 
-    def process_result_value(self, value: bytes | None, dialect) -> Any:  # type: ignore[override]
+    def process_result_value(self, value: bytes | None, dialect) -> Any:
         if value is None:
             return None
         return json.loads(zlib.decompress(value))
@@ -89,9 +87,8 @@ class HexDigest(TypeDecorator[str]):
     impl = LargeBinary
     cache_ok = True
 
-    def process_bind_param(self, value: str | None, dialect) -> bytes | None:  # type: ignore[override]
+    def process_bind_param(self, value: str | None, dialect) -> bytes | None:
         return bytes.fromhex(value) if value else None
 
-    # type: ignore[override]
     def process_result_value(self, value: bytes | memoryview | None, dialect) -> str | None:
         return bytes(value).hex() if value is not None else None

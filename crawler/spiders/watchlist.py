@@ -45,6 +45,11 @@ log = logging.getLogger(__name__)
 HANDLED = [304] + list(range(400, 600))
 
 
+def _header(headers: Any, name: bytes) -> str:
+    """A response header as text ("" when absent): HTTP header bytes are Latin-1."""
+    return (headers.get(name) or b"").decode("latin-1")
+
+
 def configure_settings(crawler: Crawler, config: Config) -> None:
     """Apply `[crawl]` to Scrapy's settings (allowed before the crawler freezes them)."""
     c = config.crawl
@@ -220,15 +225,16 @@ class WatchlistSpider(scrapy.Spider):
         if response is not None:
             r.status = response.status
             headers = response.headers
-            r.content_type = headers.get(b"Content-Type", b"").decode("latin-1") or None
-            r.etag = headers.get(b"ETag", b"").decode("latin-1") or None
-            r.last_modified = headers.get(b"Last-Modified", b"").decode("latin-1") or None
+            r.content_type = _header(headers, b"Content-Type") or None
+            r.etag = _header(headers, b"ETag") or None
+            r.last_modified = _header(headers, b"Last-Modified") or None
             r.body = response.body
             r.encoding = getattr(response, "encoding", None)
         return r
 
     def parse(self, response: Response) -> Any:
         request = response.request
+        assert request is not None  # a response Scrapy hands a callback carries its request
         status = response.status
         if status == 304:
             yield self._result(response, request, "not_modified")
@@ -247,7 +253,7 @@ class WatchlistSpider(scrapy.Spider):
         parity = self.pw_config.parity
         if not parity.on or response.meta.get("pw_source", "watch") != "watch":
             return
-        ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
+        ctype = _header(response.headers, b"Content-Type").lower()
         if "html" not in ctype or not hasattr(response, "selector"):
             return
         from policywatch.monitor.detection.extract import alternates
@@ -267,7 +273,7 @@ class WatchlistSpider(scrapy.Spider):
         depth = response.meta.get("pw_depth", 0)
         if not disc.follow_prefixes or depth >= disc.depth or not hasattr(response, "xpath"):
             return
-        ctype = response.headers.get(b"Content-Type", b"").decode("latin-1").lower()
+        ctype = _header(response.headers, b"Content-Type").lower()
         if "html" not in ctype:
             return
         for href in response.xpath("//a/@href").getall():
@@ -302,9 +308,7 @@ class WatchlistSpider(scrapy.Spider):
                 )
             else:
                 sm_type = "feed"
-                entries = read_feed(
-                    response.body, response.headers.get(b"Content-Type", b"").decode("latin-1")
-                )
+                entries = read_feed(response.body, _header(response.headers, b"Content-Type"))
         except ValueError as exc:
             self._source_problem(response.url, kind, str(exc))
             return

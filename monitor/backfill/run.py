@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from policywatch.monitor.backfill.captures import Capture, spread, timestamp_problem
 from policywatch.monitor.backfill.wayback import ArchiveClient, ArchiveError
@@ -34,8 +35,18 @@ class PageSummary:
     change_ids: list[int] = field(default_factory=list)
 
 
+class ProgressLike(Protocol):
+    """What the command line shows of a backfill (monitor.cli's progress bar is one)."""
+
+    def listed(self, url: str, count: int) -> None: ...
+
+    def capture(self, url: str, capture: Capture, outcome: str) -> None: ...
+
+    def note(self, message: str) -> None: ...
+
+
 class Progress:
-    """What the command line shows; the default shows nothing."""
+    """The default: shows nothing."""
 
     def listed(self, url: str, count: int) -> None: ...
 
@@ -53,7 +64,7 @@ def backfill_archive(
     start: str | None = None,
     end: str | None = None,
     max_captures: int | None = None,
-    progress: Progress | None = None,
+    progress: ProgressLike | None = None,
 ) -> list[PageSummary]:
     progress = progress or Progress()
     work = ArchiveWork(db, config)
@@ -140,7 +151,7 @@ def backfill_warc(
     records: Iterable[tuple[str, Capture, bytes, str | None, str | None, str]],
     *,
     wanted: Callable[[str], str | None],
-    progress: Progress | None = None,
+    progress: ProgressLike | None = None,
 ) -> list[PageSummary]:
     """Captures read from WARC files (`records`: url, capture, body, content type, charset, where), in time
     order per page; `wanted` maps a record's URL to the watched URL it is a capture of (None: not watched)."""

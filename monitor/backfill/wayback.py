@@ -9,14 +9,12 @@ leaving the archive's host (a redirect elsewhere is refused).
 
 from __future__ import annotations
 
-import email.utils
 import time
 import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from email.message import Message
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -32,6 +30,7 @@ from policywatch.monitor.backfill.captures import (
     screen,
 )
 from policywatch.monitor.config import ArchiveSettings
+from policywatch.monitor.retryafter import retry_after
 
 MAX_BODY = 32 * 1024 * 1024
 _CHUNK = 64 * 1024
@@ -59,7 +58,7 @@ class _SameHost(urllib.request.HTTPRedirectHandler):
     def __init__(self, host: str):
         self.host = host
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
         target = urljoin(req.full_url, newurl)
         if _origin(target) != self.host:
             raise ArchiveError(f"the archive redirected off its host to {target}: not followed")
@@ -162,7 +161,7 @@ class ArchiveClient:
         except urllib.error.HTTPError as err:
             body = _read_all(err, deadline, self.clock, url) if err.fp else b""
             r = _response(err.code, err.headers, body, url)
-            r.retry_after = _retry_after(err.headers.get("Retry-After") if err.headers else None)
+            r.retry_after = retry_after(err.headers.get("Retry-After") if err.headers else None)
             return r
 
     def _wait_turn(self) -> None:
@@ -266,19 +265,3 @@ def _response(status: int, headers: Message, body: bytes, url: str) -> Response:
     ctype = headers.get("Content-Type") if headers else None
     charset = headers.get_content_charset() if headers else None
     return Response(status, body, ctype, charset, url)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds (a number of seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())

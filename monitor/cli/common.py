@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, overload
 
 import typer
 from rich.console import Console
@@ -59,7 +59,7 @@ class CliError(Exception):
         self.code = code
 
 
-def fail(message: str, code: int = EXIT_FAILED) -> None:
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     raise CliError(message, code)
 
 
@@ -108,6 +108,14 @@ def check_topic(config: Config, db: Any, topic: str | None) -> None:
     if topic not in known:
         names = ", ".join(sorted(known)) or "none yet"
         fail(f"--topic {topic!r}: no such topic (known: {names})", EXIT_USAGE)
+
+
+@overload
+def parse_when(value: str, *, option: str = ..., zone: str = ...) -> datetime: ...
+@overload
+def parse_when(value: None, *, option: str = ..., zone: str = ...) -> None: ...
+@overload
+def parse_when(value: str | None, *, option: str = ..., zone: str = ...) -> datetime | None: ...
 
 
 def parse_when(value: str | None, *, option: str = "--since", zone: str = "UTC") -> datetime | None:

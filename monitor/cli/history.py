@@ -147,7 +147,7 @@ def history(
         with db.session() as s:
             page = _page(s, url)
             versions = q.versions_of(s, page.id)
-            rows = [
+            rows: list[dict[str, Any]] = [
                 {
                     "version_id": v.id,
                     "captured_at": v.captured_at.isoformat(),
@@ -190,11 +190,8 @@ def _resolve_version(s, page_id: int, ref: str | None, *, default_last: bool, op
         return v
     if option == "--version":
         fail(f"--version: {ref!r} is not a version id (the numbers `history` prints)", EXIT_USAGE)
-    if option in ("--at", "--to"):
-        when = parse_as_of(ref, option=option, zone=zone)
-    else:
-        when = parse_when(ref, option=option, zone=zone)
-    assert when is not None
+    at = parse_as_of if option in ("--at", "--to") else parse_when
+    when = at(ref, option=option, zone=zone)
     v = q.version_at(s, page_id, when)
     if v is None:
         first = q.versions_of(s, page_id)
@@ -338,6 +335,7 @@ def explain(
 
     cfg = _config(config)
     stored_as = None
+    body: bytes | None
     if file is not None:
         try:
             body = file.read_bytes()

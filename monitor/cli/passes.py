@@ -6,6 +6,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import (
@@ -32,6 +33,12 @@ from policywatch.monitor.cli.common import (
     out,
 )
 from policywatch.reports import clock
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from policywatch.monitor.config import Config
+    from policywatch.storage import Database
 
 
 @app.command()
@@ -138,7 +145,25 @@ def status(
     fmt: TextJson = typer.Option(TextJson.text, "--format", "-f", help="Output format."),
 ) -> None:
     """Last pass (result, counts, health), a pass running now, next scheduled passes, pending digests."""
+    cfg = _config(config)
+    with _opened(cfg) as db, db.session() as s:
+        data = _status_data(cfg, db, s)
+    if fmt == "json":
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    _print_status(data, cfg.schedule.timezone)
 
+
+def _run_dict(run: Any, **extra: Any) -> dict[str, Any] | None:
+    from policywatch.storage.serialize import iso
+
+    if run is None:
+        return None
+    return {"run_id": run.id, "scope": run.scope, "started_at": iso(run.started_at), **extra}
+
+
+def _status_data(cfg: Config, db: Database, s: Session) -> dict[str, Any]:
+    """What `status` says, as its JSON: read in one transaction."""
     from sqlalchemy import func, select
 
     from policywatch.monitor.nightly.scheduler import describe
@@ -146,75 +171,55 @@ def status(
     from policywatch.storage.models import Digest, Run
     from policywatch.storage.serialize import iso
 
-    cfg = _config(config)
-    now = datetime.now(UTC)
-    with _opened(cfg) as db, db.session() as s:
-        last = s.scalar(select(Run).where(Run.status != "running").order_by(Run.id.desc()).limit(1))
-        running = s.scalar(select(Run).where(Run.status == "running").order_by(Run.id.desc()).limit(1))
-        # A run marked "running" whose pass no longer holds the lock was killed (kill -9, power loss): the
-        # next pass records it as failed; until then it is reported as interrupted, never as running now.
-        interrupted = None
-        if running is not None and pass_running(db.engine) is False:
-            interrupted, running = running, None
-        outbox = dict(
-            s.execute(
-                select(Digest.status, func.count())
-                .where(Digest.status.in_(("pending", "failed")))
-                .group_by(Digest.status)
-            ).all()
-        )
-        last_error = s.scalar(
-            select(Digest.last_error)
-            .where(Digest.status.in_(("pending", "failed")))
-            .order_by(Digest.id.desc())
-            .limit(1)
-        )
-        h = (last.health or {}) if last else {}
-        data = {
-            "last_pass": None
-            if last is None
-            else {
-                "run_id": last.id,
-                "scope": last.scope,
-                "status": last.status,
-                "started_at": iso(last.started_at),
-                "finished_at": iso(last.finished_at),
-                "message": last.message,
-                "fetched": last.pages_fetched,
-                "new": last.pages_new,
-                "changed": last.pages_changed,
-                "failed": last.pages_failed,
-                "failures_by_class": h.get("failures_by_class", {}),
-                "stale_sources": h.get("stale_sources", []),
-                "selector_drift": h.get("selector_drift", []),
-            },
-            "running": None
-            if running is None
-            else {"run_id": running.id, "scope": running.scope, "started_at": iso(running.started_at)},
-            "interrupted": None
-            if interrupted is None
-            else {
-                "run_id": interrupted.id,
-                "scope": interrupted.scope,
-                "started_at": iso(interrupted.started_at),
-                "message": "its pass is no longer running (killed); the next pass records it as failed",
-            },
-            "next_passes": [{"job": j, "cron": c, "next": iso(t)} for j, c, t in describe(cfg, now)],
-            "timezone": cfg.schedule.timezone,
-            "digests": {
-                "pending": outbox.get("pending", 0),
-                "failed": outbox.get("failed", 0),
-                "last_error": last_error,
-                "subscribers": len(cfg.subscribers),
-                "mail_configured": cfg.mail is not None,
-            },
-        }
-    if fmt == "json":
-        sys.stdout.write(json.dumps(data, indent=2) + "\n")
-        return
+    last = s.scalar(select(Run).where(Run.status != "running").order_by(Run.id.desc()).limit(1))
+    running = s.scalar(select(Run).where(Run.status == "running").order_by(Run.id.desc()).limit(1))
+    # A run marked "running" whose pass no longer holds the lock was killed (kill -9, power loss): the
+    # next pass records it as failed; until then it is reported as interrupted, never as running now.
+    interrupted = None
+    if running is not None and pass_running(db.engine) is False:
+        interrupted, running = running, None
+    waiting = Digest.status.in_(("pending", "failed"))
+    outbox = dict(s.execute(select(Digest.status, func.count()).where(waiting).group_by(Digest.status)).all())
+    last_error = s.scalar(select(Digest.last_error).where(waiting).order_by(Digest.id.desc()).limit(1))
+    h = (last.health or {}) if last else {}
+    killed = "its pass is no longer running (killed); the next pass records it as failed"
+    return {
+        "last_pass": None
+        if last is None
+        else {
+            "run_id": last.id,
+            "scope": last.scope,
+            "status": last.status,
+            "started_at": iso(last.started_at),
+            "finished_at": iso(last.finished_at),
+            "message": last.message,
+            "fetched": last.pages_fetched,
+            "new": last.pages_new,
+            "changed": last.pages_changed,
+            "failed": last.pages_failed,
+            "failures_by_class": h.get("failures_by_class", {}),
+            "stale_sources": h.get("stale_sources", []),
+            "selector_drift": h.get("selector_drift", []),
+        },
+        "running": _run_dict(running),
+        "interrupted": _run_dict(interrupted, message=killed),
+        "next_passes": [
+            {"job": j, "cron": c, "next": iso(t)} for j, c, t in describe(cfg, datetime.now(UTC))
+        ],
+        "timezone": cfg.schedule.timezone,
+        "digests": {
+            "pending": outbox.get("pending", 0),
+            "failed": outbox.get("failed", 0),
+            "last_error": last_error,
+            "subscribers": len(cfg.subscribers),
+            "mail_configured": cfg.mail is not None,
+        },
+    }
 
-    def when(key: str, row: dict) -> str:  # the text shows times as every human output does (reports.clock)
-        return clock.human(datetime.fromisoformat(row[key]), cfg.schedule.timezone) if row[key] else "—"
+
+def _print_status(data: dict[str, Any], zone: str) -> None:
+    def when(key: str, row: dict[str, Any]) -> str:  # times as every human output shows them (reports.clock)
+        return clock.human(datetime.fromisoformat(row[key]), zone) if row[key] else "—"
 
     lp = data["last_pass"]
     if lp is None:
@@ -234,11 +239,9 @@ def status(
             out.print(f"  STALE (no good fetch in several passes): {', '.join(lp['stale_sources'])}")
         if lp["selector_drift"]:
             out.print(f"  content selector stopped matching: {', '.join(lp['selector_drift'])}")
-    if data["running"]:
-        r = data["running"]
+    if r := data["running"]:
         out.print(f"running now: run {r['run_id']} ({r['scope']}) since {when('started_at', r)}")
-    if data["interrupted"]:
-        r = data["interrupted"]
+    if r := data["interrupted"]:
         out.print(
             f"interrupted: run {r['run_id']} ({r['scope']}), started {when('started_at', r)}: {r['message']}"
         )

@@ -317,8 +317,8 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         if key in seen:
             _fail(f"watch[{i}].url", f"{w.url!r} is listed twice")
         seen.add(key)
-        for t in w.topics:
-            topics.setdefault(t, Topic(t, t.replace("-", " ").title()))
+        for name in w.topics:
+            topics.setdefault(name, Topic(name, name.replace("-", " ").title()))
         watches.append(Watch(w.url, tuple(w.topics), w.kind, w.json_records, w.json_id))
 
     d = f.discovery

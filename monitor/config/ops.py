@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from email.errors import HeaderParseError
 from email.headerregistry import Address
 from pathlib import Path
+from typing import cast
 
 SIGNIFICANCES = ("low", "medium", "high")
 SECURITY = ("none", "starttls", "ssl")
@@ -80,13 +81,13 @@ class Schedule:
 
 def address(value: str) -> Address:
     """Parse "Name <a@b.c>" or "a@b.c"; ValueError if it is not one address."""
-    from email.headerregistry import HeaderRegistry
+    from email.headerregistry import AddressHeader, HeaderRegistry
 
     try:
         header = HeaderRegistry()("To", value)
     except (HeaderParseError, IndexError) as exc:
         raise ValueError(str(exc)) from exc
-    addrs = header.addresses
+    addrs = cast(AddressHeader, header).addresses  # a To header is an address header
     if len(addrs) != 1 or not addrs[0].domain or not addrs[0].username or header.defects:
         raise ValueError("not a single e-mail address")
     return addrs[0]

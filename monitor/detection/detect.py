@@ -277,8 +277,8 @@ def detect_html(
         discovered=discovered,
         topic_defs=topic_defs,
     )
-    facts = merge_fact_changes([op.get("facts", {}) for op in ops])
-    facts = {k: unique_facts(v) for k, v in facts.items()}
+    merged = merge_fact_changes([op.get("facts", {}) for op in ops])
+    fact_changes = {k: unique_facts(v) for k, v in merged.items()}
     counts = {k: sum(1 for op in ops if op["op"] == k) for k in ("added", "removed", "changed", "moved")}
     _add_context(ops, old["blocks"], new_blocks)
     for op in ops:  # a page that is a listing names its entries ("New program delivery update: …")
@@ -325,7 +325,7 @@ def detect_html(
         "counts": counts,
         "blocks": ops[:MAX_OPS_STORED],
         "truncated": len(ops) > MAX_OPS_STORED,
-        "facts": facts,
+        "facts": fact_changes,
         "reasons": reasons,
         "date_modified": {
             "before": old.get("meta", {}).get("date_modified"),

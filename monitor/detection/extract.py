@@ -559,7 +559,7 @@ class _Walker:
             self._section = [t for _, t in path]
 
     def walk(self, el: etree._Element) -> None:
-        if self.mark_notices and not self.in_notice and el in self.notices:
+        if self.notices and not self.in_notice and el in self.notices:
             self.in_notice = True
             try:
                 self._walk(el)

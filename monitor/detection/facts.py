@@ -274,7 +274,7 @@ def key_facts(text: str, limit: int = 6) -> list[str]:
             seen[(kind, value)] += 1
             first.setdefault((kind, value), len(first))
     ranked = sorted(seen, key=lambda k: (-seen[k], first[k]))  # the most repeated first: the page's own code
-    best = {}
+    best: dict[str, Any] = {}
     for kind, value in ranked:
         best.setdefault(kind, value)
     order = ["fee", "exemption_code", "teer", "until", "count", "noc", "form", "date"]

@@ -74,7 +74,8 @@ def _pick_id(records: list[dict[str, Any]], wanted: str | None) -> str:
 def to_records(data: Any, records_path: str | None = None, id_field: str | None = None) -> dict[str, Any]:
     """Normalize a JSON document to {"records": {id: record}, "id_field", "records_path", "meta": {...}}."""
     if records_path:
-        path, records = records_path, _get_path(data, records_path)
+        path: str | None = records_path
+        records = _get_path(data, records_path)
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             raise MalformedJSON(f"{records_path!r} is not a list of objects")
     else:

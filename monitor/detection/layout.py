@@ -72,7 +72,7 @@ SIDEBAR_MIN_CHARS = 30
 
 def _names(el: etree._Element) -> list[str]:
     """An element's id and class tokens, lower case."""
-    out = []
+    out: list[str] = []
     for attr in ("id", "class"):
         value = el.get(attr)
         if value:

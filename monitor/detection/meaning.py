@@ -303,7 +303,7 @@ def _is_typo(before: str, after: str) -> bool:
 def _status_terms(text: str) -> set[str]:
     """The status phrases of `text`, each in a sentence that names what is open or closed (an intake, a
     program, a stream, registrations…): "the office is closed on weekends" is no status."""
-    out = set()
+    out: set[str] = set()
     for rx in (STATUS, STATUS_FR) if any(mark in text for mark in _FR_STATUS_MARKS) else (STATUS,):
         for sent in sentences(text) if rx.search(text) else ():
             if INTAKE_NOUN.search(sent):
@@ -398,13 +398,35 @@ def _fact_headline(
 
 
 def classify(op: dict[str, Any]) -> Meaning:
-    """The meaning of one block operation from `diff.diff_blocks`."""
-    kind, verb, text = op.get("kind", ""), op["op"], op.get("text", "")
+    """The meaning of one block operation from `diff.diff_blocks`: the first of these readings that applies —
+    a notice, a status, a fact changed in place, a changed block's wording, then a block added or removed."""
+    verb = op["op"]
+    text, before, facts = _op_texts(op)
+    section = " › ".join(op.get("section") or [])
+    where = f" ({section})" if section else ""
+    if verb == "moved":
+        return Meaning("layout", "low", f"Moved{where}: {_quote(text, 100)}")
+    notice = _notice(op, verb, text, facts, where)
+    if notice is not None:
+        return notice
+    fact_heads, stamp = _fact_heads(op, verb, text, before, facts, section, where)
+    if stamp is not None:
+        return stamp
+    reading = _status(op, verb, text, before, fact_heads) or _in_place(
+        op, verb, text, before, facts, fact_heads, where
+    )
+    if reading is not None:
+        return reading
+    return _added_or_removed(op, verb, text, facts, section, where)
+
+
+def _op_texts(op: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """The operation's text, the text before, and its fact changes; a table row is read with its column names
+    ("Intake cap: 500" is a cap, "Amount: $1,150" a fee)."""
+    verb, text = op["op"], op.get("text", "")
     facts = op.get("facts") or {}
     before = op.get("before", "")
-    row = row_cells(op)
-    if kind == "tr" and op.get("header"):
-        # a row read with its column names: "Intake cap: 500" is a cap, "Amount: $1,150" a fee
+    if op.get("kind", "") == "tr" and op.get("header"):
         text = labelled_row(op["header"], text)
         before = labelled_row(op["header"], before) if before else before
         if verb == "changed":
@@ -412,26 +434,28 @@ def classify(op: dict[str, Any]) -> Meaning:
         else:
             found = extract_facts(text)
             facts = compare_facts([], found) if verb == "added" else compare_facts(found, [])
-    section = " › ".join(op.get("section") or [])
-    where = f" ({section})" if section else ""
-    if verb == "moved":
-        return Meaning("layout", "low", f"Moved{where}: {_quote(text, 100)}")
-    # -- the program's online system will be down: a service notice, in the page's own content -----------
+    return text, before, facts
+
+
+def _notice(op: dict[str, Any], verb: str, text: str, facts: dict[str, Any], where: str) -> Meaning | None:
+    # the program's online system will be down: a service notice, in the page's own content
     if not op.get("notice") and SERVICE_NOTICE.search(text) and verb in ("added", "changed"):
         hit = next((x for x in sentences(text) if SERVICE_NOTICE.search(x)), text)
         return Meaning("service", "medium", f"Service notice: {_quote(hit, 120)}{where}")
-    # -- a banner about the website (maintenance, outages, holidays, scams): low, whatever it says ---------
+    # a banner about the website (maintenance, outages, holidays, scams): low, whatever it says
     if SITE_NOTICE.search(text) and (op.get("notice") or verb in ("added", "removed")):
         if not facts.get("changed") or op.get("notice"):
             verb_word = {"added": "shown", "removed": "gone"}.get(verb, "changed")
             return Meaning("notice", "low", f"Site notice {verb_word}: {_quote(text, 100)}")
-    # -- status: opened, closed, paused, now accepting ---------------------------------------------------
-    if verb == "changed":
-        new_status = _status_terms(text) - _status_terms(before)
-        gone_status = _status_terms(before) - _status_terms(text)
-        status_text = text if new_status else before if gone_status else ""
-    else:
-        status_text = text if _status_terms(text) else ""
+    return None
+
+
+def _fact_heads(
+    op: dict[str, Any], verb: str, text: str, before: str, facts: dict[str, Any], section: str, where: str
+) -> tuple[list[tuple[str, str]], Meaning | None]:
+    """The headlines of the policy facts changed in place, (class, headline) each; or the publisher's edit
+    stamp as the whole meaning when that is all that moved."""
+    row = row_cells(op)
     fact_heads = [
         _fact_headline(c, text, policy_class(text), section, row)
         for c in facts.get("changed", [])
@@ -441,69 +465,95 @@ def classify(op: dict[str, Any]) -> Meaning:
     stamps = [h for cls, h in fact_heads if cls == "metadata"]
     fact_heads = [(cls, h) for cls, h in fact_heads if cls != "metadata"]
     if stamps and not fact_heads and verb == "changed" and _only_stamps_changed(before, text, facts):
-        return Meaning("metadata", "low", stamps[0] + where)
+        return [], Meaning("metadata", "low", stamps[0] + where)
     # a bare number with nothing around it that makes it policy (a visitor counter, "1,204 views") is wording
     if not (policy_class(text) or policy_class(section) or INTAKE_NOUN.search(text)):
         fact_heads = [(cls, head) for cls, head in fact_heads if cls != "fact"]
+    return fact_heads, None
+
+
+def _status(
+    op: dict[str, Any], verb: str, text: str, before: str, fact_heads: list[tuple[str, str]]
+) -> Meaning | None:
+    """Opened, closed, paused, now accepting: a status fact, or a status phrase that came or went."""
+    if verb == "changed":
+        new_status = _status_terms(text) - _status_terms(before)
+        gone_status = _status_terms(before) - _status_terms(text)
+        status_text = text if new_status else before if gone_status else ""
+    else:
+        status_text = text if _status_terms(text) else ""
     for cls, head in fact_heads:
         if cls == "status":
             others = [h for c, h in fact_heads if h != head]
             return Meaning("status", "high", "; ".join([head, *others[:2]]))
-    if status_text:
-        if verb == "changed" and not _status_terms(text):
-            # the old status is gone ("not accepting applications" → "we will accept up to 600 applications"):
-            # the news is what the page says now
-            after, spans, *_ = _inserted_spans(op.get("inline") or [["del", before], ["ins", text]])
-            touched = [t for t, _share in _sentences_touched(after, spans)] or [text]
-            was = next((x for x in sentences(before) if _status_terms(x)), before)
-            return Meaning(
-                "status", "high", f"Status: {_quote(' '.join(touched[:2]))} (was: {_quote(was, 60)})"
-            )
-        hit = " ".join([s for s in sentences(status_text) if _status_terms(s)][:2]) or status_text
-        prefix = "Status notice removed" if verb == "removed" else "Status"
-        return Meaning("status", "high", f"{prefix}: {_quote(hit)}")
-    # -- site notices and banners ------------------------------------------------------------------------
+    if not status_text:
+        return None
+    if verb == "changed" and not _status_terms(text):
+        # the old status is gone ("not accepting applications" → "we will accept up to 600 applications"):
+        # the news is what the page says now
+        after, spans, *_ = _inserted_spans(op.get("inline") or [["del", before], ["ins", text]])
+        touched = [t for t, _share in _sentences_touched(after, spans)] or [text]
+        was = next((x for x in sentences(before) if _status_terms(x)), before)
+        return Meaning("status", "high", f"Status: {_quote(' '.join(touched[:2]))} (was: {_quote(was, 60)})")
+    hit = " ".join([s for s in sentences(status_text) if _status_terms(s)][:2]) or status_text
+    prefix = "Status notice removed" if verb == "removed" else "Status"
+    return Meaning("status", "high", f"{prefix}: {_quote(hit)}")
+
+
+def _in_place(
+    op: dict[str, Any],
+    verb: str,
+    text: str,
+    before: str,
+    facts: dict[str, Any],
+    fact_heads: list[tuple[str, str]],
+    where: str,
+) -> Meaning | None:
+    """A site notice shown or gone, facts changed in place, or a changed block's own reading (always one for
+    a changed block; None leaves an added or removed block to `_added_or_removed`)."""
     if (op.get("notice") or SITE_NOTICE.search(text)) and verb in ("added", "removed"):
         if op.get("notice") or not fact_heads:
             verb_word = "shown" if verb == "added" else "gone"
             return Meaning("notice", "low", f"Site notice {verb_word}: {_quote(text, 100)}")
-    # -- facts that changed in place ---------------------------------------------------------------------
     if fact_heads:
         heads = list(dict.fromkeys(h for _, h in fact_heads))
         return Meaning(fact_heads[0][0], "medium", "; ".join(heads[:3]) + where)
-    if verb == "changed":
-        lone = [
-            (side, f)
-            for side in ("added", "removed")
-            for f in facts.get(side, [])
-            if f["type"] in POLICY_FACTS and f["type"] != "count"
-        ]
-        if lone and not _is_typo(before, text):
-            side, f = lone[0]
-            label = FACT_HEADLINE.get(f["type"], "Fact")
-            hit = next((x for x in sentences(text if side == "added" else before) if f["value"] in x), None)
-            hit = hit or _best_sentence(text)
-            return Meaning(
-                f["type"] if f["type"] in LABELS else policy_class(text) or "fact",
-                "medium",
-                f"{label} {side}: {f['value']} — {_quote(hit, 100)}{where}",
-            )
-        return _classify_changed(op, text, before, where)
-    # -- a block added or removed ------------------------------------------------------------------------
+    if verb != "changed":
+        return None
+    lone = [
+        (side, f)
+        for side in ("added", "removed")
+        for f in facts.get(side, [])
+        if f["type"] in POLICY_FACTS and f["type"] != "count"
+    ]
+    if lone and not _is_typo(before, text):
+        side, f = lone[0]
+        label = FACT_HEADLINE.get(f["type"], "Fact")
+        hit = next((x for x in sentences(text if side == "added" else before) if f["value"] in x), None)
+        hit = hit or _best_sentence(text)
+        return Meaning(
+            f["type"] if f["type"] in LABELS else policy_class(text) or "fact",
+            "medium",
+            f"{label} {side}: {f['value']} — {_quote(hit, 100)}{where}",
+        )
+    return _classify_changed(op, text, before, where)
+
+
+def _added_or_removed(
+    op: dict[str, Any], verb: str, text: str, facts: dict[str, Any], section: str, where: str
+) -> Meaning:
+    """A block added or removed: a section, a dated row or listing entry, a list's entry, a lone date, a
+    policy fact or rule, else wording."""
+    kind = op.get("kind", "")
     added_facts = [f for f in facts.get("added", []) + facts.get("removed", []) if f["type"] in POLICY_FACTS]
     # a list item or row under "Eligibility" or "Required documents" is a rule even when it says only
     # "an offer of arranged employment"
     cls = policy_class(text) or policy_class(section) or policy_class(op.get("lead_in") or "")
-    is_heading = kind.startswith("h") and kind[1:].isdigit()
-    if is_heading:
+    if kind.startswith("h") and kind[1:].isdigit():
         label = "New section" if verb == "added" else "Section removed"
         return Meaning(cls or "layout", "medium" if cls else "low", f"{label}: {_quote(text, 100)}")
-    if (
-        kind == "tr"
-        and cls in (None, "date")
-        and added_facts
-        and all(f["type"] == "date" for f in added_facts)
-    ):
+    dates_only = bool(added_facts) and all(f["type"] == "date" for f in added_facts)
+    if kind == "tr" and cls in (None, "date") and dates_only:
         # a dated row of a table (a session, a draw, an event): the row, its fact first, empty cells out;
         # a linked row of a listing (IRCC's program delivery updates, a news table): what it announces
         entry = _listing_entry(op, verb, text, added_facts[0]["value"])
@@ -521,33 +571,33 @@ def classify(op: dict[str, Any]) -> Meaning:
             return Meaning("section", "medium", f"{label}: {clip(text, 80)}{where}")
         label = "Added to the list" if verb == "added" else "Removed from the list"
         return Meaning("section", "medium", f"{label}: {_quote(text, 80)}{where}")
-    if not cls and added_facts and all(f["type"] == "date" for f in added_facts) and _bare(text):
+    if not cls and dates_only and _bare(text):
         # a date standing alone ("At midday 26 November", "From 24 February:"): it dates what follows, the
         # rules it introduces are the news
         label = "New date" if verb == "added" else "Date removed"
         return Meaning("schedule", "medium", f"{label}: {_quote(text, 80)}{where}")
     if cls or added_facts:
-        if any(f["type"] == "fee" for f in added_facts):
-            cls = "fee"
-        cls = cls or added_facts[0]["type"]
-        hit = (
-            row_quote(text, added_facts[0]["value"] if added_facts else None)
-            if kind == "tr"
-            else _best_sentence(text)
-        )
-        label = LABELS.get(cls, FACT_HEADLINE.get(cls, "Fact"))
-        if any(f["type"] == "fee" for f in added_facts):
-            label = "Fee"
-        if verb == "added":
-            head = f"New {label.lower()}: {_quote(hit)}"
-        else:
-            head = f"{label} removed: {_quote(hit)}"
-        return Meaning(cls, "medium", head + where)
+        return _new_or_removed_fact(kind, verb, text, cls, added_facts, where)
     if op.get("images") and not text:
         return Meaning("layout", "low", f"Image {verb}{where}")
     return Meaning(
         "wording", "low", f"{'Added' if verb == 'added' else 'Removed'}{where}: {_quote(text, 100)}"
     )
+
+
+def _new_or_removed_fact(
+    kind: str, verb: str, text: str, cls: str | None, added_facts: list[dict[str, Any]], where: str
+) -> Meaning:
+    fee = any(f["type"] == "fee" for f in added_facts)
+    cls = "fee" if fee else cls or added_facts[0]["type"]
+    hit = (
+        row_quote(text, added_facts[0]["value"] if added_facts else None)
+        if kind == "tr"
+        else _best_sentence(text)
+    )
+    label = "Fee" if fee else LABELS.get(cls, FACT_HEADLINE.get(cls, "Fact"))
+    head = f"New {label.lower()}: {_quote(hit)}" if verb == "added" else f"{label} removed: {_quote(hit)}"
+    return Meaning(cls, "medium", head + where)
 
 
 _NAME_COLUMN = re.compile(r"title|name|subject|update|notice|release|document", re.I)

@@ -190,7 +190,8 @@ def _crawl(
                 "are retried next pass"
             )
     if report is not None and report.run_id != run_id:
-        report, message = None, message or f"the crawl reported on run {report.run_id}, not run {run_id}"
+        message = message or f"the crawl reported on run {report.run_id}, not run {run_id}"
+        report = None
     return message or _storage_failures(report), report
 
 

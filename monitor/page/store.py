@@ -84,6 +84,7 @@ class Writer:
         host = urlsplit(url).netloc.lower()
         body_row = q.body_status(s, raw_hash) if known_page else None
         packed, dict_id, new_dict = None, None, None
+        zdict: bytes | None
         if not body_row:
             known = self._dictionaries.get(host) or q.host_dictionary(s, host)
             if known is not None:

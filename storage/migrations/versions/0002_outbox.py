@@ -47,12 +47,14 @@ def _convert_blocks(to_compressed: bool) -> None:
         if not rows:
             break
         for vid, value in rows:
+            new: bytes | str
             if to_compressed:
                 obj = json.loads(value) if isinstance(value, (str, bytes)) else value
                 new = zlib.compress(json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode(), 6)
             else:
-                new = json.loads(zlib.decompress(value)) if value is not None else None
-                new = json.dumps(new, ensure_ascii=False)
+                new = json.dumps(
+                    json.loads(zlib.decompress(value)) if value is not None else None, ensure_ascii=False
+                )
             bind.execute(sa.text(f"UPDATE versions SET {dst} = :v WHERE id = :id"), {"v": new, "id": vid})
         last = rows[-1][0]
 
@@ -63,8 +65,9 @@ def _initial():
     from pathlib import Path
 
     spec = importlib.util.spec_from_file_location("pw_mig_0001", Path(__file__).with_name("0001_initial.py"))
+    assert spec is not None and spec.loader is not None  # the file ships beside this one
     mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    spec.loader.exec_module(mod)
     return mod
 
 

@@ -35,7 +35,7 @@ def downgrade() -> None:
     import zlib
 
     bind = op.get_bind()
-    dicts = dict(bind.execute(sa.text("SELECT id, data FROM body_dicts")).all())
+    dicts: dict[int, bytes] = dict(bind.execute(sa.text("SELECT id, data FROM body_dicts")).tuples().all())
     last = ""
     while True:  # every dictionary-compressed body back to plain zlib, 200 at a time
         rows = bind.execute(
