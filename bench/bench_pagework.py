@@ -127,7 +127,8 @@ def main() -> int:
     from corpus_server import Corpus
 
     from policywatch.monitor.config import parse_config
-    from policywatch.monitor.detection.extract import extract_html, parse_html
+    from policywatch.monitor.detection.decode import parse_html
+    from policywatch.monitor.detection.extract import extract_html
     from policywatch.monitor.pagework import FetchResult, PageWork
     from policywatch.storage import open_database
     from policywatch.storage import queries as q

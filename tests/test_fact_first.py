@@ -12,8 +12,9 @@ from __future__ import annotations
 import pytest
 
 from policywatch.monitor.detection import pubmeta
+from policywatch.monitor.detection.decode import parse_html
 from policywatch.monitor.detection.detect import detect_html, short_title
-from policywatch.monitor.detection.extract import extract_html, parse_html
+from policywatch.monitor.detection.extract import extract_html
 from tests.test_meaning import URL, detect, page
 from tests.test_meaning import detect_pages as run
 

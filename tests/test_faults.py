@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from policywatch.monitor.detection.extract import effective_encoding
+from policywatch.monitor.detection.decode import effective_encoding
 from tests.conftest import BIN, ROOT
 
 pytestmark = pytest.mark.slow

@@ -138,7 +138,8 @@ def test_parity_needs_its_section(write_config):
     ],
 )
 def test_a_pages_twin_is_read_from_its_language_links(html, expected):
-    from policywatch.monitor.detection.extract import alternates, parse_html
+    from policywatch.monitor.detection.decode import parse_html
+    from policywatch.monitor.detection.headmeta import alternates
 
     assert alternates(parse_html(html.encode()), "https://www.canada.ca/en/a.html") == expected
 

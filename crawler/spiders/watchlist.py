@@ -256,7 +256,7 @@ class WatchlistSpider(scrapy.Spider):
         ctype = _header(response.headers, b"Content-Type").lower()
         if "html" not in ctype or not hasattr(response, "selector"):
             return
-        from policywatch.monitor.detection.extract import alternates
+        from policywatch.monitor.detection.headmeta import alternates
 
         try:
             found = alternates(response.selector.root, response.url)

@@ -19,62 +19,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
-from urllib.parse import urljoin
 
 import orjson
 from lxml import etree
 from lxml.cssselect import CSSSelector
 
 from policywatch.monitor.detection import pubmeta
+from policywatch.monitor.detection.blocks import Walker
+from policywatch.monitor.detection.decode import parse_html
+from policywatch.monitor.detection.headmeta import alternates, extract_metadata, first_text
 from policywatch.monitor.detection.layout import RULE_WORDS, analyse, drop_link_lists, inside
-from policywatch.monitor.detection.normalize import normalize_text
+from policywatch.monitor.detection.normalize import element_text, normalize_text
 
-HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
-LEAF_BLOCKS = {
-    "p",
-    "li",
-    "dt",
-    "dd",
-    "pre",
-    "blockquote",
-    "figcaption",
-    "caption",
-    "summary",
-    "address",
-    "legend",
-}
-INLINE = {
-    "a",
-    "abbr",
-    "b",
-    "strong",
-    "i",
-    "em",
-    "span",
-    "code",
-    "small",
-    "sup",
-    "sub",
-    "time",
-    "br",
-    "img",
-    "mark",
-    "q",
-    "cite",
-    "dfn",
-    "kbd",
-    "s",
-    "u",
-    "del",
-    "ins",
-    "data",
-    "var",
-    "label",
-    "wbr",
-    "bdi",
-    "bdo",
-    "font",
-}
 DROP_TAGS = {
     "script",
     "style",
@@ -182,93 +138,14 @@ def content_hash(title: str, blocks: Iterable[dict[str, Any]] | Any) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-_SINGLE_BYTE = {
-    "iso-8859-1",
-    "latin-1",
-    "latin1",
-    "l1",
-    "windows-1252",
-    "cp1252",
-    "us-ascii",
-    "ascii",
-    "iso8859-1",
-}
-
-
-def effective_encoding(body: bytes, declared: str | None) -> str:
-    """The declared charset — unless it is a single-byte Latin one and the bytes are valid UTF-8 with
-    non-ASCII characters. Why: a server that mislabels canada.ca's UTF-8 for a night ("RÃ©sident") must not
-    look like a content change; valid multi-byte UTF-8 is vanishingly rare in real Latin-1 text."""
-    enc = (declared or "utf-8").lower()
-    if enc in _SINGLE_BYTE and not body.isascii():
-        try:
-            body.decode("utf-8")
-            return "utf-8"
-        except UnicodeDecodeError:
-            pass
-    return declared or "utf-8"
-
-
-_DOC_START = re.compile(rb"<!doctype\s|<html[\s>]", re.IGNORECASE)
-_DOC_END = re.compile(rb"</html\s*>", re.IGNORECASE)
-
-
-def trim_outside_document(body: bytes) -> bytes:
-    """The document proper: text a server wrote before `<!DOCTYPE>`/`<html>` (debug output, warnings) or
-    after `</html>` is no part of the page, and libxml2 would otherwise put it into the body."""
-    start = _DOC_START.search(body, 0, 1 << 16)
-    if start is not None and start.start() and body[: start.start()].strip(b" \t\r\n\xef\xbb\xbf"):
-        body = body[start.start() :]
-    tail = body.rfind(b"</html")
-    if tail < 0:
-        tail = body.rfind(b"</HTML")
-    if tail >= 0:
-        end = _DOC_END.match(body, tail)
-        if end is not None and body[end.end() :].strip():
-            body = body[: end.end()]
-    return body
-
-
-def parse_html(body: bytes | str, encoding: str | None = None) -> etree._Element:
-    """Parse once with libxml2's HTML parser into plain lxml elements (no per-element Python class
-    lookups)."""
-    if isinstance(body, str):
-        body = trim_outside_document(body.encode("utf-8")).decode("utf-8")
-    else:
-        body = trim_outside_document(body)
-    if isinstance(body, bytes):
-        parser = etree.HTMLParser(
-            encoding=effective_encoding(body, encoding), remove_comments=True, remove_pis=True
-        )
-    else:
-        parser = etree.HTMLParser(remove_comments=True, remove_pis=True)
-    root = etree.fromstring(body, parser)
-    if root is None:  # an empty document
-        root = etree.fromstring("<html><body></body></html>", etree.HTMLParser())
-    return root
-
-
 @lru_cache(maxsize=512)
 def _selector(css: str) -> CSSSelector:
     return CSSSelector(css, translator="html")
 
 
-def _text(el: etree._Element) -> str:
-    return "".join(el.itertext())
-
-
 _MAIN = etree.XPath("//main[@property='mainContentOfPage']")
-_DTMD = etree.XPath("id('wb-dtmd')")  # libxml2's ID index: no scan of the document
-_DATE_BY_ID = etree.XPath("id('wb-dtmd')//time/text()")
-_DATE = etree.XPath("//*[@id='wb-dtmd']//time/text()")
 _TITLE = etree.XPath("//title/text()")
 _COUNT_SCRIPTS = etree.XPath("count(.//script)")
-#: <meta name=…> / <link rel=…> → metadata key, read in one pass over the document's meta and link elements
-_HEAD_KEYS = {
-    ("meta", "name", "dcterms.modified"): ("modified", "content"),
-    ("meta", "name", "dcterms.issued"): ("date_issued", "content"),
-    ("link", "rel", "canonical"): ("canonical_url", "href"),
-}
 
 
 def find_gcweb_main(doc: etree._Element) -> etree._Element | None:
@@ -276,92 +153,12 @@ def find_gcweb_main(doc: etree._Element) -> etree._Element | None:
     return found[0] if found else None
 
 
-def _first_text(doc: etree._Element, xpath: etree.XPath) -> str | None:
-    for node in xpath(doc):
-        value = node if isinstance(node, str) else _text(node)
-        value = normalize_text(str(value))
-        if value:
-            return value
-    return None
-
-
-def _head_values(doc: etree._Element) -> dict[str, str]:
-    """The first non-empty value of each `_HEAD_KEYS` entry, in document order — what
-    `//meta[@name='…']/@content` and `//link[@rel='canonical']/@href` would give, from lxml's C-level tag
-    filter instead of three XPath scans of the whole document."""
-    found: dict[str, str] = {}
-    for el in doc.iter("meta", "link"):
-        for (tag, attr, value), (key, source) in _HEAD_KEYS.items():
-            if key in found or el.tag != tag or el.get(attr) != value:
-                continue
-            text = el.get(source)
-            if text is not None:
-                text = normalize_text(text)
-                if text:
-                    found[key] = text
-    return found
-
-
-def extract_metadata(doc: etree._Element) -> dict[str, Any]:
-    meta: dict[str, Any] = {}
-    head = _head_values(doc)
-    # The ID index finds the first #wb-dtmd; only when that one holds no date is the whole document scanned
-    # (there is no #wb-dtmd at all when the index has none: then neither is there anything to scan for).
-    modified = (
-        _first_text(doc, _DATE_BY_ID)
-        or (_first_text(doc, _DATE) if _DTMD(doc) else None)
-        or head.get("modified")
-    )
-    if modified:
-        meta["date_modified"] = modified
-    for key in ("date_issued", "canonical_url"):
-        if key in head:
-            meta[key] = head[key]
-    lang = doc.get("lang")
-    if lang:
-        meta["lang"] = lang
-    return meta
-
-
-def alternates(doc: etree._Element, url: str) -> dict[str, str]:
-    """The page's versions in other languages, {"fr": absolute URL}: its `<link rel="alternate" hreflang>`,
-    canada.ca's language toggle (`#wb-lng a[lang]`), or a provincial site's `<a hreflang>` / `<a lang>` link.
-    The page's own language (`<html lang>`) is left out."""
-    from urllib.parse import urljoin
-
-    own = (doc.get("lang") or "").split("-")[0].lower()
-    found: dict[str, str] = {}
-
-    def add(lang: str | None, href: str | None) -> None:
-        code = (lang or "").strip().split("-")[0].lower()
-        href = (href or "").strip()
-        if (
-            len(code) == 2
-            and code != own
-            and code not in found
-            and href
-            and not href.startswith(("#", "javascript:"))
-        ):
-            found[code] = urljoin(url, href)
-
-    head = doc.find("head")
-    if head is not None:
-        for link in head.iter("link"):
-            if (link.get("rel") or "").lower() == "alternate" and link.get("hreflang"):
-                add(link.get("hreflang"), link.get("href"))
-    for a in doc.iter("a"):
-        lang = a.get("hreflang") or a.get("lang")
-        if lang:
-            add(lang, a.get("href"))
-    return found
-
-
 def _remove(nodes: Iterable[etree._Element], why: str, dropped: list[str]) -> None:
     for node in list(nodes):
         parent = node.getparent()
         if parent is None:
             continue
-        snippet = normalize_text(_text(node))[:60] if node.tag not in ("script", "style") else ""
+        snippet = normalize_text(element_text(node))[:60] if node.tag not in ("script", "style") else ""
         dropped.append(
             f"{why}: <{node.tag}{'#' + node.get('id') if node.get('id') else ''}> {snippet}".rstrip()
         )
@@ -442,182 +239,6 @@ def _clean(
             continue
 
 
-def _has_block_child(el: etree._Element) -> bool:
-    for c in el:
-        tag = c.tag
-        if tag.__class__ is str and tag not in INLINE:
-            return True
-    return False
-
-
-def _inline_only(el: etree._Element) -> bool:
-    """An element with inline descendants only (most inline elements have no children at all)."""
-    if not len(el):
-        return True
-    for c in el.iterdescendants():
-        tag = c.tag
-        if tag.__class__ is str and tag not in INLINE:
-            return False
-    return True
-
-
-_NONE: Any = ()  # the links / images of a block without children (immutable: never appended to, never stored)
-
-
-class _Walker:
-    """Turns an element tree into blocks, tracking the heading path.
-
-    Why it looks low-level: it runs once per element of every new or edited page (hundreds of elements on a
-    long canada.ca page), so the common cases — a leaf with no links, a container of leaves — avoid generator
-    expressions, repeated attribute lookups and per-block list copies. `tests/test_extract_golden.py` holds
-    its output to the byte."""
-
-    def __init__(
-        self,
-        base_url: str,
-        text_filter: re.Pattern[str] | None = None,
-        *,
-        notices: set[etree._Element] | None = None,
-    ):
-        self.base_url = base_url
-        self.notices = notices  # generic pages: blocks inside these alert/banner containers say so
-        self.generic = notices is not None  # other templates: session ids are taken out of links
-        self.mark_notices = bool(notices)
-        self.in_notice = False
-        self.text_filter = text_filter
-        self.filtered = 0
-        self.blocks: list[dict[str, Any]] = []
-        self.path: list[tuple[int, str]] = []
-        self._section: list[
-            str
-        ] = []  # shared by the blocks under one heading path: serialized, never mutated
-
-    def section(self) -> list[str]:
-        return list(self._section)
-
-    def emit(self, kind: str, text: str, links: list[str], images: list[dict[str, str]]) -> None:
-        if not images and (not text or text.isspace()):
-            return
-        if self.text_filter is not None:
-            stripped = self.text_filter.sub("", text)
-            if stripped != text:
-                self.filtered += 1
-            text = stripped
-        text = normalize_text(text)
-        if not text and not images:
-            return
-        block: dict[str, Any] = {"kind": kind, "section": self._section, "text": text}
-        if self.in_notice:
-            block["notice"] = True
-        if links:
-            block["links"] = links
-        if images:
-            block["images"] = images
-        self.blocks.append(block)
-
-    def _links(self, el: etree._Element, links: list[str], images: list[dict[str, str]]) -> None:
-        """Link targets and images of `el` and its descendants, in document order."""
-        for node in el.iter("a", "img"):
-            if node.tag == "a":
-                href = node.get("href")
-                if href and not href.startswith(("javascript:", "#")):
-                    url = urljoin(self.base_url, href.strip())
-                    links.append(_SESSION_IN_URL.sub("", url).rstrip("?&") if self.generic else url)
-            else:
-                src = node.get("src")
-                if src:
-                    images.append(
-                        {
-                            "src": urljoin(self.base_url, src.strip()),
-                            "alt": normalize_text(node.get("alt") or ""),
-                        }
-                    )
-
-    def inline_text(self, el: etree._Element, links: list[str], images: list[dict[str, str]]) -> str:
-        """All text of an element treated as inline (used for leaf blocks and table cells)."""
-        if not len(el):  # no children (most paragraphs): no links below, the text is the element's own
-            if el.tag == "a" or el.tag == "img":
-                self._links(el, links, images)
-            return el.text or ""
-        self._links(el, links, images)
-        return "".join(el.itertext())
-
-    def heading(self, el: etree._Element) -> None:
-        level = int(el.tag[1])
-        text = normalize_text(_text(el))
-        path = self.path
-        if path and path[-1][0] >= level:
-            while path and path[-1][0] >= level:
-                path.pop()
-            self._section = [t for _, t in path]
-        links: list[str] = []
-        images: list[dict[str, str]] = []
-        self._links(el, links, images)
-        self.emit(el.tag, text, links, images)
-        if text and level > 1:  # the h1 is the page title, not a section
-            path.append((level, text))
-            self._section = [t for _, t in path]
-
-    def walk(self, el: etree._Element) -> None:
-        if self.notices and not self.in_notice and el in self.notices:
-            self.in_notice = True
-            try:
-                self._walk(el)
-            finally:
-                self.in_notice = False
-            return
-        self._walk(el)
-
-    def _walk(self, el: etree._Element) -> None:
-        tag = el.tag
-        if tag.__class__ is not str:
-            tag = ""
-        elif tag in HEADINGS:
-            self.heading(el)
-            return
-        elif tag == "tr":
-            links: list[str] = []
-            images: list[dict[str, str]] = []
-            cells = [normalize_text(self.inline_text(c, links, images)) for c in el if c.tag in ("td", "th")]
-            self.emit("tr", " | ".join(cells), links, images)
-            return
-        if tag == "img" or tag in LEAF_BLOCKS and not _has_block_child(el):
-            links, images = [], []
-            if tag == "img":
-                text = ""
-                self._links(el, links, images)
-            else:
-                text = self.inline_text(el, links, images)
-            self.emit(tag, text, links, images)
-            return
-        # A container: runs of text and inline children between block children become anonymous blocks.
-        kind = tag if tag in LEAF_BLOCKS else "text"
-        run: list[str] = [el.text or ""]
-        links, images = [], []
-        for child in el:
-            ctag = child.tag
-            if ctag.__class__ is not str:
-                run.append(child.tail or "")
-                continue
-            if ctag in INLINE and _inline_only(child):
-                run.append(self.inline_text(child, links, images))
-            else:
-                if len(run) > 1 or run[0] or images:
-                    self.emit(kind, "".join(run), links, images)
-                    if links:  # kept by the block just emitted: the next run needs lists of its own
-                        links = []
-                    if images:
-                        images = []
-                run = []
-                if ctag in LEAF_BLOCKS and not len(child) and not self.mark_notices:
-                    # the commonest block, a paragraph without markup
-                    self.emit(ctag, child.text or "", _NONE, _NONE)
-                else:
-                    self.walk(child)
-            run.append(child.tail or "")
-        self.emit(kind, "".join(run), links, images)
-
-
 def extract_html(
     body: bytes | str,
     url: str,
@@ -654,11 +275,11 @@ def extract_html(
     if extra_noise:
         _clean(main, list(extra_noise), "rule", dropped)
     text_filter = _text_filter([], ignore_patterns)
-    walker = _Walker(url, text_filter)
+    walker = Walker(url, text_filter)
     walker.walk(main)
     blocks = walker.blocks
     _note_filtered(walker, text_filter, dropped)
-    title = next((b["text"] for b in blocks if b["kind"] == "h1"), None) or _first_text(doc, _TITLE) or ""
+    title = next((b["text"] for b in blocks if b["kind"] == "h1"), None) or first_text(doc, _TITLE) or ""
     title = title.removesuffix(" - Canada.ca").strip()
     meta["extractor"] = extractor
     return Extraction(extractor, title, blocks, meta, dropped)
@@ -669,7 +290,7 @@ def _text_filter(patterns: list[str], ignore_patterns: list[str] | None) -> re.P
     return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
 
 
-def _note_filtered(walker: _Walker, text_filter: re.Pattern[str] | None, dropped: list[str]) -> None:
+def _note_filtered(walker: Walker, text_filter: re.Pattern[str] | None, dropped: list[str]) -> None:
     if walker.filtered:
         dropped.append(
             f"text rules: wording removed from {walker.filtered} blocks "
@@ -687,7 +308,7 @@ def _drop_generic_furniture(root: etree._Element, furniture: set[etree._Element]
     that state no rule, and widgets named as teasers, promos, related links, counters, share and cookie
     bars or hidden from screen readers — in one pass over the elements that have an id or class."""
     doomed = [el for el in furniture if inside(el, root)]
-    doomed += [el for el in root.iterdescendants("aside") if not RULE_WORDS.search(_text(el))]
+    doomed += [el for el in root.iterdescendants("aside") if not RULE_WORDS.search(element_text(el))]
     for el in _GENERIC_NAMED(root):
         cls = el.get("class")
         if (
@@ -738,17 +359,17 @@ def _extract_generic(
 
     # The relative-time filter runs block by block only on a page where it finds something at all.
     text_filter = _text_filter([RELATIVE_TIME.pattern], ignore_patterns)
-    if not ignore_patterns and not any(_relative_hint(_text(r)) for r in (main, *side)):
+    if not ignore_patterns and not any(_relative_hint(element_text(r)) for r in (main, *side)):
         text_filter = None
     notices = _notices(body)
-    walker = _Walker(url, text_filter, notices=notices)
+    walker = Walker(url, text_filter, notices=notices)
     for i, root in enumerate([main, *side]):
         if extra_noise:
             _clean(root, list(extra_noise), "rule", dropped, keep_root=True)
         if i:
             drop_link_lists(root)
             dropped.append(
-                f"kept as a sidebar (it states rules): <{root.tag}> {normalize_text(_text(root))[:60]}"
+                f"kept as a sidebar (it states rules): <{root.tag}> {normalize_text(element_text(root))[:60]}"
             )
             walker.path = [(1, "Sidebar")]
             walker._section = ["Sidebar"]
@@ -762,7 +383,7 @@ def _extract_generic(
             dropped.append(f"metadata, not content: {b['text']}")
             continue
         blocks.append(b)
-    title = next((b["text"] for b in blocks if b["kind"] == "h1"), None) or _first_text(doc, _TITLE) or ""
+    title = next((b["text"] for b in blocks if b["kind"] == "h1"), None) or first_text(doc, _TITLE) or ""
     meta["extractor"] = "generic"
     meta["extraction"] = GENERIC_VERSION
     return Extraction("generic", title, blocks, meta, dropped)
@@ -770,12 +391,6 @@ def _extract_generic(
 
 #: A session in a link is not content: ASP.NET's cookieless "/(S(…))/", ";jsessionid=…", and session or
 #: tracking parameters. Taken out of links on other templates (GCWeb's links are read as they are).
-_SESSION_IN_URL = re.compile(
-    r"/\((?:[A-Z]\([^()]*\))+\)(?=/)|;jsessionid=[^?#]*"
-    r"|(?<=[?&])(?:PHPSESSID|JSESSIONID|ASPSESSIONID\w*|sid|sessionid|session_id|utm_\w+|_ga|gclid|fbclid)"
-    r"=[^&#]*&?",
-    re.IGNORECASE,
-)
 
 
 def _relative_hint(text: str) -> bool:

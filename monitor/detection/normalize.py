@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
 _ZERO_WIDTH_CHARS = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
 _ZERO_WIDTH = dict.fromkeys(map(ord, _ZERO_WIDTH_CHARS), None)
 _WS = re.compile(r"\s+")
+
+
+def element_text(el: Any) -> str:
+    """All the text of an element and its descendants, as written (an lxml element)."""
+    return "".join(el.itertext())
 
 
 def normalize_text(text: str) -> str:
