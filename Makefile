@@ -27,8 +27,12 @@ demo: $(RUNTIME)
 	$(BIN)/policywatch demo --out demo-out
 
 PYTEST_ARGS ?=
+# The suite runs on pytest-xdist workers: every test has its own folder, loopback ports and PostgreSQL database,
+# and most of a test's time is a crawl child or a server waiting, so more workers than cores pays.
+# `make test WORKERS=0` runs it in this one process.
+WORKERS ?= 4
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # mypy reads the installed names (policywatch.crawler, …): the editable install's import hook is invisible to it,
 # so the four folders are linked under $(TYPECHECK)/policywatch, as a wheel lays them out.

@@ -124,6 +124,47 @@ def policywatch(
     )
 
 
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The command line in this process: `policywatch.monitor.cli.main` with the same argv, its stdout and
+    stderr captured and its exit code returned, as `policywatch()` gives them. For commands that read and
+    report (help, history, export, sql, init, …): a subprocess proves nothing more there, and costs a Python
+    start and the imports each time. A pass (`run`) or anything about processes, signals or the console
+    script itself goes through `policywatch()`."""
+    import io
+
+    from policywatch.monitor.cli import main
+    from policywatch.monitor.cli.common import err, out
+
+    streams = [io.TextIOWrapper(io.BytesIO(), encoding="utf-8", newline="") for _ in range(2)]
+    saved_env = {k: os.environ.get(k) for k in (env or {})}
+    saved = sys.stdout, sys.stderr, sys.stdin
+    code = 0
+    widths = out._width, err._width  # rich read COLUMNS when the consoles were made: as a new process would
+    try:
+        os.environ.update(env or {})
+        if "COLUMNS" in (env or {}):
+            out.width = err.width = int(os.environ["COLUMNS"])
+        sys.stdout, sys.stderr = streams
+        sys.stdin = io.StringIO("")
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.stdout, sys.stderr, sys.stdin = saved
+        out._width, err._width = widths
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    texts = []
+    for stream in streams:
+        stream.flush()
+        texts.append(stream.buffer.getvalue().decode("utf-8", errors="replace"))  # type: ignore[attr-defined]
+    return subprocess.CompletedProcess(["policywatch", *args], code, texts[0], texts[1])
+
+
 # --- PostgreSQL -----------------------------------------------------------------------------------------
 def _pg_admin_url() -> str | None:
     return os.environ.get("POLICYWATCH_TEST_PG_URL")

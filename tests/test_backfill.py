@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from policywatch.monitor.backfill.captures import Capture, aliases, archive_day, clean, parse_cdx, spread
 from tests.archive_fixture import CODES, HUB, PILOT, FakeArchive, innovation_story
-from tests.conftest import BIN, policywatch, scripted_server
+from tests.conftest import BIN, cli, policywatch, scripted_server
 
 
 def config(
@@ -53,7 +53,7 @@ topics = ["innovation-stream"]
 
 
 def changes(cfg: Path) -> list[dict]:
-    p = policywatch("changes", "--config", str(cfg), "--format", "json")
+    p = cli("changes", "--config", str(cfg), "--format", "json")
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout)
 
@@ -141,7 +141,7 @@ def test_a_new_users_first_command_after_init_can_be_backfill(story, tmp_path):
     `[archive]` at the archive is all a backfill needs."""
     archive, port = story
     cfg = tmp_path / "starter.toml"
-    assert policywatch("init", str(cfg)).returncode == 0
+    assert cli("init", str(cfg)).returncode == 0
     assert "# [archive]" in cfg.read_text()
     cfg.write_text(cfg.read_text() + f'\n[archive]\nurl = "http://127.0.0.1:{port}"\ndelay = 0\n')
     p = policywatch("backfill", "--config", str(cfg), "--quiet")
@@ -175,12 +175,12 @@ email = "consultant@example.org"
 topics = ["innovation-stream"]
 """,
         )
-        assert policywatch("digest", "send", "--config", str(cfg)).returncode == 0  # the subscriber's row
+        assert cli("digest", "send", "--config", str(cfg)).returncode == 0  # the subscriber's row
         assert policywatch("backfill", "--config", str(cfg)).returncode == 0
         assert any(c["details_released"] for c in changes(cfg))  # there is something worth a mail
-        preview = policywatch("digest", "preview", "--config", str(cfg))
+        preview = cli("digest", "preview", "--config", str(cfg))
         assert preview.returncode == 0 and "$155" not in preview.stdout and "C88" not in preview.stdout
-        assert policywatch("digest", "send", "--config", str(cfg)).returncode == 0
+        assert cli("digest", "send", "--config", str(cfg)).returncode == 0
         assert smtp.messages == []
         con = sqlite3.connect(tmp_path / "history.db")
         try:
@@ -381,7 +381,7 @@ def test_warc_import_is_the_reverse_of_export(story, write_config, tmp_path):
     cfg = config(write_config, port)
     assert policywatch("backfill", "--config", str(cfg)).returncode == 0
     warc = tmp_path / "history.warc.gz"
-    assert policywatch("export", "warc", "--config", str(cfg), "--out", str(warc)).returncode == 0
+    assert cli("export", "warc", "--config", str(cfg), "--out", str(warc)).returncode == 0
 
     fresh_db = f"sqlite:///{(tmp_path / 'fresh.db').as_posix()}"
     fresh = config(write_config, port, storage=fresh_db, name="fresh.toml")
@@ -458,33 +458,31 @@ def test_history_show_and_diff_find_a_page_by_id_or_part_of_its_url(story, write
     archive, port = story
     cfg = str(config(write_config, port))
     assert policywatch("backfill", "--config", cfg, "--quiet").returncode == 0
-    by_part = policywatch("history", "canadas-tech-talent-strategy", "--config", cfg, "--format", "json")
+    by_part = cli("history", "canadas-tech-talent-strategy", "--config", cfg, "--format", "json")
     assert by_part.returncode == 0, by_part.stderr
     versions = json.loads(by_part.stdout)
     assert [v["captured_at"][:10] for v in versions] == ["2023-06-27", "2024-03-22"]  # in capture order
-    page_id = policywatch(
+    page_id = cli(
         "sql", "SELECT id FROM pages WHERE url LIKE '%tech-talent%'", "--config", cfg, "--format", "json"
     )
     pid = json.loads(page_id.stdout)[0]["id"]
-    assert (
-        json.loads(policywatch("history", str(pid), "--config", cfg, "--format", "json").stdout) == versions
-    )
-    assert "$155" in policywatch("show", "tech-talent-strategy", "--config", cfg).stdout
-    d = policywatch("diff", "tech-talent-strategy", "--config", cfg)
+    assert json.loads(cli("history", str(pid), "--config", cfg, "--format", "json").stdout) == versions
+    assert "$155" in cli("show", "tech-talent-strategy", "--config", cfg).stdout
+    d = cli("diff", "tech-talent-strategy", "--config", cfg)
     assert d.returncode == 0 and "$155" in d.stdout
-    several = policywatch("history", "foreign-workers", "--config", cfg)
+    several = cli("history", "foreign-workers", "--config", cfg)
     assert (
         several.returncode == 2
         and "matches several pages" in several.stderr
         and "exemption-codes" in several.stderr
     )
-    unknown = policywatch("history", "innovation-stream-pilott.html", "--config", cfg)
+    unknown = cli("history", "innovation-stream-pilott.html", "--config", cfg)
     assert (
         unknown.returncode == 2
         and "did you mean" in unknown.stderr
         and "innovation-stream-pilot.html" in unknown.stderr
     )
-    one = policywatch("diff", "innovation-stream-pilot", "--config", cfg)
+    one = cli("diff", "innovation-stream-pilot", "--config", cfg)
     assert (
         one.returncode == 0 and "has one stored version" in one.stdout and "nothing to compare" in one.stdout
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from policywatch.monitor.config import ConfigError, parse_config
-from tests.conftest import policywatch
+from tests.conftest import cli, policywatch
 from tests.hook_server import hook_server
 
 pytestmark = pytest.mark.slow
@@ -124,8 +124,8 @@ def test_a_secret_named_by_notify_env_appears_nowhere(permits_site, write_config
         outputs.append(_run(cfg, env=env))
         (post,) = hook.wait_for(1)
         assert post["path"] == f"/hooks/{secret}"  # it did reach the secret URL
-        outputs.append(policywatch("status", "--config", str(cfg), env=env))
-        outputs.append(policywatch("sql", "SELECT * FROM digest_log", "--config", str(cfg), env=env))
+        outputs.append(cli("status", "--config", str(cfg), env=env))
+        outputs.append(cli("sql", "SELECT * FROM digest_log", "--config", str(cfg), env=env))
         assert "$TEAM_HOOK#1" in outputs[1].stdout
         for p in outputs:
             assert secret not in p.stdout + p.stderr
@@ -144,13 +144,13 @@ def test_digest_test_says_per_channel_what_happened(write_config, tmp_path):
             f'[crawl]\nallowed_domains = ["www.canada.ca"]\n[[subscriber]]\nname = "team"\n'
             f'notify = ["json://127.0.0.1:{hook.port}/a", "json://127.0.0.1:{hook.port}/b"]\n'
         )
-        p = policywatch("digest", "test", "--config", str(cfg), "--subscriber", "team")
+        p = cli("digest", "test", "--config", str(cfg), "--subscriber", "team")
         assert p.returncode == 1, p.stderr
         assert f"sent a test message to json://127.0.0.1:{hook.port}/a" in p.stdout
         assert f"FAILED json://127.0.0.1:{hook.port}/b" in p.stderr
         assert "1 of 2 test message(s) not delivered" in p.stderr
         assert [x["path"] for x in hook.wait_for(2)] == ["/a", "/b"]
-        bad = policywatch("digest", "test", "--config", str(cfg), "--subscriber", "nobody")
+        bad = cli("digest", "test", "--config", str(cfg), "--subscriber", "nobody")
         assert bad.returncode == 2 and "known: team" in bad.stderr
 
 
@@ -249,12 +249,12 @@ def test_a_pass_killed_mid_send_sends_the_same_message_again_once(permits_site, 
             assert con.execute("SELECT status FROM digest_log").fetchall() == [("pending",)]
         finally:
             con.close()
-        p = policywatch("digest", "send", "--config", str(cfg))
+        p = cli("digest", "send", "--config", str(cfg))
         assert p.returncode == 0, p.stderr
         second = hook.wait_for(2)[1]
         key = "X-Policywatch-Message-Id"
         assert second["body"] == first["body"] and second["headers"][key] == first["headers"][key]
-        assert policywatch("digest", "send", "--config", str(cfg)).returncode == 0
+        assert cli("digest", "send", "--config", str(cfg)).returncode == 0
         assert len(hook.posts) == 2
 
 

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 
 from policywatch.monitor import __version__
-from tests.conftest import policywatch
+from tests.conftest import cli, policywatch
 
 
 def test_help_and_version():
-    p = policywatch("--help")
+    p = cli("--help")
     assert p.returncode == 0
     for cmd in ("run", "changes", "demo", "init", "history", "show", "diff", "export", "sql", "db"):
         assert cmd in p.stdout
-    v = policywatch("--version")
+    v = cli("--version")
     assert v.returncode == 0 and v.stdout.strip() == f"policywatch {__version__}"
 
 
@@ -30,7 +30,7 @@ def test_missing_config_exit_2(tmp_path: Path):
 
 def test_invalid_config_names_key(write_config):
     cfg = write_config('[crawl]\nallowed_domains = ["a.ca"]\n[[watch]]\nurl = "https://b.ca/x"\n')
-    p = policywatch("changes", "--config", str(cfg), "--format", "json")
+    p = cli("changes", "--config", str(cfg), "--format", "json")
     assert p.returncode == 2 and "watch[0].url" in p.stderr and p.stdout == ""
 
 
@@ -38,13 +38,13 @@ def test_database_unusable_exit_3(write_config, tmp_path: Path):
     bad = tmp_path / "junk.db"
     bad.write_bytes(b"garbage" * 500)
     cfg = write_config('[crawl]\nallowed_domains = ["a.ca"]\n', storage=f"sqlite:///{bad}")
-    p = policywatch("changes", "--config", str(cfg), "--format", "json")
+    p = cli("changes", "--config", str(cfg), "--format", "json")
     assert p.returncode == 3 and "not a policywatch database" in p.stderr and p.stdout == ""
 
 
 def test_init_writes_valid_starter(tmp_path: Path):
     target = tmp_path / "policywatch.toml"
-    p = policywatch("init", str(target))
+    p = cli("init", str(target))
     assert p.returncode == 0, p.stderr
     text = target.read_text()
     for needle in (
@@ -59,7 +59,7 @@ def test_init_writes_valid_starter(tmp_path: Path):
         "api.io.canada.ca",
     ):
         assert needle in text
-    again = policywatch("init", str(target))
+    again = cli("init", str(target))
     assert again.returncode == 2 and "--force" in again.stderr
 
 
@@ -84,57 +84,55 @@ url = "{permits_site.url("/data/rounds.json")}"
 
 def test_changes_formats(history_db):
     cfg, site = history_db
-    js = policywatch("changes", "--config", cfg, "--format", "json")
+    js = cli("changes", "--config", cfg, "--format", "json")
     data = json.loads(js.stdout)
     assert [c["kind"] for c in data] == ["new_page", "new_page", "changed", "changed"]
-    csv_out = policywatch(
-        "changes", "--config", cfg, "--format", "csv", "--topic", "work-permits", "--no-baseline"
-    )
+    csv_out = cli("changes", "--config", cfg, "--format", "csv", "--topic", "work-permits", "--no-baseline")
     lines = csv_out.stdout.strip().splitlines()
     assert (
         lines[0].startswith("id,url,detected_at,kind") and len(lines) == 2 and "fee: $155 -> $230" in lines[1]
     )
-    future = policywatch("changes", "--config", cfg, "--format", "json", "--since", "2999-01-01")
+    future = cli("changes", "--config", cfg, "--format", "json", "--since", "2999-01-01")
     assert json.loads(future.stdout) == []
-    bad = policywatch("changes", "--config", cfg, "--since", "yesterday")
+    bad = cli("changes", "--config", cfg, "--since", "yesterday")
     assert bad.returncode == 2 and "--since" in bad.stderr
 
 
 def test_history_show_diff(history_db):
     cfg, site = history_db
     url = site.url("/en/work-permits.html")
-    h = json.loads(policywatch("history", url, "--config", cfg, "--format", "json").stdout)
+    h = json.loads(cli("history", url, "--config", cfg, "--format", "json").stdout)
     assert len(h) == 2
-    first = policywatch("show", url, "--config", cfg, "--version", str(h[0]["version_id"]))
+    first = cli("show", url, "--config", cfg, "--version", str(h[0]["version_id"]))
     assert "$155" in first.stdout and "$230" not in first.stdout
-    at = policywatch("show", url, "--config", cfg, "--at", h[0]["captured_at"])
+    at = cli("show", url, "--config", cfg, "--at", h[0]["captured_at"])
     assert at.stdout == first.stdout
-    latest = policywatch("show", url, "--config", cfg)
+    latest = cli("show", url, "--config", cfg)
     assert "$230" in latest.stdout
-    d = json.loads(policywatch("diff", url, "--config", cfg, "--format", "json").stdout)
+    d = json.loads(cli("diff", url, "--config", cfg, "--format", "json").stdout)
     assert [op["op"] for op in d["diff"]] == ["changed", "added"]
-    txt = policywatch("diff", url, "--config", cfg)
+    txt = cli("diff", url, "--config", cfg)
     assert (
         "~ [Fees] The work permit processing fee is $155.  →  The work permit processing fee is $230."
         in txt.stdout
     )
-    missing = policywatch("show", site.url("/nope.html"), "--config", cfg)
+    missing = cli("show", site.url("/nope.html"), "--config", cfg)
     assert missing.returncode == 2 and "no page" in missing.stderr
 
 
 def test_export_streams(history_db):
     cfg, _ = history_db
-    nd = policywatch("export", "fetches", "--config", cfg, "--format", "ndjson").stdout.strip().splitlines()
+    nd = cli("export", "fetches", "--config", cfg, "--format", "ndjson").stdout.strip().splitlines()
     assert len(nd) == 4 and all(json.loads(line)["url"] for line in nd)
-    arr = json.loads(policywatch("export", "versions", "--config", cfg, "--format", "json").stdout)
+    arr = json.loads(cli("export", "versions", "--config", cfg, "--format", "json").stdout)
     assert len(arr) == 4 and {"url", "version_id", "text"} <= set(arr[0])
-    csv_out = policywatch("export", "changes", "--config", cfg, "--format", "csv").stdout.splitlines()
+    csv_out = cli("export", "changes", "--config", cfg, "--format", "csv").stdout.splitlines()
     assert csv_out[0].startswith("id,url,detected_at") and len(csv_out) == 5
 
 
 def test_sql_read_only(history_db):
     cfg, _ = history_db
-    ok = policywatch(
+    ok = cli(
         "sql",
         "SELECT kind, count(*) AS n FROM change_log GROUP BY kind ORDER BY kind",
         "--config",
@@ -144,9 +142,9 @@ def test_sql_read_only(history_db):
     )
     assert json.loads(ok.stdout) == [{"kind": "changed", "n": 2}, {"kind": "new_page", "n": 2}]
     for stmt in ("DELETE FROM changes", "UPDATE pages SET url = 'x'", "DROP TABLE runs"):
-        p = policywatch("sql", stmt, "--config", cfg)
+        p = cli("sql", stmt, "--config", cfg)
         assert p.returncode == 2 and "read-only" in p.stderr, (stmt, p.stderr)
-    count = policywatch("sql", "SELECT count(*) AS n FROM changes", "--config", cfg, "--format", "json")
+    count = cli("sql", "SELECT count(*) AS n FROM changes", "--config", cfg, "--format", "json")
     assert json.loads(count.stdout) == [{"n": 4}]
 
 
@@ -173,7 +171,7 @@ def test_every_command_is_in_the_readmes_table_and_its_help_renders_as_written()
     missing = [c for c in commands if c not in documented]
     assert not missing, f"commands missing from the README's table: {missing}"
     for c in commands:
-        p = policywatch(*c.split(), "--help")
+        p = cli(*c.split(), "--help")
         assert p.returncode == 0 and "<bool>" not in p.stdout and "[]" not in p.stdout, (c, p.stdout)
     assert "[[schedule.jobs]]" in policywatch("run", "--help").stdout
     assert "[archive]" in policywatch("backfill", "--help").stdout
@@ -187,17 +185,17 @@ def test_fit_and_finish_names_dates_and_reports(history_db, tmp_path):
     from policywatch.reports.data import failure_summary
 
     cfg, _site = history_db
-    p = policywatch("changes", "--config", cfg, "--topic", "nosuchtopic")
+    p = cli("changes", "--config", cfg, "--topic", "nosuchtopic")
     assert p.returncode == 2 and "nosuchtopic" in p.stderr and "work-permits" in p.stderr, p.stderr
-    p = policywatch("export", "changes", "--config", cfg, "--format", "json", "--topic", "nosuchtopic")
+    p = cli("export", "changes", "--config", cfg, "--format", "json", "--topic", "nosuchtopic")
     assert p.returncode == 2 and "known:" in p.stderr
-    p = policywatch("changes", "--config", cfg, "--topic", "work-permits", "--format", "json")
+    p = cli("changes", "--config", cfg, "--topic", "work-permits", "--format", "json")
     assert p.returncode == 0 and json.loads(p.stdout)
 
     today = datetime.now(UTC).date().isoformat()  # captured today: "as of today" finds it
-    p = policywatch("show", "work-permits", "--config", cfg, "--at", today)
+    p = cli("show", "work-permits", "--config", cfg, "--at", today)
     assert p.returncode == 0, p.stderr
-    p = policywatch("show", "work-permits", "--config", cfg, "--at", "2001-01-01")
+    p = cli("show", "work-permits", "--config", cfg, "--at", "2001-01-01")
     assert p.returncode == 1 and "no stored version on or before 2001-01-01 23:59 EST" in p.stderr
 
     reports = Path(cfg).parent / "reports"
@@ -224,32 +222,32 @@ def test_every_human_time_is_in_the_configured_zone_and_names_it(history_db):
     cfg, _site = history_db
     wide = {"COLUMNS": "220"}
     for args in (("changes",), ("history", "work-permits"), ("status",)):
-        p = policywatch(*args, "--config", cfg, env=wide)
+        p = cli(*args, "--config", cfg, env=wide)
         assert p.returncode == 0 and ZONED.search(p.stdout), (args, p.stdout)
         assert not re.search(r"\d{2}:\d{2}:\d{2}\.\d+", p.stdout), (args, p.stdout)  # no microseconds
-    p = policywatch("show", "work-permits", "--config", cfg)
+    p = cli("show", "work-permits", "--config", cfg)
     assert ZONED.search(p.stderr), p.stderr
-    p = policywatch("diff", "work-permits", "--config", cfg)
+    p = cli("diff", "work-permits", "--config", cfg)
     assert len(ZONED.findall(p.stdout)) == 2, p.stdout
-    p = policywatch("changes", "--config", cfg, "--format", "json")
+    p = cli("changes", "--config", cfg, "--format", "json")
     iso = re.compile(r"\d{4}-\d{2}-\d{2}T[\d:.]+\+00:00")
     assert all(iso.fullmatch(c["detected_at"]) for c in json.loads(p.stdout))
 
 
 def test_show_names_the_option_that_was_wrong(history_db):
     cfg, _site = history_db
-    p = policywatch("show", "work-permits", "--config", cfg, "--version", "999")
+    p = cli("show", "work-permits", "--config", cfg, "--version", "999")
     assert p.returncode == 2 and "--version: no version 999" in p.stderr, p.stderr
-    p = policywatch("show", "work-permits", "--config", cfg, "--version", "1", "--at", "2026-01-01")
+    p = cli("show", "work-permits", "--config", cfg, "--version", "1", "--at", "2026-01-01")
     assert p.returncode == 2 and "give one of them" in p.stderr
-    p = policywatch("show", "work-permits", "--config", cfg, "--at", "2025-99-01")
+    p = cli("show", "work-permits", "--config", cfg, "--at", "2025-99-01")
     assert p.returncode == 2 and "'2025-99-01' is not a date" in p.stderr
 
 
 def test_sql_help_names_every_documented_view():
     from policywatch.storage.roles import ANALYST_VIEWS
 
-    text = " ".join(policywatch("sql", "--help", env={"COLUMNS": "200"}).stdout.split())
+    text = " ".join(cli("sql", "--help", env={"COLUMNS": "200"}).stdout.split())
     assert [v for v in ANALYST_VIEWS if v not in text] == []
 
 

@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from tests.conftest import policywatch
+from tests.conftest import cli, policywatch
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +29,7 @@ def test_demo_story(demo):
     assert "★ [high] Innovation Stream pilot: $155 fee · C88 · TEER 0–3" in p.stdout
     report = (out / "reports" / "run-3.md").read_text()
     assert "R205(c) Designated by minister" in report  # the section of the new C88 row
-    changes = json.loads(
-        policywatch("changes", "--config", str(out / "policywatch.toml"), "--format", "json").stdout
-    )
+    changes = json.loads(cli("changes", "--config", str(out / "policywatch.toml"), "--format", "json").stdout)
     released = [c for c in changes if c["details_released"]]
     assert {c["run_id"] for c in released} == {3}  # exactly on the right night
     assert {c["kind"] for c in released} == {"new_page", "changed"}
@@ -119,12 +117,10 @@ def test_the_demo_has_subscribers_whose_digests_can_be_seen(demo):
     assert "C88" in consultant and "ee_rounds" not in consultant
 
     cfg = str(out / "policywatch.toml")
-    now = policywatch("digest", "preview", "--config", cfg)
+    now = cli("digest", "preview", "--config", cfg)
     assert now.returncode == 0, now.stderr
     assert "nothing would be sent" in now.stdout and "heartbeat" not in now.stdout
-    since = policywatch(
-        "digest", "preview", "--config", cfg, "--since", "30d", "-s", "consultant@demo.invalid"
-    )
+    since = cli("digest", "preview", "--config", cfg, "--since", "30d", "-s", "consultant@demo.invalid")
     assert since.returncode == 0 and "$155 fee" in since.stdout and "C88" in since.stdout
 
 
@@ -171,15 +167,15 @@ def test_the_demo_as_a_newcomer_reads_it(demo):
     )
 
     today = datetime.now(ZoneInfo("America/Toronto")).date().isoformat()
-    shown = policywatch("show", "start-visa", "--config", cfg, "--at", today)
+    shown = cli("show", "start-visa", "--config", cfg, "--at", today)
     assert shown.returncode == 0 and zoned.search(shown.stderr), shown.stderr
-    explained = policywatch("explain", "start-visa", "--config", cfg)
+    explained = cli("explain", "start-visa", "--config", cfg)
     assert (
         "canonical_url = https://www.canada.ca/en/immigration-refugees-citizenship/services/"
         in explained.stdout
     )
     assert "data-reference-standard" not in explained.stdout
-    rounds = policywatch("explain", "ee_rounds", "--config", cfg)
+    rounds = cli("explain", "ee_rounds", "--config", cfg)
     assert "extractor: json" in rounds.stdout and "keyed by 'drawNumber'" in rounds.stdout, rounds.stdout
     assert "text density" not in rounds.stdout and "<body>" not in rounds.stdout
 

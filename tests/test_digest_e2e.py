@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import BIN, permits_config_body, policywatch
+from tests.conftest import BIN, cli, permits_config_body, policywatch
 from tests.smtp_server import SmtpSink
 
 pytestmark = pytest.mark.slow
@@ -89,7 +89,7 @@ def test_four_nights_of_digests(permits_site, write_config, tmp_path):
         r: s for r, s in _rows(tmp_path, "SELECT recipient, status FROM digest_log WHERE run_id = 2")
     } == {"alice@example.org": "failed", "bob@example.org": "failed", "carol@example.org": "failed"}
     assert "alice" not in (tmp_path / "reports" / "run-2.md").read_text()  # reports are not where mail goes
-    p = policywatch("digest", "preview", "--config", cfg, "--subscriber", "alice@example.org")
+    p = cli("digest", "preview", "--config", cfg, "--subscriber", "alice@example.org")
     assert p.returncode == 0, p.stderr
     assert "$155 -> $230" in p.stdout and "subject: Innovation Stream: details released" in p.stderr
 
@@ -153,7 +153,7 @@ def test_four_nights_of_digests(permits_site, write_config, tmp_path):
     page = (site / wp_change.find(f"{atom}link[@rel='alternate']").get("href")).read_text()
     assert "Side by side" in page and "<del>$155</del>" in page and "<ins>$230</ins>" in page
     (site / "index.html").unlink()
-    p = policywatch("site", "--config", cfg)
+    p = cli("site", "--config", cfg)
     assert p.returncode == 0 and (site / "index.html").is_file()
 
     # night 4: study is removed. The pass is killed (SIGKILL) right after the server accepted alice's digest,
@@ -182,14 +182,14 @@ def test_four_nights_of_digests(permits_site, write_config, tmp_path):
             "ORDER BY digest_id DESC LIMIT 1",
         ) == [("pending",)]
         sink.on_data = None
-        p = policywatch("digest", "send", "--config", cfg)
+        p = cli("digest", "send", "--config", cfg)
         assert p.returncode == 0, p.stderr
         again = [raw for _f, r, raw in sink.messages if r == ["alice@example.org"]]
         assert again == [first, first]  # the same bytes, so the same Message-ID: receivers de-duplicate it
         assert [m["To"] for m in sink.parsed()].count("bob@example.org") == 1  # bob's heartbeat for pass 4
         # and asking again sends nothing more
         n = len(sink.messages)
-        p = policywatch("digest", "send", "--config", cfg)
+        p = cli("digest", "send", "--config", cfg)
         assert p.returncode == 0, p.stderr
         assert len(sink.messages) == n
 

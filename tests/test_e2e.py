@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from tests.conftest import permits_config_body, policywatch, scripted_server
+from tests.conftest import cli, permits_config_body, policywatch, scripted_server
 
 pytestmark = pytest.mark.slow
 
@@ -17,7 +17,7 @@ def _config(site, write_config) -> str:
 
 
 def _changes(cfg: str) -> list[dict]:
-    p = policywatch("changes", "--config", cfg, "--format", "json")
+    p = cli("changes", "--config", cfg, "--format", "json")
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout)
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from policywatch.storage import open_database
 from policywatch.storage import queries as q
 from policywatch.storage.maintenance import datasette_metadata, prune_bodies, write_warc
-from tests.conftest import policywatch
+from tests.conftest import cli
 from tests.test_storage import _config, _night
 
 
@@ -56,7 +56,7 @@ def test_datasette_loads_metadata_and_canned_queries(history: str, tmp_path: Pat
 
 def test_cli_prints_metadata(write_config, history: str):
     cfg = write_config('[crawl]\nallowed_domains = ["www.canada.ca"]\n', storage=history)
-    p = policywatch("db", "metadata", "--config", str(cfg))
+    p = cli("db", "metadata", "--config", str(cfg))
     assert p.returncode == 0 and "policywatch" in json.loads(p.stdout)["databases"]
 
 
@@ -104,21 +104,21 @@ def test_warc_export_replays(history: str, tmp_path: Path):
 
 def test_cli_warc_and_prune(write_config, history: str, tmp_path: Path):
     cfg = write_config('[crawl]\nallowed_domains = ["www.canada.ca"]\n', storage=history)
-    missing = policywatch("export", "warc", "--config", str(cfg))
+    missing = cli("export", "warc", "--config", str(cfg))
     assert missing.returncode == 2 and "--out" in missing.stderr
-    p = policywatch("export", "warc", "--config", str(cfg), "--out", str(tmp_path / "a.warc.gz"))
+    p = cli("export", "warc", "--config", str(cfg), "--out", str(tmp_path / "a.warc.gz"))
     assert p.returncode == 0 and "wrote 3 captures" in p.stderr and p.stdout == ""
-    pr = policywatch("db", "prune", "--config", str(cfg), "--bodies-older-than", "2999-01-01", "--vacuum")
+    pr = cli("db", "prune", "--config", str(cfg), "--bodies-older-than", "2999-01-01", "--vacuum")
     assert pr.returncode == 0 and "pruned 2 raw bodies" in pr.stdout
 
 
 def test_explain_latest_stored_capture(write_config, history: str):
     cfg = write_config('[crawl]\nallowed_domains = ["www.canada.ca"]\n', storage=history)
-    p = policywatch("explain", "https://www.canada.ca/en/wp.html", "--config", str(cfg), "--blocks")
+    p = cli("explain", "https://www.canada.ca/en/wp.html", "--config", str(cfg), "--blocks")
     assert p.returncode == 0, p.stderr
     assert "source: version 3 captured" in p.stdout and "[p] Fees: The work permit fee is $255." in p.stdout
     assert "furniture (section.pagedetails)" in p.stdout
-    missing = policywatch("explain", "https://www.canada.ca/en/other.html", "--config", str(cfg))
+    missing = cli("explain", "https://www.canada.ca/en/other.html", "--config", str(cfg))
     assert missing.returncode == 2 and "no page" in missing.stderr
 
 

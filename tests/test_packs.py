@@ -11,7 +11,7 @@ import pytest
 
 from policywatch.monitor.config import load_config
 from policywatch.monitor.config.packs import available
-from tests.conftest import policywatch
+from tests.conftest import cli
 
 PROVINCES = {  # a nominee program's government host → its province or territory
     "www.welcomebc.ca": "BC",
@@ -30,7 +30,7 @@ PROVINCES = {  # a nominee program's government host → its province or territo
 
 
 def test_list_packs_names_each_pack_with_what_it_covers():
-    p = policywatch("init", "--list-packs")
+    p = cli("init", "--list-packs")
     assert p.returncode == 0, p.stderr
     for name in ("ircc", "tts", "pnp", "gazette"):
         line = next(ln for ln in p.stdout.splitlines() if ln.startswith(name))
@@ -40,7 +40,7 @@ def test_list_packs_names_each_pack_with_what_it_covers():
 @pytest.mark.parametrize("name", ["ircc", "tts", "pnp", "gazette"])
 def test_each_pack_loads_as_a_config_of_its_own(name, tmp_path: Path):
     path = tmp_path / "policywatch.toml"
-    p = policywatch("init", str(path), "--pack", name)
+    p = cli("init", str(path), "--pack", name)
     assert p.returncode == 0, p.stderr
     cfg = load_config(path)
     assert cfg.watches and all(cfg.allowed.allows(w.url) for w in cfg.watches)
@@ -51,7 +51,7 @@ def test_each_pack_loads_as_a_config_of_its_own(name, tmp_path: Path):
 
 def test_the_pnp_pack_covers_the_provinces_on_their_government_hosts(tmp_path: Path):
     path = tmp_path / "pnp.toml"
-    assert policywatch("init", str(path), "--pack", "pnp").returncode == 0
+    assert cli("init", str(path), "--pack", "pnp").returncode == 0
     cfg = load_config(path)
     hosts = {urlsplit(w.url).hostname for w in cfg.watches}
     covered = {PROVINCES[h] for h in hosts if h in PROVINCES}
@@ -62,7 +62,7 @@ def test_the_pnp_pack_covers_the_provinces_on_their_government_hosts(tmp_path: P
 
 def test_the_gazette_pack_follows_the_gazette_for_immigration_only(tmp_path: Path):
     path = tmp_path / "gazette.toml"
-    assert policywatch("init", str(path), "--pack", "gazette").returncode == 0
+    assert cli("init", str(path), "--pack", "gazette").returncode == 0
     cfg = load_config(path)
     assert len(cfg.discovery.feeds) == 2
     assert all(urlsplit(u).hostname.endswith("gazette.gc.ca") for u in cfg.discovery.feeds)
@@ -74,9 +74,7 @@ def test_the_gazette_pack_follows_the_gazette_for_immigration_only(tmp_path: Pat
 
 def test_packs_merge_with_each_page_once(tmp_path: Path):
     path = tmp_path / "all.toml"
-    p = policywatch(
-        "init", str(path), "--pack", "tts", "--pack", "ircc", "--pack", "pnp", "--pack", "gazette"
-    )
+    p = cli("init", str(path), "--pack", "tts", "--pack", "ircc", "--pack", "pnp", "--pack", "gazette")
     assert p.returncode == 0, p.stderr
     cfg = load_config(path)
     urls = [w.url for w in cfg.watches]
@@ -84,7 +82,7 @@ def test_packs_merge_with_each_page_once(tmp_path: Path):
     singles = {
         n: {w["url"] for w in tomllib.loads((tmp_path / f"{n}.toml").read_text())["watch"]}
         for n in ("tts", "ircc", "pnp", "gazette")
-        if policywatch("init", str(tmp_path / f"{n}.toml"), "--pack", n).returncode == 0
+        if cli("init", str(tmp_path / f"{n}.toml"), "--pack", n).returncode == 0
     }
     assert set(urls) == set().union(*singles.values())  # every pack's every page, once
     assert set(cfg.topics) >= {"innovation-stream", "express-entry", "pnp", "regulations"}
@@ -92,12 +90,12 @@ def test_packs_merge_with_each_page_once(tmp_path: Path):
 
 def test_init_without_a_pack_writes_todays_starter_and_an_unknown_pack_is_named(tmp_path: Path):
     plain = tmp_path / "plain.toml"
-    assert policywatch("init", str(plain)).returncode == 0
+    assert cli("init", str(plain)).returncode == 0
     from importlib.resources import files
 
     starter = files("policywatch.monitor").joinpath("starter.toml").read_text(encoding="utf-8")
     assert plain.read_text(encoding="utf-8") == starter
-    bad = policywatch("init", str(tmp_path / "x.toml"), "--pack", "nosuch")
+    bad = cli("init", str(tmp_path / "x.toml"), "--pack", "nosuch")
     assert bad.returncode == 2 and "nosuch" in bad.stderr and "ircc" in bad.stderr
     assert not (tmp_path / "x.toml").exists()
 

@@ -11,7 +11,7 @@ import sqlite3
 import pytest
 
 from policywatch.monitor.demo import NightServer
-from tests.conftest import policywatch
+from tests.conftest import cli, policywatch
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +61,7 @@ topics = ["work-permits"]
             assert p.returncode == 0, p.stderr
 
         def parity() -> list[dict]:
-            p = policywatch("parity", "--config", cfg, "--format", "json")
+            p = cli("parity", "--config", cfg, "--format", "json")
             assert p.returncode == 0, p.stderr
             return json.loads(p.stdout)
 
@@ -94,14 +94,14 @@ topics = ["work-permits"]
         assert "## Language parity" in report and "French version not updated yet: Fee: $155 → $230" in report
         index = (tmp_path / "reports" / "site" / "index.html").read_text(encoding="utf-8")
         assert "French version not updated" in index
-        table = policywatch("parity", "--config", cfg, env={"COLUMNS": "250"})
+        table = cli("parity", "--config", cfg, env={"COLUMNS": "250"})
         assert "en ahead" in table.stdout
 
         _night(server, "$230", "230 $")  # the French follows
         run()
         (pair,) = parity()
         assert pair["status"] == "in_step" and pair["ahead"] is None
-        changes = json.loads(policywatch("changes", "--config", cfg, "--format", "json").stdout)
+        changes = json.loads(cli("changes", "--config", cfg, "--format", "json").stdout)
         french = [c for c in changes if "/fr/" in c["url"] and c["kind"] == "changed"]
         assert [c["summary"].split(" (")[0] for c in french] == [
             "Fee: 155 $ → 230 $"
@@ -110,7 +110,7 @@ topics = ["work-permits"]
 
 def test_parity_needs_its_section(write_config):
     cfg = write_config('[crawl]\nallowed_domains = ["www.canada.ca"]\n')
-    p = policywatch("parity", "--config", str(cfg))
+    p = cli("parity", "--config", str(cfg))
     assert p.returncode == 2 and "[parity]" in p.stderr
 
 
