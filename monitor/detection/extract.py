@@ -26,7 +26,12 @@ from lxml.cssselect import CSSSelector
 
 from policywatch.monitor.detection import pubmeta
 from policywatch.monitor.detection.blocks import Walker
-from policywatch.monitor.detection.decode import parse_html
+from policywatch.monitor.detection.decode import (
+    effective_encoding,
+    guessed_charset,
+    parse_html,
+    trim_outside_document,
+)
 from policywatch.monitor.detection.headmeta import alternates, extract_metadata, first_text
 from policywatch.monitor.detection.layout import RULE_WORDS, analyse, drop_link_lists, inside
 from policywatch.monitor.detection.normalize import element_text, normalize_text
@@ -253,8 +258,17 @@ def extract_html(
     `require_gcweb`: the page was extracted with the GCWeb selector before, so a response without it is not
     content (raise NoMainContent; the caller records a soft error) rather than a generic-fallback extraction.
     """
-    doc = body if isinstance(body, etree._Element) else parse_html(body, encoding)
+    guess = None
+    if isinstance(body, bytes):
+        body = trim_outside_document(body)
+        charset = effective_encoding(body, encoding)
+        guess = guessed_charset(body, encoding, charset)
+        doc = parse_html(body, charset, decided=True)
+    else:
+        doc = body if isinstance(body, etree._Element) else parse_html(body, encoding)
     meta = extract_metadata(doc)
+    if guess:
+        meta["charset"] = guess  # the bytes were not the UTF-8 they were said to be (see decode)
     twins = alternates(doc, url)
     if twins:
         meta["alternates"] = twins  # the page in the other official language ([parity])

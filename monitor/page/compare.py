@@ -14,6 +14,10 @@ from policywatch.monitor.page.content import Content, reread_html
 from policywatch.storage import queries as q
 from policywatch.storage.models import Version
 
+#: Metadata that says how a version was read: the noise rules' digest, the generic extractor's version, the
+#: charset read instead of a wrong declared one. When any differs, the version before is read again.
+REREAD_WHEN_CHANGED = ("rules", "extraction", "charset")
+
 
 def earlier(
     s: Session, config: Config, prev: Version | None, content: Content, url: str
@@ -23,10 +27,7 @@ def earlier(
         return None
     old = {"blocks": prev.blocks, "meta": prev.meta, "text": prev.text}
     before = prev.meta or {}
-    if content.is_json or (
-        before.get("rules", "") == content.meta.get("rules", "")
-        and before.get("extraction") == content.meta.get("extraction")
-    ):
+    if content.is_json or all(before.get(k) == content.meta.get(k) for k in REREAD_WHEN_CHANGED):
         return old
     raw = q.body_bytes(s, prev.raw_hash) if prev.raw_hash else None
     again = reread_html(config, raw, url) if raw is not None else None

@@ -22,8 +22,10 @@ from policywatch.monitor.detection.jsondiff import (
 from policywatch.monitor.detection.quality import soft_error_reason
 from policywatch.storage import bodypack
 
-#: Bump when extraction changes what it reads from <main>, so stored fingerprints stop matching.
-EXTRACTION_VERSION = "1"
+#: Bump when extraction changes what it reads from <main>, so stored fingerprints stop matching (each page is
+#: parsed once more; its content, compared like with like, is unchanged unless it was read wrong).
+#: 2: a page whose bytes are not the UTF-8 they are declared in is read in its real charset (decode).
+EXTRACTION_VERSION = "2"
 _TITLE = re.compile(rb"<title\b[^>]*>.*?</title\s*>", re.I | re.S)
 
 
