@@ -1,4 +1,6 @@
-"""`python -m monitor …` is `policywatch …` (the scheduler starts passes this way, whatever PATH says)."""
+"""`python -m policywatch.monitor …` is `policywatch …`: the scheduler daemon starts each pass this way
+(`python -P -m policywatch.monitor run`, nightly.child), so a pass runs with this interpreter whatever PATH
+says."""
 
 from policywatch.monitor.cli import main
 

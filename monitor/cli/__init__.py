@@ -2,8 +2,8 @@
 
 Contract (see README): every subcommand takes `--config PATH`; machine-readable output (JSON, CSV, NDJSON)
 goes to stdout and nothing else does; logs and progress go to stderr. Exit codes: 0 done, 1 the pass or
-command failed, 2 bad usage or configuration, 3 database unusable, 4 another pass is running, 143 stopped by
-SIGTERM.
+command failed, 2 bad usage or configuration, 3 database unusable, 4 another pass is running, 130 interrupted
+(Ctrl-C), 143 stopped by SIGTERM.
 """
 
 from __future__ import annotations
