@@ -256,27 +256,62 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
     """Validate the parsed TOML against the schema (monitor.config.schema), then check what relates tables and
     build the config; ConfigError names the key path."""
     base = path.parent if path else Path.cwd()
+    f = _validated(data)
+    crawl = _crawl(f.crawl)
+    inside = _Inside(crawl.allowed_domains)
+    topics = _topics(f)
+    watches = _watches(f, inside, topics)
+    mail = _mail(f.mail, base) if f.mail is not None else None
+    subscribers = _subscribers(f.subscriber, set(topics))
+    if any(s.email for s in subscribers) and mail is None:
+        _fail("subscriber", "subscribers with an email are configured but [mail] is missing (host, sender …)")
+    return Config(
+        path=path,
+        storage_url=_resolve_sqlite(f.storage.url, base),
+        crawl=crawl,
+        watches=tuple(watches),
+        topics=topics,
+        reports_dir=_relative(f.reports.dir, base),
+        discovery=_discovery(f.discovery, inside),
+        rules=tuple(
+            [Rule("drop", r.selector, r.url_prefix, r.why) for r in f.rules.drop]
+            + [Rule("ignore", r.pattern, r.url_prefix, r.why) for r in f.rules.ignore]
+        ),
+        settings_hash=settings_hash(data),
+        mail=mail,
+        subscribers=subscribers,
+        schedule=_schedule(f, inside),
+        report_base_url=f.reports.base_url.rstrip("/") + "/" if f.reports.base_url else None,
+        storage_read_url=_resolve_sqlite(f.storage.read_url, base) if f.storage.read_url else None,
+        archive=ArchiveSettings(
+            f.archive.url.rstrip("/"), float(f.archive.delay), f.archive.retries, float(f.archive.timeout)
+        ),
+        parity=Parity(tuple(dict.fromkeys(f.parity.languages)), float(f.parity.grace_days)),
+    )
+
+
+def _validated(data: dict[str, Any]) -> ConfigFile:
     if "cluster" in data:
         _fail(
             "cluster",
             "the cluster mode (Redis frontier, `policywatch worker`) was removed: a night is bounded by "
             "politeness towards each host, not by one machine. Delete [cluster]; to share the work, give "
-            "each "
-            "machine its own part of the watchlist and one PostgreSQL storage.url (docs/deployment.md, "
+            "each machine its own part of the watchlist and one PostgreSQL storage.url (docs/deployment.md, "
             '"Scaling")',
         )
     try:
-        f = ConfigFile.model_validate({"crawl": {}, **data})
+        return ConfigFile.model_validate({"crawl": {}, **data})
     except ValidationError as exc:
         raise ConfigError(describe(exc)) from None
 
-    c = f.crawl
+
+def _crawl(c: Any) -> CrawlSettings:
     if c.page_workers is not None:
         log.warning(
             "crawl.page_workers is deprecated and ignored: the page work runs on one thread of the crawl "
             "(a night is bounded by politeness, not CPU); remove the key"
         )
-    crawl = CrawlSettings(
+    return CrawlSettings(
         tuple(c.allowed_domains),
         c.user_agent,
         c.obey_robots,
@@ -287,16 +322,25 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         c.retries,
         c.max_size_mb,
     )
-    allowed = AllowedDomains(list(crawl.allowed_domains))
 
-    def inside(url: str, key: str, hint: str = "") -> None:
-        if not allowed.allows(url):
+
+class _Inside:
+    """Fails with the key path when a configured URL is outside crawl.allowed_domains."""
+
+    def __init__(self, domains: tuple[str, ...]):
+        self.domains, self.allowed = domains, AllowedDomains(list(domains))
+
+    def __call__(self, url: str, key: str, hint: str = "") -> None:
+        if not self.allowed.allows(url):
             _fail(
                 key,
-                f"{redact_url(url)!r} is outside crawl.allowed_domains {list(crawl.allowed_domains)} "
+                f"{redact_url(url)!r} is outside crawl.allowed_domains {list(self.domains)} "
                 f"(or not http/https){hint}",
             )
 
+
+def _topics(f: ConfigFile) -> dict[str, Topic]:
+    """The built-in topics, extended or added to by [topics.NAME]."""
     topics: dict[str, Topic] = {}
     for name in sorted(set(BUILTIN_TOPICS) | set(f.topics)):
         t, builtin = f.topics.get(name), BUILTIN_TOPICS.get(name, {})
@@ -308,7 +352,11 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
             or name.replace("-", " ").title()
         )
         topics[name] = Topic(name, display, tuple(dict.fromkeys(keywords)), prefixes)
+    return topics
 
+
+def _watches(f: ConfigFile, inside: _Inside, topics: dict[str, Topic]) -> list[Watch]:
+    """[[watch]], each inside the allowed domains and listed once; a topic a watch names is known."""
     watches: list[Watch] = []
     seen: set[str] = set()
     for i, w in enumerate(f.watch):
@@ -320,8 +368,10 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         for name in w.topics:
             topics.setdefault(name, Topic(name, name.replace("-", " ").title()))
         watches.append(Watch(w.url, tuple(w.topics), w.kind, w.json_records, w.json_id))
+    return watches
 
-    d = f.discovery
+
+def _discovery(d: Any, inside: _Inside) -> Discovery:
     for i, u in enumerate(d.follow_prefixes):
         inside(u, f"discovery.follow_prefixes[{i}]")
     own: list[tuple[str, tuple[str, ...]]] = []
@@ -333,7 +383,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
             urls[src].append(u)
             if not isinstance(item, str) and item.keywords:
                 own.append((u, tuple(k.strip() for k in item.keywords if k.strip())))
-    discovery = Discovery(
+    return Discovery(
         tuple(d.follow_prefixes),
         d.depth,
         d.max_pages,
@@ -343,16 +393,8 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
         tuple(own),
     )
 
-    rules = tuple(
-        [Rule("drop", r.selector, r.url_prefix, r.why) for r in f.rules.drop]
-        + [Rule("ignore", r.pattern, r.url_prefix, r.why) for r in f.rules.ignore]
-    )
 
-    base_url = f.reports.base_url.rstrip("/") + "/" if f.reports.base_url else None
-    mail = _mail(f.mail, base) if f.mail is not None else None
-    subscribers = _subscribers(f.subscriber, set(topics))
-    if any(s.email for s in subscribers) and mail is None:
-        _fail("subscriber", "subscribers with an email are configured but [mail] is missing (host, sender …)")
+def _schedule(f: ConfigFile, inside: _Inside) -> Schedule:
     names: set[str] = set()
     jobs = []
     for i, j in enumerate(f.schedule.jobs):
@@ -363,28 +405,7 @@ def parse_config(data: dict[str, Any], path: Path | None = None) -> Config:
             inside(prefix, f"schedule.jobs[{i}].url_prefixes[{k}]")
         jobs.append(ScheduleJob(j.name, j.cron, tuple(j.url_prefixes)))
     sch = f.schedule
-    schedule = Schedule(sch.cron, sch.timezone, float(sch.misfire_grace_hours), tuple(jobs))
-
-    return Config(
-        path=path,
-        storage_url=_resolve_sqlite(f.storage.url, base),
-        crawl=crawl,
-        watches=tuple(watches),
-        topics=topics,
-        reports_dir=_relative(f.reports.dir, base),
-        discovery=discovery,
-        rules=rules,
-        settings_hash=settings_hash(data),
-        mail=mail,
-        subscribers=subscribers,
-        schedule=schedule,
-        report_base_url=base_url,
-        storage_read_url=_resolve_sqlite(f.storage.read_url, base) if f.storage.read_url else None,
-        archive=ArchiveSettings(
-            f.archive.url.rstrip("/"), float(f.archive.delay), f.archive.retries, float(f.archive.timeout)
-        ),
-        parity=Parity(tuple(dict.fromkeys(f.parity.languages)), float(f.parity.grace_days)),
-    )
+    return Schedule(sch.cron, sch.timezone, float(sch.misfire_grace_hours), tuple(jobs))
 
 
 def _mail(m: MailTable, base: Path) -> MailSettings:
