@@ -5,8 +5,8 @@ Why: the content hash of every stored version is a hash of this output. If a rel
 little differently (a space, a block split in two), every user's next pass would see every page as "changed".
 Speed work on the extractor is checked against this file; a change that is *meant* to alter the output needs a
 plan for stored histories (their last versions compared like with like, as `PageWork._reextract` does when
-noise rules change), a bump of `monitor.page.content.EXTRACTION_VERSION`, and the file regenerated with `python
-tests/test_extract_golden.py --update`.
+noise rules change), a bump of `monitor.page.content.EXTRACTION_VERSION`, and the file regenerated with
+`python tests/test_extract_golden.py --update`.
 """
 
 from __future__ import annotations

@@ -223,46 +223,8 @@ def detect_html(
     """`old` is the last good version ({"blocks", "meta", "text"}) or None for a page seen the first time."""
     new_text = "\n".join(b["text"] for b in new_blocks)
     if old is None:
-        topics = assign_topics(url, watch_topics, [title, new_text], topic_defs)
-        released, reasons = details_released(
-            topics=topics,
-            ops=[],
-            old_text="",
-            new_text=new_text,
-            new_page=True,
-            discovered=discovered,
-            topic_defs=topic_defs,
-        )
-        # a baseline is a note, not news: no facts to list (its summary still names the key ones)
-        facts = [] if baseline else unique_facts(extract_facts(new_text))
-        headings = [b["text"] for b in new_blocks if b["kind"] in ("h2", "h3")]
-        score = 2 if discovered else 0
-        key = key_facts(new_text, 5)
-        if discovered:  # news: its facts first, then what the page is
-            summary = (" · ".join(key) + " — new page: " if key else "New page: ") + short_title(title)
-            if released:
-                summary += " — Innovation Stream details released"
-        else:  # a note that watching began: what is watched, then what it says
-            summary = clip(f"Now watching: {title}", 120)
-            if released:
-                summary += " — Innovation Stream details released"
-            if key:
-                summary += " — " + " · ".join(key)
-        return ChangeDecision(
-            "new_page",
-            "low" if baseline and not released else _significance(score, released),
-            topics,
-            summary,
-            {
-                "sections": headings[:50],
-                "facts": {"added": facts[:100], "removed": [], "changed": []},
-                "baseline": baseline,
-                "discovered": discovered,
-                "reasons": reasons,
-                "date_modified": {"before": None, "after": new_meta.get("date_modified")},
-            },
-            released,
-        )
+        page = _NewPage(url, title, new_text, new_blocks, new_meta, watch_topics, topic_defs)
+        return _new_page(page, discovered=discovered, baseline=baseline)
     ops = diff_blocks(old["blocks"], new_blocks)
     if not ops or _markup_only(ops):
         return None  # same blocks (e.g. only the title tag or date metadata moved), or markup only
@@ -278,9 +240,89 @@ def detect_html(
         topic_defs=topic_defs,
     )
     merged = merge_fact_changes([op.get("facts", {}) for op in ops])
-    fact_changes = {k: unique_facts(v) for k, v in merged.items()}
     counts = {k: sum(1 for op in ops if op["op"] == k) for k in ("added", "removed", "changed", "moved")}
-    _add_context(ops, old["blocks"], new_blocks)
+    meanings = _read_ops(ops, old["blocks"], new_blocks, title)
+    # Significance from meaning: the most significant operation's; a topic of its own (its keywords in the
+    # changed text) lifts a low edit to medium.
+    significance = max((m.significance for m in meanings), key=SEVERITY.__getitem__)
+    if significance == "low" and set(topics) - set(watch_topics) and any(m.cls != "layout" for m in meanings):
+        significance = "medium"
+    summary = _headline(ops, meanings, counts) + _publisher_note(new_meta, old.get("meta") or {})
+    if released:
+        significance, summary = "high", "Innovation Stream details released — " + summary
+    details = {
+        "sections": list(dict.fromkeys(_section_label(op["section"]) for op in ops)),
+        "counts": counts,
+        "blocks": ops[:MAX_OPS_STORED],
+        "truncated": len(ops) > MAX_OPS_STORED,
+        "facts": {k: unique_facts(v) for k, v in merged.items()},
+        "reasons": reasons,
+        "date_modified": {
+            "before": old.get("meta", {}).get("date_modified"),
+            "after": new_meta.get("date_modified"),
+        },
+    }
+    return ChangeDecision("changed", significance, topics, summary, details, released)
+
+
+@dataclass
+class _NewPage:
+    url: str
+    title: str
+    text: str
+    blocks: list[dict[str, Any]]
+    meta: dict[str, Any]
+    watch_topics: list[str]
+    topic_defs: dict[str, Topic]
+
+
+def _new_page(p: _NewPage, *, discovered: bool, baseline: bool) -> ChangeDecision:
+    """A page seen the first time: news when discovered (its facts first), a note when watching begins."""
+    topics = assign_topics(p.url, p.watch_topics, [p.title, p.text], p.topic_defs)
+    released, reasons = details_released(
+        topics=topics,
+        ops=[],
+        old_text="",
+        new_text=p.text,
+        new_page=True,
+        discovered=discovered,
+        topic_defs=p.topic_defs,
+    )
+    # a baseline is a note, not news: no facts to list (its summary still names the key ones)
+    facts = [] if baseline else unique_facts(extract_facts(p.text))
+    headings = [b["text"] for b in p.blocks if b["kind"] in ("h2", "h3")]
+    key = key_facts(p.text, 5)
+    released_note = " — Innovation Stream details released" if released else ""
+    if discovered:  # news: its facts first, then what the page is
+        summary = (" · ".join(key) + " — new page: " if key else "New page: ") + short_title(p.title)
+        summary += released_note
+    else:  # a note that watching began: what is watched, then what it says
+        summary = (
+            clip(f"Now watching: {p.title}", 120) + released_note + (" — " + " · ".join(key) if key else "")
+        )
+    return ChangeDecision(
+        "new_page",
+        "low" if baseline and not released else _significance(2 if discovered else 0, released),
+        topics,
+        summary,
+        {
+            "sections": headings[:50],
+            "facts": {"added": facts[:100], "removed": [], "changed": []},
+            "baseline": baseline,
+            "discovered": discovered,
+            "reasons": reasons,
+            "date_modified": {"before": None, "after": p.meta.get("date_modified")},
+        },
+        released,
+    )
+
+
+def _read_ops(
+    ops: list[dict[str, Any]], old_blocks: list[dict[str, Any]], new_blocks: list[dict[str, Any]], title: str
+) -> list[Meaning]:
+    """Each operation's meaning, read with its context (the block before, a list's lead-in, a table's header;
+    a listing page's title names its entries); the meaning is stored on the operation too."""
+    _add_context(ops, old_blocks, new_blocks)
     for op in ops:  # a page that is a listing names its entries ("New program delivery update: …")
         op["listing"] = title or ""
     meanings = [classify(op) for op in ops]
@@ -289,13 +331,12 @@ def detect_html(
     _sections(ops, meanings)
     for op, m in zip(ops, meanings, strict=True):
         op["meaning"] = {"class": m.cls, "significance": m.significance}
-    # Significance from meaning: the most significant operation's; a topic of its own (its keywords in the
-    # changed text) lifts a low edit to medium.
-    significance = max((m.significance for m in meanings), key=SEVERITY.__getitem__)
-    if significance == "low" and set(topics) - set(watch_topics) and any(m.cls != "layout" for m in meanings):
-        significance = "medium"
-    if released:
-        significance = "high"
+    return meanings
+
+
+def _headline(ops: list[dict[str, Any]], meanings: list[Meaning], counts: dict[str, int]) -> str:
+    """The one line: the most significant operation's headline, a second when it adds a fact, and how many
+    more there are."""
     order = sorted(range(len(ops)), key=lambda i: _rank(ops[i], meanings[i]))
     lead = meanings[order[0]].headline
     first = ops[order[0]]
@@ -310,29 +351,18 @@ def detect_html(
     if second is not None:
         lead += "; " + clip(meanings[second].headline, 110)
         leads.append(second)
-    summary = lead + _more([ops[i]["op"] for i in leads], counts)
-    note, old_meta = new_meta.get("change_note"), old.get("meta") or {}
+    return lead + _more([ops[i]["op"] for i in leads], counts)
+
+
+def _publisher_note(new_meta: dict[str, Any], old_meta: dict[str, Any]) -> str:
+    """The publisher's own change note, when this version brought a new one."""
+    note = new_meta.get("change_note")
     if note and (note, new_meta.get("change_note_date")) != (
         old_meta.get("change_note"),
         old_meta.get("change_note_date"),
     ):
-        summary += f" — publisher’s note: “{clip(note, 140)}”"
-    if released:
-        summary = "Innovation Stream details released — " + summary
-    sections = list(dict.fromkeys(_section_label(op["section"]) for op in ops))
-    details = {
-        "sections": sections,
-        "counts": counts,
-        "blocks": ops[:MAX_OPS_STORED],
-        "truncated": len(ops) > MAX_OPS_STORED,
-        "facts": fact_changes,
-        "reasons": reasons,
-        "date_modified": {
-            "before": old.get("meta", {}).get("date_modified"),
-            "after": new_meta.get("date_modified"),
-        },
-    }
-    return ChangeDecision("changed", significance, topics, summary, details, released)
+        return f" — publisher’s note: “{clip(note, 140)}”"
+    return ""
 
 
 def detect_json(
