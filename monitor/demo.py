@@ -26,8 +26,12 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from policywatch.monitor.nightly.passrun import PassResult
 
 SITE = files("policywatch.monitor").joinpath("demo_site")
 IRCC = "/en/immigration-refugees-citizenship"
@@ -74,108 +78,107 @@ def _inline(text: str, local_links: dict[str, str]) -> str:
 
 def markdown_to_html(md: str, local_links: dict[str, str] | None = None) -> tuple[str, str]:
     """Convert the converter's Markdown back to simple HTML; return (title, body HTML without the h1)."""
-    links = local_links or {}
     text = re.sub(r"\A---\n.*?\n---\n", "", md, flags=re.S)
     lines = [ln.rstrip("\r") for ln in text.splitlines()]
-    title, table = "", False
-    parts: list[str] = []
-    para: list[str] = []
-    list_stack: list[int] = []
-
-    def flush_para() -> None:
-        if para:
-            parts.append(f"<p>{_inline(' '.join(para), links)}</p>")
-            para.clear()
-
-    def close_lists(level: int = 0) -> None:
-        while len(list_stack) > level:
-            list_stack.pop()
-            parts.append("</ul>")
-
-    def close_table() -> None:
-        nonlocal table
-        if table:
-            parts.append("</tbody></table>")
-            table = False
-
+    page = _MarkdownPage(local_links or {})
     i = 0
     while i < len(lines):
-        ln = lines[i]
-        nxt = lines[i + 1] if i + 1 < len(lines) else ""
-        stripped = ln.strip()
-        if stripped.startswith("Published Time:"):
-            i += 1
-            continue
-        if stripped and re.fullmatch(r"=+", nxt.strip() or "x") and not stripped.startswith("|"):
-            flush_para()
-            close_lists()
-            close_table()
-            title = title or stripped
-            i += 2
-            continue
-        if stripped and re.fullmatch(r"-{3,}", nxt.strip() or "x") and not stripped.startswith("|"):
-            flush_para()
-            close_lists()
-            close_table()
-            parts.append(f"<h2>{_inline(stripped, links)}</h2>")
-            i += 2
-            continue
-        m = re.match(r"(#{1,6})\s+(.*)", stripped)
-        if m:
-            flush_para()
-            close_lists()
-            close_table()
-            level = max(2, len(m.group(1)))
-            heading = m.group(2).strip("* ").strip()
-            if len(m.group(1)) == 1 and not title:
-                title = heading
-            else:
-                parts.append(f"<h{level}>{_inline(heading, links)}</h{level}>")
-            i += 1
-            continue
-        m = re.match(r"(\s*)[*-]\s+(.*)", ln)
-        if m and not stripped.startswith("**"):
-            flush_para()
-            close_table()
-            level = len(m.group(1)) // 4 + 1
-            if len(list_stack) < level:
-                while len(list_stack) < level:
-                    list_stack.append(level)
-                    parts.append("<ul>")
-            else:
-                close_lists(level)
-            parts.append(f"<li>{_inline(m.group(2), links)}</li>")
-            i += 1
-            continue
-        if stripped.startswith("|"):
-            flush_para()
-            close_lists()
-            cells = [c.strip() for c in stripped.strip("|").split("|")]
-            if all(re.fullmatch(r":?-{3,}:?", c) for c in cells if c):
-                i += 1
-                continue
-            if not table:
-                parts.append('<table class="table table-bordered"><tbody>')
-                table = True
-            parts.append("<tr>" + "".join(f"<td>{_inline(c, links)}</td>" for c in cells) + "</tr>")
-            i += 1
-            continue
-        if not stripped:
-            flush_para()
-            close_lists()
-            close_table()
-            i += 1
-            continue
-        close_lists()
-        close_table()
-        para.append(stripped)
-        i += 1
-    flush_para()
-    close_lists()
-    close_table()
+        i += page.line(lines[i], lines[i + 1] if i + 1 < len(lines) else "")
+    page.close()
+    title, parts = page.title, page.parts
     if not title and parts and re.match(r"<h2>", parts[0]):  # a page whose first heading is its title
         title = re.sub(r"<[^>]+>", "", parts.pop(0))
     return html.unescape(title), "\n".join(parts)
+
+
+class _MarkdownPage:
+    """The HTML of one Markdown page, a line at a time: headings, nested lists, tables, paragraphs."""
+
+    def __init__(self, links: dict[str, str]):
+        self.links = links
+        self.title = ""
+        self.table = False
+        self.parts: list[str] = []
+        self.para: list[str] = []
+        self.list_stack: list[int] = []
+
+    def flush_para(self) -> None:
+        if self.para:
+            self.parts.append(f"<p>{_inline(' '.join(self.para), self.links)}</p>")
+            self.para.clear()
+
+    def close_lists(self, level: int = 0) -> None:
+        while len(self.list_stack) > level:
+            self.list_stack.pop()
+            self.parts.append("</ul>")
+
+    def close_table(self) -> None:
+        if self.table:
+            self.parts.append("</tbody></table>")
+            self.table = False
+
+    def close(self) -> None:
+        self.flush_para()
+        self.close_lists()
+        self.close_table()
+
+    def line(self, ln: str, nxt: str) -> int:
+        """Read one line (and the next, for a setext heading's underline); returns the lines consumed."""
+        stripped = ln.strip()
+        if stripped.startswith("Published Time:"):
+            return 1
+        underline = nxt.strip() or "x"
+        if stripped and not stripped.startswith("|") and re.fullmatch(r"=+|-{3,}", underline):
+            self.close()
+            if underline.startswith("="):
+                self.title = self.title or stripped
+            else:
+                self.parts.append(f"<h2>{_inline(stripped, self.links)}</h2>")
+            return 2
+        m = re.match(r"(#{1,6})\s+(.*)", stripped)
+        if m:
+            self.close()
+            heading = m.group(2).strip("* ").strip()
+            if len(m.group(1)) == 1 and not self.title:
+                self.title = heading
+            else:
+                level = max(2, len(m.group(1)))
+                self.parts.append(f"<h{level}>{_inline(heading, self.links)}</h{level}>")
+            return 1
+        m = re.match(r"(\s*)[*-]\s+(.*)", ln)
+        if m and not stripped.startswith("**"):
+            self.list_item(len(m.group(1)) // 4 + 1, m.group(2))
+        elif stripped.startswith("|"):
+            self.table_row(stripped)
+        elif not stripped:
+            self.close()
+        else:
+            self.close_lists()
+            self.close_table()
+            self.para.append(stripped)
+        return 1
+
+    def list_item(self, level: int, text: str) -> None:
+        self.flush_para()
+        self.close_table()
+        if len(self.list_stack) < level:
+            while len(self.list_stack) < level:
+                self.list_stack.append(level)
+                self.parts.append("<ul>")
+        else:
+            self.close_lists(level)
+        self.parts.append(f"<li>{_inline(text, self.links)}</li>")
+
+    def table_row(self, stripped: str) -> None:
+        self.flush_para()
+        self.close_lists()
+        cells = [c.strip() for c in stripped.strip("|").split("|")]
+        if all(re.fullmatch(r":?-{3,}:?", c) for c in cells if c):
+            return  # the header's underline
+        if not self.table:
+            self.parts.append('<table class="table table-bordered"><tbody>')
+            self.table = True
+        self.parts.append("<tr>" + "".join(f"<td>{_inline(c, self.links)}</td>" for c in cells) + "</tr>")
 
 
 def gcweb_page(shell: str, title: str, body_html: str, date_modified: str, url: str | None = None) -> str:
@@ -406,12 +409,8 @@ def run_demo(
     on_night: Callable[[int], None] | None = None,
 ) -> list[dict]:
     """Run the demo into `out_dir` (a fresh database each time); print what each night found."""
-    from sqlalchemy import select
-
     from policywatch.monitor.config import load_config
     from policywatch.monitor.nightly.passrun import run_pass
-    from policywatch.storage import open_database
-    from policywatch.storage.models import Change
 
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -433,35 +432,7 @@ def run_demo(
                 f"{c['unchanged']} unchanged, {c['failed']} failed",
                 highlight=False,
             )
-            db = open_database(config.storage_url)
-            try:
-                with db.session() as s:
-                    from policywatch.monitor.detection.detect import short_title
-                    from policywatch.reports.data import rank_key
-                    from policywatch.reports.render import one_line
-
-                    changes = sorted(
-                        s.scalars(select(Change).where(Change.run_id == result.run_id)), key=rank_key
-                    )
-                    for ch in changes:
-                        if (ch.details or {}).get("baseline"):
-                            continue
-                        star = "★ " if ch.details_released else ""
-                        page = short_title(ch.title or ch.url)
-                        out.print(
-                            f"  {star}[{ch.significance}] {page}: {one_line(ch, 160)}",
-                            markup=False,
-                            highlight=False,
-                        )
-            finally:
-                db.dispose()
-            for f in result.health.get("failures", []):
-                out.print(
-                    f"  fetch problem (not a change): {f['url'].replace(server.base, '')} — {f['outcome']}: "
-                    f"{f['message']}",
-                    markup=False,
-                    highlight=False,
-                )
+            _print_night(out, config.storage_url, result, server.base)
             results.append({"night": night, "run_id": result.run_id, "counts": c, "reports": result.reports})
             if on_night:
                 on_night(night)
@@ -476,3 +447,35 @@ def run_demo(
         f"already) — try: policywatch digest preview --since 1d --config {cfg_path}"
     )
     return results
+
+
+def _print_night(out: Console, storage_url: str, result: PassResult, base: str) -> None:
+    """A night's changes, one line each in the order every report uses, and its fetch problems."""
+    from sqlalchemy import select
+
+    from policywatch.monitor.detection.detect import short_title
+    from policywatch.reports.data import rank_key
+    from policywatch.reports.render import one_line
+    from policywatch.storage import open_database
+    from policywatch.storage.models import Change
+
+    db = open_database(storage_url)
+    try:
+        with db.session() as s:
+            changes = sorted(s.scalars(select(Change).where(Change.run_id == result.run_id)), key=rank_key)
+            for ch in changes:
+                if (ch.details or {}).get("baseline"):
+                    continue
+                star = "★ " if ch.details_released else ""
+                page = short_title(ch.title or ch.url)
+                out.print(
+                    f"  {star}[{ch.significance}] {page}: {one_line(ch, 160)}", markup=False, highlight=False
+                )
+    finally:
+        db.dispose()
+    for f in result.health.get("failures", []):
+        out.print(
+            f"  fetch problem (not a change): {f['url'].replace(base, '')} — {f['outcome']}: {f['message']}",
+            markup=False,
+            highlight=False,
+        )
