@@ -131,6 +131,18 @@ def news_between(s: Session, floor: int, top: int) -> list[Change]:
     ]
 
 
+def _kind_and_key(
+    digest: Digest, sub: SubscriberLike, run_id: int | None, floor: int, top: int
+) -> tuple[str, str] | None:
+    """What is sent and what makes its Message-ID: a digest (or a channel's message) of the changes between
+    two watermarks, a heartbeat for a pass with nothing to say (e-mail subscribers who asked), or nothing."""
+    if digest.entries or digest.notices:
+        return ("channel" if isinstance(sub, ChannelSubscriber) else "digest"), f"{floor}-{top}"
+    if not sub.heartbeat or run_id is None or isinstance(sub, ChannelSubscriber):
+        return None
+    return "heartbeat", f"run-{run_id}"
+
+
 class Outbox:
     """Builds, records and sends digests for the configured subscribers."""
 
@@ -223,21 +235,13 @@ class Outbox:
     def _prepare(self, sid: int, sub: SubscriberLike, report: DeliveryReport) -> int | None:
         """Commit the next digest to the outbox (or advance the watermark when there is nothing to say)."""
         with self.db.session() as s:
-            row = s.get(Subscriber, sid)
-            assert row is not None
-            failed = list(
-                s.scalars(
-                    select(DigestRow)
-                    .where(DigestRow.subscriber_id == sid, DigestRow.status == "failed")
-                    .order_by(DigestRow.id)
-                )
-            )
+            row = s.get_one(Subscriber, sid)
+            waiting = (DigestRow.subscriber_id == sid) & (DigestRow.status == "failed")
+            failed = list(s.scalars(select(DigestRow).where(waiting).order_by(DigestRow.id)))
             if sub.frequency == "weekly" and not self._weekly_due(s, row):
                 report.not_due.append(sub.email)
                 return None
-            top = finished_top(s)
-            floor = row.watermark
-            run_id = last_finished_run(s)
+            top, floor, run_id = finished_top(s), row.watermark, last_finished_run(s)
             digest = compose(
                 news_between(s, floor, top),
                 sub,
@@ -247,46 +251,27 @@ class Outbox:
                 parity_notes=parity_notes(s, *self.parity),
                 run_id=run_id,
             )
-            channel = sub.channel if isinstance(sub, ChannelSubscriber) else None
-            if not digest.entries and not digest.notices:
-                if not sub.heartbeat or run_id is None or channel is not None:
-                    for f in failed:  # a failed heartbeat is not worth a late delivery
-                        f.status = "superseded"
-                    row.watermark = max(row.watermark, top)
-                    report.nothing.append(sub.email)
-                    return None
-                kind, key = "heartbeat", f"run-{run_id}"
-            else:
-                kind, key = ("channel" if channel else "digest"), f"{floor}-{top}"
+            what = _kind_and_key(digest, sub, run_id, floor, top)
+            if what is None:
+                for f in failed:  # a failed heartbeat is not worth a late delivery
+                    f.status = "superseded"
+                row.watermark = max(row.watermark, top)
+                report.nothing.append(sub.email)
+                return None
             domain = self.mail.sender_domain if self.mail is not None else "policywatch.invalid"
-            mid = message_id(kind, sub.email, key, domain)
+            mid = message_id(what[0], sub.email, what[1], domain)
             existing = s.scalar(select(DigestRow).where(DigestRow.message_id == mid))
             if existing is not None:
                 if existing.status in ("sent", "pending"):
                     report.nothing.append(sub.email)
                     return None  # already delivered (a heartbeat for this pass) or handled above
-                existing.status = (
-                    "pending"  # refused before with exactly this content: try the same message again
-                )
+                existing.status = "pending"  # refused before with exactly this content: the same again
                 return existing.id
+            kind = what[0]
             for f in failed:
                 f.status = "superseded"
                 s.execute(delete(DigestItem).where(DigestItem.digest_id == f.id))
             now = self.now()
-            if channel is not None:
-                body = team.render(digest, channel.url)
-            else:
-                assert self.mail is not None
-                body = build_message(
-                    subject=digest.subject,
-                    sender=self.mail.sender,
-                    recipient=sub.email,
-                    recipient_name=sub.name,
-                    msg_id=mid,
-                    text=render_text(digest),
-                    html=render_html(digest),
-                    when=now,
-                )
             d = DigestRow(
                 kind=kind,
                 subscriber_id=sid,
@@ -300,13 +285,30 @@ class Outbox:
                 status="pending",
                 attempts=0,
                 created_at=now,
-                message=body,
+                message=self._body(digest, sub, mid, now),
             )
             s.add(d)
             s.flush()
             for c in digest.covered:
                 s.add(DigestItem(digest_id=d.id, change_id=c.id, subscriber_id=sid))
             return d.id
+
+    def _body(self, digest: Digest, sub: SubscriberLike, mid: str, now: datetime) -> bytes:
+        """The exact bytes this recipient is sent (and sent again, unchanged, after a crash): a channel's
+        message, or the e-mail."""
+        if isinstance(sub, ChannelSubscriber):
+            return team.render(digest, sub.channel.url)
+        assert self.mail is not None  # an e-mail subscriber exists only with [mail]
+        return build_message(
+            subject=digest.subject,
+            sender=self.mail.sender,
+            recipient=sub.email,
+            recipient_name=sub.name,
+            msg_id=mid,
+            text=render_text(digest),
+            html=render_html(digest),
+            when=now,
+        )
 
     def _weekly_due(self, s: Session, row: Subscriber) -> bool:
         last = s.scalar(
