@@ -24,7 +24,7 @@ from policywatch.monitor.config import Config
 from policywatch.monitor.handoff import CrawlReport, CrawlRequest, HandoffError
 from policywatch.monitor.nightly.child import python_module
 from policywatch.monitor.nightly.health import crawl_health
-from policywatch.storage import StorageError, open_database
+from policywatch.storage import Database, StorageError, open_database
 from policywatch.storage import queries as q
 from policywatch.storage.locks import LockGuard, LockLost, pass_lock
 
@@ -254,7 +254,12 @@ def _lock_lost(guard: LockGuard) -> str | None:
 
 
 def _locked_pass(
-    db, full: Config, progress: ProgressFn | None, timeout: float | None, job: str | None, guard: LockGuard
+    db: Database,
+    full: Config,
+    progress: ProgressFn | None,
+    timeout: float | None,
+    job: str | None,
+    guard: LockGuard,
 ) -> PassResult:
     """The pass proper, run while this process holds the pass lock."""
     only = full.job(job).url_prefixes if job else ()
@@ -286,11 +291,37 @@ def _locked_pass(
         health["discovery_failures"] = [f.model_dump() for f in report.discovery_failed] if report else []
         run = q.finish_run(s, run_id, status, message, health)
         counts = q.run_counts(s, run_id)
-    from policywatch.monitor.nightly.delivery import deliver, publish_site
+    paths, report_error = _write_reports(db, config, run_id)
+    result = PassResult(run_id, run.status, counts, paths, health, log_file, message)
+    lost = lost or _lock_lost(guard)
+    if lost:  # digests go out from one pass at a time, or not at all: the pass holding the lock sends them
+        raise PassError(lost)
+    try:  # still under the pass lock: digests are built from finished runs only, by one process at a time
+        # A job's pass (e.g. hourly JSON) leaves its changes to the next nightly digest; operators still hear
+        # of trouble.
+        from policywatch.monitor.nightly.delivery import deliver
+
+        result.delivery = deliver(db, config, run_id=run_id, subscribers=job is None)
+    except Exception as exc:  # a mail bug must not hide the pass's result; the outbox keeps what is pending
+        result.delivery_error = f"{type(exc).__name__}: {exc}"
+    if report_error:
+        failure = StorageError(
+            report_error + (f"; digests: {result.delivery_error}" if result.delivery_error else "")
+        )
+        failure.fatal = True
+        raise failure
+    if status != "completed":
+        raise PassError(message or "crawl failed")
+    return result
+
+
+def _write_reports(db: Database, config: Config, run_id: int) -> tuple[dict[str, Path], str | None]:
+    """The run's reports (and the previous one's link to them) and the site; on a full disk, no paths and the
+    reason — the run and its changes are stored, the reports can be built again."""
+    from policywatch.monitor.nightly.delivery import publish_site
     from policywatch.reports.data import load_run_report
     from policywatch.reports.render import write_run_reports
 
-    report_error = None
     try:
         with db.session() as s:
             names = {n: t.display for n, t in config.topics.items()}
@@ -307,30 +338,9 @@ def _locked_pass(
                     latest=False,
                 )
         paths["site"] = publish_site(db, config, run_id)
-    except (
-        OSError
-    ) as exc:  # the run and its changes are stored: the reports can be built again, digests still go
-        paths = {}
-        report_error = (
+    except OSError as exc:
+        return {}, (
             disk_error("the reports", exc) + "; the run and its changes are stored: `policywatch site` "
             "rebuilds the reports"
         )
-    result = PassResult(run_id, run.status, counts, paths, health, log_file, message)
-    lost = lost or _lock_lost(guard)
-    if lost:  # digests go out from one pass at a time, or not at all: the pass holding the lock sends them
-        raise PassError(lost)
-    try:  # still under the pass lock: digests are built from finished runs only, by one process at a time
-        # A job's pass (e.g. hourly JSON) leaves its changes to the next nightly digest; operators still hear
-        # of trouble.
-        result.delivery = deliver(db, config, run_id=run_id, subscribers=job is None)
-    except Exception as exc:  # a mail bug must not hide the pass's result; the outbox keeps what is pending
-        result.delivery_error = f"{type(exc).__name__}: {exc}"
-    if report_error:
-        failure = StorageError(
-            report_error + (f"; digests: {result.delivery_error}" if result.delivery_error else "")
-        )
-        failure.fatal = True
-        raise failure
-    if status != "completed":
-        raise PassError(message or "crawl failed")
-    return result
+    return paths, None
