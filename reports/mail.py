@@ -83,52 +83,16 @@ def send_message(
     env: Mapping[str, str] | None = None,
 ) -> None:
     """Deliver `message` (complete RFC 5322 bytes) to `recipients`; raise SendError on failure."""
-    if getattr(settings, "mbox", None):
-        return append_to_mbox(settings.mbox, message, sender, recipients)  # type: ignore[arg-type]
-    env = os.environ if env is None else env
-    creds = _credentials(settings, env)
-    phase = "connect"
-    where = f"{settings.host}:{settings.port}"
+    mbox = getattr(settings, "mbox", None)  # (a settings object made by hand may not have one)
+    if mbox:
+        return append_to_mbox(mbox, message, sender, recipients)
+    creds = _credentials(settings, os.environ if env is None else env)
+    t = _Transaction(settings)
     try:
-        if settings.security == "ssl":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                settings.host, settings.port, timeout=settings.timeout, context=tls_context(settings)
-            )
-        else:
-            smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+        smtp = t.connect()
         try:
-            phase = "ehlo"
-            smtp.ehlo()
-            if settings.security == "starttls":
-                phase = "starttls"
-                if not smtp.has_extn("starttls"):
-                    raise SendError(
-                        f'{where} does not offer STARTTLS (mail.security = "starttls")', definite=True
-                    )
-                smtp.starttls(context=tls_context(settings))
-                smtp.ehlo()
-            if creds:
-                phase = "auth"
-                if settings.security == "none" and not settings.allow_plaintext_auth:
-                    # The config refuses this too; a settings object built another way must not leak the
-                    # password.
-                    raise SendError(
-                        f'{where}: not logging in without TLS (mail.security = "none")', definite=True
-                    )
-                smtp.login(*creds)
-            phase = "envelope"
-            code, resp = smtp.mail(sender)
-            if code != 250:
-                raise SendError(f"{where} refused the sender: {code} {_text(resp)}", definite=True)
-            for rcpt in recipients:
-                code, resp = smtp.rcpt(rcpt)
-                if code not in (250, 251):
-                    raise SendError(f"{where} refused recipient {rcpt}: {code} {_text(resp)}", definite=True)
-            phase = "data"
-            code, resp = smtp.data(message)
-            if code != 250:
-                raise SendError(f"{where} rejected the message: {code} {_text(resp)}", definite=True)
-            phase = "done"
+            t.greet(smtp, creds)
+            t.send(smtp, message, sender, recipients)
         finally:
             try:
                 smtp.quit()
@@ -137,23 +101,76 @@ def send_message(
     except SendError:
         raise
     except smtplib.SMTPAuthenticationError as exc:
-        raise SendError(f"{where} refused the login ({exc.smtp_code})", definite=True) from None
+        raise SendError(f"{t.where} refused the login ({exc.smtp_code})", definite=True) from None
     except smtplib.SMTPResponseException as exc:
         # An error answer from the server: it did not take the message, whatever the phase.
         raise SendError(
-            f"{where} answered {exc.smtp_code} during {phase}: {_text(exc.smtp_error)}", definite=True
+            f"{t.where} answered {exc.smtp_code} during {t.phase}: {_text(exc.smtp_error)}", definite=True
         ) from None
     except (smtplib.SMTPServerDisconnected, TimeoutError, ConnectionError, ssl.SSLError, OSError) as exc:
-        definite = phase != "data"  # in flight during DATA: the server may have queued it
         what = type(exc).__name__
         raise SendError(
-            f"{where}: {what} during {phase}: {exc}" if str(exc) else f"{where}: {what} during {phase}",
-            definite=definite,
+            f"{t.where}: {what} during {t.phase}: {exc}"
+            if str(exc)
+            else f"{t.where}: {what} during {t.phase}",
+            definite=t.phase != "data",  # in flight during DATA: the server may have queued it
         ) from None
     except smtplib.SMTPException as exc:
         raise SendError(
-            f"{where}: {type(exc).__name__} during {phase}: {exc}", definite=phase != "data"
+            f"{t.where}: {type(exc).__name__} during {t.phase}: {exc}", definite=t.phase != "data"
         ) from None
+
+
+class _Transaction:
+    """One SMTP conversation, step by step; `phase` says how far it got, which decides whether a failure
+    means the server certainly did not take the message."""
+
+    def __init__(self, settings: SmtpSettings):
+        self.settings = settings
+        self.where = f"{settings.host}:{settings.port}"
+        self.phase = "connect"
+
+    def connect(self) -> smtplib.SMTP:
+        st = self.settings
+        if st.security == "ssl":
+            return smtplib.SMTP_SSL(st.host, st.port, timeout=st.timeout, context=tls_context(st))
+        return smtplib.SMTP(st.host, st.port, timeout=st.timeout)
+
+    def greet(self, smtp: smtplib.SMTP, creds: tuple[str, str] | None) -> None:
+        """EHLO, STARTTLS when asked for, and the login (never without TLS unless allowed to loopback)."""
+        self.phase = "ehlo"
+        smtp.ehlo()
+        if self.settings.security == "starttls":
+            self.phase = "starttls"
+            if not smtp.has_extn("starttls"):
+                raise SendError(
+                    f'{self.where} does not offer STARTTLS (mail.security = "starttls")', definite=True
+                )
+            smtp.starttls(context=tls_context(self.settings))
+            smtp.ehlo()
+        if creds:
+            self.phase = "auth"
+            if self.settings.security == "none" and not self.settings.allow_plaintext_auth:
+                # The config refuses this too; a settings object built another way must not leak the password.
+                raise SendError(
+                    f'{self.where}: not logging in without TLS (mail.security = "none")', definite=True
+                )
+            smtp.login(*creds)
+
+    def send(self, smtp: smtplib.SMTP, message: bytes, sender: str, recipients: Sequence[str]) -> None:
+        self.phase = "envelope"
+        code, resp = smtp.mail(sender)
+        if code != 250:
+            raise SendError(f"{self.where} refused the sender: {code} {_text(resp)}", definite=True)
+        for rcpt in recipients:
+            code, resp = smtp.rcpt(rcpt)
+            if code not in (250, 251):
+                raise SendError(f"{self.where} refused recipient {rcpt}: {code} {_text(resp)}", definite=True)
+        self.phase = "data"
+        code, resp = smtp.data(message)
+        if code != 250:
+            raise SendError(f"{self.where} rejected the message: {code} {_text(resp)}", definite=True)
+        self.phase = "done"
 
 
 def _text(resp: bytes | str) -> str:
