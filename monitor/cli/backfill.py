@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import (
@@ -29,6 +30,10 @@ from policywatch.monitor.cli.common import (
     parse_as_of,
     parse_when,
 )
+
+if TYPE_CHECKING:
+    from policywatch.monitor.backfill.run import PageSummary
+    from policywatch.monitor.config import Config
 
 
 class _Bar:
@@ -106,17 +111,20 @@ def backfill(
     url, the Wayback Machine by default), or the responses in WARC files, read oldest first through the same
     detection as a pass and stored at their own dates. Backfilled changes are never e-mailed; running it again
     skips what is stored (and resumes an interrupted run)."""
-    from policywatch.monitor.backfill.run import backfill_archive, backfill_warc
-    from policywatch.monitor.backfill.warc import WarcError, read_warc
-    from policywatch.monitor.backfill.wayback import ArchiveClient
-    from policywatch.monitor.urls import normalize_url, url_problem
-    from policywatch.storage.locks import LockBusy, pass_lock
-
     cfg = _config(config)
     zone = cfg.schedule.timezone
     first, last = _archive_date(start, "--from", zone), _archive_date(end, "--to", zone)
     if first and last and first[: len(last)] > last:
         fail(f"--from {start} is after --to {end}", EXIT_USAGE)
+    targets = _targets(cfg, url, warc)
+    summaries = _backfill(cfg, targets, warc, first, last, max_captures, quiet)
+    _report(summaries)
+
+
+def _targets(cfg: Config, url: list[str], warc: list[Path]) -> list[str]:
+    """The pages to backfill (the --url given, else every watched page); usage errors named."""
+    from policywatch.monitor.urls import url_problem
+
     for u in url:
         problem = url_problem(u)
         if problem:
@@ -127,33 +135,41 @@ def backfill(
     for path in warc:
         if not path.is_file():
             fail(f"--warc {path}: no such file", EXIT_USAGE)
+    return targets
+
+
+def _backfill(
+    cfg: Config,
+    targets: list[str],
+    warc: list[Path],
+    first: str | None,
+    last: str | None,
+    max_captures: int | None,
+    quiet: bool,
+) -> list[PageSummary]:
+    """Read the captures under the pass lock (a backfill and a pass never write at once), with progress on a
+    terminal; the site gains the changes found, at their historic dates."""
+    from policywatch.monitor.backfill.run import backfill_archive, backfill_warc
+    from policywatch.monitor.backfill.warc import WarcError, read_warc
+    from policywatch.monitor.backfill.wayback import ArchiveClient
+    from policywatch.monitor.urls import normalize_url
+    from policywatch.storage.locks import LockBusy, pass_lock
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     show = not quiet and err.is_terminal
     with _opened(cfg) as db:
         try:
             with (
                 pass_lock(db.engine),
-                Progress(
-                    SpinnerColumn(),
-                    TextColumn("{task.description}"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TimeElapsedColumn(),
-                    console=err,
-                    transient=True,
-                    disable=not show,
-                ) as progress,
+                Progress(*columns, TimeElapsedColumn(), console=err, transient=True, disable=not show) as p,
             ):
-                bar = _Bar(progress, quiet)
+                bar = _Bar(p, quiet)
                 if warc:
                     keys = {normalize_url(t): t for t in targets}
-
-                    def records():
-                        for path in warc:
-                            yield from read_warc(path, warn=bar.note)
-
+                    records = (r for path in warc for r in read_warc(path, warn=bar.note))
                     try:
                         summaries = backfill_warc(
-                            db, cfg, records(), wanted=lambda u: keys.get(normalize_url(u)), progress=bar
+                            db, cfg, records, wanted=lambda u: keys.get(normalize_url(u)), progress=bar
                         )
                     except WarcError as exc:
                         fail(str(exc), EXIT_USAGE)
@@ -176,7 +192,13 @@ def backfill(
                     err.print(f"site: {publish_changes(db, cfg, new_changes)}")
         except LockBusy as exc:
             fail(f"{exc}; backfill after it finishes", EXIT_BUSY)
-    for sm in summaries:  # per page: what was listed, read, stored and found (stderr: a report, not data)
+    return summaries
+
+
+def _report(summaries: list[PageSummary]) -> None:
+    """Per page on stderr (a report, not data): what was listed, read, stored and found; the total on stdout;
+    exit 1 when captures could not be read (running again retries them)."""
+    for sm in summaries:
         err.print(sm.url)
         err.print(
             f"  {sm.listed} captures listed, {sm.fetched} read ({sm.skipped} already stored): {sm.stored} "
