@@ -105,9 +105,30 @@ def diff_blocks(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[di
             continue
         removed.extend((i, j1 - 0.5 + (i - i1) * 1e-3) for i in range(i1, i2))
         added.extend(range(j1, j2))
-
     ops: list[tuple[float, dict[str, Any]]] = []
-    # 2. moved: identical block removed here and added there
+    still_added = _moved(old, new, ok, nk, removed, added, ops)
+    used_old, used_new = _changed(old, new, removed, still_added, ops)
+    for oi, pos in removed:  # 4. what is left
+        if oi not in used_old:
+            ops.append((pos, _alone("removed", old[oi], oi)))
+    for nj in still_added:
+        if nj not in used_new:
+            ops.append((nj, _alone("added", new[nj], nj)))
+    ops.sort(key=lambda pe: pe[0])
+    return [e for _, e in ops]
+
+
+def _moved(
+    old: list[dict[str, Any]],
+    new: list[dict[str, Any]],
+    ok: list[tuple[Any, ...]],
+    nk: list[tuple[Any, ...]],
+    removed: list[tuple[int, float]],
+    added: list[int],
+    ops: list[tuple[float, dict[str, Any]]],
+) -> list[int]:
+    """2. An identical block removed here and added there was moved (taken out of `removed`); returns the
+    added blocks that were not."""
     by_key: dict[tuple[Any, ...], list[tuple[int, float]]] = {}
     for oi, pos in removed:
         by_key.setdefault(ok[oi], []).append((oi, pos))
@@ -121,10 +142,21 @@ def diff_blocks(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[di
             ops.append((nj, e))
         else:
             still_added.append(nj)
-    # 3. changed: best-scoring pairs first
+    return still_added
+
+
+def _changed(
+    old: list[dict[str, Any]],
+    new: list[dict[str, Any]],
+    removed: list[tuple[int, float]],
+    added: list[int],
+    ops: list[tuple[float, dict[str, Any]]],
+) -> tuple[set[int], set[int]]:
+    """3. A removed and an added block alike enough are one block changed: best-scoring pairs first (the same
+    section preferred, then the nearest). Returns the old and new indexes paired."""
     candidates = []
     for oi, pos in removed:
-        for nj in still_added:
+        for nj in added:
             score = _similarity(old[oi], new[nj])
             if score >= PAIR_THRESHOLD:
                 same_section = old[oi].get("section") == new[nj].get("section")
@@ -145,20 +177,17 @@ def diff_blocks(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[di
                 e[f"{extra}_before"] = old[oi].get(extra, [])
         e["facts"] = compare_facts(extract_facts(e["before"]), extract_facts(e["text"]), e["section"])
         ops.append((nj, e))
-    # 4. what is left
-    for oi, pos in removed:
-        if oi not in used_old:
-            e = _entry("removed", old[oi], oi)
-            facts = extract_facts(e["text"])
-            if facts:
-                e["facts"] = compare_facts(facts, [], e["section"])
-            ops.append((pos, e))
-    for nj in still_added:
-        if nj not in used_new:
-            e = _entry("added", new[nj], nj)
-            facts = extract_facts(e["text"])
-            if facts:
-                e["facts"] = compare_facts([], facts, e["section"])
-            ops.append((nj, e))
-    ops.sort(key=lambda pe: pe[0])
-    return [e for _, e in ops]
+    return used_old, used_new
+
+
+def _alone(op: str, block: dict[str, Any], index: int) -> dict[str, Any]:
+    """A block removed or added with no counterpart, with the facts it took away or brought."""
+    e = _entry(op, block, index)
+    facts = extract_facts(e["text"])
+    if facts:
+        e["facts"] = (
+            compare_facts(facts, [], e["section"])
+            if op == "removed"
+            else compare_facts([], facts, e["section"])
+        )
+    return e
