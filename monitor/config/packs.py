@@ -76,27 +76,52 @@ def _lines(key: str, values: list[Any]) -> str:
 
 def merge(packs: list[Pack], starter: str) -> str:
     """One config from these packs (in order); `starter` gives the sections every config shares."""
-    hosts: dict[str, str] = {}
-    prefixes: list[str] = []
-    feeds: list[Any] = []
-    sitemaps: list[Any] = []
-    topics: dict[str, dict[str, Any]] = {}
-    delay = 1.0
-    for p in packs:
-        crawl = p.data.get("crawl", {})
-        for h in crawl.get("allowed_domains", []):
-            hosts.setdefault(h, p.name)
-        delay = max(delay, float(crawl.get("download_delay", 1.0)))  # the most careful pack's pace
-        disc = p.data.get("discovery", {})
-        prefixes += [x for x in disc.get("follow_prefixes", []) if x not in prefixes]
-        feeds += [x for x in disc.get("feeds", []) if x not in feeds]
-        sitemaps += [x for x in disc.get("sitemaps", []) if x not in sitemaps]
-        for name, table in p.data.get("topics", {}).items():
-            mine = topics.setdefault(name, dict(table))
-            words = list(dict.fromkeys([*mine.get("keywords", []), *table.get("keywords", [])]))
-            mine["keywords"] = words
+    m = _Merged.of(packs)
+    out = _head(packs, m)
+    for name, table in m.topics.items():
+        out.append(f"[topics.{name}]")
+        out += [f"{k} = {_toml(v)}" for k, v in table.items()]
+        out.append("")
+    out += _watchlist(packs)
+    tail = starter[starter.index(STARTER_TAIL) :] if STARTER_TAIL in starter else ""
+    return "\n".join(out) + "\n" + tail
+
+
+@dataclass
+class _Merged:
+    """What the packs share: hosts (with the pack that needs each), discovery sources, topics, the pace."""
+
+    hosts: dict[str, str] = field(default_factory=dict)
+    prefixes: list[str] = field(default_factory=list)
+    feeds: list[Any] = field(default_factory=list)
+    sitemaps: list[Any] = field(default_factory=list)
+    topics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    delay: float = 1.0
+
+    @classmethod
+    def of(cls, packs: list[Pack]) -> _Merged:
+        m = cls()
+        for p in packs:
+            crawl = p.data.get("crawl", {})
+            for h in crawl.get("allowed_domains", []):
+                m.hosts.setdefault(h, p.name)
+            m.delay = max(m.delay, float(crawl.get("download_delay", 1.0)))  # the most careful pack's pace
+            disc = p.data.get("discovery", {})
+            m.prefixes += [x for x in disc.get("follow_prefixes", []) if x not in m.prefixes]
+            m.feeds += [x for x in disc.get("feeds", []) if x not in m.feeds]
+            m.sitemaps += [x for x in disc.get("sitemaps", []) if x not in m.sitemaps]
+            for name, table in p.data.get("topics", {}).items():
+                mine = m.topics.setdefault(name, dict(table))
+                mine["keywords"] = list(
+                    dict.fromkeys([*mine.get("keywords", []), *table.get("keywords", [])])
+                )
+        return m
+
+
+def _head(packs: list[Pack], m: _Merged) -> list[str]:
+    """The file's header and its [storage], [crawl], [discovery] and [reports] tables."""
     names = " ".join(f"--pack {p.name}" for p in packs)
-    out = [
+    return [
         f"# policywatch configuration — written by `policywatch init {names}`.",
         "# Every key is documented in docs/configuration.md. Paths are relative to this file.",
         *(f"# pack {p.name}: {p.summary}" for p in packs),
@@ -108,21 +133,21 @@ def merge(packs: list[Pack], starter: str) -> str:
         "[crawl]",
         "# Hosts policywatch may request (the pack that needs each). Nothing else is ever fetched.",
         "allowed_domains = [\n"
-        + "".join(f"  {_toml(h)},{' ' * max(1, 30 - len(h))}# {hosts[h]}\n" for h in hosts)
+        + "".join(f"  {_toml(h)},{' ' * max(1, 30 - len(h))}# {m.hosts[h]}\n" for h in m.hosts)
         + "]",
         "# Say who you are: site operators can contact you instead of blocking you.",
         'user_agent = "policywatch/0.1 (+https://example.org/contact-for-policywatch)"',
         "obey_robots = true",
         "concurrency_per_domain = 1",
-        f"download_delay = {delay}          # seconds between requests to one host (government hosts)",
+        f"download_delay = {m.delay}          # seconds between requests to one host (government hosts)",
         "timeout = 30",
         "retries = 2",
         "max_size_mb = 16",
         "",
         "[discovery]",
-        _lines("follow_prefixes", prefixes),
-        _lines("feeds", feeds),
-        *([_lines("sitemaps", sitemaps)] if sitemaps else []),
+        _lines("follow_prefixes", m.prefixes),
+        _lines("feeds", m.feeds),
+        *([_lines("sitemaps", m.sitemaps)] if m.sitemaps else []),
         "depth = 1",
         "max_pages = 300",
         "",
@@ -130,21 +155,21 @@ def merge(packs: list[Pack], starter: str) -> str:
         'dir = "reports"',
         "",
     ]
-    for name, table in topics.items():
-        out.append(f"[topics.{name}]")
-        out += [f"{k} = {_toml(v)}" for k, v in table.items()]
-        out.append("")
+
+
+def _watchlist(packs: list[Pack]) -> list[str]:
+    """Each pack's [[watch]] entries as the pack writes them (comments kept); a page two packs watch is
+    watched once, with the first pack's topics."""
+    out: list[str] = []
     seen: set[str] = set()
     for p in packs:
         out.append(f"# --- the watchlist: pack {p.name} {'-' * max(3, 80 - len(p.name))}")
         for block in _blocks(p.watch_text):
             url = tomllib.loads(block)["watch"][0]["url"]
-            if url in seen:
-                continue  # a page two packs watch is watched once (the first pack's topics)
-            seen.add(url)
-            out += [block, ""]
-    tail = starter[starter.index(STARTER_TAIL) :] if STARTER_TAIL in starter else ""
-    return "\n".join(out) + "\n" + tail
+            if url not in seen:
+                seen.add(url)
+                out += [block, ""]
+    return out
 
 
 def _blocks(text: str) -> list[str]:
