@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
 
@@ -39,26 +38,6 @@ class SideBySide:
     op: str
     left: list[list[str]]  # [op, text] segments
     right: list[list[str]]
-
-
-_WORDS = re.compile(r"\s+|[^\s]+")
-
-
-def word_diff(before: str, after: str) -> list[list[str]]:
-    """[op, text] segments (equal | del | ins) of a word-level diff. (detection's `inline_diff` is the same
-    idea; the reports import nothing but storage, so the site diffs the two paragraphs a change stored as
-    removed and added here.)"""
-    a, b = _WORDS.findall(before), _WORDS.findall(after)
-    out: list[list[str]] = []
-    for tag, i1, i2, j1, j2 in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        if tag == "equal":
-            out.append(["equal", "".join(a[i1:i2])])
-            continue
-        if i2 > i1:
-            out.append(["del", "".join(a[i1:i2])])
-        if j2 > j1:
-            out.append(["ins", "".join(b[j1:j2])])
-    return out
 
 
 def _blocks(version: Version | None) -> list[dict[str, Any]]:
@@ -89,67 +68,87 @@ def side_by_side(
 ) -> list[SideBySide]:
     """The change's operations as rows, in reading order, each with its context: the unchanged block before
     and after it (and a table's header row), from the versions compared. A paragraph removed and another
-    added in its place in the same section read as one "changed" row with a word diff."""
+    added in its place in the same section read as one "changed" row with the word diff detection recorded
+    (`replaced_by`)."""
     ops = list((change.details or {}).get("blocks") or [])
-    old, new = _blocks(before), _blocks(after)
-    touched_new = {op.get("index") for op in ops if op["op"] in ("added", "changed", "moved")}
-    rows: list[SideBySide] = []
-    shown: set[tuple[str, int]] = set()
-
-    def context(blocks: list[dict[str, Any]], index: int | None, side: str) -> None:
-        if index is None or not 0 <= index < len(blocks) or (side, index) in shown:
-            return
-        if side == "new" and index in touched_new:
-            return
-        shown.add((side, index))
-        b = blocks[index]
-        text = [["equal", b.get("text", "")]]
-        rows.append(SideBySide(b.get("section") or [], "context", text, text))
-
+    rows = _Rows(_blocks(before), _blocks(after), ops)
     i = 0
     while i < len(ops):
-        op = ops[i]
-        sec = op.get("section") or []
-        nxt = ops[i + 1] if i + 1 < len(ops) else None
+        op, nxt = ops[i], ops[i + 1] if i + 1 < len(ops) else None
+        rows.before(op)
+        if _replaced(op, nxt):
+            assert nxt is not None
+            # (a change stored before detection recorded the word diff: the whole texts, old and new)
+            inline = op.get("replaced_by") or [["del", op.get("text", "")], ["ins", nxt.get("text", "")]]
+            rows.rows.append(_changed(op.get("section") or [], inline))
+            i, op = i + 1, nxt
+        else:
+            rows.rows.append(_row(op))
+        rows.after(op)
+        i += 1
+    return rows.rows
+
+
+def _replaced(op: dict[str, Any], nxt: dict[str, Any] | None) -> bool:
+    return (
+        op["op"] == "removed"
+        and nxt is not None
+        and nxt["op"] == "added"
+        and (nxt.get("section") or []) == (op.get("section") or [])
+        and nxt.get("kind") == op.get("kind")
+    )
+
+
+def _row(op: dict[str, Any]) -> SideBySide:
+    sec, text = op.get("section") or [], op.get("text", "")
+    if op["op"] == "changed":
+        return _changed(sec, op.get("inline") or [])
+    if op["op"] == "added":
+        return SideBySide(sec, "added", [], [["ins", text]])
+    if op["op"] == "removed":
+        return SideBySide(sec, "removed", [["del", text]], [])
+    return SideBySide(sec, "moved", [["equal", text]], [["equal", text]])
+
+
+class _Rows:
+    """The rows of a diff page and the context blocks already shown (each once)."""
+
+    def __init__(self, old: list[dict[str, Any]], new: list[dict[str, Any]], ops: list[dict[str, Any]]):
+        self.old, self.new = old, new
+        self.touched_new = {op.get("index") for op in ops if op["op"] in ("added", "changed", "moved")}
+        self.rows: list[SideBySide] = []
+        self.shown: set[tuple[str, Any]] = set()
+
+    def context(self, side: str, index: int | None) -> None:
+        blocks = self.old if side == "old" else self.new
+        if index is None or not 0 <= index < len(blocks) or (side, index) in self.shown:
+            return
+        if side == "new" and index in self.touched_new:
+            return
+        self.shown.add((side, index))
+        b = blocks[index]
+        text = [["equal", b.get("text", "")]]
+        self.rows.append(SideBySide(b.get("section") or [], "context", text, text))
+
+    def before(self, op: dict[str, Any]) -> None:
+        """A table's header row once per diff (the same header in the old and the new version is one row, and
+        the row before a change is no second copy of it), then the block before the operation."""
         side = "old" if op["op"] == "removed" else "new"
-        blocks, index = (old if side == "old" else new), op.get("index")
-        header = _header(blocks, index) if isinstance(index, int) else None
-        # A table's header row once per diff: the same header in the old and the new version is one row,
-        # and the row before a change is no second copy of it
-        if header is not None and ("hdr", blocks[header].get("text", "")) not in shown:
-            shown.add(("hdr", blocks[header].get("text", "")))
-            context(blocks, header, side)
+        blocks, index = (self.old if side == "old" else self.new), op.get("index")
+        if not isinstance(index, int):
+            return
+        header = _header(blocks, index)
         if header is not None:
-            shown.add((side, header))
-        if isinstance(index, int):
-            context(blocks, index - 1, side)
-        if (
-            op["op"] == "removed"
-            and nxt is not None
-            and nxt["op"] == "added"
-            and (nxt.get("section") or []) == sec
-            and nxt.get("kind") == op.get("kind")
-        ):
-            rows.append(_changed(sec, word_diff(op.get("text", ""), nxt.get("text", ""))))
-            i += 1
-            op = nxt
-        elif op["op"] == "changed":
-            rows.append(_changed(sec, op.get("inline") or []))
-        elif op["op"] == "added":
-            rows.append(SideBySide(sec, "added", [], [["ins", op.get("text", "")]]))
-        elif op["op"] == "removed":
-            rows.append(SideBySide(sec, "removed", [["del", op.get("text", "")]], []))
-        elif op["op"] == "moved":
-            rows.append(
-                SideBySide(sec, "moved", [["equal", op.get("text", "")]], [["equal", op.get("text", "")]])
-            )
+            if ("hdr", blocks[header].get("text", "")) not in self.shown:
+                self.shown.add(("hdr", blocks[header].get("text", "")))
+                self.context(side, header)
+            self.shown.add((side, header))
+        self.context(side, index - 1)
+
+    def after(self, op: dict[str, Any]) -> None:
         index = op.get("index")
         if isinstance(index, int):
-            context(
-                old if op["op"] == "removed" else new, index + 1, "old" if op["op"] == "removed" else "new"
-            )
-        i += 1
-    return rows
+            self.context("old" if op["op"] == "removed" else "new", index + 1)
 
 
 class Site:

@@ -179,3 +179,40 @@ def test_a_diff_shows_a_tables_header_row_once():
         assert len(headers) == 1, (after, texts)
         assert rows[0].op == "context" and "Exemption" in texts[0]  # it leads, as a context row
         assert any(r.op != "context" for r in rows)
+
+
+def test_a_paragraph_replaced_by_another_is_one_row_with_the_word_diff_detection_recorded():
+    """Removed and added in its place (too unlike to be "changed"): detection records the word diff
+    (`replaced_by`, the one word diff: monitor.detection.diff), the diff page shows it as one changed row with
+    the words both share left as they are."""
+    from types import SimpleNamespace
+
+    from policywatch.monitor.detection.detect import detect_html
+    from policywatch.monitor.detection.extract import extract_html
+    from policywatch.reports.site import side_by_side
+
+    page = '<main property="mainContentOfPage"><h1>Pilot</h1><h2>How to apply</h2><p>{}</p><p>End.</p></main>'
+    url = "https://www.canada.ca/en/pilot.html"
+    old = extract_html(page.format("Applications are not yet open for this pilot.").encode(), url)
+    new = extract_html(page.format("Submit the form IMM 5555 online from March 3 onward.").encode(), url)
+    decision = detect_html(
+        url=url,
+        title="Pilot",
+        old={"blocks": old.blocks, "meta": old.meta, "text": old.text},
+        new_blocks=new.blocks,
+        new_meta=new.meta,
+        watch_topics=[],
+        topic_defs={},
+    )
+    assert decision is not None
+    ops = decision.details["blocks"]
+    assert [op["op"] for op in ops] == ["removed", "added"] and ops[0]["replaced_by"]
+    change = SimpleNamespace(details=decision.details)
+    rows = side_by_side(change, SimpleNamespace(blocks=old.blocks), SimpleNamespace(blocks=new.blocks))  # type: ignore[arg-type]
+    changed = [r for r in rows if r.op == "changed"]
+    assert len(changed) == 1 and not any(r.op in ("added", "removed") for r in rows)
+    assert {seg[0] for seg in ops[0]["replaced_by"]} == {"equal", "del", "ins"}  # word by word, not whole
+    assert "".join(seg[1] for seg in changed[0].left) == "Applications are not yet open for this pilot."
+    assert (
+        "".join(seg[1] for seg in changed[0].right) == "Submit the form IMM 5555 online from March 3 onward."
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from policywatch.monitor.detection.diff import diff_blocks
+from policywatch.monitor.detection.diff import diff_blocks, inline_diff
 from policywatch.monitor.detection.facts import extract_facts, key_facts, merge_fact_changes, unique_facts
 from policywatch.monitor.detection.jsondiff import diff_records
 from policywatch.monitor.detection.meaning import SEVERITY, Meaning, classify, clip
@@ -323,6 +323,7 @@ def _read_ops(
     """Each operation's meaning, read with its context (the block before, a list's lead-in, a table's header;
     a listing page's title names its entries); the meaning is stored on the operation too."""
     _add_context(ops, old_blocks, new_blocks)
+    _replacements(ops)
     for op in ops:  # a page that is a listing names its entries ("New program delivery update: …")
         op["listing"] = title or ""
     meanings = [classify(op) for op in ops]
@@ -332,6 +333,20 @@ def _read_ops(
     for op, m in zip(ops, meanings, strict=True):
         op["meaning"] = {"class": m.cls, "significance": m.significance}
     return meanings
+
+
+def _replacements(ops: list[dict[str, Any]]) -> None:
+    """A block removed and the next one added in its place (same section, same kind) but too unlike to be
+    "changed": the removed one carries the word diff from it to the added one (`replaced_by`), so a diff page
+    can show the two as one row without diffing words itself."""
+    for op, nxt in zip(ops, ops[1:], strict=False):
+        if (
+            op["op"] == "removed"
+            and nxt["op"] == "added"
+            and (nxt.get("section") or []) == (op.get("section") or [])
+            and nxt.get("kind") == op.get("kind")
+        ):
+            op["replaced_by"] = inline_diff(op.get("text", ""), nxt.get("text", ""))
 
 
 def _headline(ops: list[dict[str, Any]], meanings: list[Meaning], counts: dict[str, int]) -> str:
