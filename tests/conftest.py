@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -246,6 +247,19 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{(tmp_path / 'history.db').as_posix()}"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Any]:
+    """The history database at `db_url` (SQLite and PostgreSQL), migrated and opened for this test, closed
+    afterwards whatever the test did."""
+    from policywatch.storage import open_database
+
+    database = open_database(db_url)
+    try:
+        yield database
+    finally:
+        database.dispose()
 
 
 # --- a full disk ------------------------------------------------------------------------------------------

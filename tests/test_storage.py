@@ -52,71 +52,59 @@ def _night(db, cfg, fee: str, noise: str, *, status: int = 200, outcome: str = "
     return res
 
 
-def test_migrations_views_and_history(db_url: str):
-    db = open_database(db_url)
+def test_migrations_views_and_history(db_url: str, db):
     cfg = _config(db_url)
-    try:
-        assert _night(db, cfg, "$155", "a").result == "new"
-        assert _night(db, cfg, "$155", "b").result == "unchanged"  # noise only: hashes, no version
-        assert _night(db, cfg, "$230", "c").result == "changed"
-        assert _night(db, cfg, "", "", status=503, outcome="http_error").result == "failed"
-        with db.engine.connect() as conn:
-            log = conn.execute(
-                sa.text("SELECT kind, significance, summary, topics FROM change_log ORDER BY change_id")
-            ).all()
-            assert [r[0] for r in log] == ["new_page", "changed"]
-            assert "$155 → $230" in log[1][2]
-            versions = conn.execute(sa.text("SELECT count(*) FROM page_versions")).scalar()
-            assert versions == 2
-            fetches = conn.execute(
-                sa.text("SELECT outcome, content_changed FROM fetch_log ORDER BY fetch_id")
-            ).all()
-            assert [f[0] for f in fetches] == ["ok", "ok", "ok", "http_error"]
-            assert [bool(f[1]) for f in fetches] == [True, False, True, False]
-            runs = conn.execute(
-                sa.text(
-                    "SELECT status, pages_fetched, pages_changed, pages_failed FROM run_log ORDER BY run_id"
-                )
-            ).all()
-            assert [tuple(r) for r in runs] == [
-                ("completed", 1, 0, 0),
-                ("completed", 1, 0, 0),
-                ("completed", 1, 1, 0),
-                ("completed", 1, 0, 1),
-            ]
-            topics = (
-                conn.execute(sa.text("SELECT topic FROM change_topics ORDER BY change_id")).scalars().all()
-            )
-            assert topics == ["work-permits", "work-permits"]
-        with db.session() as s:
-            page = q.get_page(s, "https://www.canada.ca/en/wp.html")
-            vs = q.versions_of(s, page.id)
-            assert [v.text.splitlines()[-1] for v in vs] == [
-                "The work permit fee is $155.",
-                "The work permit fee is $230.",
-            ]
-            assert q.version_at(s, page.id, vs[0].captured_at + timedelta(microseconds=1)).id == vs[0].id
-            assert q.version_at(s, page.id, datetime(2000, 1, 1, tzinfo=UTC)) is None
-            assert all(c.detected_at.tzinfo is not None for c in s.scalars(sa.select(Change)))
-    finally:
-        db.dispose()
+    assert _night(db, cfg, "$155", "a").result == "new"
+    assert _night(db, cfg, "$155", "b").result == "unchanged"  # noise only: hashes, no version
+    assert _night(db, cfg, "$230", "c").result == "changed"
+    assert _night(db, cfg, "", "", status=503, outcome="http_error").result == "failed"
+    with db.engine.connect() as conn:
+        log = conn.execute(
+            sa.text("SELECT kind, significance, summary, topics FROM change_log ORDER BY change_id")
+        ).all()
+        assert [r[0] for r in log] == ["new_page", "changed"]
+        assert "$155 → $230" in log[1][2]
+        versions = conn.execute(sa.text("SELECT count(*) FROM page_versions")).scalar()
+        assert versions == 2
+        fetches = conn.execute(
+            sa.text("SELECT outcome, content_changed FROM fetch_log ORDER BY fetch_id")
+        ).all()
+        assert [f[0] for f in fetches] == ["ok", "ok", "ok", "http_error"]
+        assert [bool(f[1]) for f in fetches] == [True, False, True, False]
+        runs = conn.execute(
+            sa.text("SELECT status, pages_fetched, pages_changed, pages_failed FROM run_log ORDER BY run_id")
+        ).all()
+        assert [tuple(r) for r in runs] == [
+            ("completed", 1, 0, 0),
+            ("completed", 1, 0, 0),
+            ("completed", 1, 1, 0),
+            ("completed", 1, 0, 1),
+        ]
+        topics = conn.execute(sa.text("SELECT topic FROM change_topics ORDER BY change_id")).scalars().all()
+        assert topics == ["work-permits", "work-permits"]
+    with db.session() as s:
+        page = q.get_page(s, "https://www.canada.ca/en/wp.html")
+        vs = q.versions_of(s, page.id)
+        assert [v.text.splitlines()[-1] for v in vs] == [
+            "The work permit fee is $155.",
+            "The work permit fee is $230.",
+        ]
+        assert q.version_at(s, page.id, vs[0].captured_at + timedelta(microseconds=1)).id == vs[0].id
+        assert q.version_at(s, page.id, datetime(2000, 1, 1, tzinfo=UTC)) is None
+        assert all(c.detected_at.tzinfo is not None for c in s.scalars(sa.select(Change)))
 
 
-def test_identical_bodies_stored_once(db_url: str):
-    db = open_database(db_url)
-    try:
-        with db.session() as s:
-            q.store_body(s, "ab" * 32, b"same bytes", "text/html")
-            q.store_body(s, "ab" * 32, b"same bytes", "text/html")
-        with db.engine.connect() as conn:
-            assert conn.execute(sa.text("SELECT count(*) FROM bodies")).scalar() == 1
-        with db.session() as s:
-            assert q.body_bytes(s, "ab" * 32) == b"same bytes"
-    finally:
-        db.dispose()
+def test_identical_bodies_stored_once(db_url: str, db):
+    with db.session() as s:
+        q.store_body(s, "ab" * 32, b"same bytes", "text/html")
+        q.store_body(s, "ab" * 32, b"same bytes", "text/html")
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM bodies")).scalar() == 1
+    with db.session() as s:
+        assert q.body_bytes(s, "ab" * 32) == b"same bytes"
 
 
-def test_a_new_pages_body_already_stored_or_pruned_is_kept_once_and_restored(db_url: str):
+def test_a_new_pages_body_already_stored_or_pruned_is_kept_once_and_restored(db_url: str, db):
     """A new page's body is inserted without a lookup first; the same bytes at a second URL must still be one
     row, and bytes whose row was pruned (data NULL) are stored again when a new page brings them back."""
     cfg = parse_config(
@@ -128,96 +116,86 @@ def test_a_new_pages_body_already_stored_or_pruned_is_kept_once_and_restored(db_
     )
     body = GCWEB.format(t="Same", fee="$155", noise="n1").encode()
     sha = hashlib.sha256(body).hexdigest()
-    db = open_database(db_url)
-    try:
-        with db.session() as s:
-            run_id = q.open_run(s).id
-        work = PageWork(db, cfg, run_id, first_run=True)
-        for name in ("a", "b"):
-            assert (
-                work.process(
-                    FetchResult(
-                        url=f"https://www.canada.ca/en/{name}.html",
-                        status=200,
-                        body=body,
-                        content_type="text/html",
-                    )
-                ).result
-                == "new"
-            )
-        with db.engine.begin() as conn:
-            assert conn.execute(sa.text("SELECT count(*) FROM bodies")).scalar() == 1
-            conn.execute(sa.text("UPDATE bodies SET data = NULL"))  # what `db prune` leaves
+    with db.session() as s:
+        run_id = q.open_run(s).id
+    work = PageWork(db, cfg, run_id, first_run=True)
+    for name in ("a", "b"):
         assert (
             work.process(
                 FetchResult(
-                    url="https://www.canada.ca/en/c.html", status=200, body=body, content_type="text/html"
+                    url=f"https://www.canada.ca/en/{name}.html",
+                    status=200,
+                    body=body,
+                    content_type="text/html",
                 )
             ).result
             == "new"
         )
-        with db.session() as s:
-            assert q.body_bytes(s, sha) == body
-            assert (
-                s.scalar(sa.select(sa.func.count()).select_from(Version).where(Version.raw_hash == sha)) == 3
+    with db.engine.begin() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM bodies")).scalar() == 1
+        conn.execute(sa.text("UPDATE bodies SET data = NULL"))  # what `db prune` leaves
+    assert (
+        work.process(
+            FetchResult(
+                url="https://www.canada.ca/en/c.html", status=200, body=body, content_type="text/html"
             )
-    finally:
-        db.dispose()
+        ).result
+        == "new"
+    )
+    with db.session() as s:
+        assert q.body_bytes(s, sha) == body
+        assert s.scalar(sa.select(sa.func.count()).select_from(Version).where(Version.raw_hash == sha)) == 3
 
 
 @pytest.mark.parametrize("storage_error", [True, False])
-def test_a_failed_page_transaction_leaves_nothing(db_url: str, storage_error: bool):
+def test_a_failed_page_transaction_leaves_nothing(db_url: str, db, storage_error: bool):
     """One transaction per page: an error midway rolls back the fetch, the version and the change together.
     A storage error is raised (every later page would meet it); any other error is that page's problem,
     recorded as its `unreadable` fetch and nothing else."""
-    db = open_database(db_url)
     cfg = _config(db_url)
+    _night(db, cfg, "$155", "a")
+    with db.session() as s:
+        run_id = q.open_run(s).id
+    work = PageWork(db, cfg, run_id, first_run=False)
+    original = q.insert_row
+
+    error = (
+        sa.exc.OperationalError("INSERT", {}, Exception("disk I/O error"))
+        if storage_error
+        else RuntimeError("crash while writing the change")
+    )
+
+    def boom(s, model, **values):
+        if model is Change:
+            raise error
+        return original(s, model, **values)
+
+    q.insert_row = boom
+    result = FetchResult(
+        url="https://www.canada.ca/en/wp.html",
+        status=200,
+        content_type="text/html",
+        body=GCWEB.format(t="Work permits", fee="$999", noise="z").encode(),
+    )
     try:
-        _night(db, cfg, "$155", "a")
-        with db.session() as s:
-            run_id = q.open_run(s).id
-        work = PageWork(db, cfg, run_id, first_run=False)
-        original = q.insert_row
-
-        error = (
-            sa.exc.OperationalError("INSERT", {}, Exception("disk I/O error"))
-            if storage_error
-            else RuntimeError("crash while writing the change")
-        )
-
-        def boom(s, model, **values):
-            if model is Change:
-                raise error
-            return original(s, model, **values)
-
-        q.insert_row = boom
-        result = FetchResult(
-            url="https://www.canada.ca/en/wp.html",
-            status=200,
-            content_type="text/html",
-            body=GCWEB.format(t="Work permits", fee="$999", noise="z").encode(),
-        )
-        try:
-            if storage_error:
-                with pytest.raises(sa.exc.OperationalError):
-                    work.process(result)
-            else:
-                assert work.process(result).outcome == "unreadable"
-        finally:
-            q.insert_row = original
-        with db.engine.connect() as conn:
-            assert conn.execute(sa.text("SELECT count(*) FROM versions")).scalar() == 1
-            outcomes = conn.execute(
-                sa.text("SELECT outcome, message FROM fetches WHERE run_id = :r"), {"r": run_id}
-            ).all()
         if storage_error:
-            assert outcomes == []
+            with pytest.raises(sa.exc.OperationalError):
+                work.process(result)
         else:
-            assert [o for o, _ in outcomes] == ["unreadable"] and "crash while writing" in outcomes[0][1]
-        # and the next pass finds the change, compared with the last committed version
-        assert _night(db, cfg, "$999", "y").result == "changed"
+            assert work.process(result).outcome == "unreadable"
     finally:
-        db.dispose()
+        q.insert_row = original
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM versions")).scalar() == 1
+        outcomes = conn.execute(
+            sa.text("SELECT outcome, message FROM fetches WHERE run_id = :r"), {"r": run_id}
+        ).all()
+    if storage_error:
+        assert outcomes == []
+    else:
+        assert [o for o, _ in outcomes] == ["unreadable"] and "crash while writing" in outcomes[0][1]
+    # and the next pass finds the change, compared with the last committed version
+    assert _night(db, cfg, "$999", "y").result == "changed"
 
 
 def _open(url: str) -> str:
@@ -360,7 +338,7 @@ def test_head_revision_constant_matches_the_migrations():
     assert HEAD_REVISION == head_revision()
 
 
-def test_bodies_packed_against_the_host_template_read_back_and_downgrade_to_plain_zlib(db_url: str):
+def test_bodies_packed_against_the_host_template_read_back_and_downgrade_to_plain_zlib(db_url: str, db):
     """Raw bodies of one host share a dictionary (its page template); every body reads back byte-exact, WARC
     export included, and a downgrade to 0002 turns them back into plain zlib for the older code."""
     import io
@@ -382,47 +360,43 @@ def test_bodies_packed_against_the_host_template_read_back_and_downgrade_to_plai
             "watch": [{"url": u} for u in urls],
         }
     )
-    db = open_database(db_url)
-    try:
-        with db.session() as s:
-            run_id = q.open_run(s).id
-        for u, b in zip(urls, bodies, strict=False):
-            assert (
-                PageWork(db, cfg, run_id, first_run=True)
-                .process(FetchResult(url=u, status=200, body=b, content_type="text/html"))
-                .result
-                == "new"
-            )
-        with db.engine.connect() as conn:
-            rows = conn.execute(sa.text("SELECT sha256, dict_id, length(data) FROM bodies")).all()
-            assert conn.execute(sa.text("SELECT count(*) FROM body_dicts")).scalar() == 1
-        assert len(rows) == 3 and len({r[1] for r in rows}) == 1 and rows[0][1] is not None
-        packed = sum(r[2] for r in rows)
-        plain = sum(len(zlib.compress(b, 6)) for b in bodies)
-        assert packed < 0.8 * plain  # the shared template is stored once, in the dictionary
-        with db.session() as s:
-            for b in bodies:
-                assert q.body_bytes(s, hashlib.sha256(b).hexdigest()) == b
-            out = io.BytesIO()
-            assert write_warc(s, out) == 3
-        payloads = {
-            rec.content_stream().read()
-            for rec in ArchiveIterator(io.BytesIO(out.getvalue()))
-            if rec.rec_type == "response"
+    with db.session() as s:
+        run_id = q.open_run(s).id
+    for u, b in zip(urls, bodies, strict=False):
+        assert (
+            PageWork(db, cfg, run_id, first_run=True)
+            .process(FetchResult(url=u, status=200, body=b, content_type="text/html"))
+            .result
+            == "new"
+        )
+    with db.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT sha256, dict_id, length(data) FROM bodies")).all()
+        assert conn.execute(sa.text("SELECT count(*) FROM body_dicts")).scalar() == 1
+    assert len(rows) == 3 and len({r[1] for r in rows}) == 1 and rows[0][1] is not None
+    packed = sum(r[2] for r in rows)
+    plain = sum(len(zlib.compress(b, 6)) for b in bodies)
+    assert packed < 0.8 * plain  # the shared template is stored once, in the dictionary
+    with db.session() as s:
+        for b in bodies:
+            assert q.body_bytes(s, hashlib.sha256(b).hexdigest()) == b
+        out = io.BytesIO()
+        assert write_warc(s, out) == 3
+    payloads = {
+        rec.content_stream().read()
+        for rec in ArchiveIterator(io.BytesIO(out.getvalue()))
+        if rec.rec_type == "response"
+    }
+    assert payloads == set(bodies)
+    with db.engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0002")
+        stored = conn.execute(sa.text("SELECT sha256, data FROM bodies")).all()
+        assert {sha: zlib.decompress(d) for sha, d in stored} == {
+            hashlib.sha256(b).hexdigest(): b for b in bodies
         }
-        assert payloads == set(bodies)
-        with db.engine.begin() as conn:
-            command.downgrade(alembic_config(conn), "0002")
-            stored = conn.execute(sa.text("SELECT sha256, data FROM bodies")).all()
-            assert {sha: zlib.decompress(d) for sha, d in stored} == {
-                hashlib.sha256(b).hexdigest(): b for b in bodies
-            }
-            for blob, text in conn.execute(sa.text("SELECT blocks, text FROM versions")).all():
-                whole = json.loads(zlib.decompress(blob))  # 0002's format: whole blocks, text included
-                assert isinstance(whole, list) and "\n".join(b["text"] for b in whole if b["text"]) == text
-            command.upgrade(alembic_config(conn), "head")
-    finally:
-        db.dispose()
+        for blob, text in conn.execute(sa.text("SELECT blocks, text FROM versions")).all():
+            whole = json.loads(zlib.decompress(blob))  # 0002's format: whole blocks, text included
+            assert isinstance(whole, list) and "\n".join(b["text"] for b in whole if b["text"]) == text
+        command.upgrade(alembic_config(conn), "head")
 
 
 def test_versions_store_block_structure_once_and_text_once(db_url: str):
@@ -491,10 +465,9 @@ def test_versions_store_block_structure_once_and_text_once(db_url: str):
         db.dispose()
 
 
-def test_a_page_created_by_another_worker_meanwhile_is_updated_not_duplicated(db_url: str, monkeypatch):
+def test_a_page_created_by_another_worker_meanwhile_is_updated_not_duplicated(db_url: str, db, monkeypatch):
     """A new page is inserted in one statement; if another writer created the same URL between this
     one's read and its write, the insert yields nothing and the page is read and updated through the ORM."""
-    db = open_database(db_url)
     cfg = _config(db_url)
     original = q.insert_page_if_absent
 
@@ -506,62 +479,55 @@ def test_a_page_created_by_another_worker_meanwhile_is_updated_not_duplicated(db
         return original(s, **values)
 
     monkeypatch.setattr(q, "insert_page_if_absent", racing)
-    try:
-        assert _night(db, cfg, "$155", "a").result == "new"
-        with db.session() as s:
-            pages = s.scalars(sa.select(Page)).all()
-            assert len(pages) == 1 and pages[0].title == "Work permits" and pages[0].extractor == "gcweb"
-            assert pages[0].last_seen is not None and pages[0].topics == ["work-permits"]
-            assert s.scalar(sa.select(sa.func.count()).select_from(Version)) == 1
-    finally:
-        db.dispose()
+    assert _night(db, cfg, "$155", "a").result == "new"
+    with db.session() as s:
+        pages = s.scalars(sa.select(Page)).all()
+        assert len(pages) == 1 and pages[0].title == "Work permits" and pages[0].extractor == "gcweb"
+        assert pages[0].last_seen is not None and pages[0].topics == ["work-permits"]
+        assert s.scalar(sa.select(sa.func.count()).select_from(Version)) == 1
 
 
-def test_validators_are_the_last_good_fetchs_and_read_by_keys(db_url: str):
+def test_validators_are_the_last_good_fetchs_and_read_by_keys(db_url: str, db):
     """What the crawl sends as If-None-Match / If-Modified-Since: each page's last `ok` or `not_modified`
     fetch (a later failure keeps the old validators), read for the asked pages only (the crawl asks a chunk at
     a time)."""
-    db = open_database(db_url)
-    try:
-        with db.session() as s:
-            run_id = q.open_run(s).id
-            pages = {
-                k: q.insert_row(
-                    s,
-                    Page,
-                    url=f"https://www.canada.ca/en/{k}.html",
-                    url_key=f"www.canada.ca/en/{k}.html",
-                    host="www.canada.ca",
-                    source="watch",
-                )
-                for k in "abcd"
-            }
+    with db.session() as s:
+        run_id = q.open_run(s).id
+        pages = {
+            k: q.insert_row(
+                s,
+                Page,
+                url=f"https://www.canada.ca/en/{k}.html",
+                url_key=f"www.canada.ca/en/{k}.html",
+                host="www.canada.ca",
+                source="watch",
+            )
+            for k in "abcd"
+        }
 
-            def fetch(k: str, outcome: str, etag: str | None = None, modified: str | None = None) -> None:
-                q.insert_row(
-                    s,
-                    Fetch,
-                    page_id=pages[k],
-                    run_id=run_id,
-                    outcome=outcome,
-                    etag=etag,
-                    last_modified=modified,
-                )
+        def fetch(k: str, outcome: str, etag: str | None = None, modified: str | None = None) -> None:
+            q.insert_row(
+                s,
+                Fetch,
+                page_id=pages[k],
+                run_id=run_id,
+                outcome=outcome,
+                etag=etag,
+                last_modified=modified,
+            )
 
-            fetch("a", "ok", '"a1"')
-            fetch("a", "not_modified", '"a2"', "Mon, 02 Nov 2026 10:00:00 GMT")
-            fetch("a", "timeout")  # a failure after: the validators stay a2's
-            fetch("b", "ok", '"b1"')
-            fetch("b", "http_error", '"b-error"')
-            fetch("c", "timeout")  # never fetched well: nothing to send
-            fetch("d", "ok")  # no ETag, no Last-Modified: nothing to send
-        key = {k: f"www.canada.ca/en/{k}.html" for k in "abcd"}
-        with db.session() as s:
-            every = q.validators(s)
-            assert every == {key["a"]: ('"a2"', "Mon, 02 Nov 2026 10:00:00 GMT"), key["b"]: ('"b1"', None)}
-            assert q.validators(s, [key["b"], key["c"], "www.canada.ca/en/unknown.html"]) == {
-                key["b"]: ('"b1"', None)
-            }
-            assert q.validators(s, []) == {}
-    finally:
-        db.dispose()
+        fetch("a", "ok", '"a1"')
+        fetch("a", "not_modified", '"a2"', "Mon, 02 Nov 2026 10:00:00 GMT")
+        fetch("a", "timeout")  # a failure after: the validators stay a2's
+        fetch("b", "ok", '"b1"')
+        fetch("b", "http_error", '"b-error"')
+        fetch("c", "timeout")  # never fetched well: nothing to send
+        fetch("d", "ok")  # no ETag, no Last-Modified: nothing to send
+    key = {k: f"www.canada.ca/en/{k}.html" for k in "abcd"}
+    with db.session() as s:
+        every = q.validators(s)
+        assert every == {key["a"]: ('"a2"', "Mon, 02 Nov 2026 10:00:00 GMT"), key["b"]: ('"b1"', None)}
+        assert q.validators(s, [key["b"], key["c"], "www.canada.ca/en/unknown.html"]) == {
+            key["b"]: ('"b1"', None)
+        }
+        assert q.validators(s, []) == {}
