@@ -35,7 +35,9 @@ def downgrade() -> None:
     import zlib
 
     bind = op.get_bind()
-    dicts: dict[int, bytes] = dict(bind.execute(sa.text("SELECT id, data FROM body_dicts")).tuples().all())
+    dicts: dict[int, bytes] = {
+        row[0]: row[1] for row in bind.execute(sa.text("SELECT id, data FROM body_dicts"))
+    }
     last = ""
     while True:  # every dictionary-compressed body back to plain zlib, 200 at a time
         rows = bind.execute(
