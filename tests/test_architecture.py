@@ -225,3 +225,27 @@ def test_architecture_states_the_rules_this_test_checks():
     rules = text.split("## Import rules", 1)[1].split("\n## ", 1)[0]
     named = {p for p in NEVER if f"`{p.replace('.', '/')}" in rules}
     assert named == set(NEVER), set(NEVER) - named
+
+
+#: The few functions allowed past 60 lines: Typer commands whose options are most of their length.
+LONG_FUNCTIONS_ALLOWED = 5
+MAX_FUNCTION_LINES, MAX_MODULE_LINES = 60, 600
+
+
+def test_runtime_code_stays_small():
+    """Small modules with one job each: no runtime module over 600 lines, at most five functions over 60
+    (migrations aside: they are history)."""
+    long_functions, long_modules = [], []
+    for f in project_files():
+        if "migrations" in f.parts:
+            continue
+        source = f.read_text(encoding="utf-8")
+        if len(source.splitlines()) > MAX_MODULE_LINES:
+            long_modules.append(str(f.relative_to(ROOT)))
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    long_functions.append(f"{f.relative_to(ROOT)}:{node.lineno} {node.name} ({length})")
+    assert long_modules == []
+    assert len(long_functions) <= LONG_FUNCTIONS_ALLOWED, long_functions
