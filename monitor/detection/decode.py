@@ -24,7 +24,7 @@ _SINGLE_BYTE = {
 _UTF8 = {"utf-8", "utf8", "utf_8"}
 
 
-def effective_encoding(body: bytes, declared: str | None) -> str:
+def effective_encoding(body: bytes, declared: str | None, *, check_utf8: bool = True) -> str:
     """The charset the bytes are in: the declared one (UTF-8 when none is) unless the bytes say otherwise.
 
     - declared single-byte Latin, bytes valid UTF-8 with non-ASCII characters: UTF-8. A server that mislabels
@@ -33,7 +33,9 @@ def effective_encoding(body: bytes, declared: str | None) -> str:
     - declared (or assumed) UTF-8, but most of the non-ASCII bytes are not UTF-8 (a Windows-1252 page, an
       archived capture served with the archive's default): the charset they are in (`_real_charset`: the
       page's own <meta charset>, then Windows-1252), so "Résidence" is read, not "R\ufffdsidence". A
-      UTF-8 page with a stray byte or two stays UTF-8 (the stray byte is replaced, the rest is right)."""
+      UTF-8 page with a stray byte or two stays UTF-8 (the stray byte is replaced, the rest is right).
+      `check_utf8=False` leaves this check out (a validation pass over the bytes): extract_html makes it
+      only when what it read shows U+FFFD."""
     enc = (declared or "utf-8").lower()
     if body.isascii():
         return declared or "utf-8"
@@ -43,7 +45,7 @@ def effective_encoding(body: bytes, declared: str | None) -> str:
             return "utf-8"
         except UnicodeDecodeError:
             pass
-    elif enc in _UTF8 and not _mostly_utf8(body):
+    elif check_utf8 and enc in _UTF8 and not _mostly_utf8(body):
         return _real_charset(body)
     return declared or "utf-8"
 
@@ -107,11 +109,11 @@ def trim_outside_document(body: bytes) -> bytes:
 
 def parse_html(body: bytes | str, encoding: str | None = None, *, decided: bool = False) -> etree._Element:
     """Parse once with libxml2's HTML parser into plain lxml elements (no per-element Python class
-    lookups). `decided`: `encoding` is already the effective one (`effective_encoding` of the trimmed
-    body)."""
+    lookups). `decided`: the caller trimmed the body (`trim_outside_document`) and `encoding` is its
+    effective charset (`effective_encoding`), so neither is done twice."""
     if isinstance(body, str):
         body = trim_outside_document(body.encode("utf-8")).decode("utf-8")
-    else:
+    elif not decided:
         body = trim_outside_document(body)
     if isinstance(body, bytes):
         charset = encoding if decided and encoding else effective_encoding(body, encoding)

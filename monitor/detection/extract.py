@@ -257,18 +257,41 @@ def extract_html(
 
     `require_gcweb`: the page was extracted with the GCWeb selector before, so a response without it is not
     content (raise NoMainContent; the caller records a soft error) rather than a generic-fallback extraction.
+
+    Bytes said to be UTF-8 are read as UTF-8; only when the content read shows U+FFFD (bytes that were not
+    UTF-8) is the charset looked into (decode.effective_encoding) and, when it is another, the page read
+    again in it and `meta["charset"]` set: valid pages, nearly all of them, pay no validation pass.
     """
-    guess = None
-    if isinstance(body, bytes):
-        body = trim_outside_document(body)
+    rules = _Rules(extra_noise, ignore_patterns, require_gcweb)
+    if not isinstance(body, bytes):
+        doc = body if isinstance(body, etree._Element) else parse_html(body, encoding)
+        return _extract(doc, url, rules)
+    body = trim_outside_document(body)
+    said = effective_encoding(body, encoding, check_utf8=False)  # the declared charset (or Latin-1 → UTF-8)
+    ex = _extract(parse_html(body, said, decided=True), url, rules)
+    if "\ufffd" in ex.text or "\ufffd" in ex.title:
         charset = effective_encoding(body, encoding)
         guess = guessed_charset(body, encoding, charset)
-        doc = parse_html(body, charset, decided=True)
-    else:
-        doc = body if isinstance(body, etree._Element) else parse_html(body, encoding)
+        if guess:
+            ex = _extract(parse_html(body, charset, decided=True), url, rules)
+            ex.meta["charset"] = guess  # the bytes were not the UTF-8 they were said to be (see decode)
+    return ex
+
+
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    extra_noise: list[tuple[str, str]] | None
+    ignore_patterns: list[str] | None
+    require_gcweb: bool
+
+
+def _extract(doc: etree._Element, url: str, rules: _Rules) -> Extraction:
+    extra_noise, ignore_patterns, require_gcweb = (
+        rules.extra_noise,
+        rules.ignore_patterns,
+        rules.require_gcweb,
+    )
     meta = extract_metadata(doc)
-    if guess:
-        meta["charset"] = guess  # the bytes were not the UTF-8 they were said to be (see decode)
     twins = alternates(doc, url)
     if twins:
         meta["alternates"] = twins  # the page in the other official language ([parity])
