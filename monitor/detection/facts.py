@@ -76,15 +76,32 @@ _PATTERNS: list[tuple[str, str]] = [
         r"places)\s+(?:accepted|received|remaining|available|allowed|left|open)\b[^.\d$\n]{0,30}?\b\d[\d,]*\b",
     ),
 ]
-#: Where a fact can start: a digit, a "$", or the first letter of a word. Why a lookahead in front of the
-#: alternation: Python's engine otherwise tries every alternative at every position of a line, inside words
-#: too; with it, one test rejects most positions and the scan costs less than half (BENCHMARKS.md). Every
-#: alternative starts at such a position, so the facts found are the same.
-_START = r"(?=[\d$]|\b\w)"
-_COMBINED_FR = re.compile(_START + "(?:" + "|".join(f"(?P<{name}>{rx})" for name, rx in _PATTERNS) + ")")
-_COMBINED = re.compile(
-    _START + "(?:" + "|".join(f"(?P<{name}>{rx})" for name, rx in _PATTERNS if not name.endswith("_fr")) + ")"
-)
+
+
+#: Where a fact can start: at a word's start (never inside a word), on a character an alternative starts
+#: with (a digit; a month, a code, a keyword's first letter), or at a "$" or "C" anywhere ("US$155").
+#: Why a lookahead in front of the alternation: Python's engine otherwise tries every alternative at every
+#: position of a line, inside words too; with it one test rejects most positions, and the facts found are the
+#: same (every alternative but the amounts starts with `\b` and one of these characters; BENCHMARKS.md).
+def _start(first_chars: str) -> str:
+    return rf"(?:(?<!\w)(?=[{first_chars}])|(?=[$C]))"
+
+
+def _alternation(names: set[str] | None, french: bool) -> str:
+    kinds = [
+        (n, rx) for n, rx in _PATTERNS if (names is None or n in names) and (french or not n.endswith("_fr"))
+    ]
+    return "(?:" + "|".join(f"(?P<{name}>{rx})" for name, rx in kinds) + ")"
+
+
+#: The first characters of every alternative but the e-mail address (which may start with any letter: it gets
+#: a pattern of its own, for lines with an "@").
+_FIRST = r"\d$ACDEFIJMNORSTUacdefijlmnopqrstu"
+_ALL_KINDS = {name for name, _ in _PATTERNS}
+_COMBINED = re.compile(_start(_FIRST) + _alternation(_ALL_KINDS - {"email"}, french=False))
+_COMBINED_FR = re.compile(_start(_FIRST) + _alternation(_ALL_KINDS - {"email"}, french=True))
+_COMBINED_AT = re.compile(_start(r"\w") + _alternation(None, french=False))
+_COMBINED_AT_FR = re.compile(_start(r"\w") + _alternation(None, french=True))
 #: A line that may hold a French fact ("155 $", "22 mars 2024", "212 jours", "FEER 0") shows one of these:
 #: only such lines pay for the French patterns (a quarter of the scan's time on English pages otherwise), and
 #: substring tests cost less than a pattern would.
@@ -96,8 +113,22 @@ _FR_MARKS = (
 )
 
 
+_FR_MARK = re.compile("|".join(re.escape(mark) for mark in _FR_MARKS))  # one search in C, not a loop
+
+
 def _patterns(line: str) -> re.Pattern[str]:
-    return _COMBINED_FR if any(mark in line for mark in _FR_MARKS) else _COMBINED
+    if "@" in line:
+        return _COMBINED_AT_FR if _FR_MARK.search(line) else _COMBINED_AT
+    return _COMBINED_FR if _FR_MARK.search(line) else _COMBINED
+
+
+#: The kinds a new page's one-line summary names (key_facts), and wages, which it must tell from fees: a
+#: smaller alternation, started at fewer characters.
+_KEY_KINDS = {"date", "date_fr", "wage_fr", "fee_fr", "wage", "fee", "form", "teer", "noc", "exemption_code"}
+_KEY_KINDS |= {"count", "cap"}
+_KEY_FIRST = r"\d$ACDEFIJMNORSTacdefijlmnopqrs"
+_KEY = re.compile(_start(_KEY_FIRST) + _alternation(_KEY_KINDS, french=False))
+_KEY_FR = re.compile(_start(_KEY_FIRST) + _alternation(_KEY_KINDS, french=True))
 
 
 #: Names used in summaries ("fee $155 → $230").
@@ -256,7 +287,7 @@ def key_facts(text: str, limit: int = 6) -> list[str]:
     for line in text.split("\n"):
         if not (_MAYBE.search(line) or _UNIT.search(line)):
             continue
-        for m in _patterns(line).finditer(line):
+        for m in (_KEY_FR if _FR_MARK.search(line) else _KEY).finditer(line):
             kind, value = (m.lastgroup or "count").removesuffix("_fr"), m.group(0).strip()
             if kind == "cap":
                 kind, value = "count", _NUMBER.findall(value)[-1]
