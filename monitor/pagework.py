@@ -135,15 +135,7 @@ class PageWork:
             if fp is not None and fp == t.row.main_fp:  # noise outside <main> only: the content is the same
                 return self._unchanged(s, t.page_id(), r, raw_hash, prev_h[2])
         try:
-            content = read_content(
-                self.config,
-                body,
-                r.url,
-                content_type=r.content_type,
-                encoding=r.encoding,
-                watch=t.watch,
-                require_gcweb=t.gcweb_before,
-            )
+            content = read_content(self.config, r, watch=t.watch, require_gcweb=t.gcweb_before)
         except Unreadable as exc:
             return self._failed(s, t.ensure(), r, "soft_error", str(exc))
         main_fp = (

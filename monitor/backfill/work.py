@@ -119,14 +119,7 @@ class ArchiveWork:
             reason = not_a_capture(body)
             if reason:
                 raise Unreadable(reason)
-            content = read_content(
-                self.config,
-                body,
-                r.url,
-                content_type=r.content_type,
-                encoding=r.encoding,
-                watch=self.config.watch_for(r.url),
-            )
+            content = read_content(self.config, r, watch=self.config.watch_for(r.url))
         except Unreadable as exc:
             self.write.failed_fetch(s, page.id, r, "soft_error", str(exc), raw_hash=None, **mark)
             return Stored("soft_error", message=str(exc))

@@ -20,6 +20,7 @@ from policywatch.monitor.detection.jsondiff import (
     to_records,
 )
 from policywatch.monitor.detection.quality import soft_error_reason
+from policywatch.monitor.fetchresult import FetchResult
 from policywatch.storage import bodypack
 
 #: Bump when extraction changes what it reads from <main>, so stored fingerprints stop matching (each page is
@@ -121,16 +122,11 @@ def read_json(body: bytes, url: str, watch: Watch | None) -> Content:
 
 
 def read_content(
-    config: Config,
-    body: bytes,
-    url: str,
-    *,
-    content_type: str | None,
-    encoding: str | None,
-    watch: Watch | None,
-    require_gcweb: bool = False,
+    config: Config, r: FetchResult, *, watch: Watch | None, require_gcweb: bool = False
 ) -> Content:
-    """The response as `Content`, or `Unreadable` with the reason it is not the page."""
+    """The response (a live fetch, an archive capture) as `Content`, or `Unreadable` with the reason it is not
+    the page."""
+    body, url, content_type, encoding = r.body or b"", r.url, r.content_type, r.encoding
     kind = content_kind(content_type, url, watch.kind if watch else "auto")
     if kind == "json":
         return read_json(body, url, watch)
