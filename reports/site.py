@@ -25,6 +25,8 @@ from policywatch.storage.models import Change, Page, Run, Version
 
 INDEX_LIMIT = 500
 FEED_LIMIT = 100
+#: Timelines read together: three queries for this many pages (an IN list SQLite and PostgreSQL both take).
+TIMELINE_CHUNK = 500
 FEED_SCAN = 5000  # a topic's feed is read from the latest changes (a topic quiet for longer shows fewer)
 _TOPIC_FILE = re.compile(r"[a-z0-9][a-z0-9_-]{0,80}")
 
@@ -168,6 +170,7 @@ class Site:
         self.topic_names = topic_names
         self.timezone = timezone  # times are shown in it, with UTC on hover
         self.parity = parity  # ([parity] languages, grace_days): the index's language-parity notes
+        self._folders: set[Path] = set()  # made and checked (no symbolic link) once per site build
 
     def _render(self, template: str, path: Path, *, root: str | None = None, **ctx: Any) -> None:
         """`root`: the way back to the site's root from `path` (by default, from its depth)."""
@@ -180,6 +183,7 @@ class Site:
                 root=root, base_url=self.base_url, topic_names=self.topic_names, timezone=self.timezone, **ctx
             ),
             root=self.dir,
+            checked=self._folders,
         )
 
     def change_page(self, s: Session, c: Change) -> Path:
@@ -217,23 +221,52 @@ class Site:
         return path
 
     def timeline(self, s: Session, page_id: int) -> Path:
-        page = s.get(Page, page_id)
-        assert page is not None
-        versions = s.execute(
-            select(Version.id, Version.captured_at, Version.content_hash)
-            .where(Version.page_id == page_id)
-            .order_by(Version.captured_at, Version.id)
-        ).all()
-        # In time order: a backfill adds old captures (and their changes) after live ones
-        changes = list(
-            s.scalars(select(Change).where(Change.page_id == page_id).order_by(Change.detected_at, Change.id))
-        )
-        path = self.dir / "pages" / f"{page_id}.html"
+        return self.timelines(s, [page_id])[0]
+
+    def timelines(self, s: Session, page_ids: Iterable[int]) -> list[Path]:
+        """Each page's timeline (and a page for each of its versions' text not written yet). Read a few
+        hundred pages at a time, three queries each, not three a page: a first night has a timeline for every
+        watched page."""
+        ids, paths = sorted(set(page_ids)), []
+        for first in range(0, len(ids), TIMELINE_CHUNK):
+            chunk = ids[first : first + TIMELINE_CHUNK]
+            pages = {p.id: p for p in s.scalars(select(Page).where(Page.id.in_(chunk)))}
+            versions: dict[int, list[Any]] = {pid: [] for pid in chunk}
+            for row in s.execute(
+                select(Version.page_id, Version.id, Version.captured_at, Version.content_hash)
+                .where(Version.page_id.in_(chunk))
+                .order_by(Version.captured_at, Version.id)
+            ):
+                versions[row.page_id].append(row)
+            # In time order: a backfill adds old captures (and their changes) after live ones
+            changes: dict[int, list[Change]] = {pid: [] for pid in chunk}
+            for c in s.scalars(
+                select(Change).where(Change.page_id.in_(chunk)).order_by(Change.detected_at, Change.id)
+            ):
+                changes[c.page_id].append(c)
+            unwritten = [
+                v.id
+                for vs in versions.values()
+                for v in vs
+                if not (self.dir / "versions" / f"{v.id}.html").exists()
+            ]
+            texts = (
+                {v.id: v for v in s.scalars(select(Version).where(Version.id.in_(unwritten)))}
+                if unwritten
+                else {}
+            )
+            for pid in chunk:
+                if pid in pages:
+                    paths.append(self._timeline(s, pages[pid], versions[pid], changes[pid], texts))
+        return paths
+
+    def _timeline(
+        self, s: Session, page: Page, versions: list[Any], changes: list[Change], texts: dict[int, Version]
+    ) -> Path:
+        path = self.dir / "pages" / f"{page.id}.html"
         for n, v in enumerate(versions, start=1):  # each version's text has a page the timeline links to
-            if not (self.dir / "versions" / f"{v.id}.html").exists():
-                full = s.get(Version, v.id)
-                if full is not None:
-                    self.version_page(s, full, n, len(versions))
+            if v.id in texts:
+                self.version_page(s, texts[v.id], n, len(versions))
         crs = None
         if page.extractor == "json" and versions:  # draws over time (the Express Entry rounds)
             latest = s.get(Version, max(versions, key=lambda v: (v.captured_at, v.id)).id)
@@ -311,8 +344,7 @@ class Site:
         pages = {c.page_id for c in changes} | set(also_pages)
         changes = [c for c in changes if not is_baseline(c)]
         paths = [self.change_page(s, c) for c in changes]
-        for page_id in sorted(pages):
-            paths.append(self.timeline(s, page_id))
+        paths += self.timelines(s, pages)
         self.index_and_feed(s)
         return paths
 
@@ -327,7 +359,6 @@ class Site:
             self.change_page(s, c)
             page_ids.add(c.page_id)
             n += 1
-        for pid in sorted(page_ids | set(s.scalars(select(Page.id)))):  # every page has a timeline
-            self.timeline(s, pid)
+        self.timelines(s, page_ids | set(s.scalars(select(Page.id))))  # every page has a timeline
         self.index_and_feed(s)
         return n
