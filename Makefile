@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # problem with the package (a packaging warning still prints).
 PIP    := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip
 
-.PHONY: install demo test lint eval bench clean
+.PHONY: install demo test lint eval bench bench-crawl clean
 
 # The demo needs only what policywatch itself needs; the tests add pytest, aiosmtpd, datasette, selenium, ruff.
 $(RUNTIME): pyproject.toml
@@ -50,6 +50,20 @@ eval: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_detect.py
 	$(BIN)/python bench/bench_pagework.py
+
+# Whole passes beside urlwatch on both corpora (synthetic, real canada.ca captures), then BENCHMARKS.md's table
+# rewritten with the commit and date: run it after any change to page work, detection or storage.
+URLWATCH_VENV ?= .venv-urlwatch
+BENCH_PAGES ?= 2000
+$(URLWATCH_VENV)/bin/urlwatch:
+	$(PYTHON) -m venv $(URLWATCH_VENV)
+	$(URLWATCH_VENV)/bin/python -m pip install --quiet urlwatch html2text lxml cssselect
+
+bench-crawl: $(STAMP) $(URLWATCH_VENV)/bin/urlwatch
+	$(BIN)/python bench/bench_crawl.py --pages $(BENCH_PAGES) --no-bare --urlwatch $(URLWATCH_VENV)/bin/urlwatch
+	$(BIN)/python bench/bench_crawl.py --pages $(BENCH_PAGES) --no-bare --corpus real \
+		--urlwatch $(URLWATCH_VENV)/bin/urlwatch
+	$(BIN)/python bench/bench_table.py --pages $(BENCH_PAGES)
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

@@ -175,15 +175,27 @@ def main() -> int:
         choices=range(1, len(NIGHTS) + 1),
         help="run the first N nights only (e.g. 2: first pass and the 304 night, for a large N)",
     )
+    ap.add_argument(
+        "--corpus",
+        choices=("synthetic", "real"),
+        default="synthetic",
+        help="synthetic pages (54 KB of text each) or copies of real canada.ca captures (corpus_server.py)",
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if args.polite:
         args.no_bare, args.urlwatch = True, None
-    out = (
-        args.out or ROOT / "bench" / "results" / f"crawl-{args.pages}{'-polite' if args.polite else ''}.json"
-    )
+    suffix = ("-real" if args.corpus == "real" else "") + ("-polite" if args.polite else "")
+    out = args.out or ROOT / "bench" / "results" / f"crawl-{args.pages}{suffix}.json"
     server = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "corpus_server.py"), "--pages", str(args.pages)],
+        [
+            sys.executable,
+            str(ROOT / "bench" / "corpus_server.py"),
+            "--pages",
+            str(args.pages),
+            "--corpus",
+            args.corpus,
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -191,7 +203,9 @@ def main() -> int:
     base = f"http://127.0.0.1:{port}"
     rows: list[dict] = []
     try:
-        with tempfile.TemporaryDirectory() as tmp:
+        # Both tools' state on tmpfs: on disk, urlwatch's commit per page would measure the disk, not the tool
+        shm = Path("/dev/shm")
+        with tempfile.TemporaryDirectory(dir=shm if shm.is_dir() else None) as tmp:
             work = Path(tmp)
             urls = [f"{base}/en/p/{i}.html" for i in range(args.pages)]
             (work / "urls.txt").write_text("\n".join(urls), encoding="utf-8")

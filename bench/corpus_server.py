@@ -2,7 +2,13 @@
 """A loopback server for an N-page canada.ca-like corpus (the real GCWeb page shell, 30–120 KB pages), run as
 a separate process so it never competes with the measured crawler for the GIL.
 
-Usage: python bench/corpus_server.py --pages N [--port P]   (prints the port on stdout, then serves)
+Usage: python bench/corpus_server.py --pages N [--port P] [--corpus synthetic|real]
+       (prints the port on stdout, then serves)
+
+`--corpus real`: copies of real canada.ca captures (tests/eval/noise: three pages, twelve captures each,
+whose content never changed — only their noise did), one number changed in each copy (its heading carries
+the page's number), so no two pages are the same bytes; a noise night serves each page's next real capture,
+a change night adds a real fee line to `rate` of the pages.
 
 Nights are switched with `GET /__night?n=K&mode=M`, modes:
   first      night content v1, noise seed 1 same       byte-identical to the previous night (ETags match:
@@ -42,6 +48,17 @@ def page_size_kb(i: int) -> int:
     return 30 + (i * 37) % 91  # 30 … 120 KB, spread evenly
 
 
+REAL = ROOT / "tests" / "eval" / "noise"
+
+
+def _real_captures() -> list[list[bytes]]:
+    """Each real page's captures, oldest first."""
+    groups: dict[str, list[Path]] = {}
+    for f in sorted(REAL.glob("*.html")):
+        groups.setdefault(f.name.split("__")[0], []).append(f)
+    return [[f.read_bytes() for f in files] for _, files in sorted(groups.items())]
+
+
 class Corpus:
     def __init__(self, n: int):
         self.n = n
@@ -79,6 +96,24 @@ class Corpus:
 
     @cache  # noqa: B019  (one server object for the process) the whole night in memory (≈75 KB a page): serving costs the same for every tool
     def body(self, i: int) -> bytes:
+        if self.real is not None:
+            return self.real_body(i)
+        return self.synthetic_body(i)
+
+    real: list[list[bytes]] | None = None
+
+    def real_body(self, i: int) -> bytes:
+        """Page i: a copy of a real capture (the page's next capture each noise night), its number in its
+        heading, and a fee line once it was edited."""
+        assert self.real is not None
+        captures = self.real[i % len(self.real)]
+        body = captures[(self.noise_seed - 1 + i) % len(captures)]
+        edit = b""
+        if self.version.get(i, 1) > 1:
+            edit = f"<p>The processing fee is ${150 + 5 * self.version[i]}.</p>".encode()
+        return body.replace(b"</h1>", f" {i}</h1>".encode() + edit, 1)
+
+    def synthetic_body(self, i: int) -> bytes:
         fee = f"${150 + 5 * self.version.get(i, 1)}"
         paras = [
             f"<h1>Program {i}: work permit instructions</h1>",
@@ -100,8 +135,10 @@ class Corpus:
         return (HEAD + main + noise + TAIL).encode("utf-8")
 
 
-def serve(n: int, port: int) -> None:
+def serve(n: int, port: int, kind: str = "synthetic") -> None:
     corpus = Corpus(n)
+    if kind == "real":
+        corpus.real = _real_captures()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -153,5 +190,6 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--pages", type=int, required=True)
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--corpus", choices=("synthetic", "real"), default="synthetic")
     a = ap.parse_args()
-    sys.exit(serve(a.pages, a.port))
+    sys.exit(serve(a.pages, a.port, a.corpus))
