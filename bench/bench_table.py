@@ -58,8 +58,8 @@ def table(pages: int) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d")
     head = (
         f"{pages} pages a corpus, measured {when} at commit {_commit()} by `make bench-crawl` (politeness "
-        "off, both tools' state on tmpfs, urlwatch 2.29 with `xpath: //main` + `html2text`, each night's figures "
-        "from one run, both tools on the same night in the same run; `bench/results/crawl-"
+        "off, both tools' state on tmpfs, urlwatch 2.29 with `xpath: //main` + `html2text`, each night's "
+        "figures from one run, both tools on the same night in the same run; `bench/results/crawl-"
         f"{pages}.json`, `crawl-{pages}-real.json`):"
     )
     return f"{START}\n{head}\n\n" + "\n".join(rows) + f"\n{END}"
