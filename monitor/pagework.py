@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from typing import Any
+from urllib.parse import urldefrag
 
 from sqlalchemy.orm import Session
 
@@ -30,7 +31,7 @@ from policywatch.monitor.page.content import (
     read_html,
 )
 from policywatch.monitor.page.store import Writer
-from policywatch.monitor.urls import normalize_url
+from policywatch.monitor.urls import AllowedDomains, normalize_url
 from policywatch.storage import queries as q
 from policywatch.storage.db import Database, describe_exception, is_storage_error
 from policywatch.storage.models import Page
@@ -95,6 +96,7 @@ class PageWork:
         self.run_id = run_id
         self.first_run = first_run
         self.write = Writer(run_id)
+        self.allowed = AllowedDomains(list(config.crawl.allowed_domains))
 
     def process(self, result: FetchResult) -> PageOutcome:
         """One page in one transaction. A page that cannot be read (a parse, extraction or comparison error:
@@ -196,7 +198,29 @@ class PageWork:
         if decision is None:
             return PageOutcome("unchanged", "ok")
         change_id = self.write.change(s, page, decision, prev.id if prev is not None else None, version_id)
+        self._follow_entries(s, page, decision.follow)
         return PageOutcome("new" if decision.kind == "new_page" else "changed", "ok", change_id)
+
+    def _follow_entries(self, s: Session, listing: Page, links: list[str]) -> None:
+        """A listing's new entries (IRCC's program delivery updates, a news table): the pages they link to are
+        watched from the next pass on, as discovered pages with the listing's topics, inside the allowed
+        domains; a page already known is left as it is."""
+        for link in links:
+            url = urldefrag(link)[0]
+            if not self.allowed.allows(url):
+                continue
+            key = normalize_url(url)
+            if q.page_row(s, key) is None:
+                q.insert_page_if_absent(
+                    s,
+                    url=url,
+                    url_key=key,
+                    source="discovered",
+                    topics=list(listing.topics or []),
+                    status="active",
+                    gone_count=0,
+                    first_seen=utcnow(),
+                )
 
     def _unchanged(
         self, s: Session, page_id: int, r: FetchResult, raw_hash: str, content_hash: str

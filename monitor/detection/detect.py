@@ -32,6 +32,14 @@ class ChangeDecision:
     details: dict[str, Any] = field(default_factory=dict)
     details_released: bool = False
 
+    @property
+    def follow(self) -> list[str]:
+        """The pages a listing's new entries link to (each once, in reading order)."""
+        links = [
+            url for op in self.details.get("blocks") or [] for url in op.get("meaning", {}).get("follow", [])
+        ]
+        return list(dict.fromkeys(links))
+
 
 def _section_label(section: list[str]) -> str:
     return " › ".join(section) if section else "Top of page"
@@ -332,6 +340,8 @@ def _read_ops(
     _sections(ops, meanings)
     for op, m in zip(ops, meanings, strict=True):
         op["meaning"] = {"class": m.cls, "significance": m.significance}
+        if m.follow:  # a listing's new entry: the page it links to is watched from then on
+            op["meaning"]["follow"] = list(m.follow)
     return meanings
 
 

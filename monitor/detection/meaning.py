@@ -52,6 +52,8 @@ class Meaning:
     cls: str  # status | <a POLICY_TERMS class> | fact | notice | wording | typo | layout
     significance: str
     headline: str
+    #: The pages a new entry of a listing links to: watched from then on (the page work adds them).
+    follow: tuple[str, ...] = ()
 
     @property
     def severity(self) -> int:
@@ -398,7 +400,8 @@ def _added_or_removed(
         # a linked row of a listing (IRCC's program delivery updates, a news table): what it announces
         entry = _listing_entry(op, verb, text, added_facts[0]["value"])
         if entry:
-            return Meaning("date", "medium", entry + where)
+            follow = tuple(op.get("links") or ()) if verb == "added" else ()
+            return Meaning("date", "medium", entry + where, follow)
         label = "New entry" if verb == "added" else "Entry removed"
         return Meaning(
             "date", "medium", f"{label}: {_quote(row_quote(text, added_facts[0]['value']))}{where}"
