@@ -58,6 +58,11 @@ _UNUSED = {
     "scrapy.downloadermiddlewares.cookies.CookiesMiddleware",
 }
 EXTENSIONS_BASE = {k: v for k, v in _default.EXTENSIONS_BASE.items() if k not in _UNUSED}
+# AutoThrottle, with each host's own delay ([crawl] host_delays) kept as its floor (crawler/throttle.py)
+EXTENSIONS_BASE = {
+    ("policywatch.crawler.throttle.HostAwareAutoThrottle" if k.endswith(".AutoThrottle") else k): v
+    for k, v in EXTENSIONS_BASE.items()
+}
 DOWNLOADER_MIDDLEWARES_BASE = {
     k: v for k, v in _default.DOWNLOADER_MIDDLEWARES_BASE.items() if k not in _UNUSED
 }

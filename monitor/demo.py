@@ -278,6 +278,8 @@ class NightServer:
     def __init__(self, pages: dict[str, tuple[bytes, str]] | None = None):
         self.pages = pages or {}
         self.requests: list[tuple[str, str | None]] = []  # (path, If-None-Match) of every request, for tests
+        #: (time.monotonic(), Host header, path) of every request: when each host was asked, for pacing tests
+        self.arrivals: list[tuple[float, str, str]] = []
         self.delay = 0.0  # seconds to wait before answering (tests of slow servers and concurrent passes)
         #: when set to an Event, each request waits for it (at most a minute): a test holds a pass mid-crawl
         #: and lets it go on an event, not after a guessed delay
@@ -292,6 +294,7 @@ class NightServer:
             def do_GET(self) -> None:  # noqa: N802
                 path = self.path.split("?")[0]
                 server.requests.append((path, self.headers.get("If-None-Match")))
+                server.arrivals.append((time.monotonic(), self.headers.get("Host") or "", path))
                 server.arrived.set()
                 if server.delay:
                     time.sleep(server.delay)

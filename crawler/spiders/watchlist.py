@@ -59,6 +59,9 @@ def configure_settings(crawler: Crawler, config: Config) -> None:
     st.set("ROBOTSTXT_OBEY", c.obey_robots, priority=prio)
     st.set("CONCURRENT_REQUESTS_PER_DOMAIN", c.concurrency_per_domain, priority=prio)
     st.set("DOWNLOAD_DELAY", c.download_delay, priority=prio)
+    # Scrapy keys its download slots by host name (no port): a host's own delay is its slot's
+    slots = {host.split(":")[0]: {"delay": delay} for host, delay in c.host_delays}
+    st.set("DOWNLOAD_SLOTS", slots, priority=prio)
     st.set("AUTOTHROTTLE_ENABLED", c.autothrottle, priority=prio)
     st.set("DOWNLOAD_TIMEOUT", c.timeout, priority=prio)
     st.set("RETRY_TIMES", c.retries, priority=prio)

@@ -63,6 +63,8 @@ class CrawlSettings:
     timeout: float = 30.0
     retries: int = 2
     max_size_mb: int = 16
+    #: host → its own delay (seconds between requests), for the hosts that need another pace
+    host_delays: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -321,7 +323,20 @@ def _crawl(c: Any) -> CrawlSettings:
         float(c.timeout),
         c.retries,
         c.max_size_mb,
+        _host_delays(c),
     )
+
+
+def _host_delays(c: Any) -> tuple[tuple[str, float], ...]:
+    """[crawl] host_delays, each host one of allowed_domains (a port, if it names one, is part of it)."""
+    allowed = {d.lower() for d in c.allowed_domains} | {d.lower().split(":")[0] for d in c.allowed_domains}
+    for host in c.host_delays:
+        if host.lower() not in allowed:
+            _fail(
+                f"crawl.host_delays.{host}",
+                f"{host!r} is not one of crawl.allowed_domains {list(c.allowed_domains)}",
+            )
+    return tuple((host.lower(), float(delay)) for host, delay in c.host_delays.items())
 
 
 class _Inside:

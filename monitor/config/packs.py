@@ -96,16 +96,18 @@ class _Merged:
     feeds: list[Any] = field(default_factory=list)
     sitemaps: list[Any] = field(default_factory=list)
     topics: dict[str, dict[str, Any]] = field(default_factory=dict)
-    delay: float = 1.0
+    #: each host's pace: the most careful of the packs that need it
+    host_delay: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def of(cls, packs: list[Pack]) -> _Merged:
         m = cls()
         for p in packs:
             crawl = p.data.get("crawl", {})
+            pace = float(crawl.get("download_delay", 1.0))
             for h in crawl.get("allowed_domains", []):
                 m.hosts.setdefault(h, p.name)
-            m.delay = max(m.delay, float(crawl.get("download_delay", 1.0)))  # the most careful pack's pace
+                m.host_delay[h] = max(m.host_delay.get(h, 0.0), pace)
             disc = p.data.get("discovery", {})
             m.prefixes += [x for x in disc.get("follow_prefixes", []) if x not in m.prefixes]
             m.feeds += [x for x in disc.get("feeds", []) if x not in m.feeds]
@@ -116,6 +118,15 @@ class _Merged:
                     dict.fromkeys([*mine.get("keywords", []), *table.get("keywords", [])])
                 )
         return m
+
+    @property
+    def delay(self) -> float:
+        """The pace of most hosts (the least careful pack's, at least 1 s): hosts that need a slower one get
+        it in host_delays."""
+        return max(1.0, min(self.host_delay.values(), default=1.0))
+
+    def slower(self) -> dict[str, float]:
+        return {h: d for h, d in self.host_delay.items() if d > self.delay}
 
 
 def _head(packs: list[Pack], m: _Merged) -> list[str]:
@@ -144,6 +155,19 @@ def _head(packs: list[Pack], m: _Merged) -> list[str]:
         "retries = 2",
         "max_size_mb = 16",
         "",
+        *(
+            [
+                "[crawl.host_delays]",
+                "# Hosts slower than download_delay (their pack's pace): a floor AutoThrottle keeps",
+                *(
+                    f"{_toml(h)} = {d}{' ' * max(1, 28 - len(h))}# {m.hosts[h]}"
+                    for h, d in m.slower().items()
+                ),
+                "",
+            ]
+            if m.slower()
+            else []
+        ),
         "[discovery]",
         _lines("follow_prefixes", m.prefixes),
         _lines("feeds", m.feeds),

@@ -116,6 +116,9 @@ class CrawlTable(Table):
     obey_robots: bool = True
     concurrency_per_domain: Annotated[int, Field(ge=1)] = 4
     download_delay: Annotated[float, Field(ge=0)] = 0.5
+    #: Seconds between requests to one host, for the hosts that need another pace than download_delay (a
+    #: provincial site slower than canada.ca): `{ "www.gov.bc.ca" = 3.0 }`, a floor AutoThrottle keeps.
+    host_delays: dict[str, Annotated[float, Field(ge=0)]] = {}
     autothrottle: bool = True
     timeout: Annotated[float, Field(gt=0)] = 30.0
     retries: Annotated[int, Field(ge=0)] = 2
