@@ -10,14 +10,8 @@ import pytest
 
 from policywatch.monitor.demo import NightServer
 from tests.conftest import policywatch
+from tests.test_meaning import LISTING  # IRCC's Program Delivery Updates table, as detection's tests read it
 
-LISTING = (
-    '<html lang="en"><head><title>Program delivery updates - Canada.ca</title></head><body>'
-    '<main property="mainContentOfPage"><h1>Program delivery updates</h1><table>'
-    "<tr><th>Category</th><th>Title</th><th>Date published</th></tr>{rows}"
-    '<tr><td>Temporary residents</td><td><a href="/en/u/visitors.html">Visitors: super visa</a></td>'
-    "<td>July 30, 2024</td></tr></table></main></body></html>"
-)
 ROW = '<tr><td>Temporary residents</td><td><a href="{href}">{title}</a></td><td>{date}</td></tr>'
 PGWP = ROW.format(href="/en/u/pgwp.html", title="Post-graduation work permit (PGWP)", date="August 15, 2024")
 OFFSITE = ROW.format(
