@@ -116,19 +116,13 @@ def _md_escape(text: Any) -> str:
 PUBLISHED_MODE = 0o644
 
 
-def write_atomic(
-    path: Path, text: str, *, root: Path | None = None, checked: set[Path] | None = None
-) -> None:
+def write_atomic(path: Path, text: str, *, root: Path | None = None) -> None:
     """Write via a temporary file and rename, so a reader never sees half a report, and a full disk leaves the
     previous file as it was (and no temporary file behind). With `root`, no folder between it and the file
-    may be a symbolic link: a link planted inside the site folder never sends a write outside it. `checked`:
-    the folders already made and checked by this writer (a site writes hundreds of files into a few)."""
-    if checked is None or path.parent not in checked:
-        if root is not None:
-            _folders_within(root, path.parent)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if checked is not None:
-            checked.add(path.parent)
+    may be a symbolic link: a link planted inside the site folder never sends a write outside it."""
+    if root is not None:
+        _folders_within(root, path.parent)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -170,7 +170,6 @@ class Site:
         self.topic_names = topic_names
         self.timezone = timezone  # times are shown in it, with UTC on hover
         self.parity = parity  # ([parity] languages, grace_days): the index's language-parity notes
-        self._folders: set[Path] = set()  # made and checked (no symbolic link) once per site build
 
     def _render(self, template: str, path: Path, *, root: str | None = None, **ctx: Any) -> None:
         """`root`: the way back to the site's root from `path` (by default, from its depth)."""
@@ -183,7 +182,6 @@ class Site:
                 root=root, base_url=self.base_url, topic_names=self.topic_names, timezone=self.timezone, **ctx
             ),
             root=self.dir,
-            checked=self._folders,
         )
 
     def change_page(self, s: Session, c: Change) -> Path:

@@ -66,7 +66,7 @@ def test_a_history_read_the_old_way_is_compared_like_with_like(tmp_path, monkeyp
         )
 
     try:
-        monkeypatch.setattr(extract, "effective_encoding", lambda body, declared, **_: declared or "utf-8")
+        monkeypatch.setattr(extract, "effective_encoding", lambda body, declared: declared or "utf-8")
         assert night("", True).result == "new"
         monkeypatch.setattr(extract, "effective_encoding", real)
         second = night("<script>var build = 2;</script>", False)

@@ -69,4 +69,6 @@ retries = 0
     assert len(times[slow]) == 4 and len(times[fast]) == 4, server.arrivals
     gaps = {host: [b - a for a, b in zip(ts, ts[1:], strict=False)] for host, ts in times.items()}
     assert min(gaps[slow]) >= 0.55, gaps  # its own pace, every time (AutoThrottle would have sped it up)
-    assert sum(gaps[fast]) < sum(gaps[slow]), gaps  # the other host is not held to it
+    assert min(gaps[fast]) < min(gaps[slow]), (
+        gaps
+    )  # the other host is not held to it (AutoThrottle speeds it up)

@@ -24,7 +24,7 @@ _SINGLE_BYTE = {
 _UTF8 = {"utf-8", "utf8", "utf_8"}
 
 
-def effective_encoding(body: bytes, declared: str | None, *, check_utf8: bool = True) -> str:
+def effective_encoding(body: bytes, declared: str | None) -> str:
     """The charset the bytes are in: the declared one (UTF-8 when none is) unless the bytes say otherwise.
 
     - declared single-byte Latin, bytes valid UTF-8 with non-ASCII characters: UTF-8. A server that mislabels
@@ -33,9 +33,7 @@ def effective_encoding(body: bytes, declared: str | None, *, check_utf8: bool = 
     - declared (or assumed) UTF-8, but most of the non-ASCII bytes are not UTF-8 (a Windows-1252 page, an
       archived capture served with the archive's default): the charset they are in (`_real_charset`: the
       page's own <meta charset>, then Windows-1252), so "Résidence" is read, not "R\ufffdsidence". A
-      UTF-8 page with a stray byte or two stays UTF-8 (the stray byte is replaced, the rest is right).
-      `check_utf8=False` leaves this check out (a validation pass over the bytes): extract_html makes it
-      only when what it read shows U+FFFD."""
+      UTF-8 page with a stray byte or two stays UTF-8 (the stray byte is replaced, the rest is right)."""
     enc = (declared or "utf-8").lower()
     if body.isascii():
         return declared or "utf-8"
@@ -45,7 +43,7 @@ def effective_encoding(body: bytes, declared: str | None, *, check_utf8: bool = 
             return "utf-8"
         except UnicodeDecodeError:
             pass
-    elif check_utf8 and enc in _UTF8 and not _mostly_utf8(body):
+    elif enc in _UTF8 and not _mostly_utf8(body):
         return _real_charset(body)
     return declared or "utf-8"
 
@@ -71,7 +69,8 @@ def _real_charset(body: bytes) -> str:
 
     own = EncodingDetector.find_declared_encoding(body, is_html=True)
     for charset in (own, "windows-1252"):
-        if charset and charset.lower() not in _UTF8:
+        # (a page that calls itself UTF-16 but arrived as 8-bit bytes would "decode" into nonsense)
+        if charset and charset.lower() not in _UTF8 and not charset.lower().startswith(("utf-16", "utf-32")):
             try:
                 body.decode(charset)
                 return charset.lower()

@@ -258,23 +258,19 @@ def extract_html(
     `require_gcweb`: the page was extracted with the GCWeb selector before, so a response without it is not
     content (raise NoMainContent; the caller records a soft error) rather than a generic-fallback extraction.
 
-    Bytes said to be UTF-8 are read as UTF-8; only when the content read shows U+FFFD (bytes that were not
-    UTF-8) is the charset looked into (decode.effective_encoding) and, when it is another, the page read
-    again in it and `meta["charset"]` set: valid pages, nearly all of them, pay no validation pass.
+    Bytes are read in the charset they are in (decode.effective_encoding); when that is not the UTF-8 they
+    were said to be, `meta["charset"]` says which, so earlier versions are read the same way before comparing.
     """
     rules = _Rules(extra_noise, ignore_patterns, require_gcweb)
     if not isinstance(body, bytes):
         doc = body if isinstance(body, etree._Element) else parse_html(body, encoding)
         return _extract(doc, url, rules)
     body = trim_outside_document(body)
-    said = effective_encoding(body, encoding, check_utf8=False)  # the declared charset (or Latin-1 → UTF-8)
-    ex = _extract(parse_html(body, said, decided=True), url, rules)
-    if "\ufffd" in ex.text or "\ufffd" in ex.title:
-        charset = effective_encoding(body, encoding)
-        guess = guessed_charset(body, encoding, charset)
-        if guess:
-            ex = _extract(parse_html(body, charset, decided=True), url, rules)
-            ex.meta["charset"] = guess  # the bytes were not the UTF-8 they were said to be (see decode)
+    charset = effective_encoding(body, encoding)
+    ex = _extract(parse_html(body, charset, decided=True), url, rules)
+    guess = guessed_charset(body, encoding, charset)
+    if guess:
+        ex.meta["charset"] = guess
     return ex
 
 
