@@ -1,5 +1,5 @@
-"""Read discovery sources: XML sitemaps (and sitemap indexes, gzipped or not) and news feeds (Atom, RSS,
-JSON).
+"""Read discovery sources: XML sitemaps (and sitemap indexes, gzipped or not), news feeds (Atom, RSS,
+JSON), and the tables of contents of the issues a feed lists (the Canada Gazette's).
 
 Why a module of its own: parsing is pure (bytes in, URLs out) and tested without a crawl. Scrapy's own
 `Sitemap` parser (lxml, with entity resolution off) reads the XML; `lastmod` is kept as a *hint* for ordering
@@ -131,3 +131,45 @@ def _json_links(data: Any) -> Iterator[str]:
     elif isinstance(data, list):
         for item in data:
             yield from _json_links(item)
+
+
+_HEADINGS = ("h2", "h3", "h4")
+
+
+def read_issue(body: bytes, url: str) -> list[Found]:
+    """The items an issue's table of contents lists: every link in its main content, each with what it is
+    filed under (the section and department headings above it) as what it says of itself, so a keyword can
+    match "Department of Citizenship and Immigration" as well as a title. Links back to the issue itself,
+    to anchors on it, and a heading's own link to its section page are not items. Raises ValueError on a
+    body that is not HTML."""
+    from urllib.parse import urldefrag, urljoin
+
+    from lxml import html
+
+    try:
+        doc = html.document_fromstring(body)
+    except (etree.ParserError, ValueError) as exc:
+        raise ValueError(f"not an issue page: {exc}") from None
+    main = next(iter(doc.xpath("//main | //*[@role='main']")), None)
+    root = main if main is not None else doc.find("body")
+    if root is None:
+        raise ValueError("not an issue page: no body")
+    own = urldefrag(url)[0]
+    filed: dict[str, str] = {}
+    found: list[Found] = []
+    for el in root.iter(*_HEADINGS, "a"):
+        if el.tag in _HEADINGS:
+            level = _HEADINGS.index(el.tag)
+            for deeper in _HEADINGS[level:]:
+                filed.pop(deeper, None)
+            filed[el.tag] = " ".join(el.text_content().split())
+            continue
+        href = (el.get("href") or "").strip()
+        title = " ".join(el.text_content().split())
+        target = urljoin(url, href)
+        if not href or href.startswith("#") or not title or urldefrag(target)[0] == own:
+            continue
+        if title in filed.values():  # a heading's link to its whole section's page
+            continue
+        found.append(Found(target, None, " ".join([*filed.values(), title])))
+    return found

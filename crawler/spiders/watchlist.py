@@ -32,6 +32,7 @@ from twisted.internet.error import (
 from twisted.python.failure import Failure
 from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
 
+from policywatch.crawler.discovery import Found
 from policywatch.crawler.inputs import VALIDATOR_CHUNK, CrawlInputs, Validators
 from policywatch.crawler.items import FetchResult
 from policywatch.crawler.middlewares import OffsiteRequest
@@ -68,6 +69,31 @@ def configure_settings(crawler: Crawler, config: Config) -> None:
     st.set("DOWNLOAD_MAXSIZE", c.max_size_mb * 1024 * 1024, priority=prio)
     st.set("DOWNLOAD_WARNSIZE", c.max_size_mb * 1024 * 1024 // 2, priority=prio)
     st.set("POLICYWATCH_ALLOWED_DOMAINS", list(c.allowed_domains), priority=prio)
+
+
+def _url_date(url: str) -> str | None:
+    """The date an undated entry's URL carries (the Gazette's issue folders: `/2026-09-26/`), if any."""
+    import re
+
+    found = re.search(r"(?<!\d)(\d{4}-\d{2}-\d{2})(?!\d)", url)
+    return found.group(1) if found else None
+
+
+def _when(stamp: str | None) -> float:
+    """A feed entry's date as a sort key (RSS's RFC 822 or Atom's ISO 8601); undated entries sort last."""
+    from datetime import datetime
+    from email.utils import parsedate_to_datetime
+
+    if not stamp:
+        return 0.0
+    try:
+        when = parsedate_to_datetime(stamp)
+    except (TypeError, ValueError):
+        try:
+            when = datetime.fromisoformat(stamp.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return 0.0
+    return when.timestamp() if when.tzinfo else when.replace(tzinfo=None).timestamp()
 
 
 def classify_failure(failure: Failure) -> tuple[str, str]:
@@ -317,6 +343,9 @@ class WatchlistSpider(scrapy.Spider):
             return
         self.crawler.stats.inc_value(f"policywatch/discovery/{kind}_entries", len(entries))
         source = response.meta.get("pw_source_url", response.url)
+        if kind == "feed" and self.pw_config.discovery.issues_read(source):
+            yield from self._issues(response, entries, source)
+            return
         words = self.pw_config.discovery.keywords_for(source)
         for found in entries:
             url = urljoin(response.url, found.url)
@@ -328,6 +357,40 @@ class WatchlistSpider(scrapy.Spider):
                 self.crawler.stats.inc_value(f"policywatch/discovery/{kind}_filtered")
                 continue
             request = self._candidate(url, via=f"{kind} {response.url}", lastmod=found.lastmod)
+            if request is not None:
+                yield request
+
+    def _issues(self, response: Response, entries: list[Found], source: str) -> Any:
+        """A feed whose entries are issues: the newest few issues' tables of contents are read (on the
+        feed's hosts only), and their items are what the keywords choose from."""
+        newest = sorted(entries, key=lambda f: _when(f.lastmod) or _when(_url_date(f.url)), reverse=True)
+        for found in newest[: self.pw_config.discovery.issues_read(source)]:
+            url = urljoin(response.url, found.url)
+            if self.pw_config.allowed.allows(url):
+                request = self._source_request(url, "issue", source=source)
+                request.callback = self.parse_issue
+                yield request
+
+    def parse_issue(self, response: Response) -> Any:
+        """An issue's table of contents: each item filed under or titled with one of the feed's keywords is
+        a candidate page, like a feed entry."""
+        from policywatch.crawler.discovery import read_issue
+
+        if response.status != 200:  # an error page's links are not the issue's items
+            self._source_problem(response.url, "issue", f"HTTP {response.status}")
+            return
+        try:
+            items = read_issue(response.body, response.url)
+        except ValueError as exc:
+            self._source_problem(response.url, "issue", str(exc))
+            return
+        self.crawler.stats.inc_value("policywatch/discovery/issue_entries", len(items))
+        words = self.pw_config.discovery.keywords_for(response.meta["pw_source_url"])
+        for found in items:
+            if not found.matches(words):
+                self.crawler.stats.inc_value("policywatch/discovery/issue_filtered")
+                continue
+            request = self._candidate(found.url, via=f"issue {response.url}")
             if request is not None:
                 yield request
 

@@ -89,10 +89,15 @@ class Discovery:
     feeds: tuple[str, ...] = ()  # Atom / RSS / JSON news feeds (e.g. the GC news API for IRCC)
     keywords: tuple[str, ...] = ()  # an entry is followed only when it matches one (empty: every entry)
     source_keywords: tuple[tuple[str, tuple[str, ...]], ...] = ()  # a source's own keywords, by its URL
+    issue_feeds: tuple[tuple[str, int], ...] = ()  # feeds whose entries are issues: (URL, newest issues read)
 
     def keywords_for(self, source: str) -> tuple[str, ...]:
         """The words a source's entries must match one of (its own, else `[discovery] keywords`)."""
         return dict(self.source_keywords).get(source) or self.keywords
+
+    def issues_read(self, source: str) -> int:
+        """How many of a feed's newest entries are issues to read (0: its entries are the pages)."""
+        return dict(self.issue_feeds).get(source, 0)
 
 
 @dataclass(frozen=True)
@@ -390,6 +395,7 @@ def _discovery(d: Any, inside: _Inside) -> Discovery:
     for i, u in enumerate(d.follow_prefixes):
         inside(u, f"discovery.follow_prefixes[{i}]")
     own: list[tuple[str, tuple[str, ...]]] = []
+    issues: list[tuple[str, int]] = []
     urls: dict[str, list[str]] = {"sitemaps": [], "feeds": []}
     for src in ("sitemaps", "feeds"):
         for i, item in enumerate(getattr(d, src)):
@@ -398,6 +404,10 @@ def _discovery(d: Any, inside: _Inside) -> Discovery:
             urls[src].append(u)
             if not isinstance(item, str) and item.keywords:
                 own.append((u, tuple(k.strip() for k in item.keywords if k.strip())))
+            if not isinstance(item, str) and item.entries == "issues":
+                if src != "feeds":
+                    _fail(f"discovery.{src}[{i}].entries", '"issues" is for feeds whose entries are issues')
+                issues.append((u, item.max_issues))
     return Discovery(
         tuple(d.follow_prefixes),
         d.depth,
@@ -406,6 +416,7 @@ def _discovery(d: Any, inside: _Inside) -> Discovery:
         tuple(urls["feeds"]),
         tuple(k.strip() for k in d.keywords if k.strip()),
         tuple(own),
+        tuple(issues),
     )
 
 

@@ -141,10 +141,16 @@ class TopicTable(Table):
 
 
 class SourceTable(Table):
-    """A sitemap or feed with its own keywords: `{ url = "…", keywords = ["immigration"] }`."""
+    """A sitemap or feed with its own keywords: `{ url = "…", keywords = ["immigration"] }`.
+
+    `entries = "issues"`: each entry of the feed is an issue's table of contents (the Canada Gazette's feeds
+    list issues, not notices); the newest `max_issues` are read and the items they list are what the keywords
+    choose from."""
 
     url: Url
     keywords: list[str] = []
+    entries: Literal["pages", "issues"] = "pages"
+    max_issues: Annotated[int, Field(ge=1, le=50)] = 4
 
 
 class DiscoveryTable(Table):

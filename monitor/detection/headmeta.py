@@ -69,10 +69,40 @@ def extract_metadata(doc: etree._Element) -> dict[str, Any]:
     return meta
 
 
+#: How Government of Canada URLs name their language (the Canada Gazette's `-eng.html`/`-fra.html`, Justice
+#: Laws' `/eng/`, older sites' `_e.html`, query strings), English and French in step.
+_URL_LANGUAGE = {
+    "en": ("-eng.", "/eng/", "_eng.", "_e.", "-e.", "lang=eng", "lang=en", "/en/"),
+    "fr": ("-fra.", "/fra/", "_fra.", "_f.", "-f.", "lang=fra", "lang=fr", "/fr/"),
+}
+
+
+def _is_switch_script(url: str) -> bool:
+    """A language toggle that is a script answering with the other language of whatever page sent the reader
+    (the Gazette's `/cgi-bin/language.pl`), not a page of its own: the same link on every page."""
+    from urllib.parse import urlsplit
+
+    path = urlsplit(url).path.lower()
+    return "/cgi-bin/" in path or path.endswith((".pl", ".cgi"))
+
+
+def swap_language(url: str, own: str, lang: str) -> str | None:
+    """The page's URL in `lang` by the site's own naming (`…/notice-avis-eng.html` → `…-fra.html`), or None
+    when its URL names no language."""
+    if own not in _URL_LANGUAGE or lang not in _URL_LANGUAGE:
+        return None
+    for mine, theirs in zip(_URL_LANGUAGE[own], _URL_LANGUAGE[lang], strict=True):
+        at = url.rfind(mine)
+        if at > url.find("//") + 1:
+            return url[:at] + theirs + url[at + len(mine) :]
+    return None
+
+
 def alternates(doc: etree._Element, url: str) -> dict[str, str]:
     """The page's versions in other languages, {"fr": absolute URL}: its `<link rel="alternate" hreflang>`,
     canada.ca's language toggle (`#wb-lng a[lang]`), or a provincial site's `<a hreflang>` / `<a lang>` link.
-    The page's own language (`<html lang>`) is left out."""
+    A toggle that is a switching script (the same link on every page) stands for the page's own URL in the
+    other language, when the URL names its language. The page's own language (`<html lang>`) is left out."""
     from urllib.parse import urljoin
 
     own = (doc.get("lang") or "").split("-")[0].lower()
@@ -88,7 +118,13 @@ def alternates(doc: etree._Element, url: str) -> dict[str, str]:
             and href
             and not href.startswith(("#", "javascript:"))
         ):
-            found[code] = urljoin(url, href)
+            target = urljoin(url, href)
+            if _is_switch_script(target):
+                swapped = swap_language(url, own, code)
+                if swapped is None:
+                    return
+                target = swapped
+            found[code] = target
 
     head = doc.find("head")
     if head is not None:
