@@ -336,19 +336,20 @@ class Site:
     def write_changes(
         self, s: Session, changes: Sequence[Change], *, also_pages: Iterable[int] = ()
     ) -> list[Path]:
-        """Pages for these changes, the timelines of the pages they touch and of `also_pages` (a "now
-        watching" note gets no page of its own, but its page gets a timeline: every watched page has one),
-        the index and the feed."""
-        pages = {c.page_id for c in changes} | set(also_pages)
+        """Pages for these changes, the timelines of the pages they touch and of `also_pages`, the index and
+        the feed. A "now watching" note (a baseline) gets neither a page nor a timeline: nothing links to a
+        page only recorded so far, and a first night records every watched page (its timeline comes with its
+        first change, with every version's text)."""
         changes = [c for c in changes if not is_baseline(c)]
+        pages = {c.page_id for c in changes} | set(also_pages)
         paths = [self.change_page(s, c) for c in changes]
         paths += self.timelines(s, pages)
         self.index_and_feed(s)
         return paths
 
     def rebuild(self, s: Session) -> int:
-        """Every change page, every timeline, the index and the feed (after an upgrade or a template
-        change)."""
+        """Every change page, the timeline of every page with a change to show, the index and the feed (after
+        an upgrade or a template change)."""
         n = 0
         page_ids = set()
         for c in s.scalars(select(Change).order_by(Change.id).execution_options(yield_per=200)):
@@ -357,6 +358,6 @@ class Site:
             self.change_page(s, c)
             page_ids.add(c.page_id)
             n += 1
-        self.timelines(s, page_ids | set(s.scalars(select(Page.id))))  # every page has a timeline
+        self.timelines(s, page_ids)  # every page with a change to show
         self.index_and_feed(s)
         return n

@@ -43,13 +43,11 @@ def report_site(config: Config) -> Site:
 
 
 def publish_site(db: Any, config: Config, run_id: int) -> Path:
-    """Pages for this pass's changes, their pages' timelines, the index and the Atom feed."""
+    """Pages for this pass's changes, their pages' timelines, the index and the Atom feed: work in proportion
+    to what a reader can open (a first night's "now watching" notes get none)."""
     site = report_site(config)
     with db.session() as s:
-        # Change pages for the pass's news (no "now watching" notes); timelines for every page it touched,
-        # "now watching" ones included (read as ids only: a first night has one such note per watch)
-        touched = set(s.scalars(select(Change.page_id).where(Change.run_id == run_id)))
-        site.write_changes(s, news(s, Change.run_id == run_id), also_pages=touched)
+        site.write_changes(s, news(s, Change.run_id == run_id))
     return site.dir / "index.html"
 
 
