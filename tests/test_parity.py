@@ -6,7 +6,9 @@ follows, the pair is in step. French pages read fact first too ("155 $ → 230 $
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -169,3 +171,48 @@ def test_ircc_processing_times_still_read_as_facts():
         ("212 days", "209 days")
     ]
     assert "work_extension: 212 days → 209 days" in d.summary, d.summary
+
+
+REAL = Path(__file__).parent / "eval" / "noise" / "data-reference-standard-business-number__20241221T1201Z.html"
+
+
+def _real_pair(server: NightServer, en_fee: str, fr_fee: str) -> tuple[str, str]:
+    """A canada.ca pair in the page's real GCWeb markup (a real capture, its canada.ca links pointed at the
+    loopback host): the English page with its `hreflang` alternates and `#wb-lng` toggle as published, the
+    French one the same template with `lang="fr"`; a fee paragraph under each heading."""
+    raw = REAL.read_text(encoding="utf-8").replace("https://www.canada.ca", server.base)
+    en_path = re.search(r'hreflang="en" href="[^"]*?(/en/[^"]+)"', raw)
+    fr_path = re.search(r'hreflang="fr" href="[^"]*?(/fr/[^"]+)"', raw)
+    assert en_path and fr_path
+    html = "text/html; charset=utf-8"
+    en = raw.replace("</h1>", f"</h1><p>The processing fee is {en_fee}.</p>", 1)
+    fr = raw.replace('lang="en" xmlns', 'lang="fr" xmlns', 1).replace(
+        "</h1>", f"</h1><p>Les frais de traitement sont de {fr_fee}.</p>", 1
+    )
+    server.pages = {en_path.group(1): (en.encode(), html), fr_path.group(1): (fr.encode(), html)}
+    return server.base + en_path.group(1), server.base + fr_path.group(1)
+
+
+def test_a_real_canada_ca_page_finds_its_french_twin_and_says_which_is_behind(write_config, tmp_path):
+    with NightServer() as server:
+        en, fr = _real_pair(server, "$155", "155 $")
+        cfg = str(
+            write_config(f"""
+[crawl]
+allowed_domains = ["127.0.0.1:{server.port}"]
+download_delay = 0
+retries = 0
+
+[parity]
+languages = ["en", "fr"]
+grace_days = 0
+
+[[watch]]
+url = "{en}"
+""")
+        )
+        assert policywatch("run", "--config", cfg).returncode == 0
+        _real_pair(server, "$230", "155 $")
+        assert policywatch("run", "--config", cfg).returncode == 0
+        (pair,) = json.loads(cli("parity", "--config", cfg, "--format", "json").stdout)
+        assert (pair["page"], pair["twin"], pair["status"], pair["ahead"]) == (en, fr, "ahead", "en")
