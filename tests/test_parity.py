@@ -173,7 +173,8 @@ def test_ircc_processing_times_still_read_as_facts():
     assert "work_extension: 212 days → 209 days" in d.summary, d.summary
 
 
-REAL = Path(__file__).parent / "eval" / "noise" / "data-reference-standard-business-number__20241221T1201Z.html"
+NOISE = Path(__file__).parent / "eval" / "noise"
+REAL = NOISE / "data-reference-standard-business-number__20241221T1201Z.html"
 
 
 def _real_pair(server: NightServer, en_fee: str, fr_fee: str) -> tuple[str, str]:
