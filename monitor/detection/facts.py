@@ -284,7 +284,6 @@ def _teer(value: str) -> str:
 
 
 _DIGIT = re.compile(r"\d")
-_DIGITS = re.compile(r"\d+")
 #: How far before its first digit a key fact can start ("TEER categories 0", "September 22"; a cap written
 #: before its number, "expressions of interest received: 600", reaches further) and after its last digit the
 #: pattern can still be looking ("$27 per hour", "600 expressions of interest").
@@ -293,24 +292,22 @@ _CAP_WORD = re.compile(
     r"intake|cap|quota|allocation|spots|limit|applications|EOI|expressions|registrations|submissions|profiles"
     r"|places"
 )
+#: Digits close enough that the stretches around them overlap: one stretch (found in one scan, in C).
+_CLUSTER = re.compile(r"\d(?:\D{0,%d}\d)*" % (_BEFORE + _AFTER))
+_CLUSTER_CAP = re.compile(r"\d(?:\D{0,%d}\d)*" % (_BEFORE_CAP + _AFTER))
+_SHORT = 2 * (_BEFORE + _AFTER)
 
 
-def _near_digits(line: str) -> list[tuple[int, int]]:
+def _near_digits(line: str, cap: bool) -> list[tuple[int, int]]:
     """The stretches of a line a key fact can lie in: around its digits, overlapping ones joined. Why: every
     key fact holds a digit, and scanning only near them skips the words between (a pattern of a dozen
     alternatives costs ~100 ns a character in Python's engine) — the facts found are the same, since a
-    match starting in a stretch never reaches the next one."""
-    if len(line) < 4 * (_BEFORE + _AFTER):  # a short line: finding its digits would cost what it saves
+    match starting in a stretch never reaches the next one. `cap`: the line has a cap word, which may stand
+    further before its number."""
+    if len(line) < _SHORT:  # a short line is scanned whole
         return [(0, len(line))]
-    before = _BEFORE_CAP if _CAP_WORD.search(line) else _BEFORE
-    spans: list[tuple[int, int]] = []
-    for m in _DIGITS.finditer(line):
-        lo, hi = max(0, m.start() - before), min(len(line), m.end() + _AFTER)
-        if spans and lo <= spans[-1][1]:
-            spans[-1] = (spans[-1][0], hi)
-        else:
-            spans.append((lo, hi))
-    return spans
+    before, clusters = (_BEFORE_CAP, _CLUSTER_CAP) if cap else (_BEFORE, _CLUSTER)
+    return [(max(0, m.start() - before), m.end() + _AFTER) for m in clusters.finditer(line)]
 
 
 def key_facts(text: str, limit: int = 6) -> list[str]:
@@ -321,8 +318,9 @@ def key_facts(text: str, limit: int = 6) -> list[str]:
     for line in text.split("\n"):
         if not _DIGIT.search(line):  # every key fact holds a digit
             continue
-        key = _KEY_FR if _FR_MARK.search(line) else _KEY_CAP if _CAP_WORD.search(line) else _KEY
-        for m in (m for lo, hi in _near_digits(line) for m in key.finditer(line, lo, hi)):
+        cap = _CAP_WORD.search(line) is not None
+        key = _KEY_FR if _FR_MARK.search(line) else _KEY_CAP if cap else _KEY
+        for m in (m for lo, hi in _near_digits(line, cap) for m in key.finditer(line, lo, hi)):
             kind, value = (m.lastgroup or "count").removesuffix("_fr"), m.group(0).strip()
             if kind == "cap":
                 kind, value = "count", _NUMBER.findall(value)[-1]
