@@ -293,8 +293,8 @@ _CAP_WORD = re.compile(
     r"|places"
 )
 #: Digits close enough that the stretches around them overlap: one stretch (found in one scan, in C).
-_CLUSTER = re.compile(r"\d(?:\D{0,%d}\d)*" % (_BEFORE + _AFTER))
-_CLUSTER_CAP = re.compile(r"\d(?:\D{0,%d}\d)*" % (_BEFORE_CAP + _AFTER))
+_CLUSTER = re.compile(rf"\d(?:\D{{0,{_BEFORE + _AFTER}}}\d)*")
+_CLUSTER_CAP = re.compile(rf"\d(?:\D{{0,{_BEFORE_CAP + _AFTER}}}\d)*")
 _SHORT = 2 * (_BEFORE + _AFTER)
 
 
