@@ -452,3 +452,29 @@ PGWP = (
 def test_a_listings_new_row_names_the_entry_it_announces(before, after, summary):
     d = detect_pages(LISTING.format(rows=before), LISTING.format(rows=after))
     assert d.summary.startswith(summary) and d.significance == "medium", d.summary
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # an amount may begin inside a word; a code may not
+        ("Pay US$155 or CAN$ 1,200 now. xC88 is no code, C88 is.", ["$155 fee", "C88"]),
+        # a long line: facts at both ends, far apart, words between (scanned only near the digits); a TEER
+        # range written with "to" is a range
+        (
+            "The fee is $230. "
+            + "Applicants need a valid job offer in a listed occupation. " * 8
+            + "Deadline: until March 22, 2026, TEER categories 0 to 3.",
+            ["$230 fee", "TEER 0–3", "until 2026-03-22"],
+        ),
+        # a French line: amount, date and code
+        (
+            "Les frais sont de 1 050 $ jusqu'au 22 mars 2024 (FEER 2).",
+            ["1 050 $ fee", "TEER 2", "until 2024-03-22"],
+        ),
+    ],
+)
+def test_key_facts_are_found_wherever_they_stand(text, expected):
+    from policywatch.monitor.detection.facts import key_facts
+
+    assert key_facts(text) == expected
