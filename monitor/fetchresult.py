@@ -36,6 +36,9 @@ class FetchResult:
     fetched_at: datetime = field(default_factory=_now)
     #: The watch this URL belongs to, when the crawl knows it. None: looked up in the config.
     watch: Watch | None = None
+    #: [parity]: the page's versions in the other languages as this response names them ({"fr": URL}); None
+    #: when the crawl did not look (parity off, not a watched HTML page, no body).
+    twins: dict[str, str] | None = None
 
 
 @dataclass

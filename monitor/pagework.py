@@ -104,7 +104,9 @@ class PageWork:
         and the pass goes on; only a storage error, which every later page would meet too, is raised."""
         try:
             with self.db.session() as s:
-                return self._process(s, result)
+                outcome = self._process(s, result)
+                self._record_twins(s, result)
+                return outcome
         except Exception as exc:
             if is_storage_error(exc):
                 raise
@@ -114,6 +116,17 @@ class PageWork:
             page = Target(s, self.config, result).ensure()
             self.write.failed_fetch(s, page.id, result, "unreadable", reason)
             return PageOutcome("failed", "unreadable", None, reason)
+
+    @staticmethod
+    def _record_twins(s: Session, r: FetchResult) -> None:
+        """[parity]: the twins this response names, kept with the page whether its content changed or not
+        (a version's metadata names them only when a version is stored), written only when they differ."""
+        if r.twins is None or r.outcome != "ok":
+            return
+        key = normalize_url(r.url)
+        row = q.page_row(s, key)
+        if row is not None and (row.twins or {}) != r.twins:
+            q.set_twins(s, key, r.twins)
 
     def _process(self, s: Session, r: FetchResult) -> PageOutcome:
         t = Target(s, self.config, r)

@@ -1,7 +1,8 @@
 """Language parity: each page and its twin in the other official language, and whether one is ahead.
 
 A twin is the page a page names as its version in another language (`<link rel="alternate" hreflang>`,
-canada.ca's language toggle, a provincial site's language link: `meta["alternates"]` of its versions). The
+canada.ca's language toggle, a provincial site's language link: `pages.twins` as the crawl last read them, and
+`meta["alternates"]` of its versions). The
 pair's changes are read in time order: a change on one side puts that side ahead, a change on the other side
 answers it. What is left unanswered is the pair's state: "ahead" since the first unanswered change, or "in
 step". Why not compare texts: the two languages never read alike; what a reader needs is "the English changed
@@ -72,7 +73,7 @@ def pairs(s: Session, languages: tuple[str, ...], now: datetime | None = None) -
     now = now or datetime.now(UTC)
     latest = select(func.max(Version.id)).group_by(Version.page_id).scalar_subquery()
     rows = s.execute(
-        select(Page.id, Page.url, Page.source, Page.title, Version.meta)
+        select(Page.id, Page.url, Page.source, Page.title, Page.twins, Version.meta)
         .join(Version, Version.page_id == Page.id)
         .where(Version.id.in_(latest), Page.status != "removed")
     ).all()
@@ -82,7 +83,8 @@ def pairs(s: Session, languages: tuple[str, ...], now: datetime | None = None) -
     for r in rows:
         meta = r.meta if isinstance(r.meta, dict) else {}
         own = _lang(meta, r.url)
-        for lang, url in (meta.get("alternates") or {}).items():
+        named = {**(meta.get("alternates") or {}), **(r.twins or {})}  # the crawl's latest reading wins
+        for lang, url in named.items():
             twin = by_url.get(urldefrag(str(url))[0])
             if twin is None or lang not in languages or own not in languages or twin.id == r.id:
                 continue

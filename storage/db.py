@@ -26,7 +26,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration's revision id (tests/test_storage.py checks it against Alembic's head). Why a
 #: constant: every process (the pass, the crawl, each page worker) checks the schema on open, and a database
 #: at this revision needs no Alembic import at all (Alembic is slow to import).
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 ADVISORY_LOCK_KEY = 0x706F6C6963  # "polic": any fixed 64-bit key, shared by every policywatch process
 
 

@@ -58,6 +58,8 @@ class Page(Base):
     )  # fingerprint of the content bytes at the last good read
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: its versions in the other official languages as the crawl last read them ({"fr": URL}; [parity])
+    twins: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
     versions: Mapped[list[Version]] = relationship(back_populates="page", order_by="Version.id")
 

@@ -151,6 +151,14 @@ def page_row(s: Session, url_key: str) -> Any:
     return s.execute(_PAGE_BY_KEY, {"key": url_key}).first()
 
 
+_SET_TWINS = update(_PAGES).where(_PAGES.c.url_key == bindparam("key"))
+
+
+def set_twins(s: Session, url_key: str, twins: dict[str, str]) -> None:
+    """The page's versions in the other languages as the crawl last read them ([parity])."""
+    s.execute(_SET_TWINS.values(twins=twins), {"key": url_key})
+
+
 def mark_seen(s: Session, page_id: int, seen: datetime) -> None:
     """The page answered (200 or 304): seen now, not gone, active."""
     s.execute(_MARK_SEEN, {"pid": page_id, "seen": seen})

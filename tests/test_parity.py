@@ -217,3 +217,61 @@ url = "{en}"
         assert policywatch("run", "--config", cfg).returncode == 0
         (pair,) = json.loads(cli("parity", "--config", cfg, "--format", "json").stdout)
         assert (pair["page"], pair["twin"], pair["status"], pair["ahead"]) == (en, fr, "ahead", "en")
+
+
+def test_a_twin_named_later_is_paired_though_neither_page_changed(write_config, tmp_path):
+    """The English page names its French version only from night 2, in its head (no content change, so no
+    new version records it), and the French page names no twin: the pair still comes from what the crawl
+    read (pages.twins)."""
+    with NightServer() as server:
+        html = "text/html; charset=utf-8"
+        en = EN.format(base=server.base, fee="$155")
+        bare_en = en.replace(
+            f'<link rel="alternate" hreflang="fr" href="{server.base}/fr/permis-travail.html">', ""
+        )
+        bare_en = bare_en.replace('<a lang="fr" href="/fr/permis-travail.html">Français</a>', "")
+        fr = FR.format(base=server.base, fee="155 $")
+        fr = fr.replace(f'<link rel="alternate" hreflang="en" href="{server.base}/en/work-permits.html">', "")
+        fr = fr.replace('<a lang="en" href="/en/work-permits.html">English</a>', "")
+        server.pages = {
+            "/en/work-permits.html": (bare_en.encode(), html),
+            "/fr/permis-travail.html": (fr.encode(), html),
+        }
+        cfg = str(
+            write_config(f"""
+[crawl]
+allowed_domains = ["127.0.0.1:{server.port}"]
+download_delay = 0
+retries = 0
+
+[parity]
+languages = ["en", "fr"]
+
+[[watch]]
+url = "{server.base}/en/work-permits.html"
+""")
+        )
+        assert policywatch("run", "--config", cfg).returncode == 0
+        assert json.loads(cli("parity", "--config", cfg, "--format", "json").stdout) == []
+        server.pages["/en/work-permits.html"] = (
+            bare_en.replace(
+                "</title>",
+                f'</title><link rel="alternate" hreflang="fr" href="{server.base}/fr/permis-travail.html">',
+            ).encode(),
+            html,
+        )
+        assert policywatch("run", "--config", cfg).returncode == 0
+        con = sqlite3.connect(tmp_path / "history.db")
+        try:
+            versions = con.execute(
+                "SELECT count(*) FROM versions v JOIN pages p ON p.id = v.page_id WHERE p.url LIKE '%/en/%'"
+            ).fetchone()[0]
+        finally:
+            con.close()
+        assert versions == 1  # no new version named the twin
+        (pair,) = json.loads(cli("parity", "--config", cfg, "--format", "json").stdout)
+        assert (pair["page"], pair["twin"], pair["status"]) == (
+            f"{server.base}/en/work-permits.html",
+            f"{server.base}/fr/permis-travail.html",
+            "in_step",
+        )

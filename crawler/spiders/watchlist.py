@@ -272,30 +272,38 @@ class WatchlistSpider(scrapy.Spider):
             reason = f"HTTP {status}" + (" after retries" if request.meta.get("retry_times") else "")
             yield self._result(response, request, "http_error", reason)
             return
-        yield self._result(response, request, "ok")
-        yield from self._twins(response)
+        result = self._result(response, request, "ok")
+        twins = self._twins(response)
+        if twins is not None:
+            result.twins = twins  # recorded with the page, changed or not: [parity] pairs read it
+        yield result
+        for lang, url in (twins or {}).items():
+            twin = self._candidate(url, via=f"{lang} twin of {response.url}", any_prefix=True)
+            if twin is not None:
+                yield twin
         yield from self._follow(response)
 
-    def _twins(self, response: Response) -> Any:
-        """[parity]: a watched page's versions in the other official languages are fetched too (as
-        discovered pages, so later passes fetch them again), whatever the follow prefixes say."""
+    def _twins(self, response: Response) -> dict[str, str] | None:
+        """[parity]: a watched page's versions in the other official languages ({"fr": URL}, those in
+        `[parity] languages` and inside the allowed domains), fetched too (as discovered pages, so later
+        passes fetch them again) whatever the follow prefixes say. None: not looked for."""
         parity = self.pw_config.parity
         if not parity.on or response.meta.get("pw_source", "watch") != "watch":
-            return
+            return None
         ctype = _header(response.headers, b"Content-Type").lower()
         if "html" not in ctype or not hasattr(response, "selector"):
-            return
+            return None
         from policywatch.monitor.detection.headmeta import alternates
 
         try:
             found = alternates(response.selector.root, response.url)
         except (AttributeError, TypeError, ValueError):  # not a document lxml could read
-            return
-        for lang in parity.languages:
-            if lang in found:
-                request = self._candidate(found[lang], via=f"{lang} twin of {response.url}", any_prefix=True)
-                if request is not None:
-                    yield request
+            return None
+        return {
+            lang: url
+            for lang, url in found.items()
+            if lang in parity.languages and self.pw_config.allowed.allows(urldefrag(url)[0])
+        }
 
     def _follow(self, response: Response) -> Any:
         disc = self.pw_config.discovery
