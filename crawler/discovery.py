@@ -139,9 +139,10 @@ _HEADINGS = ("h2", "h3", "h4")
 def read_issue(body: bytes, url: str) -> list[Found]:
     """The items an issue's table of contents lists: every link in its main content, each with what it is
     filed under (the section and department headings above it) as what it says of itself, so a keyword can
-    match "Department of Citizenship and Immigration" as well as a title. Links back to the issue itself,
-    to anchors on it, and a heading's own link to its section page are not items. Raises ValueError on a
-    body that is not HTML."""
+    match "Department of Citizenship and Immigration" as well as a title; first, the page itself with its
+    heading (an extra edition's entry is the document). Links back to the issue itself, to anchors on it,
+    and a heading's own link to its section page are not items. Raises ValueError on a body that is not
+    HTML."""
     from urllib.parse import urldefrag, urljoin
 
     from lxml import html
@@ -156,7 +157,10 @@ def read_issue(body: bytes, url: str) -> list[Found]:
         raise ValueError("not an issue page: no body")
     own = urldefrag(url)[0]
     filed: dict[str, str] = {}
-    found: list[Found] = []
+    # An extra edition's entry links the document itself, not a table of contents: the page is an item too,
+    # saying what its heading says ("… Regulations Amending the Immigration and Refugee Protection …").
+    heading = next(iter(root.iter("h1")), None)
+    found = [Found(own, None, " ".join(heading.text_content().split()))] if heading is not None else []
     for el in root.iter(*_HEADINGS, "a"):
         if el.tag in _HEADINGS:
             level = _HEADINGS.index(el.tag)

@@ -2,7 +2,8 @@
 
 Its RSS lists issues, not notices, so a keyword on the feed entry matches nothing: a feed read with
 `entries = "issues"` reads the newest issues' tables of contents and follows the items filed under or titled
-with a keyword. Real Scrapy crawls: night 1 stores the immigration regulation and the Ministerial Instructions
+with a keyword (an extra edition's entry is the document itself: followed when its heading says so). Real
+Scrapy crawls: night 1 stores the immigration regulation, the Ministerial Instructions and the extra edition,
 and fetches nothing else of the issues; night 2 the regulation's fee is corrected and reads fact first."""
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def site(base: str, *, fee: str, state: str) -> dict[str, tuple[bytes, str]]:
     pages[new + "reg1-eng.html"] = (page(fixture("reg1-eng.html", FEE=fee), state=state), HTML)
     pages[new + "reg1-fra.html"] = (page(fixture("reg1-fra.html", FEE=fee), lang="fr", state=state), HTML)
     pages[new + "reg2-eng.html"] = (page(fixture("reg2-eng.html"), state=state), HTML)
+    extra = "/rp-pr/p1/2026/2026-09-24-x2/html/extra2-eng.html"  # an extra edition: the entry is the document
+    pages[extra] = (page(fixture("extra2-eng.html"), state=state), HTML)
     pages[ISSUES.format(date="2026-09-19") + "notice-avis-eng.html"] = (
         page(fixture("notice-avis-eng.html"), state=state),
         HTML,
@@ -107,7 +110,7 @@ download_delay = 0
 retries = 0
 
 [discovery]
-feeds = [{{ url = "{base}/rss/p1-eng.xml", entries = "issues", max_issues = 2, keywords = ["immigration"] }}]
+feeds = [{{ url = "{base}/rss/p1-eng.xml", entries = "issues", max_issues = 3, keywords = ["immigration"] }}]
 """)
         )
         p = policywatch("run", "--config", cfg)
@@ -119,7 +122,8 @@ feeds = [{{ url = "{base}/rss/p1-eng.xml", entries = "issues", max_issues = 2, k
             found = {r[0] for r in con.execute("SELECT url FROM pages WHERE source = 'discovered'")}
         finally:
             con.close()
-        assert found == {base + new + "reg1-eng.html", base + old + "notice-avis-eng.html"}
+        extra = base + "/rp-pr/p1/2026/2026-09-24-x2/html/extra2-eng.html"
+        assert found == {base + new + "reg1-eng.html", base + old + "notice-avis-eng.html", extra}
         assert new + "reg2-eng.html" not in requested  # another department's regulation
         assert ISSUES.format(date="2026-09-12") + "index-eng.html" not in requested  # older than max_issues
         assert "/cgi-bin/language.pl" not in requested
