@@ -39,24 +39,23 @@ def _night(server: NightServer, en_fee: str, fr_fee: str) -> None:
     }
 
 
+def _config(
+    write_config, server: NightServer, url: str, *, grace_days: int | None = 0, topics: str = ""
+) -> str:
+    """A loopback crawl of one watched English page with [parity] on."""
+    grace = f"grace_days = {grace_days}\n" if grace_days is not None else ""
+    watch_topics = f'topics = ["{topics}"]\n' if topics else ""
+    return str(
+        write_config(
+            f'[crawl]\nallowed_domains = ["127.0.0.1:{server.port}"]\ndownload_delay = 0\nretries = 0\n\n'
+            f'[parity]\nlanguages = ["en", "fr"]\n{grace}\n[[watch]]\nurl = "{url}"\n{watch_topics}'
+        )
+    )
+
+
 def test_a_french_twin_is_watched_and_falls_behind_then_catches_up(write_config, tmp_path):
     with NightServer() as server:
-        cfg = str(
-            write_config(f"""
-[crawl]
-allowed_domains = ["127.0.0.1:{server.port}"]
-download_delay = 0
-retries = 0
-
-[parity]
-languages = ["en", "fr"]
-grace_days = 0
-
-[[watch]]
-url = "{server.base}/en/work-permits.html"
-topics = ["work-permits"]
-""")
-        )
+        cfg = _config(write_config, server, f"{server.base}/en/work-permits.html", topics="work-permits")
 
         def run() -> None:
             p = policywatch("run", "--config", cfg)
@@ -197,21 +196,7 @@ def _real_pair(server: NightServer, en_fee: str, fr_fee: str) -> tuple[str, str]
 def test_a_real_canada_ca_page_finds_its_french_twin_and_says_which_is_behind(write_config, tmp_path):
     with NightServer() as server:
         en, fr = _real_pair(server, "$155", "155 $")
-        cfg = str(
-            write_config(f"""
-[crawl]
-allowed_domains = ["127.0.0.1:{server.port}"]
-download_delay = 0
-retries = 0
-
-[parity]
-languages = ["en", "fr"]
-grace_days = 0
-
-[[watch]]
-url = "{en}"
-""")
-        )
+        cfg = _config(write_config, server, en)
         assert policywatch("run", "--config", cfg).returncode == 0
         _real_pair(server, "$230", "155 $")
         assert policywatch("run", "--config", cfg).returncode == 0
@@ -237,20 +222,7 @@ def test_a_twin_named_later_is_paired_though_neither_page_changed(write_config, 
             "/en/work-permits.html": (bare_en.encode(), html),
             "/fr/permis-travail.html": (fr.encode(), html),
         }
-        cfg = str(
-            write_config(f"""
-[crawl]
-allowed_domains = ["127.0.0.1:{server.port}"]
-download_delay = 0
-retries = 0
-
-[parity]
-languages = ["en", "fr"]
-
-[[watch]]
-url = "{server.base}/en/work-permits.html"
-""")
-        )
+        cfg = _config(write_config, server, f"{server.base}/en/work-permits.html", grace_days=None)
         assert policywatch("run", "--config", cfg).returncode == 0
         assert json.loads(cli("parity", "--config", cfg, "--format", "json").stdout) == []
         server.pages["/en/work-permits.html"] = (
