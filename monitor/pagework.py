@@ -104,8 +104,9 @@ class PageWork:
         and the pass goes on; only a storage error, which every later page would meet too, is raised."""
         try:
             with self.db.session() as s:
-                outcome = self._process(s, result)
-                self._record_twins(s, result)
+                t = Target(s, self.config, result)
+                outcome = self._process(s, t, result)
+                self._record_twins(s, t, result)
                 return outcome
         except Exception as exc:
             if is_storage_error(exc):
@@ -118,18 +119,16 @@ class PageWork:
             return PageOutcome("failed", "unreadable", None, reason)
 
     @staticmethod
-    def _record_twins(s: Session, r: FetchResult) -> None:
+    def _record_twins(s: Session, t: Target, r: FetchResult) -> None:
         """[parity]: the twins this response names, kept with the page whether its content changed or not
-        (a version's metadata names them only when a version is stored), written only when they differ."""
+        (a version's metadata names them only when a version is stored), written only when they differ (a page
+        new this pass has none yet)."""
         if r.twins is None or r.outcome != "ok":
             return
-        key = normalize_url(r.url)
-        row = q.page_row(s, key)
-        if row is not None and (row.twins or {}) != r.twins:
-            q.set_twins(s, key, r.twins)
+        if t.row is None or (t.row.twins or {}) != r.twins:
+            q.set_twins(s, t.url_key, r.twins)
 
-    def _process(self, s: Session, r: FetchResult) -> PageOutcome:
-        t = Target(s, self.config, r)
+    def _process(self, s: Session, t: Target, r: FetchResult) -> PageOutcome:
         if r.outcome == "not_modified":
             return self._not_modified(s, t.page_id(), r)
         if r.outcome != "ok":
