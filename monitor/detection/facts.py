@@ -130,7 +130,7 @@ _KEY_KINDS |= {"count", "cap"}
 _KEY_FIRST = r"\d$ACDEFIJMNORSTacdefijlmnopqrs"
 #: How each key fact begins, once past the start test: a digit, a month, a code's letters, a cap's word; an
 #: amount ("$155", "CAN$ 155") may begin inside a word. Why spelled out: each word start is then turned away
-#: by a few one-letter comparisons instead of entering a dozen alternatives (a third of the scan's time).
+#: by a few one-letter comparisons instead of entering a dozen alternatives.
 _LEADS = r"\d|Jan|Feb|Ma[ry]|Apr|Ju[nl]|Aug|Sep|Oct|Nov|Dec|IMM|TEER|FEER|NOC|CNP|[ACFRT]\d"
 _CAP_LEADS = r"intake|cap|quota|allocation|spots|limit|applications|EOI|expressions|registrations|submissions"
 _CAP_LEADS += r"|profiles|places"
@@ -148,7 +148,7 @@ _KEY_FR = re.compile(
     _key_start(_KEY_FIRST, f"{_LEADS}|{_CAP_LEADS}|{_MOIS_LEADS}") + _alternation(_KEY_KINDS, french=True)
 )
 #: An English line with no cap word ("intake", "quota", …) cannot hold a cap: without that alternative no
-#: fact starts with a lower-case letter, and the scan starts at far fewer places (half the time).
+#: fact starts with a lower-case letter, and the scan starts at far fewer places.
 _KEY = re.compile(_key_start(r"\d$ACDFIJMNORST", _LEADS) + _alternation(_KEY_KINDS - {"cap"}, french=False))
 
 
@@ -307,30 +307,11 @@ def _teer(value: str) -> str:
 
 
 _DIGIT = re.compile(r"\d")
-#: How far before its first digit a key fact can start ("TEER categories 0", "September 22"; a cap written
-#: before its number, "expressions of interest received: 600", reaches further) and after its last digit the
-#: pattern can still be looking ("$27 per hour", "600 expressions of interest").
-_BEFORE, _BEFORE_CAP, _AFTER = 24, 100, 40
+#: A line with one of these words may hold a cap written before its number ("intake cap: 600").
 _CAP_WORD = re.compile(
     r"intake|cap|quota|allocation|spots|limit|applications|EOI|expressions|registrations|submissions|profiles"
     r"|places"
 )
-#: Digits close enough that the stretches around them overlap: one stretch (found in one scan, in C).
-_CLUSTER = re.compile(rf"\d(?:\D{{0,{_BEFORE + _AFTER}}}\d)*")
-_CLUSTER_CAP = re.compile(rf"\d(?:\D{{0,{_BEFORE_CAP + _AFTER}}}\d)*")
-_SHORT = 2 * (_BEFORE + _AFTER)
-
-
-def _near_digits(line: str, cap: bool) -> list[tuple[int, int]]:
-    """The stretches of a line a key fact can lie in: around its digits, overlapping ones joined. Why: every
-    key fact holds a digit, and scanning only near them skips the words between (a pattern of a dozen
-    alternatives costs ~100 ns a character in Python's engine) — the facts found are the same, since a
-    match starting in a stretch never reaches the next one. `cap`: the line has a cap word, which may stand
-    further before its number."""
-    if len(line) < _SHORT:  # a short line is scanned whole
-        return [(0, len(line))]
-    before, clusters = (_BEFORE_CAP, _CLUSTER_CAP) if cap else (_BEFORE, _CLUSTER)
-    return [(max(0, m.start() - before), m.end() + _AFTER) for m in clusters.finditer(line)]
 
 
 def key_facts(text: str, limit: int = 6) -> list[str]:
@@ -341,9 +322,8 @@ def key_facts(text: str, limit: int = 6) -> list[str]:
     for line in text.split("\n"):
         if not _DIGIT.search(line):  # every key fact holds a digit
             continue
-        cap = _CAP_WORD.search(line) is not None
-        key = _KEY_FR if _FR_MARK.search(line) else _KEY_CAP if cap else _KEY
-        for m in (m for lo, hi in _near_digits(line, cap) for m in key.finditer(line, lo, hi)):
+        key = _KEY_FR if _FR_MARK.search(line) else _KEY_CAP if _CAP_WORD.search(line) else _KEY
+        for m in key.finditer(line):
             kind, value = (m.lastgroup or "count").removesuffix("_fr"), m.group(0).strip()
             if kind == "cap":
                 kind, value = "count", _NUMBER.findall(value)[-1]
