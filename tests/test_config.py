@@ -69,6 +69,21 @@ def test_env_var_and_default_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPa
             r"crawl.download_delay: expected a number",
         ),
         ("[crawl]\nallowed_domains = ['a.ca']\n[[watch]]\ntopics=['x']", r"watch\[0\].url: missing"),
+        # a source table's own key is named, not "expected str" for the table as a whole
+        (
+            "[crawl]\nallowed_domains = ['a.ca']\n[discovery]\n"
+            "feeds = [{ url = 'https://a.ca/f', entries = 'issue' }]",
+            r"discovery.feeds\[0\].entries: 'issue' is not pages or issues",
+        ),
+        (
+            "[crawl]\nallowed_domains = ['a.ca']\n[discovery]\n"
+            "feeds = [{ url = 'https://a.ca/f', max_issues = 0 }]",
+            r"discovery.feeds\[0\].max_issues: must be at least 1",
+        ),
+        (
+            "[crawl]\nallowed_domains = ['a.ca']\n[discovery]\nfeeds = [5]",
+            r"discovery.feeds\[0\]: expected str",
+        ),
         (
             "[crawl]\nallowed_domains = ['a.ca']\n[[watch]]\nurl='https://evil.example/x'",
             r"watch\[0\].url: .* outside crawl.allowed_domains",

@@ -299,13 +299,24 @@ _KINDS = {
 }
 
 
+def _path(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An error's location without union branches' tags (`function-after[…]`, a table's model name)."""
+    models = {v.__name__ for v in globals().values() if isinstance(v, type) and issubclass(v, BaseModel)}
+    return tuple(p for p in loc if isinstance(p, int) or ("[" not in str(p) and p not in models))
+
+
 def describe(error: ValidationError) -> str:
     """The first error as `key.path: what is wrong`."""
     errors = error.errors(include_url=False)
     # An unknown key first: a typo (`allowed_domain`) explains the "missing" error it causes.
     e = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
-    loc, kind, value = tuple(e["loc"]), e["type"], e.get("input")
-    loc = tuple(p for p in loc if isinstance(p, int) or "[" not in str(p))  # not a union branch's tag
+    if e["type"].endswith("_type"):  # a URL or a table: the branch that got into the value says what is wrong
+        at = _path(tuple(e["loc"]))
+        inside = (
+            x for x in errors if (where := _path(tuple(x["loc"])))[: len(at)] == at and len(where) > len(at)
+        )
+        e = next(inside, e)
+    loc, kind, value = _path(tuple(e["loc"])), e["type"], e.get("input")
     key = key_path(loc)
     if kind == "extra_forbidden":
         parent = _model_at(loc[:-1])
