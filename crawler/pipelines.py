@@ -1,8 +1,9 @@
 """The item pipeline: each FetchResult goes through monitor.pagework (extract, hash, compare, store), one
-transaction per page, on one worker thread of the crawl process with its own database connection, so the
-reactor keeps downloading meanwhile. A night is bounded by politeness (one request per `download_delay` per
-host), not by this work. The run is the spider's (its request's); what could not be stored goes into the
-spider's CrawlReport, which the spider hands to the pass when the crawl ends."""
+transaction per page. A page that must be read (parsed, compared) goes to one worker thread of the crawl
+process with its own database connection, so the reactor keeps downloading meanwhile; a 304, a failure or an
+unchanged body (no parse) is settled at once, on the reactor's thread. A night is bounded by politeness (one
+request per `download_delay` per host), not by this work. The run is the spider's (its request's); what could
+not be stored goes into the spider's CrawlReport, which the spider hands to the pass when the crawl ends."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from scrapy.crawler import Crawler
 
 from policywatch.crawler.items import FetchResult
 from policywatch.monitor.handoff import CrawlReport
-from policywatch.monitor.pagework import PageWork
+from policywatch.monitor.pagework import PageWork, Pending
 from policywatch.storage import queries as q
 from policywatch.storage.db import describe_error, is_fatal_storage_error
 
@@ -53,7 +54,14 @@ class StorePipeline:
             return item
         stats = self.crawler.stats
         try:
-            outcome = await asyncio.wrap_future(self.executor.submit(self.work.process, item))
+            # The paths that need no parse are settled here, on the reactor's thread: handing each page of an
+            # unchanged night to the worker and back cost more than its work (BENCHMARKS.md).
+            settled = self.work.settle(item)
+            outcome = (
+                await asyncio.wrap_future(self.executor.submit(self.work.process, item, settled))
+                if isinstance(settled, Pending)
+                else settled
+            )
         except Exception as exc:
             self.report.page_failed(item.url, describe_error(exc))
             stats.inc_value("policywatch/page_errors")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urldefrag
 
@@ -87,6 +88,16 @@ class Target:
         return page
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A page `settle` could not settle without reading it: the hashes it computed (never computed twice)
+    and the last version's (id, raw hash, content hash) it read."""
+
+    raw_hash: str
+    main_fp: str | None
+    prev_hashes: tuple[int, str | None, str] | None
+
+
 class PageWork:
     """Processes FetchResults for one run against one database and config."""
 
@@ -98,14 +109,34 @@ class PageWork:
         self.write = Writer(run_id)
         self.allowed = AllowedDomains(list(config.crawl.allowed_domains))
 
-    def process(self, result: FetchResult) -> PageOutcome:
+    def process(self, result: FetchResult, pending: Pending | None = None) -> PageOutcome:
         """One page in one transaction. A page that cannot be read (a parse, extraction or comparison error:
         JSON nested too deep, markup no parser survives) is that page's failed fetch, recorded with its error,
-        and the pass goes on; only a storage error, which every later page would meet too, is raised."""
+        and the pass goes on; only a storage error, which every later page would meet too, is raised.
+        `pending`: what `settle` learnt of this result."""
+        outcome = self._run(result, quick=False, pending=pending)
+        assert isinstance(outcome, PageOutcome)  # (only a quick look leaves a page pending)
+        return outcome
+
+    def settle(self, result: FetchResult) -> PageOutcome | Pending:
+        """The paths that need no parse — a 304, a failed fetch, the same bytes, GCWeb furniture changed
+        outside <main> — done at once, by the caller's thread; or a `Pending` when the page must be read
+        (`process(result, pending)`, on the worker thread). Why: the crawl runs this where the response
+        arrives, so an unchanged night costs no hand-off to the worker thread and back for each page
+        (BENCHMARKS.md, "Page work alone")."""
+        return self._run(result, quick=True)
+
+    def _run(
+        self, result: FetchResult, *, quick: bool, pending: Pending | None = None
+    ) -> PageOutcome | Pending:
         try:
             with self.db.session() as s:
                 t = Target(s, self.config, result)
-                outcome = self._process(s, t, result)
+                outcome = self._look(s, t, result, pending)
+                if isinstance(outcome, Pending):
+                    if quick:
+                        return outcome  # (nothing written: the session had only read)
+                    outcome = self._read(s, t, result, outcome)
                 self._record_twins(s, t, result)
                 return outcome
         except Exception as exc:
@@ -128,13 +159,15 @@ class PageWork:
         if t.row is None or (t.row.twins or {}) != r.twins:
             q.set_twins(s, t.url_key, r.twins)
 
-    def _process(self, s: Session, t: Target, r: FetchResult) -> PageOutcome:
+    def _look(self, s: Session, t: Target, r: FetchResult, pending: Pending | None) -> PageOutcome | Pending:
+        """Everything but reading the page: a 304, a failure, the same bytes or the same <main> are settled
+        here; otherwise the page is Pending, with the hashes already computed."""
         if r.outcome == "not_modified":
             return self._not_modified(s, t.page_id(), r)
         if r.outcome != "ok":
             return self._failed(s, t.ensure(), r)
         body = r.body or b""
-        raw_hash = hashlib.sha256(body).hexdigest()
+        raw_hash = pending.raw_hash if pending is not None else hashlib.sha256(body).hexdigest()
         prev_h = (
             q.last_version_hashes(s, t.row.id, before=q.not_after(r.fetched_at))
             if t.row is not None
@@ -142,12 +175,19 @@ class PageWork:
         )
         if prev_h is not None and prev_h[1] == raw_hash:  # byte-identical: no parse, no diff, no version
             return self._unchanged(s, t.page_id(), r, raw_hash, prev_h[2])
-        fp = None
+        fp = pending.main_fp if pending is not None else None
         html = content_kind(r.content_type, r.url, t.watch.kind if t.watch else "auto") == "html"
         if t.gcweb_before and prev_h is not None and html:
-            fp = main_fingerprint(body, r.encoding, self.config.rules_for(r.url)[2])
+            if fp is None:
+                fp = main_fingerprint(body, r.encoding, self.config.rules_for(r.url)[2])
             if fp is not None and fp == t.row.main_fp:  # noise outside <main> only: the content is the same
                 return self._unchanged(s, t.page_id(), r, raw_hash, prev_h[2])
+        return Pending(raw_hash, fp, prev_h)
+
+    def _read(self, s: Session, t: Target, r: FetchResult, p: Pending) -> PageOutcome:
+        """The page read, compared with its last version, and stored."""
+        raw_hash, fp, prev_h = p.raw_hash, p.main_fp, p.prev_hashes
+        body = r.body or b""
         try:
             content = read_content(self.config, r, watch=t.watch, require_gcweb=t.gcweb_before)
         except Unreadable as exc:

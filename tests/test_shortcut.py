@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from policywatch.monitor.config import parse_config
 from policywatch.monitor.detection import extract
-from policywatch.monitor.pagework import FetchResult, PageWork, main_fingerprint
+from policywatch.monitor import pagework
+from policywatch.monitor.pagework import FetchResult, PageWork, Pending, main_fingerprint
 from policywatch.storage import open_database
 from policywatch.storage import queries as q
 from policywatch.storage.models import Fetch
@@ -74,5 +75,49 @@ def test_pagework_uses_the_shortcut_only_when_main_is_identical(
         with db.session() as s:
             hashes = [f.content_hash for f in s.scalars(select(Fetch).order_by(Fetch.id))]
         assert (hashes[0] == hashes[1]) is (not changed)  # the shortcut records the right content hash
+    finally:
+        db.dispose()
+
+
+def test_settle_does_the_unread_paths_and_leaves_a_page_to_read_untouched(tmp_path, monkeypatch):
+    """The crawl settles 304s, failures and unchanged bodies where the response arrives and hands only the
+    pages that must be read to its worker: `settle` writes nothing for those, and `process` then stores them
+    with what `settle` computed (the body hashed once)."""
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    cfg = parse_config(
+        {"storage": {"url": url}, "crawl": {"allowed_domains": ["www.canada.ca"]}, "watch": [{"url": URL}]}
+    )
+    db = open_database(url)
+
+    def result(body: bytes | None, outcome: str = "ok", status: int = 200) -> FetchResult:
+        return FetchResult(
+            url=URL, outcome=outcome, status=status, body=body, content_type="text/html; charset=utf-8"
+        )
+
+    def fetches() -> list[tuple[str, bool]]:
+        with db.session() as s:
+            return [(f.outcome, f.content_changed) for f in s.scalars(select(Fetch).order_by(Fetch.id))]
+
+    try:
+        with db.session() as s:
+            run_id = q.open_run(s).id
+        work = PageWork(db, cfg, run_id, first_run=True)
+        first = work.settle(result(page()))
+        assert isinstance(first, Pending) and first.prev_hashes is None  # a new page must be read
+        assert fetches() == []  # …and nothing was written for it yet
+        hashed: list[bytes] = []
+        real = pagework.hashlib.sha256
+        monkeypatch.setattr(pagework.hashlib, "sha256", lambda b=b"": hashed.append(b) or real(b))
+        assert work.process(result(page()), first).result == "new"
+        assert page() not in hashed  # the body was hashed once, by settle
+        monkeypatch.undo()
+        assert work.settle(result(page(noise="b"))).outcome == "ok"  # furniture only: settled
+        assert work.settle(result(None, "not_modified", 304)).outcome == "not_modified"
+        assert work.settle(result(b"busy", "http_error", 503)).result == "failed"
+        changed = work.settle(result(page(fee="$230")))
+        assert isinstance(changed, Pending) and changed.prev_hashes is not None
+        assert [o for o, _ in fetches()] == ["ok", "ok", "not_modified", "http_error"]
+        assert work.process(result(page(fee="$230")), changed).result == "changed"
+        assert fetches()[-1] == ("ok", True)
     finally:
         db.dispose()
