@@ -142,6 +142,10 @@ def serve(n: int, port: int, kind: str = "synthetic") -> None:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out as two writes: with Nagle's algorithm on, the body's last segment waits
+        # for the client's delayed ACK (tens of ms on Linux loopback): every tool measured the server's
+        # stalls.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args: object) -> None:
             pass
