@@ -16,7 +16,10 @@ DOWNLOAD_DELAY = 0.5
 # The configured delay, exactly: Scrapy's random jitter is drawn again each time a slot wakes, so requests
 # end up spaced wider than the delay on average (BENCHMARKS.md); a monitor that names itself in its
 # User-Agent needs no jitter, and a host gets the rate the operator chose.
-RANDOMIZE_DOWNLOAD_DELAY = False
+if hasattr(_default, "DOWNLOAD_DELAY_JITTER"):  # Scrapy 2.19 renamed it (and warns about the old name)
+    DOWNLOAD_DELAY_JITTER = 0.0
+else:
+    RANDOMIZE_DOWNLOAD_DELAY = False
 AUTOTHROTTLE_ENABLED = True
 AUTOTHROTTLE_START_DELAY = 0.5
 AUTOTHROTTLE_TARGET_CONCURRENCY = 2.0
