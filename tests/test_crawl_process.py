@@ -81,8 +81,8 @@ def test_a_pass_is_two_processes_integration(permits_site, write_config, tmp_pat
     assert pass_proc.returncode == 0, err
     assert "5 fetched" in out
     assert (1, 0) in seen and all(shape in {(0,), (1, 0)} for shape in seen), seen
-    # The child leaves without the interpreter's teardown: its exit handlers still flushed its whole log, and
-    # the settings it runs with are named as this Scrapy names them (no deprecation warning in every night's log)
+    # The child leaves without the interpreter's teardown: its exit handlers still flushed its whole log; and
+    # its settings are named as this Scrapy names them (no deprecation warning in every night's log)
     log = (tmp_path / "reports" / "logs" / "run-1.log").read_text(encoding="utf-8")
     assert log.rstrip().endswith("Spider closed (finished)"), log[-500:]
     assert "Deprecat" not in log, log

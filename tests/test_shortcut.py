@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from policywatch.monitor import pagework
 from policywatch.monitor.config import parse_config
 from policywatch.monitor.detection import extract
-from policywatch.monitor import pagework
 from policywatch.monitor.pagework import FetchResult, PageWork, Pending, main_fingerprint
 from policywatch.storage import open_database
 from policywatch.storage import queries as q

@@ -2,9 +2,9 @@
 
 Why a child process: Twisted's reactor cannot be restarted, and a crash or leak in a crawl must not take the
 caller (the CLI, the scheduler daemon) down. The monitor never imports the crawler: it runs `python -P -m
-policywatch.crawler crawl watchlist` (Scrapy's command line) with `SCRAPY_SETTINGS_MODULE=policywatch.crawler.settings`; the crawl reads the config
-file and the history itself, stores each page in its own transaction, and the pass watches progress in the
-database.
+policywatch.crawler crawl watchlist` (Scrapy's command line) with
+`SCRAPY_SETTINGS_MODULE=policywatch.crawler.settings`; the crawl reads the config file and the history itself,
+stores each page in its own transaction, and the pass watches progress in the database.
 """
 
 from __future__ import annotations
