@@ -45,6 +45,10 @@ DOWNLOADER_MIDDLEWARES = {
     "policywatch.crawler.middlewares.RobotsTxtMiddleware": 100,
     "policywatch.crawler.middlewares.RetryAfterMiddleware": 560,  # sees 429/503 before RetryMiddleware (550)
 }
+# Scrapy checks that a generator callback returns no value by reading and parsing its source, and keeps the
+# answer only while that request's bound method lives: on a night of thousands of responses it parsed
+# `parse` hundreds of times (BENCHMARKS.md). The spider's callbacks are policywatch's own, and return none.
+WARN_ON_GENERATOR_RETURN_VALUE = False
 # One item per response here; Scrapy would otherwise start CONCURRENT_ITEMS (100) asyncio tasks for each
 # response.
 CONCURRENT_ITEMS = 2
