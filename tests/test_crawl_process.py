@@ -24,6 +24,15 @@ import inspect, json, sys, threading
 sources = []  # what the crawl read of its own source: nothing (see crawler/settings.py)
 _getsource = inspect.getsource
 inspect.getsource = lambda obj: sources.append(getattr(obj, "__name__", "?")) or _getsource(obj)
+import logging
+debug_records = []  # each response's DEBUG line built below the crawl's LOG_LEVEL (INFO): none
+_factory = logging.getLogRecordFactory()
+def _record(*args, **kwargs):
+    record = _factory(*args, **kwargs)
+    if record.levelno < logging.INFO and record.getMessage().startswith("Crawled ("):
+        debug_records.append(record.getMessage()[:80])
+    return record
+logging.setLogRecordFactory(_record)
 from scrapy.crawler import CrawlerProcess
 from scrapy.utils.project import get_project_settings
 process = CrawlerProcess(get_project_settings())
@@ -32,7 +41,7 @@ process.crawl(crawler, config=sys.argv[1], **json.loads(sys.argv[2]))
 process.start()
 stats = crawler.stats.get_stats()
 print(json.dumps({"modules": sorted(sys.modules), "responses": stats.get("downloader/response_count", 0),
-                  "sources_read": sources,
+                  "sources_read": sources, "debug_records": debug_records,
                   "stored": {k: v for k, v in stats.items() if k.startswith("policywatch/result/")}}))
 """
 
@@ -63,6 +72,8 @@ def test_a_watchlist_crawl_imports_no_unused_integration(permits_site, write_con
     # Scrapy would read and parse a callback's source to warn about generators that return a value, again for
     # each response whose bound method the cache has lost
     assert result["sources_read"] == []
+    # nor build each request's DEBUG lines ("Crawled (200) <GET …>") only for Scrapy's handler to drop them
+    assert result["debug_records"] == []
     # run by hand (`-a config=…`), the crawl opened a run of its own and finished it with its health
     con = sqlite3.connect(tmp_path / "history.db")
     runs = con.execute("SELECT status, health IS NOT NULL FROM runs").fetchall()

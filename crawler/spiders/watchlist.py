@@ -152,7 +152,16 @@ class WatchlistSpider(scrapy.Spider):
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> WatchlistSpider:
         spider = super().from_crawler(crawler, *args, **kwargs)
         configure_settings(crawler, spider.pw_config)
+        crawler.signals.connect(spider._drop_below_log_level, signal=signals.spider_opened)
         return spider
+
+    def _drop_below_log_level(self) -> None:
+        """Scrapy opens its own loggers and the root logger to every level (the root each time it installs
+        its handler, the last time just before the spider opens) and filters in its handler, so each request's
+        DEBUG lines ("Crawled (304) <GET …>") were built and thrown away: they are dropped where they start."""
+        level = self.crawler.settings.get("LOG_LEVEL") or logging.DEBUG
+        for name in ("", "scrapy"):
+            logging.getLogger(name).setLevel(level)
 
     def _request(
         self, url: str, source: str, depth: int, validators: Validators, watch: Watch | None = None
