@@ -157,8 +157,9 @@ class WatchlistSpider(scrapy.Spider):
 
     def _drop_below_log_level(self) -> None:
         """Scrapy opens its own loggers and the root logger to every level (the root each time it installs
-        its handler, the last time just before the spider opens) and filters in its handler, so each request's
-        DEBUG lines ("Crawled (304) <GET …>") were built and thrown away: they are dropped where they start."""
+        its handler, the last time just before the spider opens) and filters in its handler, so each
+        request's DEBUG lines ("Crawled (304) <GET …>") were built and thrown away: they are dropped where
+        they start."""
         level = self.crawler.settings.get("LOG_LEVEL") or logging.DEBUG
         for name in ("", "scrapy"):
             logging.getLogger(name).setLevel(level)
