@@ -1,9 +1,10 @@
 """The item pipeline: each FetchResult goes through monitor.pagework (extract, hash, compare, store), one
 transaction per page. A page that must be read (parsed, compared) goes to one worker thread of the crawl
-process with its own database connection, so the reactor keeps downloading meanwhile; a 304, a failure or an
-unchanged body (no parse) is settled at once, on the reactor's thread. A night is bounded by politeness (one
-request per `download_delay` per host), not by this work. The run is the spider's (its request's); what could
-not be stored goes into the spider's CrawlReport, which the spider hands to the pass when the crawl ends."""
+process with its own database connection, so the reactor keeps downloading meanwhile; on SQLite a 304, a
+failure or an unchanged body (no parse) is settled at once, on the reactor's thread. A night is bounded by
+politeness (one request per `download_delay` per host), not by this work. The run is the spider's (its
+request's); what could not be stored goes into the spider's CrawlReport, which the spider hands to the pass
+when the crawl ends."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class StorePipeline:
     def __init__(self, crawler: Crawler):
         self.crawler = crawler
         self.work: PageWork | None = None
+        self.settle_here = False
         self.report: CrawlReport | None = None  # the spider's: what the pass reads when the crawl ends
         self.stopping: asyncio.Future[None] | None = (
             None  # the crawl's early stop, once a write can never succeed
@@ -47,6 +49,10 @@ class StorePipeline:
             first_run = not q.has_completed_run(s)
         self.work = PageWork(db, spider.pw_config, spider.run_id, first_run=first_run)
         self.report = spider.report
+        # The paths that need no parse are settled on the reactor's thread only when a statement costs
+        # microseconds (SQLite, a local file): on a database server each one waits on the network, which must
+        # not hold up the downloads, so there every page goes to the worker thread.
+        self.settle_here = db.engine.dialect.name == "sqlite"
 
     async def process_item(self, item: Any) -> Any:
         """A page that cannot be stored is logged and counted; the run is then marked failed."""
@@ -54,12 +60,12 @@ class StorePipeline:
             return item
         stats = self.crawler.stats
         try:
-            # The paths that need no parse are settled here, on the reactor's thread: handing each page of an
-            # unchanged night to the worker and back cost more than its work (BENCHMARKS.md).
-            settled = self.work.settle(item)
+            # Handing each page of an unchanged night to the worker and back cost more than its work
+            # (BENCHMARKS.md): what needs no parse is settled here, on the reactor's thread (see open_spider).
+            settled = self.work.settle(item) if self.settle_here else None
             outcome = (
                 await asyncio.wrap_future(self.executor.submit(self.work.process, item, settled))
-                if isinstance(settled, Pending)
+                if settled is None or isinstance(settled, Pending)
                 else settled
             )
         except Exception as exc:

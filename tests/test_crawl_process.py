@@ -127,3 +127,26 @@ def test_the_watchlist_spider_is_listed(monkeypatch):
     loader = get_spider_loader(get_project_settings())
     assert loader.list() == ["watchlist"]
     assert loader.load("watchlist").name == "watchlist"
+
+
+def test_pages_are_settled_on_the_reactors_thread_only_on_sqlite(tmp_path, pg_url):
+    """On SQLite a statement costs microseconds: a 304's or an unchanged body's few statements run where the
+    response arrives. On a database server each one waits on the network, which must not hold up the
+    downloads: every page goes to the worker thread."""
+    from types import SimpleNamespace
+
+    from policywatch.crawler.pipelines import StorePipeline
+    from policywatch.monitor.config import parse_config
+    from policywatch.storage import open_database
+
+    for url, here in ((f"sqlite:///{tmp_path / 'h.db'}", True), (pg_url, False)):
+        cfg = parse_config({"storage": {"url": url}, "crawl": {"allowed_domains": ["www.canada.ca"]}})
+        db = open_database(url)
+        try:
+            spider = SimpleNamespace(inputs=SimpleNamespace(db=db), pw_config=cfg, run_id=1, report=None)
+            pipeline = StorePipeline(SimpleNamespace(spider=spider))  # type: ignore[arg-type]
+            pipeline.open_spider()
+            assert pipeline.settle_here is here, url
+            pipeline.close_spider()
+        finally:
+            db.dispose()
