@@ -7,13 +7,11 @@ against it, and storage keys pages by the normalized form. One implementation ke
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-@lru_cache(maxsize=1 << 16)  # a crawl asks for each URL's key several times (request, result, page row)
 def normalize_url(url: str) -> str:
     """Return the key a URL is stored under: lower-case scheme and host, no default port, no fragment.
 

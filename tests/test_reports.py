@@ -216,22 +216,3 @@ def test_a_paragraph_replaced_by_another_is_one_row_with_the_word_diff_detection
     assert (
         "".join(seg[1] for seg in changed[0].right) == "Submit the form IMM 5555 online from March 3 onward."
     )
-
-
-def test_the_templates_a_pass_prepares_while_it_crawls_are_the_ones_it_renders(monkeypatch):
-    """The pass compiles its run report's and site's templates while the crawl runs
-    (`passrun._PASS_TEMPLATES`); a renamed template would otherwise be skipped without a word."""
-    from policywatch.monitor.nightly import passrun
-    from policywatch.reports import render
-
-    compiled: list[str] = []
-    env = render.environment()
-    real = env.get_template
-    monkeypatch.setattr(
-        env, "get_template", lambda name, *a, **k: compiled.append(name) or real(name, *a, **k)
-    )
-    passrun._warm_reports()
-    assert compiled == list(passrun._PASS_TEMPLATES)
-    names = set(env.list_templates())
-    assert set(passrun._PASS_TEMPLATES) <= names
-    assert {"report.md.j2", "report.html.j2", "site_index.html.j2", "feed.atom.j2"} <= set(compiled)

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -172,17 +171,11 @@ def _crawl(
     started = time.monotonic()
     console_log = log_file.with_name(f"run-{run_id}.console.log")
     proc = spawn_crawl(cmd, console_log)
-    # While the crawl runs on one core, this process (otherwise only waiting) loads what the reports need on
-    # the other, so the night's reports are not started from cold after it.
-    warm = threading.Thread(target=_warm_reports, name="warm-reports", daemon=True)
-    warm.start()
     try:
         message = _wait_for_crawl(db, proc, run_id, len(config.watches), progress, timeout, started)
     except BaseException:
         stop_crawl(proc)
         raise
-    finally:
-        warm.join()
     rc = proc.returncode
     if rc != 0 and message is None:
         detail = _tail(console_log, 1) or _tail(log_file, 3)
@@ -200,32 +193,6 @@ def _crawl(
         message = message or f"the crawl reported on run {report.run_id}, not run {run_id}"
         report = None
     return message or _storage_failures(report), report
-
-
-#: The templates every pass renders (its run report, the site's index and feed); a night's change pages
-#: compile theirs when there are any.
-_PASS_TEMPLATES = (
-    "report.md.j2",
-    "report.html.j2",
-    "site_base.html.j2",
-    "site_index.html.j2",
-    "feed.atom.j2",
-)
-
-
-def _warm_reports() -> None:
-    """Import the report modules and compile the templates every pass renders. A failure here is left to
-    the reports themselves, which meet it again and say what it is."""
-    try:
-        from policywatch.monitor.nightly.delivery import publish_site  # noqa: F401  (the site and its charts)
-        from policywatch.reports.data import load_run_report  # noqa: F401
-        from policywatch.reports.render import environment
-
-        env = environment()
-        for name in _PASS_TEMPLATES:
-            env.get_template(name)
-    except Exception:  # noqa: BLE001  (see the docstring)
-        log.debug("could not prepare the reports ahead", exc_info=True)
 
 
 #: How long the crawl may take to stop gracefully (Scrapy finishes the requests in flight) before it is
